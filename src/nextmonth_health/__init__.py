@@ -1,0 +1,59 @@
+"""nextmonth_health: notice trouble on a site before its users report it.
+
+>>> import nextmonth_health as nmh
+>>> monitor = nmh.Monitor(site="acme-studio")
+>>> monitor.record_request("/media-upload", status=503, duration=0.21, user="u-17")
+"""
+
+from __future__ import annotations
+
+from .checks import Check
+from .clock import Clock, SystemClock
+from .errors import ConfigError, NextMonthHealthError
+from .hookspecs import hookimpl
+from .monitor import Monitor, MonitorStatus
+from .notices import MessageRenderer
+from .runner import CheckFailure, Evaluation
+from .settings import Settings
+from .sinks import AlertSink
+from .store import Store
+from .values import Alert, Health, Incident, IncidentStatus, Notice, Reading, Severity, Transition, TransitionKind
+from .windows import SiteView
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Alert",
+    "AlertSink",
+    "Check",
+    "CheckFailure",
+    "Clock",
+    "ConfigError",
+    "Evaluation",
+    "Health",
+    "Incident",
+    "IncidentStatus",
+    "MessageRenderer",
+    "Monitor",
+    "MonitorStatus",
+    "NextMonthHealthError",
+    "Notice",
+    "Reading",
+    "Settings",
+    "SiteView",
+    "Severity",
+    "Store",
+    "SystemClock",
+    "Transition",
+    "TransitionKind",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import optional submodules (``testing``) on first use, keeping ``import`` light."""
+    if name in {"testing"}:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

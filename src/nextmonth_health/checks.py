@@ -1,0 +1,35 @@
+"""The check interface: how a plugin turns a site's signals (or a probe) into readings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable
+from typing import Protocol, runtime_checkable
+
+from .windows import SiteView
+from .values import Reading
+
+__all__ = ["Check"]
+
+
+@runtime_checkable
+class Check(Protocol):
+    """A health check, registered through the ``register_health_checks`` hook.
+
+    ``evaluate`` is called once per site per due pass, with that site's view. Passive
+    checks read windows and return readings synchronously; active probes may be ``async``.
+    Each call runs under ``timeout`` (or the monitor's ``check_timeout``); a call that
+    raises or times out reads as ``unknown`` for that check, so it can neither open nor
+    resolve anything, and its siblings carry on.
+
+    Return one reading per key the check watches, including healthy ones: an open
+    incident whose key gets no reading is treated as recovering.
+    """
+
+    #: Unique name, e.g. ``"api_errors"``; also the incident's ``check``.
+    name: str
+    #: Seconds between runs; ``None`` runs on every evaluation pass.
+    interval: float | None
+    #: Seconds one run may take; ``None`` uses the monitor's ``check_timeout``.
+    timeout: float | None
+
+    def evaluate(self, view: SiteView) -> Iterable[Reading] | Awaitable[Iterable[Reading]]: ...

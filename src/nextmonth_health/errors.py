@@ -1,0 +1,64 @@
+"""Errors the SDK raises at its boundaries, and the reporter for those it swallows.
+
+Start-up mistakes fail fast with :class:`ConfigError`, whose message says what to fix.
+Everything after start-up (a raising plugin, a store that is down) is reported here
+instead: counted, logged once per place and kind, and never raised into the host. Tests
+subscribe to the reporter to turn swallowed errors back into failures.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+
+__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError"]
+
+log = structlog.get_logger(__name__)
+
+
+class NextMonthHealthError(Exception):
+    """Base class for errors raised by nextmonth_health."""
+
+
+class ConfigError(NextMonthHealthError, ValueError):
+    """A setting, store URL or plugin option is wrong; the message says how to fix it."""
+
+
+class ErrorReporter:
+    """Counts internal errors by where they happened and logs each kind once."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._seen: set[tuple[str, type[BaseException]]] = set()
+        self._listeners: list[Callable[[str, BaseException], None]] = []
+        self._lock = threading.Lock()
+
+    def report(self, where: str, exc: BaseException) -> None:
+        with self._lock:
+            self.counts[where] += 1
+            first = (where, type(exc)) not in self._seen
+            self._seen.add((where, type(exc)))
+            listeners = list(self._listeners)
+        if first:
+            log.warning("nextmonth_health.internal_error", where=where, exc_info=exc)
+        for listener in listeners:
+            listener(where, exc)
+
+    def subscribe(self, listener: Callable[[str, BaseException], None]) -> Callable[[], None]:
+        """Call ``listener(where, exc)`` for every reported error; returns an unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

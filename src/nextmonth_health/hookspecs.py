@@ -1,0 +1,73 @@
+"""The plugin hooks: three ways to extend the monitor, all of the ``register_*`` shape.
+
+Hooks only register objects; the objects (checks, sinks, renderers) do the work, so pluggy
+never awaits anything and the monitor can call each object in its own guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .checks import Check
+    from .monitor import Monitor
+    from .notices import MessageRenderer
+    from .sinks import AlertSink
+
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+
+PROJECT_NAME = "nextmonth_health"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_health_checks(register: Callable[[Check], None], monitor: Monitor) -> None:
+    """Register health checks that produce readings for every site.
+
+    :param register: call it once per :class:`~nextmonth_health.checks.Check` object.
+        A check whose ``name`` is already registered replaces the earlier one, so a
+        plugin can swap out a bundled check by registering its own under the same name.
+
+    :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
+        ``store``, ``settings`` and ``clock``; implementations may leave it out of their
+        signature.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_alert_sinks(register: Callable[[AlertSink], None], monitor: Monitor) -> None:
+    """Register sinks that receive incident transitions and admin alerts.
+
+    :param register: call it once per :class:`~nextmonth_health.sinks.AlertSink` object.
+        Each sink is called on its own, so one failing sink never blocks another.
+
+    :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
+        ``store``, ``settings`` and ``clock``; implementations may leave it out of their
+        signature.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_message_renderers(register: Callable[[MessageRenderer], None], monitor: Monitor) -> None:
+    """Register renderers that turn an incident into the user-facing notice for its area.
+
+    :param register: call it once per
+        :class:`~nextmonth_health.notices.MessageRenderer` object. Renderers registered
+        later are asked first; the first one that returns a notice wins, and the bundled
+        cinematic renderer answers for every area last.
+
+    :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
+        ``store``, ``settings`` and ``clock``; implementations may leave it out of their
+        signature.
+
+    .. versionadded:: 0.1
+    """

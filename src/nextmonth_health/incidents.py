@@ -1,0 +1,145 @@
+"""Readings in, incident transitions out: open, escalate, update, resolve — calmly.
+
+One open incident per (site, check, key). Severity only rises. A problem reading opens an
+incident at its severity; one still open after ``escalate_after`` becomes critical. An
+incident resolves only after its signal has read healthy for a whole ``cooldown_seconds``
+(anything but healthy restarts that count), so a noisy signal cannot flap. ``elevated``
+readings hold everything where it is; ``unknown`` readings (failed checks) change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import attrs
+
+from .alerts import alert_for
+from .settings import Settings
+from .store.base import Store
+from .values import (
+    Alert,
+    Health,
+    Incident,
+    IncidentStatus,
+    Reading,
+    Severity,
+    Transition,
+    TransitionKind,
+    timestamp,
+)
+
+__all__ = ["IncidentTracker"]
+
+
+class IncidentTracker:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def apply(
+        self,
+        site: str,
+        readings: Iterable[Reading],
+        now: float,
+        settings: Settings,
+        *,
+        checks_run: Iterable[str],
+    ) -> list[Transition]:
+        """Fold one pass's readings for a site into its incidents; return what changed.
+
+        ``checks_run`` names the checks that ran to completion this pass: their open
+        incidents with no reading count as healthy, the others' are left alone.
+        """
+        at = timestamp(now)
+        open_now = {(i.check, i.key): i for i in self.store.incidents(site, open_only=True)}
+        alerts = {a.incident_id: a for a in self.store.alerts(site)} if open_now else {}
+        transitions: list[Transition] = []
+        seen: set[tuple[str, str]] = set()
+        for reading in readings:
+            seen.add((reading.check, reading.key))
+            incident = open_now.get((reading.check, reading.key))
+            transition = self._step(incident, reading, at, settings)
+            if transition is not None:
+                transitions.append(self._commit(transition, alerts, at))
+        ran = set(checks_run)
+        for (check, key), incident in open_now.items():
+            if check in ran and (check, key) not in seen:
+                quiet = Reading(
+                    check=check, site=site, key=key, area=incident.area, status=Health.OK, subject=incident.summary
+                )
+                transition = self._step(incident, quiet, at, settings)
+                if transition is not None:
+                    transitions.append(self._commit(transition, alerts, at))
+        return transitions
+
+    def _step(
+        self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings
+    ) -> Transition | None:
+        health = reading.status
+        if incident is None:
+            if not health.is_problem:
+                return None
+            opened = Incident(
+                id=uuid.uuid4().hex,
+                site=reading.site,
+                check=reading.check,
+                area=reading.area,
+                key=reading.key,
+                severity=Severity(health.value),
+                status=IncidentStatus.OPEN,
+                affected_users=reading.affected_users,
+                opened_at=at,
+                updated_at=at,
+                summary=reading.subject,
+                escalated_at=at if health is Health.CRITICAL else None,
+                value=reading.value,
+                threshold=reading.threshold,
+            )
+            return Transition(kind=TransitionKind.OPENED, incident=opened)
+        if health is Health.UNKNOWN:
+            return None
+        if health is Health.OK:
+            if incident.recovering_since is None:
+                changed = attrs.evolve(incident, recovering_since=at, value=reading.value)
+                self.store.save_incident(changed)
+                return None
+            if (at - incident.recovering_since).total_seconds() < settings.cooldown_seconds:
+                return None
+            resolved = attrs.evolve(
+                incident, status=IncidentStatus.RESOLVED, resolved_at=at, updated_at=at, value=reading.value
+            )
+            return Transition(kind=TransitionKind.RESOLVED, incident=resolved, previous=incident)
+        held = (at - incident.opened_at).total_seconds() >= settings.escalate_after
+        escalate = incident.severity is Severity.DEGRADED and (
+            health is Health.CRITICAL or (health is Health.DEGRADED and held)
+        )
+        users = max(incident.affected_users, reading.affected_users)
+        if escalate:
+            changed = attrs.evolve(
+                incident,
+                severity=Severity.CRITICAL,
+                escalated_at=at,
+                updated_at=at,
+                affected_users=users,
+                recovering_since=None,
+                value=reading.value,
+            )
+            return Transition(kind=TransitionKind.ESCALATED, incident=changed, previous=incident)
+        if users > incident.affected_users:
+            changed = attrs.evolve(
+                incident, affected_users=users, updated_at=at, recovering_since=None, value=reading.value
+            )
+            return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident)
+        if incident.recovering_since is not None:
+            self.store.save_incident(attrs.evolve(incident, recovering_since=None, value=reading.value))
+        return None
+
+    def _commit(self, transition: Transition, alerts: dict[str, Alert], at: datetime) -> Transition:
+        incident = transition.incident
+        self.store.save_incident(incident)
+        previous_alert = alerts.get(incident.id)
+        if incident.severity is Severity.CRITICAL:
+            alert = alert_for(incident, previous_alert, at)
+            return attrs.evolve(transition, alert=alert)
+        return transition

@@ -1,0 +1,323 @@
+"""The one object a developer configures: records traffic, evaluates, answers queries."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from concurrent.futures import CancelledError, Future
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import structlog
+from attrs import frozen
+
+from . import signals as sig
+from .checks import Check
+from .clock import Clock, SystemClock
+from .errors import ConfigError, ErrorReporter
+from .incidents import IncidentTracker
+from .notices import MessageRenderer
+from .plugin_manager import PluginFailure, collect, get_plugin_manager
+from .recorder import Recorder
+from .runner import Evaluation, Evaluator
+from .settings import Settings, build_settings
+from .sinks import AlertSink, Delivery
+from .store import Store, open_store
+from .values import Alert, Incident, Notice, timestamp
+
+__all__ = ["Monitor", "MonitorStatus"]
+
+log = structlog.get_logger(__name__)
+
+_NOTICE_CACHE_SECONDS = 1.0
+
+
+@frozen
+class MonitorStatus:
+    """How the monitor itself is doing: what it dropped, what went wrong inside it."""
+
+    site: str
+    store: str
+    events_flushed: int
+    buffered: int
+    drops: Mapping[str, int]
+    internal_errors: Mapping[str, int]
+    sink_pending: int
+    sink_dropped: int
+    last_evaluation: Any
+    plugin_failures: tuple[PluginFailure, ...]
+
+
+class Monitor:
+    """Watches one or many sites from inside the app.
+
+    ``record_*`` methods are the request path: they append one tuple to an in-memory
+    buffer and return, never raising and never blocking. Everything else happens in
+    :meth:`evaluate`, run on intervals by :meth:`running`, :meth:`run` or :meth:`start`.
+
+    :param site: the site recorded when a ``record_*`` call names none.
+    :param store: a store URL (``"memory://"``) or :class:`~nextmonth_health.store.Store`.
+    :param clock: a :class:`~nextmonth_health.clock.Clock`; tests pass a ``FakeClock``.
+    :param plugins: plugin objects or module names, on top of installed and bundled ones.
+    :param sites: per-site setting overrides, e.g. ``{"tiny": {"api_error_min_count": 10}}``.
+    :param settings: any :class:`~nextmonth_health.settings.Settings` field.
+    """
+
+    def __init__(
+        self,
+        site: str = "default",
+        *,
+        store: str | Store | None = None,
+        clock: Clock | None = None,
+        plugins: Iterable[Any] = (),
+        sites: Mapping[str, Mapping[str, Any]] | None = None,
+        load_entrypoints: bool = True,
+        strict_plugins: bool | None = None,
+        **settings: Any,
+    ) -> None:
+        if not isinstance(site, str) or not site or len(site) > 100:
+            raise ConfigError(f"site must be a non-empty name of at most 100 characters, got {site!r}")
+        self.site = site
+        self.settings, self.site_settings = build_settings(settings, sites)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        if not isinstance(self.clock, Clock):
+            raise ConfigError(f"clock must have now() and async sleep(), got {clock!r}")
+        self.store = open_store(store)
+        self.errors = ErrorReporter()
+        self.recorder = Recorder(
+            store=self.store,
+            default_site=site,
+            settings_for=self.settings_for,
+            capacity=self.settings.buffer_capacity,
+            max_sites=self.settings.max_sites,
+            errors=self.errors,
+        )
+        self._buffer = self.recorder.buffer
+        self._capacity = self.settings.buffer_capacity
+        self._now = self.clock.now
+        self.tracker = IncidentTracker(self.store)
+        self.delivery = Delivery(self.errors, timeout=self.settings.check_timeout)
+        self.plugin_manager, failures = get_plugin_manager(
+            plugins, entrypoints=load_entrypoints, strict=strict_plugins
+        )
+        strict = bool(strict_plugins)
+        checks, f1 = collect(self.plugin_manager, "register_health_checks", strict, monitor=self)
+        sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", strict, monitor=self)
+        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", strict, monitor=self)
+        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f1, *f2, *f3)
+        self.checks: Sequence[Check] = _by_name(checks, Check, "check")
+        self.sinks: Sequence[AlertSink] = _by_name(sinks, AlertSink, "sink")
+        self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers, MessageRenderer, "renderer")))
+        self.evaluator = Evaluator(self)
+        self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
+        self._rendered: dict[tuple[str, str], Notice | None] = {}
+        self._portal: contextlib.AbstractContextManager[Any] | None = None
+        self._future: Future[None] | None = None
+        self._thread_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Monitor(site={self.site!r}, store={self.store.url!r})"
+
+    def settings_for(self, site: str | None = None) -> Settings:
+        """The settings in force for a site: its overrides on top of the monitor's."""
+        return self.site_settings.get(site or self.site, self.settings)
+
+    # The request path. Each method appends one tuple and returns; validation happens
+    # at flush time, where bad input is counted as dropped instead of raising here.
+
+    def record_request(
+        self, route: str, status: int, duration: float, user: str | None = None, site: str | None = None
+    ) -> None:
+        """An HTTP request finished: its route, status code and duration in seconds."""
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.append((sig.REQUEST, site, route, status, duration, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record_login(self, ok: bool, user: str | None = None, site: str | None = None) -> None:
+        """A sign-in attempt succeeded (``ok=True``) or failed."""
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.append((sig.LOGIN, site, None, ok, None, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record_session_expired(self, user: str | None = None, site: str | None = None) -> None:
+        """A user's session expired while they were using the site."""
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.append((sig.SESSION_EXPIRED, site, None, None, None, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record_upload(
+        self, ok: bool, user: str | None = None, site: str | None = None, size: int | None = None
+    ) -> None:
+        """A media upload finished, successfully or not; ``size`` in bytes if known."""
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.append((sig.UPLOAD, site, None, ok, size, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record_page_load(
+        self, page: str, seconds: float, user: str | None = None, site: str | None = None
+    ) -> None:
+        """A page finished loading in the browser after ``seconds`` (the beacon calls this)."""
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.append((sig.PAGE_LOAD, site, page, seconds, None, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    # Evaluation and its loops.
+
+    async def evaluate(self) -> Evaluation:
+        """Run one full pass now: flush, check every site, update incidents, notify sinks."""
+        return await self.evaluator.evaluate()
+
+    def flush(self) -> int:
+        """Fold buffered events into the store now; returns how many were folded."""
+        return self.recorder.flush()
+
+    async def run(self) -> None:
+        """Flush every ``flush_seconds`` and evaluate every ``tick_seconds``, until cancelled."""
+        try:
+            await self.evaluator.run_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.evaluator.store_call(self.recorder.flush)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Monitor]:
+        """Run the monitor in the background of an ``async with`` block."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.run)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    def start(self) -> None:
+        """Run the monitor in a background thread, for sync hosts (Flask, Django WSGI)."""
+        with self._thread_lock:
+            if self._future is not None:
+                raise RuntimeError("this monitor is already started; call stop() first")
+            self._portal = anyio.from_thread.start_blocking_portal()
+            portal = self._portal.__enter__()
+            self._future = portal.start_task_soon(self.run)
+
+    def stop(self) -> None:
+        """Stop the background thread started by :meth:`start`, flushing what is buffered."""
+        with self._thread_lock:
+            future, portal = self._future, self._portal
+            self._future = self._portal = None
+        if future is None or portal is None:
+            return
+        future.cancel()
+        with contextlib.suppress(CancelledError):
+            future.exception()
+        portal.__exit__(None, None, None)
+
+    # What people see.
+
+    def invalidate_notices(self) -> None:
+        self._notice_cache.clear()
+
+    def _open_incidents(self, site: str) -> list[Incident]:
+        now = self.clock.now()
+        cached = self._notice_cache.get(site)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        incidents = self.store.incidents(site, open_only=True)
+        self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, incidents)
+        return incidents
+
+    def notices(self, area: str, site: str | None = None) -> list[Notice]:
+        """The notice users should see at ``area`` now: empty while all is well there.
+
+        At most one notice per area: the most serious open incident's. Never raises.
+        """
+        try:
+            site = site or self.site
+            incidents = [i for i in self._open_incidents(site) if i.area == area]
+            incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
+            for incident in incidents:
+                notice = self._render(incident)
+                if notice is not None:
+                    return [notice]
+        except Exception as exc:
+            self.errors.report("notices", exc)
+        return []
+
+    def _render(self, incident: Incident) -> Notice | None:
+        key = (incident.id, incident.severity.value)
+        if key in self._rendered:
+            return self._rendered[key]
+        notice = None
+        for renderer in self.renderers:
+            areas = getattr(renderer, "areas", None)
+            if areas is not None and incident.area not in areas:
+                continue
+            try:
+                notice = renderer.render(incident)
+            except Exception as exc:
+                self.errors.report(f"renderer.{getattr(renderer, 'name', '?')}", exc)
+                continue
+            if isinstance(notice, Notice):
+                break
+            notice = None
+        if len(self._rendered) > 10_000:
+            self._rendered.clear()
+        self._rendered[key] = notice
+        return notice
+
+    def incidents(self, site: str | None = None, include_resolved: bool = True) -> list[Incident]:
+        """Open incidents and, unless told otherwise, those resolved in the last 24 hours."""
+        since = timestamp(self.clock.now() - self.settings.resolved_retention)
+        return self.store.incidents(site, open_only=not include_resolved, resolved_since=since)
+
+    def alerts(self, site: str | None = None) -> list[Alert]:
+        """The admin alerts of recent incidents, newest first (resolved ones keep ``resolved_at``)."""
+        since = timestamp(self.clock.now() - self.settings.resolved_retention)
+        return [a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since]
+
+    def status(self) -> MonitorStatus:
+        """The monitor's own health: drops, internal errors, sink backlog, last pass."""
+        last = self.evaluator.last_evaluation
+        return MonitorStatus(
+            site=self.site,
+            store=self.store.url,
+            events_flushed=self.recorder.events_flushed,
+            buffered=len(self._buffer),
+            drops=dict(self.recorder.drops),
+            internal_errors=dict(self.errors.counts),
+            sink_pending=self.delivery.pending,
+            sink_dropped=self.delivery.dropped,
+            last_evaluation=None if last is None else timestamp(last),
+            plugin_failures=self.plugin_failures,
+        )
+
+
+def _by_name(objects: Sequence[Any], protocol: type, kind: str) -> tuple[Any, ...]:
+    """Later objects replace earlier ones of the same name; malformed ones fail fast."""
+    chosen: dict[str, Any] = {}
+    for obj in objects:
+        if not isinstance(obj, protocol):
+            raise ConfigError(f"a plugin registered {obj!r} as a {kind}, but it lacks what a {kind} needs")
+        chosen.pop(obj.name, None)
+        chosen[obj.name] = obj
+    return tuple(chosen.values())

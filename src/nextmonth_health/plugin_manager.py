@@ -1,0 +1,171 @@
+"""Building the plugin manager: bundled plugins, installed distributions, in-code objects.
+
+Entry points in the ``nextmonth_health`` group are loaded one by one, each in its own
+guard, so one broken distribution is reported instead of taking the host down. Three
+environment variables steer loading:
+
+``NEXTMONTH_HEALTH_LOAD_PLUGINS``
+    comma-separated entry-point names to load; when set (even empty) nothing else loads.
+``NEXTMONTH_HEALTH_DISABLE_PLUGINS``
+    comma-separated entry-point names never to load.
+``NEXTMONTH_HEALTH_STRICT_PLUGINS``
+    ``1`` to raise instead of logging when a plugin fails to load or register.
+``NEXTMONTH_HEALTH_TRACE_HOOKS``
+    ``1`` to log every hook call with its arguments and results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pluggy
+import structlog
+from attrs import frozen
+
+from . import hookspecs
+from .errors import ConfigError
+from .plugins import DEFAULT_PLUGINS
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginFailure", "get_plugin_manager", "load_entrypoints"]
+
+log = structlog.get_logger(__name__)
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+
+
+@frozen
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    name: str
+    where: str
+    error: str
+    distribution: str | None = None
+
+
+def _names(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_entrypoints(
+    pm: pluggy.PluginManager,
+    *,
+    env: Mapping[str, str] | None = None,
+    strict: bool | None = None,
+) -> list[PluginFailure]:
+    """Load each installed plugin in its own guard; return the ones that failed."""
+    env = os.environ if env is None else env
+    strict = _flag(env, "NEXTMONTH_HEALTH_STRICT_PLUGINS") if strict is None else strict
+    allow = _names(env.get("NEXTMONTH_HEALTH_LOAD_PLUGINS"))
+    block = _names(env.get("NEXTMONTH_HEALTH_DISABLE_PLUGINS")) or set()
+    failures: list[PluginFailure] = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (allow is not None and ep.name not in allow) or ep.name in block:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        dist = ep.dist.name if ep.dist is not None else None
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:
+            if strict:
+                raise
+            failure = PluginFailure(ep.name, "load", f"{type(exc).__name__}: {exc}", dist)
+            failures.append(failure)
+            log.warning("nextmonth_health.plugin_failed", plugin=ep.name, distribution=dist, error=failure.error)
+            continue
+        _DISTRIBUTIONS[id(plugin)] = dist
+    return failures
+
+
+_DISTRIBUTIONS: dict[int, str | None] = {}
+
+
+def distribution_of(plugin: object) -> str | None:
+    """The distribution an entry-point plugin came from, or None for bundled and in-code ones."""
+    return _DISTRIBUTIONS.get(id(plugin))
+
+
+def get_plugin_manager(
+    plugins: Iterable[Any] = (),
+    *,
+    entrypoints: bool = True,
+    env: Mapping[str, str] | None = None,
+    strict: bool | None = None,
+) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
+    """A fresh plugin manager: in-code ``plugins``, then entry points, then the bundled ones.
+
+    pluggy calls implementations last-registered-first, so the bundled plugins register
+    their objects first, installed plugins next, and objects given in code last: a later
+    object with the same name replaces an earlier one, and renderers registered later are
+    asked first.
+    """
+    env = os.environ if env is None else env
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    failures: list[PluginFailure] = []
+    for plugin in plugins:
+        if isinstance(plugin, str):
+            try:
+                plugin = importlib.import_module(plugin)
+            except ImportError as exc:
+                raise ConfigError(f"plugins: cannot import {plugin!r} ({exc})") from None
+        if pm.is_registered(plugin):
+            continue
+        try:
+            pm.register(plugin)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise ConfigError(f"plugins: {plugin!r} is not a valid plugin: {exc}") from None
+    if entrypoints:
+        failures += load_entrypoints(pm, env=env, strict=strict)
+    for module_name in reversed(DEFAULT_PLUGINS):
+        module = importlib.import_module(module_name)
+        if not pm.is_registered(module):
+            pm.register(module, name=module_name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError(f"a plugin implements a hook that does not exist: {exc}") from None
+    if _flag(env, "NEXTMONTH_HEALTH_TRACE_HOOKS"):
+        pm.add_hookcall_monitoring(
+            lambda name, impls, kwargs: log.debug("nextmonth_health.hook_call", hook=name, plugins=[i.plugin_name for i in impls]),
+            lambda outcome, name, impls, kwargs: log.debug("nextmonth_health.hook_result", hook=name),
+        )
+    return pm, failures
+
+
+def collect(pm: pluggy.PluginManager, hook_name: str, strict: bool, **kwargs: Any) -> tuple[list[Any], list[PluginFailure]]:
+    """Call one ``register_*`` hook per implementation, each in its own guard.
+
+    Objects come back in registration order of their plugins (bundled first), so that a
+    later plugin's object replaces a bundled one of the same name.
+    """
+    caller = getattr(pm.hook, hook_name)
+    found: list[Any] = []
+    failures: list[PluginFailure] = []
+    for impl in reversed(caller.get_hookimpls()):
+        registered: list[Any] = []
+        given = {"register": registered.append, **kwargs}
+        try:
+            impl.function(**{name: given[name] for name in impl.argnames})
+        except Exception as exc:
+            if strict:
+                raise
+            failure = PluginFailure(impl.plugin_name, hook_name, f"{type(exc).__name__}: {exc}", distribution_of(impl.plugin))
+            failures.append(failure)
+            log.warning("nextmonth_health.plugin_failed", plugin=impl.plugin_name, hook=hook_name, error=failure.error)
+            continue
+        found.extend(registered)
+    return found, failures
+

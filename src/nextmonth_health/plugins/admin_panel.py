@@ -1,0 +1,28 @@
+"""The admin-panel sink: keeps each critical incident's one alert where the admin view reads it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hookspecs import hookimpl
+from ..store.base import Store
+from ..values import Transition
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+
+class AdminPanelSink:
+    name = "admin_panel"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def send(self, transition: Transition) -> None:
+        if transition.alert is not None:
+            self.store.save_alert(transition.alert)
+
+
+@hookimpl
+def register_alert_sinks(register, monitor: Monitor) -> None:  # type: ignore[no-untyped-def]
+    register(AdminPanelSink(monitor.store))

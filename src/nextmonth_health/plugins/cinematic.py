@@ -1,0 +1,123 @@
+"""The bundled voice users hear: short, cinematic, reassuring notices for every area.
+
+Never blame the user, never show codes, numbers, internal names or alarm words; a test
+holds every template here to that. A site can replace the words for any area with the
+``notice_overrides`` setting, or register its own renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from ..hookspecs import hookimpl
+from ..settings import Settings
+from ..values import Incident, Notice, Severity
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+Texts = Mapping[Severity, tuple[str, str]]
+
+DEFAULT: Texts = {
+    Severity.DEGRADED: (
+        "A quick refresh in progress",
+        "We're refreshing part of the system to ensure optimal performance. "
+        "Please retry shortly — everything's under active care.",
+    ),
+    Severity.CRITICAL: (
+        "We're on it",
+        "Part of the system is getting our full attention right now. "
+        "Your work is safe — please give it a little while and try again.",
+    ),
+}
+
+TEMPLATES: Mapping[str, Texts] = MappingProxyType(
+    {
+        "uploads": {
+            Severity.DEGRADED: (
+                "Uploads are catching their breath",
+                "We're refreshing part of the system to keep your uploads smooth. "
+                "Please retry shortly — everything's under active care.",
+            ),
+            Severity.CRITICAL: (
+                "Uploads are in careful hands",
+                "We're giving uploads our full attention right now. "
+                "Your files are safe with us — please try again in a little while.",
+            ),
+        },
+        "bookings": {
+            Severity.DEGRADED: (
+                "Bookings are catching their breath",
+                "We're refreshing part of the system to keep bookings flowing. "
+                "Please retry shortly — everything's under active care.",
+            ),
+            Severity.CRITICAL: (
+                "Bookings are in careful hands",
+                "We're giving bookings our full attention right now. "
+                "Your plans are safe with us — please try again in a little while.",
+            ),
+        },
+        "portal": {
+            Severity.DEGRADED: (
+                "The portal is taking a moment",
+                "We're refreshing part of the portal to ensure optimal performance. "
+                "Please retry shortly — everything's under active care.",
+            ),
+            Severity.CRITICAL: (
+                "The portal is in careful hands",
+                "We're giving the portal our full attention right now. "
+                "Everything you've saved is safe — please come back in a little while.",
+            ),
+        },
+        "login": {
+            Severity.DEGRADED: (
+                "Signing in is taking a moment",
+                "We're refreshing the way you sign in to keep it smooth and secure. "
+                "If you were signed out, please sign in again shortly — everything's under active care.",
+            ),
+            Severity.CRITICAL: (
+                "Signing in is in careful hands",
+                "We're giving sign-in our full attention right now. "
+                "Your account is safe — please try again in a little while.",
+            ),
+        },
+        "dashboard": {
+            Severity.DEGRADED: (
+                "Your dashboard is warming up",
+                "We're refreshing part of the system to ensure optimal performance. "
+                "Pages may take a moment longer — everything's under active care.",
+            ),
+            Severity.CRITICAL: (
+                "Your dashboard is in careful hands",
+                "We're giving the dashboard our full attention to bring back its usual pace. "
+                "Your information is safe — thank you for your patience.",
+            ),
+        },
+    }
+)
+
+
+class CinematicRenderer:
+    """Speaks for every area: the site's overrides first, then the bundled words."""
+
+    name = "cinematic"
+    areas = None
+
+    def __init__(self, settings_for: Callable[[str], Settings] | None = None) -> None:
+        self._settings_for = settings_for
+
+    def render(self, incident: Incident) -> Notice:
+        title, message = TEMPLATES.get(incident.area, DEFAULT)[incident.severity]
+        if self._settings_for is not None:
+            override = self._settings_for(incident.site).notice_overrides.get(incident.area, {})
+            title, message = override.get("title", title), override.get("message", message)
+        return Notice(
+            area=incident.area, site=incident.site, title=title, message=message, severity=incident.severity
+        )
+
+
+@hookimpl
+def register_message_renderers(register, monitor: Monitor) -> None:  # type: ignore[no-untyped-def]
+    register(CinematicRenderer(monitor.settings_for))

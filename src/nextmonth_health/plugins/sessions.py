@@ -1,0 +1,63 @@
+"""Session failures: failed logins plus expired sessions, against the trailing hour.
+
+A spike is a Poisson tail test of the window's count against the baseline rate scaled to
+the window, with a floor rate so that a quiet hour does not make one failure look like a
+storm, a minimum count, and a minimum multiple of the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..hookspecs import hookimpl
+from ..signals import LOGIN, SESSION_EXPIRED
+from ..stats import is_poisson_spike, poisson_sf
+from ..values import Health, Reading
+from ..windows import SiteView
+
+
+class SessionFailureCheck:
+    name = "session_failures"
+    interval: float | None = None
+    timeout: float | None = None
+
+    def evaluate(self, view: SiteView) -> Iterator[Reading]:
+        s = view.settings
+        logins, expiries = view.window(LOGIN), view.window(SESSION_EXPIRED)
+        count = logins.bad + expiries.total
+        past = view.baseline(LOGIN).bad + view.baseline(SESSION_EXPIRED).total
+        expected = past * s.window_seconds / s.baseline_seconds
+        mu = max(expected, s.session_floor)
+        if count < s.session_min_count or count <= s.session_recovery_factor * mu:
+            health = Health.OK
+        elif (
+            count >= 2 * s.session_min_count
+            and count >= s.session_critical_factor * mu
+            and poisson_sf(count, mu) < s.alpha
+        ):
+            health = Health.CRITICAL
+        elif is_poisson_spike(
+            count, expected, min_count=s.session_min_count, floor=s.session_floor, factor=s.session_spike_factor, alpha=s.alpha
+        ):
+            health = Health.DEGRADED
+        else:
+            health = Health.ELEVATED
+        hurt = logins.bad_users.copy()
+        hurt.merge(expiries.users)
+        yield Reading(
+            check=self.name,
+            site=view.site,
+            key="",
+            area="login",
+            status=health,
+            subject="Session failures (failed logins and expired sessions)",
+            value=float(count),
+            threshold=s.session_spike_factor * mu,
+            affected_users=len(hurt),
+            detail={"failed_logins": logins.bad, "expired_sessions": expiries.total, "expected": expected},
+        )
+
+
+@hookimpl
+def register_health_checks(register):  # type: ignore[no-untyped-def]
+    register(SessionFailureCheck())

@@ -1,0 +1,188 @@
+"""From ``record_*`` calls to store buckets, with nothing slow on the request path.
+
+The request path appends one tuple to a deque (atomic under the GIL, no lock, no I/O).
+``flush`` — run every ``flush_seconds`` by the runner and at the start of every
+evaluation — drains the deque, validates each event, collapses routes to the configured
+ones (so cardinality stays bounded whatever paths arrive), folds events into per-bucket
+counts and hands them to the store in one batch. Whatever cannot be kept is counted in
+``drops`` by reason; nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import signals as sig
+from .errors import ErrorReporter
+from .settings import Settings
+from .signals import Bucket
+from .sketch import user_hash
+from .store.base import Store
+
+__all__ = ["Recorder"]
+
+BucketKey = tuple[str, str, str, int]
+
+_MAX_PENDING_BUCKETS = 100_000
+_ROUTE_CACHE_LIMIT = 4096
+
+
+class Recorder:
+    """The in-process buffer between the request path and the store."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        default_site: str,
+        settings_for: Callable[[str], Settings],
+        capacity: int,
+        max_sites: int,
+        errors: ErrorReporter,
+    ) -> None:
+        self.buffer: deque[tuple[Any, ...]] = deque()
+        self.capacity = capacity
+        self.overflow = 0
+        self.store = store
+        self.default_site = default_site
+        self._settings_for = settings_for
+        self._max_sites = max_sites
+        self._errors = errors
+        self._sites: set[str] = set()
+        self._drops: Counter[str] = Counter()
+        self._pending: dict[BucketKey, Bucket] = {}
+        self._route_cache: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self.events_flushed = 0
+
+    @property
+    def drops(self) -> Mapping[str, int]:
+        """Events dropped so far, by reason (``buffer_full``, ``invalid``, ``site_limit``, ``store``)."""
+        counts = Counter(self._drops)
+        if self.overflow:
+            counts["buffer_full"] += self.overflow
+        return counts
+
+    def flush(self) -> int:
+        """Fold every buffered event into buckets and write them; returns events folded."""
+        with self._lock:
+            buckets = self._pending
+            self._pending = {}
+            folded = self._fold(buckets)
+            if buckets:
+                try:
+                    self.store.write(list(buckets.values()))
+                except Exception as exc:
+                    self._errors.report("recorder.flush", exc)
+                    self._keep_pending(buckets)
+            self.events_flushed += folded
+            return folded
+
+    def _keep_pending(self, buckets: dict[BucketKey, Bucket]) -> None:
+        for key, bucket in buckets.items():
+            if key in self._pending:
+                self._pending[key].merge(bucket)
+            elif len(self._pending) < _MAX_PENDING_BUCKETS:
+                self._pending[key] = bucket
+            else:
+                self._drops["store"] += bucket.total
+
+    def _fold(self, buckets: dict[BucketKey, Bucket]) -> int:
+        buffer = self.buffer
+        n = len(buffer)
+        hashes: dict[str, int] = {}
+        for _ in range(n):
+            event = buffer.popleft()
+            try:
+                if not self._fold_one(event, buckets, hashes):
+                    self._drops["invalid"] += 1
+            except Exception as exc:
+                self._drops["invalid"] += 1
+                self._errors.report("recorder.fold", exc)
+        return n
+
+    def _fold_one(
+        self, event: tuple[Any, ...], buckets: dict[BucketKey, Bucket], hashes: dict[str, int]
+    ) -> bool:
+        signal, site, key, a, b, user, t = event
+        if site is None:
+            site = self.default_site
+        elif type(site) is not str or not site or len(site) > 100:
+            return False
+        if site not in self._sites:
+            if len(self._sites) >= self._max_sites:
+                self._drops["site_limit"] += 1
+                return True
+            self._sites.add(site)
+        settings = self._settings_for(site)
+        if user is not None:
+            if type(user) is int:
+                user = str(user)
+            elif type(user) is not str or not user or len(user) > settings.max_key_length:
+                return False
+        value: float | None = None
+        if signal == sig.REQUEST:
+            if type(a) is not int or not 100 <= a <= 599 or not _is_duration(b):
+                return False
+            key = self._route(site, key, settings)
+            if key is None:
+                return False
+            bad = a >= 500
+            value = float(b)
+        elif signal == sig.PAGE_LOAD:
+            if not _is_duration(a) or a > 3600:
+                return False
+            key = self._route(site, key, settings)
+            if key is None:
+                return False
+            bad = a > settings.page_load_slow_seconds
+            value = float(a)
+        elif signal == sig.LOGIN or signal == sig.UPLOAD:
+            if type(a) is not bool or (b is not None and not _is_duration(b)):
+                return False
+            bad = not a
+            key = ""
+        elif signal == sig.SESSION_EXPIRED:
+            bad = True
+            key = ""
+        else:
+            return False
+        start = int(t // settings.bucket_seconds) * settings.bucket_seconds
+        bkey = (site, signal, key, start)
+        bucket = buckets.get(bkey)
+        if bucket is None:
+            bucket = buckets[bkey] = Bucket(site, signal, key, start)
+        bucket.total += 1
+        if value is not None:
+            bucket.hist[sig.hist_index(value)] += 1
+        if bad:
+            bucket.bad += 1
+        if user is not None:
+            h = hashes.get(user)
+            if h is None:
+                h = hashes[user] = user_hash(user)
+            bucket.users.add(h)
+            if bad:
+                bucket.bad_users.add(h)
+        return True
+
+    def _route(self, site: str, path: Any, settings: Settings) -> str | None:
+        if type(path) is not str or not path.startswith("/"):
+            return None
+        if len(path) > settings.max_key_length:
+            return None
+        cache_key = (site, path)
+        route = self._route_cache.get(cache_key)
+        if route is None:
+            if len(self._route_cache) >= _ROUTE_CACHE_LIMIT:
+                self._route_cache.clear()
+            route = self._route_cache[cache_key] = settings.route_for(path) or sig.OTHER
+        return route
+
+
+def _is_duration(value: Any) -> bool:
+    return (type(value) is float or type(value) is int) and math.isfinite(value) and value >= 0

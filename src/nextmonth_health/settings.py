@@ -1,0 +1,216 @@
+"""Every tunable of the monitor, with its default and why it is what it is.
+
+``Settings`` is built once when a :class:`~nextmonth_health.Monitor` starts. A wrong name
+or value raises :class:`~nextmonth_health.errors.ConfigError` there and then, naming the
+setting and what would be accepted. Per-site overrides live in ``sites``; plugin options
+live in ``plugin_settings`` so that third-party checks can be tuned the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_ROUTES", "Settings", "build_settings"]
+
+DEFAULT_ROUTES: Mapping[str, str] = MappingProxyType(
+    {
+        "/media-upload": "uploads",
+        "/bookings": "bookings",
+        "/portal": "portal",
+        "/login": "login",
+        "/logout": "login",
+        "/session": "login",
+        "/auth": "login",
+        "/dashboard": "dashboard",
+    }
+)
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{attribute.name} must be a positive number, got {value!r}")
+
+
+def _ratio(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1:
+        raise ConfigError(f"{attribute.name} must be a ratio between 0 and 1, got {value!r}")
+
+
+def _count(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a whole number of at least 1, got {value!r}")
+
+
+def _routes(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"routes must map a path prefix to an area, e.g. {{'/media-upload': 'uploads'}}; got {value!r}")
+    for prefix, area in value.items():
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ConfigError(f"routes: {prefix!r} must be a path prefix starting with '/'")
+        if not isinstance(area, str) or not area:
+            raise ConfigError(f"routes: the area for {prefix!r} must be a non-empty string")
+    return MappingProxyType(dict(value))
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(p, str) and p.startswith("/") for p in value):
+        raise ConfigError(f"expected a list of paths starting with '/', got {value!r}")
+    return tuple(value)
+
+
+def _notice_overrides(value: Any) -> Mapping[str, Mapping[str, str]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("notice_overrides must map an area to {'title': ..., 'message': ...}")
+    for area, texts in value.items():
+        if not isinstance(texts, Mapping) or not set(texts) <= {"title", "message"} or not texts:
+            raise ConfigError(f"notice_overrides[{area!r}] must be a mapping with 'title' and/or 'message'")
+    return MappingProxyType({a: MappingProxyType(dict(t)) for a, t in value.items()})
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@frozen(kw_only=True)
+class Settings:
+    """The monitor's settings for one site. Read the ``help`` metadata of a field for why."""
+
+    bucket_seconds: int = _setting(10, "Width of a time bucket; windows are whole buckets.", validator=_count)
+    tick_seconds: float = _setting(15.0, "How often the runner evaluates every check.", validator=_positive)
+    flush_seconds: float = _setting(1.0, "How often recorded events are folded into the store.", validator=_positive)
+    buffer_capacity: int = _setting(
+        500_000, "Events held between flushes; more are dropped and counted.", validator=_count
+    )
+    max_sites: int = _setting(10_000, "Distinct sites one process records; more are dropped and counted.", validator=_count)
+    max_key_length: int = _setting(200, "Longest route, page, site or user accepted; longer are dropped.", validator=_count)
+    window_seconds: int = _setting(300, "The window every check judges (the seed's 5 minutes).", validator=_count)
+    baseline_seconds: int = _setting(3600, "Trailing history that defines normal (the hour before the window).", validator=_count)
+    history_seconds: int = _setting(
+        7200, "How long raw buckets are kept; at least window plus baseline.", validator=_count
+    )
+    escalate_after: float = _setting(
+        600.0, "A degraded incident still bad after this long becomes critical (10 minutes).", validator=_positive
+    )
+    cooldown_seconds: float = _setting(
+        300.0, "How long a signal must stay healthy before its incident resolves.", validator=_positive
+    )
+    resolved_retention: float = _setting(
+        86_400.0, "Resolved incidents leave the recent list after this long (24 hours).", validator=_positive
+    )
+    check_timeout: float = _setting(10.0, "Longest one check may run before it reads as unknown.", validator=_positive)
+    routes: Mapping[str, str] = _setting(
+        DEFAULT_ROUTES, "Path prefix to user-facing area; other paths count under 'other'.", converter=_routes
+    )
+    critical_routes: tuple[str, ...] = _setting(
+        ("/media-upload", "/bookings", "/portal"), "Routes whose 5xx rate the API error check watches.", converter=_paths
+    )
+    dashboard_pages: tuple[str, ...] = _setting(
+        ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_paths
+    )
+    alpha: float = _setting(0.001, "Significance level for 'spike above baseline' tests.", validator=_ratio)
+
+    api_error_min_count: int = _setting(5, "Fewest 5xx in a window that can open an incident.", validator=_count)
+    api_error_ratio: float = _setting(0.05, "Error ratio floor for a spike; the baseline can only raise it.", validator=_ratio)
+    api_error_critical_ratio: float = _setting(0.25, "Error ratio that alerts the admin at once.", validator=_ratio)
+    api_error_recovery_ratio: float = _setting(0.02, "Error ratio under which a route counts as recovered.", validator=_ratio)
+
+    page_load_slow_seconds: float = _setting(3.0, "A page load slower than this is a problem (the seed's 3 s).", validator=_positive)
+    page_load_critical_seconds: float = _setting(6.0, "A p75 load time above this alerts the admin at once.", validator=_positive)
+    page_load_recovery_seconds: float = _setting(2.5, "p75 under this counts as recovered.", validator=_positive)
+    page_load_min_samples: int = _setting(5, "Fewest load samples in a window before p75 is trusted.", validator=_count)
+    page_load_min_users: int = _setting(
+        2, "Fewest distinct users behind those samples, so one client cannot fake an outage.", validator=_count
+    )
+
+    session_min_count: int = _setting(5, "Fewest failed logins and expiries in a window for a spike.", validator=_count)
+    session_floor: float = _setting(1.0, "Least expected failures per window, so a quiet baseline is not zero.", validator=_positive)
+    session_spike_factor: float = _setting(3.0, "A spike is at least this many times the baseline.", validator=_positive)
+    session_critical_factor: float = _setting(10.0, "A spike this many times the baseline alerts at once.", validator=_positive)
+    session_recovery_factor: float = _setting(1.5, "At most this many times the baseline counts as recovered.", validator=_positive)
+
+    upload_failure_ratio: float = _setting(0.10, "Upload failure ratio that shows users a notice (the seed's 10 %).", validator=_ratio)
+    upload_critical_ratio: float = _setting(0.25, "Upload failure ratio that alerts the admin at once.", validator=_ratio)
+    upload_recovery_ratio: float = _setting(0.05, "Upload failure ratio under which uploads count as recovered.", validator=_ratio)
+    upload_min_attempts: int = _setting(10, "Fewest upload attempts in a window before the ratio is trusted.", validator=_count)
+    upload_min_failures: int = _setting(3, "Fewest failed uploads that can open an incident.", validator=_count)
+
+    notice_overrides: Mapping[str, Mapping[str, str]] = _setting(
+        MappingProxyType({}), "Per-area notice text replacing the bundled wording.", converter=_notice_overrides
+    )
+    plugin_settings: Mapping[str, Any] = _setting(
+        MappingProxyType({}), "Options for third-party plugins, keyed by plugin name.", converter=lambda v: MappingProxyType(dict(v))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.history_seconds < self.window_seconds + self.baseline_seconds:
+            raise ConfigError(
+                f"history_seconds ({self.history_seconds}) must be at least window_seconds + baseline_seconds "
+                f"({self.window_seconds + self.baseline_seconds}) or the baseline has nothing to read"
+            )
+        for low, high in (
+            ("api_error_recovery_ratio", "api_error_ratio"),
+            ("api_error_ratio", "api_error_critical_ratio"),
+            ("upload_recovery_ratio", "upload_failure_ratio"),
+            ("upload_failure_ratio", "upload_critical_ratio"),
+            ("page_load_recovery_seconds", "page_load_slow_seconds"),
+            ("page_load_slow_seconds", "page_load_critical_seconds"),
+        ):
+            if getattr(self, low) >= getattr(self, high):
+                raise ConfigError(f"{low} ({getattr(self, low)}) must be below {high} ({getattr(self, high)})")
+        if self.window_seconds % self.bucket_seconds or self.baseline_seconds % self.bucket_seconds:
+            raise ConfigError("window_seconds and baseline_seconds must be whole multiples of bucket_seconds")
+
+    def area_for(self, path: str) -> str | None:
+        """The area a path belongs to by longest configured prefix, or None."""
+        return self.routes.get(self.route_for(path) or "")
+
+    def route_for(self, path: str) -> str | None:
+        """The configured route prefix a path falls under, or None for 'other'."""
+        best = None
+        for prefix in self.routes.keys() | set(self.critical_routes) | set(self.dashboard_pages):
+            if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return best
+
+
+SETTING_NAMES = frozenset(a.name for a in attrs.fields(Settings))
+
+
+def _unknown(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {', '.join(sorted(SETTING_NAMES))}"
+    return ConfigError(f"unknown setting {name!r}{hint}")
+
+
+def build_settings(
+    overrides: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Settings, Mapping[str, Settings]]:
+    """Validate the monitor-wide settings and each site's overrides on top of them."""
+    for name in overrides:
+        if name not in SETTING_NAMES:
+            raise _unknown(name)
+    try:
+        base = Settings(**overrides)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    per_site: dict[str, Settings] = {}
+    for site, site_overrides in (sites or {}).items():
+        if not isinstance(site_overrides, Mapping):
+            raise ConfigError(f"sites[{site!r}] must be a mapping of setting names to values")
+        for name in site_overrides:
+            if name not in SETTING_NAMES:
+                raise ConfigError(f"sites[{site!r}]: {_unknown(name)}")
+        try:
+            per_site[site] = attrs.evolve(base, **site_overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"sites[{site!r}]: {exc}") from None
+    return base, MappingProxyType(per_site)

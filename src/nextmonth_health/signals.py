@@ -1,0 +1,112 @@
+"""The five signals the monitor records and what one time bucket of a signal holds.
+
+A bucket is the unit every store keeps: per (site, signal, key, start) it counts events,
+the bad ones among them, a log-scale histogram of values (durations, load times) and the
+distinct users behind all events and behind the bad ones. All parts merge by addition
+(or union), so buckets written by many processes add up to the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Final
+
+from .sketch import DistinctCounter
+
+__all__ = [
+    "LOGIN",
+    "PAGE_LOAD",
+    "REQUEST",
+    "SESSION_EXPIRED",
+    "SIGNALS",
+    "UPLOAD",
+    "Bucket",
+    "hist_index",
+    "hist_value",
+]
+
+REQUEST: Final = "request"
+LOGIN: Final = "login"
+SESSION_EXPIRED: Final = "session_expired"
+UPLOAD: Final = "upload"
+PAGE_LOAD: Final = "page_load"
+SIGNALS: Final = (REQUEST, LOGIN, SESSION_EXPIRED, UPLOAD, PAGE_LOAD)
+
+OTHER: Final = "other"
+
+_HIST_BASE: Final = 0.001
+_HIST_GAMMA: Final = 1.05
+_HIST_LOG_GAMMA: Final = math.log(_HIST_GAMMA)
+HIST_MAX_INDEX: Final = 400
+
+
+def hist_index(value: float) -> int:
+    """The histogram slot of a value: ~5 % wide slots from 1 ms up to about 5 hours."""
+    if value <= _HIST_BASE:
+        return 0
+    return min(HIST_MAX_INDEX, int(math.log(value / _HIST_BASE) / _HIST_LOG_GAMMA) + 1)
+
+
+def hist_value(index: int) -> float:
+    """A representative value of a slot (its geometric midpoint)."""
+    if index <= 0:
+        return _HIST_BASE
+    return _HIST_BASE * _HIST_GAMMA ** (index - 0.5)
+
+
+class Bucket:
+    """Counts for one (site, signal, key) over one bucket of time, or over a merged window."""
+
+    __slots__ = ("bad", "bad_users", "hist", "key", "signal", "site", "start", "total", "users")
+
+    def __init__(self, site: str, signal: str, key: str, start: int) -> None:
+        self.site = site
+        self.signal = signal
+        self.key = key
+        self.start = start
+        self.total = 0
+        self.bad = 0
+        self.hist: Counter[int] = Counter()
+        self.users = DistinctCounter()
+        self.bad_users = DistinctCounter()
+
+    def merge(self, other: Bucket) -> None:
+        self.total += other.total
+        self.bad += other.bad
+        self.hist.update(other.hist)
+        self.users.merge(other.users)
+        self.bad_users.merge(other.bad_users)
+
+    def copy(self) -> Bucket:
+        clone = Bucket(self.site, self.signal, self.key, self.start)
+        clone.merge(self)
+        return clone
+
+    @property
+    def ratio(self) -> float:
+        """Bad events over all events (0 when there were none)."""
+        return self.bad / self.total if self.total else 0.0
+
+    @property
+    def samples(self) -> int:
+        return sum(self.hist.values())
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile of the recorded values, within ~2.5 %, or None with no samples."""
+        n = self.samples
+        if not n:
+            return None
+        rank = q * n
+        seen = 0
+        for index in sorted(self.hist):
+            seen += self.hist[index]
+            if seen >= rank:
+                return hist_value(index)
+        return hist_value(max(self.hist))
+
+    def __repr__(self) -> str:
+        return (
+            f"Bucket({self.site!r}, {self.signal!r}, {self.key!r}, start={self.start}, "
+            f"total={self.total}, bad={self.bad}, users={len(self.users)}, bad_users={len(self.bad_users)})"
+        )

@@ -1,0 +1,81 @@
+"""What every store keeps and promises; see ``tests/store_contract.py`` for the proof.
+
+A store holds three kinds of state: time buckets of recorded signals (written by every
+process, read by the evaluator), incidents and alerts (written by the evaluator, read by
+everyone), and leases (so one process per site evaluates at a time). Calls are
+synchronous; the runner moves blocking stores off the event loop with ``to_thread``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from ..signals import Bucket
+from ..values import Alert, Incident
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """The storage interface shared by ``memory://``, ``sqlite://`` and ``redis://``."""
+
+    url: str = ""
+    #: True when calls do I/O and should run in a worker thread, off the event loop.
+    blocking: bool = False
+
+    @abc.abstractmethod
+    def write(self, buckets: Sequence[Bucket]) -> None:
+        """Add bucket deltas to what is stored (counts add up, user sets union)."""
+
+    @abc.abstractmethod
+    def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        """Stored buckets of one site and signal whose start lies in ``[start, end)``."""
+
+    @abc.abstractmethod
+    def sites(self) -> set[str]:
+        """Every site with buckets, incidents or alerts stored."""
+
+    @abc.abstractmethod
+    def save_incident(self, incident: Incident) -> None:
+        """Insert or replace an incident by id."""
+
+    @abc.abstractmethod
+    def incidents(
+        self, site: str | None = None, *, open_only: bool = False, resolved_since: datetime | None = None
+    ) -> list[Incident]:
+        """Incidents, newest first: open ones, and resolved ones resolved at or after ``resolved_since``."""
+
+    @abc.abstractmethod
+    def save_alert(self, alert: Alert) -> None:
+        """Insert or replace the alert of an incident (one alert per incident)."""
+
+    @abc.abstractmethod
+    def alerts(self, site: str | None = None) -> list[Alert]:
+        """Alerts, newest first."""
+
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; False while another owner holds it."""
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up, only if ``owner`` holds it."""
+
+    @abc.abstractmethod
+    def trim(self, *, buckets_before: float, resolved_before: datetime) -> None:
+        """Forget buckets older than ``buckets_before`` and incidents resolved before ``resolved_before``."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def newest_first(items: Iterable[Incident]) -> list[Incident]:
+    return sorted(items, key=lambda i: (i.opened_at, i.id), reverse=True)

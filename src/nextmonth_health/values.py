@@ -1,0 +1,179 @@
+"""The value types that cross the SDK's boundaries.
+
+Everything here is a frozen attrs class or a string enum: readings flow from checks to the
+incident tracker, incidents and alerts flow to sinks and the admin view, notices flow to
+users. Enum members compare equal to their string values, so ``incident.status == "open"``
+holds and JSON stays plain.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from attrs import field, frozen
+
+__all__ = [
+    "Alert",
+    "Health",
+    "Incident",
+    "IncidentStatus",
+    "Notice",
+    "Reading",
+    "Severity",
+    "Transition",
+    "TransitionKind",
+    "timestamp",
+]
+
+
+class Health(enum.StrEnum):
+    """What one check says about one key of one site right now.
+
+    ``ELEVATED`` is the hysteresis band: not bad enough to open an incident, not healthy
+    enough to count towards resolving one. ``UNKNOWN`` (a check that failed or timed out)
+    changes nothing, so a broken probe can neither raise nor clear an incident.
+    """
+
+    OK = "ok"
+    ELEVATED = "elevated"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Health.DEGRADED, Health.CRITICAL)
+
+
+class Severity(enum.StrEnum):
+    """How bad an incident is: degraded shows users a notice, critical also alerts the admin."""
+
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return 2 if self is Severity.CRITICAL else 1
+
+
+class IncidentStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class TransitionKind(enum.StrEnum):
+    """What happened to an incident during one evaluation pass."""
+
+    OPENED = "opened"
+    ESCALATED = "escalated"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+def timestamp(seconds: float) -> datetime:
+    """A clock reading (Unix seconds) as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@frozen
+class Reading:
+    """One check's verdict on one key (a route, a page, or ``""``) of one site.
+
+    ``subject`` names the problem for the admin ("API Errors on /media-upload route") and
+    never reaches users; ``area`` is the user-facing place a notice is shown at.
+    """
+
+    check: str
+    site: str
+    key: str
+    area: str
+    status: Health = field(converter=Health)
+    subject: str
+    value: float | None = None
+    threshold: float | None = None
+    affected_users: int = 0
+    detail: Mapping[str, Any] = field(factory=dict, converter=_freeze)
+
+
+@frozen
+class Incident:
+    """One problem, from first detection to resolution: one per (site, check, key).
+
+    ``severity`` only ever rises during an incident's life, so a wobbling signal cannot
+    produce a stream of alerts. ``affected_users`` is the largest number of distinct users
+    seen hurting in one window while the incident was open.
+    """
+
+    id: str
+    site: str
+    check: str
+    area: str
+    key: str
+    severity: Severity = field(converter=Severity)
+    status: IncidentStatus = field(converter=IncidentStatus)
+    affected_users: int
+    opened_at: datetime
+    summary: str
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    escalated_at: datetime | None = None
+    recovering_since: datetime | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is IncidentStatus.OPEN
+
+
+@frozen
+class Alert:
+    """The admin's calm notification for a critical incident, updated in place as impact grows."""
+
+    incident_id: str
+    site: str
+    message: str
+    created_at: datetime
+    updated_at: datetime
+    check: str = ""
+    key: str = ""
+    area: str = ""
+    affected_users: int = 0
+    resolved_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.resolved_at is None
+
+
+@frozen
+class Notice:
+    """What a user sees at an area of the site while something there is being looked after.
+
+    Carries no codes, numbers or internal names: only words written for people.
+    """
+
+    area: str
+    site: str
+    title: str
+    message: str
+    severity: Severity = field(default=Severity.DEGRADED, converter=Severity)
+
+
+@frozen
+class Transition:
+    """A change to an incident that sinks hear about; ``alert`` is set once it is critical."""
+
+    kind: TransitionKind = field(converter=TransitionKind)
+    incident: Incident
+    previous: Incident | None = None
+    alert: Alert | None = None
