@@ -45,25 +45,29 @@ class IncidentTracker:
         settings: Settings,
         *,
         checks_run: Iterable[str],
+        open_now: Iterable[Incident] | None = None,
     ) -> list[Transition]:
         """Fold one pass's readings for a site into its incidents; return what changed.
 
         ``checks_run`` names the checks that ran to completion this pass: their open
         incidents with no reading count as healthy, the others' are left alone.
+        ``open_now`` saves a store read when the caller already has the open incidents.
         """
         at = timestamp(now)
-        open_now = {(i.check, i.key): i for i in self.store.incidents(site, open_only=True)}
-        alerts = {a.incident_id: a for a in self.store.alerts(site)} if open_now else {}
+        if open_now is None:
+            open_now = self.store.incidents(site, open_only=True)
+        by_key = {(i.check, i.key): i for i in open_now}
+        alerts = {a.incident_id: a for a in self.store.alerts(site)} if by_key else {}
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()
         for reading in readings:
             seen.add((reading.check, reading.key))
-            incident = open_now.get((reading.check, reading.key))
+            incident = by_key.get((reading.check, reading.key))
             transition = self._step(incident, reading, at, settings)
             if transition is not None:
                 transitions.append(self._commit(transition, alerts, at))
         ran = set(checks_run)
-        for (check, key), incident in open_now.items():
+        for (check, key), incident in by_key.items():
             if check in ran and (check, key) not in seen:
                 quiet = Reading(
                     check=check, site=site, key=key, area=incident.area, status=Health.OK, subject=incident.summary

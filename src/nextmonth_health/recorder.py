@@ -10,7 +10,6 @@ counts and hands them to the store in one batch. Whatever cannot be kept is coun
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -29,6 +28,9 @@ BucketKey = tuple[str, str, str, int]
 
 _MAX_PENDING_BUCKETS = 100_000
 _ROUTE_CACHE_LIMIT = 4096
+_MAX_SECONDS = 86_400.0 * 365
+_MAX_SIZE = float(2**63)
+_MAX_USER_INT_BITS = 4096
 
 
 class Recorder:
@@ -121,8 +123,10 @@ class Recorder:
         settings = self._settings_for(site)
         if user is not None:
             if type(user) is int:
+                if user.bit_length() > _MAX_USER_INT_BITS:
+                    return False
                 user = str(user)
-            elif type(user) is not str or not user or len(user) > settings.max_key_length:
+            if type(user) is not str or not user or len(user) > settings.max_key_length:
                 return False
         value: float | None = None
         if signal == sig.REQUEST:
@@ -142,7 +146,7 @@ class Recorder:
             bad = a > settings.page_load_slow_seconds
             value = float(a)
         elif signal == sig.LOGIN or signal == sig.UPLOAD:
-            if type(a) is not bool or (b is not None and not _is_duration(b)):
+            if type(a) is not bool or (b is not None and not _is_amount(b, _MAX_SIZE)):
                 return False
             bad = not a
             key = ""
@@ -184,5 +188,13 @@ class Recorder:
         return route
 
 
+def _is_amount(value: Any, limit: float) -> bool:
+    """A non-negative int or float up to ``limit``; NaN fails both comparisons.
+
+    Compared, never converted: ``math.isfinite`` and ``float`` raise on huge ints.
+    """
+    return (type(value) is float or type(value) is int) and 0 <= value <= limit
+
+
 def _is_duration(value: Any) -> bool:
-    return (type(value) is float or type(value) is int) and math.isfinite(value) and value >= 0
+    return _is_amount(value, _MAX_SECONDS)

@@ -19,7 +19,7 @@ import anyio
 import structlog
 from attrs import field, frozen
 
-from .values import Reading, Transition, TransitionKind, timestamp
+from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import SiteView
 
 if TYPE_CHECKING:
@@ -107,12 +107,17 @@ class Evaluator:
             if not leader:
                 continue
             led.append(site)
-            site_readings, ran, site_failures = await self._run_checks(site, now)
+            try:
+                open_now = await self.store_call(lambda: m.store.incidents(site, open_only=True))
+            except Exception as exc:
+                m.errors.report("store.incidents", exc)
+                continue
+            site_readings, ran, site_failures = await self._run_checks(site, now, open_now)
             readings += site_readings
             failures += site_failures
             try:
                 transitions += await self.store_call(
-                    lambda: m.tracker.apply(site, site_readings, now, m.settings_for(site), checks_run=ran)
+                    lambda: m.tracker.apply(site, site_readings, now, m.settings_for(site), checks_run=ran, open_now=open_now)
                 )
             except Exception as exc:
                 m.errors.report("incidents.apply", exc)
@@ -139,10 +144,12 @@ class Evaluator:
             buckets_before=now - s.history_seconds, resolved_before=timestamp(now - s.resolved_retention)
         )
 
-    async def _run_checks(self, site: str, now: float) -> tuple[list[Reading], list[str], list[CheckFailure]]:
+    async def _run_checks(
+        self, site: str, now: float, open_now: list[Incident]
+    ) -> tuple[list[Reading], list[str], list[CheckFailure]]:
         m = self.monitor
         settings = m.settings_for(site)
-        view = SiteView(site, now, settings, m.store.read)
+        view = SiteView(site, now, settings, m.store.read, {(i.check, i.key): i for i in open_now})
         readings: list[Reading] = []
         ran: list[str] = []
         failures: list[CheckFailure] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -62,9 +62,20 @@ def _routes(value: Any) -> Mapping[str, str]:
 
 
 def _paths(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not all(isinstance(p, str) and p.startswith("/") for p in value):
+    if (
+        isinstance(value, str | bytes)
+        or not isinstance(value, Iterable)
+        or not all(isinstance(p, str) and p.startswith("/") for p in (value := tuple(value)))
+    ):
         raise ConfigError(f"expected a list of paths starting with '/', got {value!r}")
-    return tuple(value)
+    return value
+
+
+def _pages(value: Any) -> tuple[str, ...]:
+    pages = _paths(value)
+    if not pages:
+        raise ConfigError("dashboard_pages must name at least one page, e.g. ['/dashboard']")
+    return pages
 
 
 def _notice_overrides(value: Any) -> Mapping[str, Mapping[str, str]]:
@@ -73,7 +84,16 @@ def _notice_overrides(value: Any) -> Mapping[str, Mapping[str, str]]:
     for area, texts in value.items():
         if not isinstance(texts, Mapping) or not set(texts) <= {"title", "message"} or not texts:
             raise ConfigError(f"notice_overrides[{area!r}] must be a mapping with 'title' and/or 'message'")
+        for part, text in texts.items():
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"notice_overrides[{area!r}][{part!r}] must be non-empty text, got {text!r}")
     return MappingProxyType({a: MappingProxyType(dict(t)) for a, t in value.items()})
+
+
+def _plugin_settings(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"plugin_settings must map a plugin name to its options, got {value!r}")
+    return MappingProxyType(dict(value))
 
 
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
@@ -114,14 +134,21 @@ class Settings:
         ("/media-upload", "/bookings", "/portal"), "Routes whose 5xx rate the API error check watches.", converter=_paths
     )
     dashboard_pages: tuple[str, ...] = _setting(
-        ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_paths
+        ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_pages
     )
     alpha: float = _setting(0.001, "Significance level for 'spike above baseline' tests.", validator=_ratio)
 
     api_error_min_count: int = _setting(5, "Fewest 5xx in a window that can open an incident.", validator=_count)
-    api_error_ratio: float = _setting(0.05, "Error ratio floor for a spike; the baseline can only raise it.", validator=_ratio)
+    api_error_ratio: float = _setting(
+        0.01, "Least baseline error ratio a spike is measured against, so a clean hour is not zero.", validator=_ratio
+    )
+    api_error_spike_factor: float = _setting(
+        2.0, "A spike's error ratio is at least this many times the baseline (or floor).", validator=_positive
+    )
     api_error_critical_ratio: float = _setting(0.25, "Error ratio that alerts the admin at once.", validator=_ratio)
-    api_error_recovery_ratio: float = _setting(0.02, "Error ratio under which a route counts as recovered.", validator=_ratio)
+    api_error_recovery_ratio: float = _setting(
+        0.005, "Error ratio under which a route has recovered (or 1.5x its usual ratio, if higher).", validator=_ratio
+    )
 
     page_load_slow_seconds: float = _setting(3.0, "A page load slower than this is a problem (the seed's 3 s).", validator=_positive)
     page_load_critical_seconds: float = _setting(6.0, "A p75 load time above this alerts the admin at once.", validator=_positive)
@@ -147,7 +174,7 @@ class Settings:
         MappingProxyType({}), "Per-area notice text replacing the bundled wording.", converter=_notice_overrides
     )
     plugin_settings: Mapping[str, Any] = _setting(
-        MappingProxyType({}), "Options for third-party plugins, keyed by plugin name.", converter=lambda v: MappingProxyType(dict(v))
+        MappingProxyType({}), "Options for third-party plugins, keyed by plugin name.", converter=_plugin_settings
     )
 
     def __attrs_post_init__(self) -> None:
@@ -163,6 +190,8 @@ class Settings:
             ("upload_failure_ratio", "upload_critical_ratio"),
             ("page_load_recovery_seconds", "page_load_slow_seconds"),
             ("page_load_slow_seconds", "page_load_critical_seconds"),
+            ("session_recovery_factor", "session_spike_factor"),
+            ("session_spike_factor", "session_critical_factor"),
         ):
             if getattr(self, low) >= getattr(self, high):
                 raise ConfigError(f"{low} ({getattr(self, low)}) must be below {high} ({getattr(self, high)})")
@@ -184,6 +213,11 @@ class Settings:
 
 SETTING_NAMES = frozenset(a.name for a in attrs.fields(Settings))
 
+#: Settings of the process, not of a site: the buffer, the loops and what is kept.
+MONITOR_WIDE = frozenset(
+    {"buffer_capacity", "max_sites", "tick_seconds", "flush_seconds", "history_seconds", "resolved_retention"}
+)
+
 
 def _unknown(name: str) -> ConfigError:
     close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
@@ -203,14 +237,20 @@ def build_settings(
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
     per_site: dict[str, Settings] = {}
+    if sites is not None and not isinstance(sites, Mapping):
+        raise ConfigError(f"sites must map a site name to its setting overrides, e.g. {{'tiny': {{'alpha': 0.01}}}}; got {sites!r}")
     for site, site_overrides in (sites or {}).items():
+        if not isinstance(site, str) or not site:
+            raise ConfigError(f"sites: site names must be non-empty strings, got {site!r}")
         if not isinstance(site_overrides, Mapping):
             raise ConfigError(f"sites[{site!r}] must be a mapping of setting names to values")
         for name in site_overrides:
             if name not in SETTING_NAMES:
                 raise ConfigError(f"sites[{site!r}]: {_unknown(name)}")
+            if name in MONITOR_WIDE:
+                raise ConfigError(f"sites[{site!r}]: {name} applies to the whole monitor; set it on Monitor(...) instead")
         try:
             per_site[site] = attrs.evolve(base, **site_overrides)
-        except ConfigError as exc:
+        except (ConfigError, TypeError) as exc:
             raise ConfigError(f"sites[{site!r}]: {exc}") from None
     return base, MappingProxyType(per_site)

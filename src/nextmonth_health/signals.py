@@ -71,10 +71,15 @@ class Bucket:
         self.users = DistinctCounter()
         self.bad_users = DistinctCounter()
 
-    def merge(self, other: Bucket) -> None:
+    def add_counts(self, other: Bucket) -> None:
+        """Add another bucket's counts and values, leaving the user sketches alone."""
         self.total += other.total
         self.bad += other.bad
-        self.hist.update(other.hist)
+        if other.hist:
+            self.hist.update(other.hist)
+
+    def merge(self, other: Bucket) -> None:
+        self.add_counts(other)
         self.users.merge(other.users)
         self.bad_users.merge(other.bad_users)
 

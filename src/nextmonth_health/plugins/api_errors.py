@@ -1,9 +1,12 @@
 """API error rate: a spike of 5xx on a critical route within the window.
 
-Degraded needs a minimum count of errors *and* an error ratio significantly above the
-trailing hour's (binomial tail, with a floor ratio), so two stray errors on a tiny site
-stay quiet while a real spike on a busy one still stands out. A ratio far above the safe
-line is critical at once.
+Degraded needs a minimum count of errors, an error ratio at least ``api_error_spike_factor``
+times the trailing hour's (never judged against less than the ``api_error_ratio`` floor)
+*and* a binomial tail test against that reference, so two stray errors on a tiny site stay
+quiet while a real spike on a busy one still stands out. A ratio above the safe line is
+critical at once. A route has recovered once its ratio is under 1.5 times the usual one
+(or ``api_error_recovery_ratio``), the usual one being frozen when the incident opened,
+because by then the trailing hour is full of the incident itself.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 
 from ..hookspecs import hookimpl
 from ..signals import REQUEST
-from ..stats import is_binomial_spike
+from ..stats import binomial_sf
 from ..values import Health, Reading
 from ..windows import SiteView
 
@@ -26,15 +29,21 @@ class ApiErrorCheck:
         s = view.settings
         for route in s.critical_routes:
             window = view.window(REQUEST, route)
-            baseline = view.baseline(REQUEST, route)
-            floor = max(baseline.ratio, s.api_error_ratio)
+            incident = view.incident(self.name, route)
+            usual = incident.threshold if incident is not None and incident.threshold is not None else None
+            if usual is None:
+                usual = view.baseline(REQUEST, route).ratio
+            reference = max(usual, s.api_error_ratio)
             errors, ratio = window.bad, window.ratio
-            if window.total == 0 or ratio < s.api_error_recovery_ratio:
+            significant = errors >= s.api_error_min_count
+            if window.total == 0 or ratio < max(s.api_error_recovery_ratio, 1.5 * usual):
                 health = Health.OK
-            elif errors >= s.api_error_min_count and ratio >= s.api_error_critical_ratio:
+            elif significant and ratio >= s.api_error_critical_ratio:
                 health = Health.CRITICAL
-            elif is_binomial_spike(
-                errors, window.total, baseline.ratio, min_count=s.api_error_min_count, floor=s.api_error_ratio, alpha=s.alpha
+            elif (
+                significant
+                and ratio >= s.api_error_spike_factor * reference
+                and binomial_sf(errors, window.total, reference) < s.alpha
             ):
                 health = Health.DEGRADED
             else:
@@ -47,9 +56,9 @@ class ApiErrorCheck:
                 status=health,
                 subject=f"API Errors on {route} route",
                 value=ratio,
-                threshold=floor,
+                threshold=usual,
                 affected_users=len(window.bad_users),
-                detail={"errors": errors, "requests": window.total, "baseline_ratio": baseline.ratio},
+                detail={"errors": errors, "requests": window.total, "reference_ratio": reference},
             )
 
 

@@ -2,7 +2,8 @@
 
 A spike is a Poisson tail test of the window's count against the baseline rate scaled to
 the window, with a floor rate so that a quiet hour does not make one failure look like a
-storm, a minimum count, and a minimum multiple of the baseline.
+storm, a minimum count, and a minimum multiple of the baseline. While an incident is open
+the baseline it opened against is kept (the trailing hour fills up with the incident).
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ class SessionFailureCheck:
         s = view.settings
         logins, expiries = view.window(LOGIN), view.window(SESSION_EXPIRED)
         count = logins.bad + expiries.total
-        past = view.baseline(LOGIN).bad + view.baseline(SESSION_EXPIRED).total
-        expected = past * s.window_seconds / s.baseline_seconds
+        incident = view.incident(self.name, "")
+        if incident is not None and incident.threshold is not None:
+            expected = incident.threshold
+        else:
+            past = view.baseline(LOGIN).bad + view.baseline(SESSION_EXPIRED).total
+            expected = past * s.window_seconds / s.baseline_seconds
         mu = max(expected, s.session_floor)
         if count < s.session_min_count or count <= s.session_recovery_factor * mu:
             health = Health.OK
@@ -52,7 +57,7 @@ class SessionFailureCheck:
             status=health,
             subject="Session failures (failed logins and expired sessions)",
             value=float(count),
-            threshold=s.session_spike_factor * mu,
+            threshold=expected,
             affected_users=len(hurt),
             detail={"failed_logins": logins.bad, "expired_sessions": expiries.total, "expected": expected},
         )

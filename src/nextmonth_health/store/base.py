@@ -27,11 +27,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write(self, buckets: Sequence[Bucket]) -> None:
-        """Add bucket deltas to what is stored (counts add up, user sets union)."""
+        """Add bucket deltas to what is stored (counts add up, user sets union).
+
+        The store may keep the given objects; the caller does not use them afterwards.
+        """
 
     @abc.abstractmethod
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
-        """Stored buckets of one site and signal whose start lies in ``[start, end)``."""
+        """Stored buckets of one site and signal whose start lies in ``[start, end)``.
+
+        Callers treat them as read-only: they merge from them and never mutate them.
+        """
 
     @abc.abstractmethod
     def sites(self) -> set[str]:

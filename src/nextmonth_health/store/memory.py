@@ -1,4 +1,8 @@
-"""``memory://`` — the store for tests and single-process scripts: same semantics, no durability."""
+"""``memory://`` — the store for tests and single-process scripts: same semantics, no durability.
+
+It keeps the buckets it is given and hands out the ones it holds, without copies: the
+recorder never touches a bucket after writing it, and readers only merge from them.
+"""
 
 from __future__ import annotations
 
@@ -28,14 +32,14 @@ class MemoryStore(Store):
                 series = self._buckets.setdefault((bucket.site, bucket.signal), {})
                 stored = series.get((bucket.key, bucket.start))
                 if stored is None:
-                    series[(bucket.key, bucket.start)] = bucket.copy()
+                    series[(bucket.key, bucket.start)] = bucket
                 else:
                     stored.merge(bucket)
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         with self._lock:
             series = self._buckets.get((site, signal), {})
-            return [b.copy() for (_, t), b in series.items() if start <= t < end]
+            return [b for (_, t), b in series.items() if start <= t < end]
 
     def sites(self) -> set[str]:
         with self._lock:
