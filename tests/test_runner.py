@@ -1,0 +1,174 @@
+"""The loops: running(), run(), start()/stop(), on asyncio and trio, driven by a FakeClock."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+
+import nextmonth_health as nmh
+from nextmonth_health.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+async def settle(clock: FakeClock, seconds: float, step: float = 1.0) -> None:
+    """Advance the fake clock in steps, letting woken tasks run after each."""
+    for _ in range(int(seconds / step)):
+        clock.advance(step)
+        await anyio.wait_all_tasks_blocked()
+
+
+async def test_running_flushes_and_evaluates_on_its_intervals(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
+    async with monitor.running():
+        await anyio.wait_all_tasks_blocked()
+        assert monitor.status().last_evaluation == nmh.values.timestamp(fake_clock.now())
+        monitor.record_request("/bookings", 200, 0.1, user="a")
+        assert monitor.status().buffered == 1
+        await settle(fake_clock, 1)
+        assert monitor.status().buffered == 0 and monitor.status().events_flushed == 1
+        first = monitor.status().last_evaluation
+        await settle(fake_clock, 13)
+        assert monitor.status().last_evaluation == first
+        await settle(fake_clock, 1)
+        assert (monitor.status().last_evaluation - first).total_seconds() == 15
+    monitor.record_request("/bookings", 200, 0.1)
+    assert monitor.status().buffered == 1
+
+
+async def test_running_detects_and_resolves_without_manual_passes(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
+    async with monitor.running():
+        for _ in range(3):
+            for user in range(12):
+                for _ in range(3):
+                    monitor.record_upload(False, user=f"u{user}")
+                monitor.record_upload(True, user=f"u{user}")
+            await settle(fake_clock, 60, step=5)
+        [incident] = monitor.incidents()
+        assert incident.check == "upload_failures" and incident.severity == "critical"
+        assert monitor.notices("uploads")
+        await settle(fake_clock, 15 * 60, step=15)
+        [incident] = monitor.incidents()
+        assert incident.status == "resolved"
+        assert monitor.notices("uploads") == []
+
+
+async def test_run_is_cancellable_and_flushes_on_the_way_out(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(monitor.run)
+        await anyio.wait_all_tasks_blocked()
+        monitor.record_login(False, user="x")
+        tg.cancel_scope.cancel()
+    assert monitor.status().buffered == 0
+    assert monitor.status().events_flushed == 1
+
+
+async def test_a_raising_pass_does_not_stop_the_loop(fake_clock: FakeClock) -> None:
+    calls = []
+
+    class Flaky:
+        name = "flaky"
+        interval = None
+        timeout = None
+
+        def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+            calls.append(view.now)
+            raise RuntimeError("boom")
+
+    class Plugin:
+        @nmh.hookimpl
+        def register_health_checks(self, register):  # type: ignore[no-untyped-def]
+            register(Flaky())
+
+    m = nmh.Monitor("s", clock=fake_clock, plugins=[Plugin()], load_entrypoints=False)
+    async with m.running():
+        await anyio.wait_all_tasks_blocked()
+        await settle(fake_clock, 30, step=15)
+    assert len(calls) == 3
+    assert m.status().internal_errors == {"check.flaky": 3}
+
+
+async def test_check_intervals_are_honoured(fake_clock: FakeClock, internal_errors: object) -> None:
+    seen: list[float] = []
+
+    class Slow:
+        name = "probe"
+        interval = 60.0
+        timeout = None
+
+        def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+            seen.append(view.now)
+            return []
+
+    class Plugin:
+        @nmh.hookimpl
+        def register_health_checks(self, register):  # type: ignore[no-untyped-def]
+            register(Slow())
+
+    m = nmh.Monitor("s", clock=fake_clock, plugins=[Plugin()], load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    for _ in range(9):
+        await m.evaluate()
+        fake_clock.advance(15)
+    assert [t - seen[0] for t in seen] == [0, 60, 120]
+
+
+async def test_evaluate_returns_what_changed(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
+    for user in range(20):
+        monitor.record_upload(False, user=f"u{user}")
+        monitor.record_upload(True, user=f"u{user}")
+    fake_clock.advance(10)
+    result = await monitor.evaluate()
+    assert result.sites == ("test-site",)
+    assert [t.kind for t in result.opened] == ["opened"]
+    assert [a.incident_id for a in result.alerts] == [result.opened[0].incident.id]
+    assert result.at == nmh.values.timestamp(fake_clock.now())
+    assert result.failures == ()
+    assert {r.check for r in result.readings} >= {"upload_failures"}
+
+
+def test_start_and_stop_run_the_loop_in_a_thread(fake_clock: FakeClock, internal_errors: object) -> None:
+    m = nmh.Monitor("sync-site", clock=fake_clock, load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    evaluated = threading.Event()
+    original = m.evaluator.evaluate
+
+    async def watched() -> nmh.Evaluation:
+        result = await original()
+        evaluated.set()
+        return result
+
+    m.evaluator.evaluate = watched  # type: ignore[method-assign]
+    m.start()
+    try:
+        with pytest.raises(RuntimeError, match="already started"):
+            m.start()
+        assert evaluated.wait(10)
+        evaluated.clear()
+        for user in range(20):
+            m.record_upload(False, user=f"u{user}")
+        fake_clock.advance(15)
+        assert evaluated.wait(10)
+        assert [i.check for i in m.incidents()] == ["upload_failures"]
+    finally:
+        m.stop()
+    m.stop()
+    m.record_upload(True)
+    assert m.status().buffered == 1
+
+
+async def test_only_one_process_leads_a_site(fake_clock: FakeClock) -> None:
+    store = nmh.store.MemoryStore()
+    a = nmh.Monitor("shared", store=store, clock=fake_clock, load_entrypoints=False)
+    b = nmh.Monitor("shared", store=store, clock=fake_clock, load_entrypoints=False)
+    for m in (a, b):
+        for user in range(20):
+            m.record_upload(False, user=f"{id(m)}-{user}")
+    fake_clock.advance(10)
+    first, second = await a.evaluate(), await b.evaluate()
+    assert first.sites == ("shared",) and second.sites == ()
+    assert len(first.opened) == 1 and second.transitions == ()
+    assert len(store.alerts()) == 1
+    fake_clock.advance(3 * 60)
+    assert (await b.evaluate()).sites == ("shared",)
