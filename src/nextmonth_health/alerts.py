@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import attrs
-
 from .values import Alert, Incident
 
 __all__ = ["alert_for", "alert_message", "resolution_message"]
@@ -29,25 +27,21 @@ def resolution_message(incident: Incident) -> str:
     return f"✓ Resolved: {incident.summary} are back within safe thresholds.\nMonitoring active."
 
 
-def alert_for(incident: Incident, previous: Alert | None, now: datetime) -> Alert:
-    """The incident's one alert: created on first call, then updated in place."""
-    if previous is None:
-        return Alert(
-            incident_id=incident.id,
-            site=incident.site,
-            message=alert_message(incident),
-            created_at=now,
-            updated_at=now,
-            check=incident.check,
-            key=incident.key,
-            area=incident.area,
-            affected_users=incident.affected_users,
-            resolved_at=incident.resolved_at,
-        )
-    return attrs.evolve(
-        previous,
+def alert_for(incident: Incident, now: datetime) -> Alert:
+    """The incident's one alert as of ``now``: born when the incident turned critical.
+
+    Derived from the incident alone, so every process computes the same alert and an
+    update replaces the stored one in place rather than adding another.
+    """
+    return Alert(
+        incident_id=incident.id,
+        site=incident.site,
         message=alert_message(incident),
+        created_at=incident.escalated_at or now,
         updated_at=now,
+        check=incident.check,
+        key=incident.key,
+        area=incident.area,
         affected_users=incident.affected_users,
         resolved_at=incident.resolved_at,
     )

@@ -19,7 +19,6 @@ from .alerts import alert_for
 from .settings import Settings
 from .store.base import Store
 from .values import (
-    Alert,
     Health,
     Incident,
     IncidentStatus,
@@ -57,7 +56,6 @@ class IncidentTracker:
         if open_now is None:
             open_now = self.store.incidents(site, open_only=True)
         by_key = {(i.check, i.key): i for i in open_now}
-        alerts = {a.incident_id: a for a in self.store.alerts(site)} if by_key else {}
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()
         for reading in readings:
@@ -65,7 +63,7 @@ class IncidentTracker:
             incident = by_key.get((reading.check, reading.key))
             transition = self._step(incident, reading, at, settings)
             if transition is not None:
-                transitions.append(self._commit(transition, alerts, at))
+                transitions.append(self._commit(transition, at))
         ran = set(checks_run)
         for (check, key), incident in by_key.items():
             if check in ran and (check, key) not in seen:
@@ -74,7 +72,7 @@ class IncidentTracker:
                 )
                 transition = self._step(incident, quiet, at, settings)
                 if transition is not None:
-                    transitions.append(self._commit(transition, alerts, at))
+                    transitions.append(self._commit(transition, at))
         return transitions
 
     def _step(
@@ -139,11 +137,9 @@ class IncidentTracker:
             self.store.save_incident(attrs.evolve(incident, recovering_since=None, value=reading.value))
         return None
 
-    def _commit(self, transition: Transition, alerts: dict[str, Alert], at: datetime) -> Transition:
+    def _commit(self, transition: Transition, at: datetime) -> Transition:
         incident = transition.incident
         self.store.save_incident(incident)
-        previous_alert = alerts.get(incident.id)
         if incident.severity is Severity.CRITICAL:
-            alert = alert_for(incident, previous_alert, at)
-            return attrs.evolve(transition, alert=alert)
+            return attrs.evolve(transition, alert=alert_for(incident, at))
         return transition

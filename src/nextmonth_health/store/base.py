@@ -55,7 +55,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def save_alert(self, alert: Alert) -> None:
-        """Insert or replace the alert of an incident (one alert per incident)."""
+        """Insert or replace the alert of an incident (one alert per incident).
+
+        An acknowledgement already stored is kept when the new alert carries none.
+        """
 
     @abc.abstractmethod
     def alerts(self, site: str | None = None) -> list[Alert]:

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
+import attrs
+
 from ..signals import Bucket
 from ..values import Alert, Incident
 from .base import Store, newest_first
@@ -72,6 +74,9 @@ class MemoryStore(Store):
 
     def save_alert(self, alert: Alert) -> None:
         with self._lock:
+            stored = self._alerts.get(alert.incident_id)
+            if stored is not None and stored.acknowledged_at is not None and alert.acknowledged_at is None:
+                alert = attrs.evolve(alert, acknowledged_at=stored.acknowledged_at)
             self._alerts[alert.incident_id] = alert
 
     def alerts(self, site: str | None = None) -> list[Alert]:
