@@ -1,0 +1,167 @@
+"""The contract every store passes. Subclass ``StoreContract`` and provide a ``store`` fixture.
+
+``memory://`` passes it here; the SQLite and Redis stores run the same class against real
+files and a real server.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from nextmonth_health.signals import LOGIN, REQUEST, Bucket
+from nextmonth_health.sketch import user_hash
+from nextmonth_health.store import Store
+from nextmonth_health.testing import START
+from nextmonth_health.values import Alert, Incident, IncidentStatus, Severity, timestamp
+
+T0 = int(START)
+
+
+def bucket(site: str = "s", signal: str = REQUEST, key: str = "/bookings", start: int = T0, **kw: object) -> Bucket:
+    b = Bucket(site, signal, key, start)
+    b.total = int(kw.get("total", 10))  # type: ignore[call-overload]
+    b.bad = int(kw.get("bad", 2))  # type: ignore[call-overload]
+    for value in kw.get("hist", {1: 3, 40: 7}).items():  # type: ignore[attr-defined]
+        b.hist[value[0]] += value[1]
+    for user in kw.get("users", ("a", "b")):  # type: ignore[attr-defined]
+        b.users.add(user_hash(user))
+    for user in kw.get("bad_users", ("a",)):  # type: ignore[attr-defined]
+        b.bad_users.add(user_hash(user))
+    return b
+
+
+def incident(id: str = "i1", site: str = "s", *, opened: float = START, **changes: object) -> Incident:
+    base = Incident(
+        id=id,
+        site=site,
+        check="api_errors",
+        area="bookings",
+        key="/bookings",
+        severity=Severity.DEGRADED,
+        status=IncidentStatus.OPEN,
+        affected_users=3,
+        opened_at=timestamp(opened),
+        updated_at=timestamp(opened),
+        summary="API Errors on /bookings route",
+        value=0.4,
+        threshold=0.01,
+    )
+    return attrs.evolve(base, **changes)
+
+
+def alert(incident_id: str = "i1", site: str = "s", at: float = START, **changes: object) -> Alert:
+    base = Alert(
+        incident_id=incident_id,
+        site=site,
+        message="⚡ Health Alert:\n…",
+        created_at=timestamp(at),
+        updated_at=timestamp(at),
+        check="api_errors",
+        key="/bookings",
+        area="bookings",
+        affected_users=3,
+    )
+    return attrs.evolve(base, **changes)
+
+
+class StoreContract:
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError
+
+    def test_written_buckets_read_back(self, store: Store) -> None:
+        store.write([bucket(), bucket(key="/portal", total=5, bad=0, users=("c",), bad_users=())])
+        got, other = sorted(store.read("s", REQUEST, T0, T0 + 10), key=lambda b: b.key)
+        assert (got.site, got.signal, got.key, got.start) == ("s", REQUEST, "/bookings", T0)
+        assert (got.total, got.bad, dict(got.hist)) == (10, 2, {1: 3, 40: 7})
+        assert (len(got.users), len(got.bad_users)) == (2, 1)
+        assert (other.key, other.total, other.bad, len(other.users), len(other.bad_users)) == ("/portal", 5, 0, 1, 0)
+
+    def test_deltas_add_up_and_users_union(self, store: Store) -> None:
+        store.write([bucket()])
+        store.write([bucket(total=5, bad=1, hist={40: 1, 50: 2}, users=("b", "c"), bad_users=("c",))])
+        [got] = store.read("s", REQUEST, T0, T0 + 10)
+        assert (got.total, got.bad, dict(got.hist)) == (15, 3, {1: 3, 40: 8, 50: 2})
+        assert (len(got.users), len(got.bad_users)) == (3, 2)
+
+    def test_reads_are_bounded_by_site_signal_and_time(self, store: Store) -> None:
+        store.write(
+            [
+                bucket(start=T0 - 10),
+                bucket(start=T0),
+                bucket(start=T0 + 10),
+                bucket(site="other"),
+                bucket(signal=LOGIN, key=""),
+            ]
+        )
+        assert [b.start for b in store.read("s", REQUEST, T0, T0 + 10)] == [T0]
+        assert sorted(b.start for b in store.read("s", REQUEST, T0 - 10, T0 + 20)) == [T0 - 10, T0, T0 + 10]
+        assert [b.site for b in store.read("other", REQUEST, T0 - 10, T0 + 20)] == ["other"]
+        assert [b.signal for b in store.read("s", LOGIN, T0, T0 + 10)] == [LOGIN]
+        assert store.read("nobody", REQUEST, T0 - 100, T0 + 100) == []
+
+    def test_sites_lists_everything_stored(self, store: Store) -> None:
+        store.write([bucket(site="a")])
+        store.save_incident(incident(site="b"))
+        store.save_alert(alert(site="c", incident_id="x"))
+        assert {"a", "b", "c"} <= store.sites()
+
+    def test_incidents_upsert_and_filter(self, store: Store) -> None:
+        store.save_incident(incident("i1"))
+        store.save_incident(incident("i2", opened=START + 60, site="t"))
+        store.save_incident(incident("i1", affected_users=9))
+        assert [i.id for i in store.incidents()] == ["i2", "i1"]
+        assert [i.id for i in store.incidents("s")] == ["i1"]
+        assert store.incidents("s")[0].affected_users == 9
+        resolved_at = timestamp(START + 120)
+        store.save_incident(incident("i1", status=IncidentStatus.RESOLVED, resolved_at=resolved_at))
+        assert [i.id for i in store.incidents(open_only=True)] == ["i2"]
+        assert [i.id for i in store.incidents(resolved_since=resolved_at)] == ["i2", "i1"]
+        assert [i.id for i in store.incidents(resolved_since=resolved_at + timedelta(seconds=1))] == ["i2"]
+
+    def test_incidents_round_trip_every_field(self, store: Store) -> None:
+        full = incident(
+            "full",
+            severity=Severity.CRITICAL,
+            escalated_at=timestamp(START + 5),
+            recovering_since=timestamp(START + 9),
+            value=None,
+            threshold=None,
+        )
+        store.save_incident(full)
+        assert store.incidents() == [full]
+
+    def test_one_alert_per_incident_and_acknowledgements_stick(self, store: Store) -> None:
+        store.save_alert(alert("i1"))
+        store.save_alert(alert("i2", at=START + 60))
+        store.save_alert(alert("i1", affected_users=12, acknowledged_at=timestamp(START + 30)))
+        store.save_alert(alert("i1", affected_users=20))
+        assert [a.incident_id for a in store.alerts()] == ["i2", "i1"]
+        [a1] = [a for a in store.alerts() if a.incident_id == "i1"]
+        assert a1.affected_users == 20 and a1.acknowledged_at == timestamp(START + 30)
+        assert store.alerts("nobody") == []
+
+    def test_lease_is_exclusive_until_it_expires(self, store: Store) -> None:
+        assert store.acquire_lease("leader:s", "a", 30, START)
+        assert store.acquire_lease("leader:s", "a", 30, START + 10), "the holder renews"
+        assert not store.acquire_lease("leader:s", "b", 30, START + 20)
+        assert store.acquire_lease("leader:t", "b", 30, START + 20), "leases are per name"
+        assert store.acquire_lease("leader:s", "b", 30, START + 41), "expired leases can be taken"
+        store.release_lease("leader:s", "a")
+        assert not store.acquire_lease("leader:s", "a", 30, START + 42), "only the holder can release"
+        store.release_lease("leader:s", "b")
+        assert store.acquire_lease("leader:s", "a", 30, START + 43)
+
+    def test_trim_forgets_old_buckets_and_long_resolved_incidents(self, store: Store) -> None:
+        store.write([bucket(start=T0 - 7200), bucket(start=T0)])
+        store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))
+        store.save_alert(alert("old"))
+        store.save_incident(incident("recent", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 60)))
+        store.save_incident(incident("open", opened=START - 200_000))
+        store.trim(buckets_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
+        assert [b.start for b in store.read("s", REQUEST, T0 - 10_000, T0 + 10)] == [T0]
+        assert sorted(i.id for i in store.incidents()) == ["open", "recent"]
+        assert [a.incident_id for a in store.alerts()] == []
