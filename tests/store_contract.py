@@ -155,13 +155,27 @@ class StoreContract:
         store.release_lease("leader:s", "b")
         assert store.acquire_lease("leader:s", "a", 30, START + 43)
 
+    def test_hourly_rollups_add_up_every_delta_of_the_hour(self, store: Store) -> None:
+        store.write([bucket(start=T0), bucket(start=T0 + 1790, users=("c",)), bucket(start=T0 + 3600)])
+        store.write([bucket(start=T0 + 600, total=1, bad=1, hist={}, users=("d",), bad_users=("d",))])
+        first, second = sorted(store.read_hourly("s", REQUEST, T0, T0 + 7200), key=lambda b: b.start)
+        assert (first.start, first.key, first.total, first.bad) == (T0, "/bookings", 21, 5)
+        assert dict(first.hist) == {1: 6, 40: 14}
+        assert (len(first.users), len(first.bad_users)) == (4, 2)
+        assert (second.start, second.total) == (T0 + 3600, 10)
+        assert store.read_hourly("s", LOGIN, T0, T0 + 7200) == []
+
     def test_trim_forgets_old_buckets_and_long_resolved_incidents(self, store: Store) -> None:
         store.write([bucket(start=T0 - 7200), bucket(start=T0)])
         store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))
         store.save_alert(alert("old"))
         store.save_incident(incident("recent", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 60)))
         store.save_incident(incident("open", opened=START - 200_000))
-        store.trim(buckets_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
+        store.trim(buckets_before=T0 - 3600, hourly_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
         assert [b.start for b in store.read("s", REQUEST, T0 - 10_000, T0 + 10)] == [T0]
+        assert [b.start for b in store.read_hourly("s", REQUEST, T0 - 10_000, T0 + 10)] == [T0]
+        store.trim(buckets_before=T0 + 10, hourly_before=T0, resolved_before=timestamp(START - 86_400))
+        assert store.read("s", REQUEST, T0 - 10_000, T0 + 10) == []
+        assert [b.start for b in store.read_hourly("s", REQUEST, T0 - 10_000, T0 + 10)] == [T0]
         assert sorted(i.id for i in store.incidents()) == ["open", "recent"]
         assert [a.incident_id for a in store.alerts()] == []

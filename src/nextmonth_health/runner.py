@@ -141,7 +141,9 @@ class Evaluator:
     def _trim(self, now: float) -> None:
         s = self.monitor.settings
         self.monitor.store.trim(
-            buckets_before=now - s.history_seconds, resolved_before=timestamp(now - s.resolved_retention)
+            buckets_before=now - s.history_seconds,
+            hourly_before=now - s.trend_retention,
+            resolved_before=timestamp(now - s.resolved_retention),
         )
 
     async def _run_checks(

@@ -62,13 +62,12 @@ def _routes(value: Any) -> Mapping[str, str]:
 
 
 def _paths(value: Any) -> tuple[str, ...]:
-    if (
-        isinstance(value, str | bytes)
-        or not isinstance(value, Iterable)
-        or not all(isinstance(p, str) and p.startswith("/") for p in (value := tuple(value)))
-    ):
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise ConfigError(f"expected a list of paths starting with '/', got {value!r}")
-    return value
+    paths = tuple(value)
+    if not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        raise ConfigError(f"expected a list of paths starting with '/', got {value!r}")
+    return paths
 
 
 def _pages(value: Any) -> tuple[str, ...]:
@@ -116,6 +115,9 @@ class Settings:
     baseline_seconds: int = _setting(3600, "Trailing history that defines normal (the hour before the window).", validator=_count)
     history_seconds: int = _setting(
         7200, "How long raw buckets are kept; at least window plus baseline.", validator=_count
+    )
+    trend_retention: int = _setting(
+        30 * 86_400, "How long hourly roll-ups for trend graphs are kept (30 days).", validator=_count
     )
     escalate_after: float = _setting(
         600.0, "A degraded incident still bad after this long becomes critical (10 minutes).", validator=_positive

@@ -40,6 +40,14 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        """Hourly roll-ups (``start`` on the hour) of a site and signal, for trend graphs.
+
+        Every written delta also adds to the roll-up of its hour, so trends outlive the
+        raw buckets (kept ``trend_retention`` rather than ``history_seconds``).
+        """
+
+    @abc.abstractmethod
     def sites(self) -> set[str]:
         """Every site with buckets, incidents or alerts stored."""
 
@@ -73,8 +81,9 @@ class Store(abc.ABC):
         """Give the lease up, only if ``owner`` holds it."""
 
     @abc.abstractmethod
-    def trim(self, *, buckets_before: float, resolved_before: datetime) -> None:
-        """Forget buckets older than ``buckets_before`` and incidents resolved before ``resolved_before``."""
+    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+        """Forget raw buckets older than ``buckets_before``, roll-ups older than
+        ``hourly_before``, and incidents (with their alerts) resolved before ``resolved_before``."""
 
     def close(self) -> None:
         """Release connections and files."""
@@ -84,6 +93,13 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+HOUR = 3600
+
+
+def hour_of(start: int) -> int:
+    return start - start % HOUR
 
 
 def newest_first(items: Iterable[Incident]) -> list[Incident]:

@@ -14,7 +14,7 @@ import attrs
 
 from ..signals import Bucket
 from ..values import Alert, Incident
-from .base import Store, newest_first
+from .base import Store, hour_of, newest_first
 
 __all__ = ["MemoryStore"]
 
@@ -23,6 +23,7 @@ class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._buckets: dict[tuple[str, str], dict[tuple[str, int], Bucket]] = {}
+        self._hourly: dict[tuple[str, str], dict[tuple[str, int], Bucket]] = {}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, Alert] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -33,6 +34,12 @@ class MemoryStore(Store):
             for bucket in buckets:
                 series = self._buckets.setdefault((bucket.site, bucket.signal), {})
                 stored = series.get((bucket.key, bucket.start))
+                hour = hour_of(bucket.start)
+                rollups = self._hourly.setdefault((bucket.site, bucket.signal), {})
+                rollup = rollups.get((bucket.key, hour))
+                if rollup is None:
+                    rollup = rollups[(bucket.key, hour)] = Bucket(bucket.site, bucket.signal, bucket.key, hour)
+                rollup.merge(bucket)
                 if stored is None:
                     series[(bucket.key, bucket.start)] = bucket
                 else:
@@ -41,6 +48,11 @@ class MemoryStore(Store):
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         with self._lock:
             series = self._buckets.get((site, signal), {})
+            return [b for (_, t), b in series.items() if start <= t < end]
+
+    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        with self._lock:
+            series = self._hourly.get((site, signal), {})
             return [b for (_, t), b in series.items() if start <= t < end]
 
     def sites(self) -> set[str]:
@@ -97,13 +109,14 @@ class MemoryStore(Store):
             if self._leases.get(name, ("", 0.0))[0] == owner:
                 del self._leases[name]
 
-    def trim(self, *, buckets_before: float, resolved_before: datetime) -> None:
+    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
         with self._lock:
-            for series in self._buckets.values():
-                for key in [k for k in series if k[1] < buckets_before]:
-                    del series[key]
-            for key in [k for k, s in self._buckets.items() if not s]:
-                del self._buckets[key]
+            for table, before in ((self._buckets, buckets_before), (self._hourly, hourly_before)):
+                for series in table.values():
+                    for key in [k for k in series if k[1] < before]:
+                        del series[key]
+                for key in [k for k, s in table.items() if not s]:
+                    del table[key]
             gone = [
                 i.id for i in self._incidents.values() if i.resolved_at is not None and i.resolved_at < resolved_before
             ]
