@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
@@ -19,7 +20,7 @@ from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
 from .incidents import IncidentTracker
 from .notices import MessageRenderer
-from .plugin_manager import PluginFailure, collect, get_plugin_manager
+from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
 from .recorder import Recorder
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
@@ -82,7 +83,7 @@ class Monitor:
         self.site = site
         self.settings, self.site_settings = build_settings(settings, sites)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        if not isinstance(self.clock, Clock):
+        if not isinstance(self.clock, Clock) or not inspect.iscoroutinefunction(self.clock.sleep):
             raise ConfigError(f"clock must have now() and async sleep(), got {clock!r}")
         self.store = open_store(store)
         self.errors = ErrorReporter()
@@ -102,7 +103,7 @@ class Monitor:
         self.plugin_manager, failures = get_plugin_manager(
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )
-        strict = bool(strict_plugins)
+        strict = strict_mode(strict_plugins)
         checks, f1 = collect(self.plugin_manager, "register_health_checks", strict, monitor=self)
         sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", strict, monitor=self)
         renderers, f3 = collect(self.plugin_manager, "register_message_renderers", strict, monitor=self)

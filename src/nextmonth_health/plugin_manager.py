@@ -57,6 +57,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def strict_mode(strict: bool | None, env: Mapping[str, str] | None = None) -> bool:
+    """``strict`` if given, else ``NEXTMONTH_HEALTH_STRICT_PLUGINS`` from the environment."""
+    if strict is not None:
+        return bool(strict)
+    return _flag(os.environ if env is None else env, "NEXTMONTH_HEALTH_STRICT_PLUGINS")
+
+
 def load_entrypoints(
     pm: pluggy.PluginManager,
     *,
@@ -65,7 +72,7 @@ def load_entrypoints(
 ) -> list[PluginFailure]:
     """Load each installed plugin in its own guard; return the ones that failed."""
     env = os.environ if env is None else env
-    strict = _flag(env, "NEXTMONTH_HEALTH_STRICT_PLUGINS") if strict is None else strict
+    strict = strict_mode(strict, env)
     allow = _names(env.get("NEXTMONTH_HEALTH_LOAD_PLUGINS"))
     block = _names(env.get("NEXTMONTH_HEALTH_DISABLE_PLUGINS")) or set()
     failures: list[PluginFailure] = []
@@ -85,16 +92,28 @@ def load_entrypoints(
             failures.append(failure)
             log.warning("nextmonth_health.plugin_failed", plugin=ep.name, distribution=dist, error=failure.error)
             continue
-        _DISTRIBUTIONS[id(plugin)] = dist
+        _DISTRIBUTIONS[id(plugin)] = (plugin, dist)
     return failures
 
 
-_DISTRIBUTIONS: dict[int, str | None] = {}
+#: Keyed by id, holding the plugin too: an id is unique only while its object lives.
+_DISTRIBUTIONS: dict[int, tuple[object, str | None]] = {}
 
 
 def distribution_of(plugin: object) -> str | None:
     """The distribution an entry-point plugin came from, or None for bundled and in-code ones."""
-    return _DISTRIBUTIONS.get(id(plugin))
+    found = _DISTRIBUTIONS.get(id(plugin))
+    return found[1] if found is not None and found[0] is plugin else None
+
+
+def _in_code_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """A readable name for reports: the module's, or the object's class (pluggy would use its id)."""
+    name = getattr(plugin, "__name__", None)
+    if not isinstance(name, str):
+        name = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    if pm.has_plugin(name):
+        name = f"{name}@{id(plugin):x}"
+    return name
 
 
 def get_plugin_manager(
@@ -124,7 +143,7 @@ def get_plugin_manager(
         if pm.is_registered(plugin):
             continue
         try:
-            pm.register(plugin)
+            pm.register(plugin, name=_in_code_name(pm, plugin))
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise ConfigError(f"plugins: {plugin!r} is not a valid plugin: {exc}") from None
     if entrypoints:

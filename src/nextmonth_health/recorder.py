@@ -115,11 +115,10 @@ class Recorder:
             site = self.default_site
         elif type(site) is not str or not site or len(site) > 100:
             return False
-        if site not in self._sites:
-            if len(self._sites) >= self._max_sites:
-                self._drops["site_limit"] += 1
-                return True
-            self._sites.add(site)
+        new_site = site not in self._sites
+        if new_site and len(self._sites) >= self._max_sites:
+            self._drops["site_limit"] += 1
+            return True
         settings = self._settings_for(site)
         if user is not None:
             if type(user) is int:
@@ -155,6 +154,8 @@ class Recorder:
             key = ""
         else:
             return False
+        if new_site:
+            self._sites.add(site)  # only a valid event takes one of the max_sites places
         start = int(t // settings.bucket_seconds) * settings.bucket_seconds
         bkey = (site, signal, key, start)
         bucket = buckets.get(bkey)
