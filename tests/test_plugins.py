@@ -20,6 +20,8 @@ from typing import Any
 import anyio
 import pluggy
 import pytest
+import structlog
+import structlog.testing
 
 import nextmonth_health as nmh
 from nextmonth_health import ConfigError, Health, Reading, Severity, hookimpl, hookspecs
@@ -246,10 +248,10 @@ def test_two_instances_of_one_plugin_class_both_register():
     assert {"one", "two"} <= set(names(monitor.checks))
 
 
-def test_among_in_code_plugins_the_first_listed_wins_a_name():
+def test_among_in_code_plugins_the_last_listed_wins_a_name():
     first, second = ScriptedCheck("probe"), ScriptedCheck("probe")
     monitor = build(RegistersChecks(first), RegistersChecks(second))
-    assert [c for c in monitor.checks if c.name == "probe"] == [first]
+    assert [c for c in monitor.checks if c.name == "probe"] == [second]
 
 
 def test_a_registered_object_that_is_not_a_check_fails_fast():
@@ -451,6 +453,51 @@ def test_an_entry_point_whose_hook_raises_is_reported_with_its_distribution(make
     assert names(monitor.sinks) == ["admin_panel", "log"]
 
 
+def test_an_installed_plugin_registering_a_malformed_object_is_left_out(make_dist: Dist):
+    make_dist(
+        "nmh-half-check",
+        {"half": "nmh_ep_half"},
+        {
+            "nmh_ep_half": """
+                from nextmonth_health import hookimpl
+
+                class Half:
+                    name = "half"
+
+                @hookimpl
+                def register_health_checks(register):
+                    register(Half())
+            """
+        },
+    )
+    monitor = build(entrypoints=True)
+    assert "half" not in names(monitor.checks) and set(names(monitor.checks)) >= BUNDLED_CHECKS
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.distribution) == ("half", "nmh-half-check")
+    assert "lacks what a check needs: evaluate" in failure.error
+    with pytest.raises(ConfigError, match="lacks what a check needs: evaluate"):
+        build(entrypoints=True, strict_plugins=True)
+
+
+def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("NEXTMONTH_HEALTH_TRACE_HOOKS", "1")
+    with structlog.testing.capture_logs() as logs:
+        build(RegistersChecks(ScriptedCheck("traced")))
+    calls = [e for e in logs if e["event"] == "nextmonth_health.hook_call"]
+    assert {"hook": "register_health_checks", "registered": ["traced"]}.items() <= next(
+        e for e in calls if e["registered"] == ["traced"]
+    ).items()
+    assert {e["hook"] for e in calls} == {
+        "register_health_checks",
+        "register_alert_sinks",
+        "register_message_renderers",
+    }
+    monkeypatch.delenv("NEXTMONTH_HEALTH_TRACE_HOOKS")
+    with structlog.testing.capture_logs() as quiet:
+        build()
+    assert not [e for e in quiet if e["event"] == "nextmonth_health.hook_call"]
+
+
 def test_strict_plugins_env_makes_a_broken_entry_point_raise(make_dist: Dist, monkeypatch: pytest.MonkeyPatch):
     make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken_strict"}, {"nmh_ep_broken_strict": BROKEN})
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
@@ -649,8 +696,8 @@ async def test_a_raising_renderer_falls_back_to_the_bundled_notice():
 
 async def test_a_renderer_returning_none_lets_the_next_one_answer():
     monitor = build(
-        RegistersRenderers(DeclinesRenderer()),  # plugins listed first are asked first
         RegistersRenderers(FixedRenderer("second", None, title="Second voice")),
+        RegistersRenderers(DeclinesRenderer()),  # plugins listed last are asked first
         RegistersChecks(ScriptedCheck("probe", "critical", "bookings")),
     )
     assert names(monitor.renderers) == ["declines", "second", "cinematic"]

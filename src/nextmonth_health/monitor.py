@@ -104,13 +104,13 @@ class Monitor:
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )
         strict = strict_mode(strict_plugins)
-        checks, f1 = collect(self.plugin_manager, "register_health_checks", strict, monitor=self)
-        sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", strict, monitor=self)
-        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", strict, monitor=self)
+        checks, f1 = collect(self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict, monitor=self)
+        sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
+        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
         self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f1, *f2, *f3)
-        self.checks: Sequence[Check] = _by_name(checks, Check, "check")
-        self.sinks: Sequence[AlertSink] = _by_name(sinks, AlertSink, "sink")
-        self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers, MessageRenderer, "renderer")))
+        self.checks: Sequence[Check] = _by_name(checks)
+        self.sinks: Sequence[AlertSink] = _by_name(sinks)
+        self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
         self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
         self._rendered: dict[tuple[str, str], Notice | None] = {}
@@ -313,12 +313,10 @@ class Monitor:
         )
 
 
-def _by_name(objects: Sequence[Any], protocol: type, kind: str) -> tuple[Any, ...]:
-    """Later objects replace earlier ones of the same name; malformed ones fail fast."""
+def _by_name(objects: Sequence[Any]) -> tuple[Any, ...]:
+    """Later objects replace earlier ones of the same name."""
     chosen: dict[str, Any] = {}
     for obj in objects:
-        if not isinstance(obj, protocol):
-            raise ConfigError(f"a plugin registered {obj!r} as a {kind}, but it lacks what a {kind} needs")
         chosen.pop(obj.name, None)
         chosen[obj.name] = obj
     return tuple(chosen.values())

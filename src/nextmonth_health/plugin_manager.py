@@ -1,7 +1,7 @@
 """Building the plugin manager: bundled plugins, installed distributions, in-code objects.
 
 Entry points in the ``nextmonth_health`` group are loaded one by one, each in its own
-guard, so one broken distribution is reported instead of taking the host down. Three
+guard, so one broken distribution is reported instead of taking the host down. Four
 environment variables steer loading:
 
 ``NEXTMONTH_HEALTH_LOAD_PLUGINS``
@@ -11,7 +11,7 @@ environment variables steer loading:
 ``NEXTMONTH_HEALTH_STRICT_PLUGINS``
     ``1`` to raise instead of logging when a plugin fails to load or register.
 ``NEXTMONTH_HEALTH_TRACE_HOOKS``
-    ``1`` to log every hook call with its arguments and results.
+    ``1`` to log, for every plugin and hook, what it registered.
 """
 
 from __future__ import annotations
@@ -126,15 +126,15 @@ def get_plugin_manager(
     """A fresh plugin manager: in-code ``plugins``, then entry points, then the bundled ones.
 
     pluggy calls implementations last-registered-first, so the bundled plugins register
-    their objects first, installed plugins next, and objects given in code last: a later
-    object with the same name replaces an earlier one, and renderers registered later are
-    asked first.
+    their objects first, installed plugins next, and objects given in code last, in the
+    order listed: a later object with the same name replaces an earlier one, and
+    renderers registered later are asked first.
     """
     env = os.environ if env is None else env
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     failures: list[PluginFailure] = []
-    for plugin in plugins:
+    for plugin in reversed(list(plugins)):
         if isinstance(plugin, str):
             try:
                 plugin = importlib.import_module(plugin)
@@ -157,22 +157,34 @@ def get_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise ConfigError(f"a plugin implements a hook that does not exist: {exc}") from None
     if _flag(env, "NEXTMONTH_HEALTH_TRACE_HOOKS"):
-        pm.add_hookcall_monitoring(
-            lambda name, impls, kwargs: log.debug("nextmonth_health.hook_call", hook=name, plugins=[i.plugin_name for i in impls]),
-            lambda outcome, name, impls, kwargs: log.debug("nextmonth_health.hook_result", hook=name),
-        )
+        _TRACED.add(id(pm))
     return pm, failures
 
 
-def collect(pm: pluggy.PluginManager, hook_name: str, strict: bool, **kwargs: Any) -> tuple[list[Any], list[PluginFailure]]:
+_TRACED: set[int] = set()
+
+
+def collect(
+    pm: pluggy.PluginManager, hook_name: str, kind: str, required: tuple[str, ...], strict: bool, **kwargs: Any
+) -> tuple[list[Any], list[PluginFailure]]:
     """Call one ``register_*`` hook per implementation, each in its own guard.
 
     Objects come back in registration order of their plugins (bundled first), so that a
-    later plugin's object replaces a bundled one of the same name.
+    later plugin's object replaces a bundled one of the same name. An object lacking
+    a ``required`` attribute is a mistake in code: an in-code or bundled plugin's fails
+    start-up with a :class:`ConfigError`, an installed distribution's is reported and
+    left out (unless ``strict``), like any other broken plugin.
     """
     caller = getattr(pm.hook, hook_name)
+    traced = id(pm) in _TRACED
     found: list[Any] = []
     failures: list[PluginFailure] = []
+
+    def fail(impl: Any, error: str) -> None:
+        failure = PluginFailure(impl.plugin_name, hook_name, error, distribution_of(impl.plugin))
+        failures.append(failure)
+        log.warning("nextmonth_health.plugin_failed", plugin=impl.plugin_name, hook=hook_name, error=error)
+
     for impl in reversed(caller.get_hookimpls()):
         registered: list[Any] = []
         given = {"register": registered.append, **kwargs}
@@ -181,10 +193,23 @@ def collect(pm: pluggy.PluginManager, hook_name: str, strict: bool, **kwargs: An
         except Exception as exc:
             if strict:
                 raise
-            failure = PluginFailure(impl.plugin_name, hook_name, f"{type(exc).__name__}: {exc}", distribution_of(impl.plugin))
-            failures.append(failure)
-            log.warning("nextmonth_health.plugin_failed", plugin=impl.plugin_name, hook=hook_name, error=failure.error)
+            fail(impl, f"{type(exc).__name__}: {exc}")
             continue
-        found.extend(registered)
+        for obj in registered:
+            missing = [name for name in required if not hasattr(obj, name)]
+            if missing:
+                error = f"registered {obj!r} as a {kind}, but it lacks what a {kind} needs: {', '.join(missing)}"
+                if strict or distribution_of(impl.plugin) is None:
+                    raise ConfigError(f"plugin {impl.plugin_name!r} {error}")
+                fail(impl, error)
+                continue
+            found.append(obj)
+        if traced:
+            log.info(
+                "nextmonth_health.hook_call",
+                hook=hook_name,
+                plugin=impl.plugin_name,
+                registered=[getattr(o, "name", repr(o)) for o in registered],
+            )
     return found, failures
 
