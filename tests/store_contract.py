@@ -142,6 +142,10 @@ class StoreContract:
         assert [a.incident_id for a in store.alerts()] == ["i2", "i1"]
         [a1] = [a for a in store.alerts() if a.incident_id == "i1"]
         assert a1.affected_users == 20 and a1.acknowledged_at == timestamp(START + 30)
+        store.save_alert(alert("i1", at=START + 500, incident_ids=("i1", "i3")))
+        [a1] = [a for a in store.alerts() if a.incident_id == "i1"]
+        assert a1.created_at == timestamp(START), "created_at never moves later"
+        assert a1.updated_at == timestamp(START + 500) and a1.incident_ids == ("i1", "i3")
         assert store.alerts("nobody") == []
 
     def test_lease_is_exclusive_until_it_expires(self, store: Store) -> None:

@@ -134,3 +134,47 @@ def test_a_new_problem_after_resolution_is_a_new_incident(d: Driver) -> None:
     [second] = d.step(reading("degraded"))
     assert second.kind == "opened" and second.incident.id != first.incident.id
     assert [i.status for i in d.store.incidents()] == ["open", "resolved"]
+
+
+def test_one_problem_in_one_area_raises_one_alert(d: Driver) -> None:
+    [first] = d.step(reading("critical", users=5))
+    uploads = reading("critical", users=9, key="", check="upload_failures")
+    [second] = d.step(reading("critical", users=5), uploads, ran=("api_errors", "upload_failures"))
+    assert second.kind == "opened" and second.incident.alert_id == first.incident.id
+    assert second.alert is not None and second.alert.incident_id == first.incident.id
+    assert second.alert.incident_ids == (first.incident.id, second.incident.id)
+    assert second.alert.affected_users == 9
+    assert second.alert.message.splitlines()[1] == (
+        "API Errors on /bookings route and API Errors on  route have exceeded safe thresholds."
+    )
+
+
+def test_problems_in_different_areas_raise_separate_alerts(d: Driver) -> None:
+    [a] = d.step(reading("critical"))
+    other = Reading(
+        check="session_failures", site="s", key="", area="login", status=Health.CRITICAL, subject="Session failures"
+    )
+    [b] = d.step(reading("critical"), other, ran=("api_errors", "session_failures"))
+    assert a.alert is not None and b.alert is not None
+    assert {a.alert.incident_id, b.alert.incident_id} == {a.incident.id, b.incident.id}
+
+
+def test_a_shared_alert_resolves_with_its_last_incident(d: Driver) -> None:
+    both = ("api_errors", "upload_failures")
+    uploads = reading("critical", key="", check="upload_failures")
+    d.step(reading("critical"), uploads, ran=both)
+    cooldown = int(SETTINGS.cooldown_seconds / 15) + 1
+    seen: list[Transition] = []
+    for _ in range(cooldown):
+        seen += d.step(reading("ok"), uploads, ran=both)
+    [resolved] = seen
+    assert resolved.kind == "resolved" and resolved.alert is not None
+    assert resolved.alert.resolved_at is None, "the uploads half of the problem is still open"
+    assert resolved.alert.message.startswith("⚡ Health Alert:")
+    for _ in range(cooldown):
+        seen += d.step(reading("ok"), reading("ok", key="", check="upload_failures"), ran=both)
+    last = seen[-1]
+    assert last.kind == "resolved" and last.alert is not None and last.alert.resolved_at is not None
+    assert last.alert.incident_id == resolved.alert.incident_id
+    assert last.alert.message.splitlines()[0] == "✓ Health Alert resolved:"
+    assert "Impact was detected for 3 users." in last.alert.message

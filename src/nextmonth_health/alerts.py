@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from .values import Alert, Incident
@@ -13,12 +14,25 @@ def _users(n: int) -> str:
     return f"{n} user" if n == 1 else f"{n} users"
 
 
-def alert_message(incident: Incident) -> str:
-    """ "⚡ Health Alert: API Errors on /media-upload route have exceeded safe thresholds. …" """
+def _subjects(incidents: Sequence[Incident]) -> str:
+    subjects = list(dict.fromkeys(i.summary for i in incidents))
+    return subjects[0] if len(subjects) == 1 else ", ".join(subjects[:-1]) + " and " + subjects[-1]
+
+
+def alert_message(incidents: Sequence[Incident]) -> str:
+    """The seed's calm alert: "⚡ Health Alert: API Errors on /media-upload route have …"."""
+    users = max(i.affected_users for i in incidents)
+    if all(not i.is_open for i in incidents):
+        return (
+            "✓ Health Alert resolved:\n"
+            f"{_subjects(incidents)} are back within safe thresholds.\n"
+            f"Impact was detected for {_users(users)}.\n"
+            "Monitoring active."
+        )
     return (
         "⚡ Health Alert:\n"
-        f"{incident.summary} have exceeded safe thresholds.\n"
-        f"Impact detected for {_users(incident.affected_users)}.\n"
+        f"{_subjects(incidents)} have exceeded safe thresholds.\n"
+        f"Impact detected for {_users(users)}.\n"
         "Monitoring active."
     )
 
@@ -27,21 +41,26 @@ def resolution_message(incident: Incident) -> str:
     return f"✓ Resolved: {incident.summary} are back within safe thresholds.\nMonitoring active."
 
 
-def alert_for(incident: Incident, now: datetime) -> Alert:
-    """The incident's one alert as of ``now``: born when the incident turned critical.
+def alert_for(alert_id: str, members: Sequence[Incident], now: datetime) -> Alert:
+    """The alert ``alert_id`` as of ``now``, derived from the incidents that share it.
 
-    Derived from the incident alone, so every process computes the same alert and an
-    update replaces the stored one in place rather than adding another.
+    Derived from incidents alone, so every process computes the same alert and an update
+    replaces the stored one in place (stores keep its earliest ``created_at``). The first
+    incident to turn critical names it; impact is the largest among its incidents.
     """
+    ordered = sorted(members, key=lambda i: (i.id != alert_id, i.escalated_at or now, i.id))
+    primary = ordered[0]
+    still_open = any(i.is_open for i in ordered)
     return Alert(
-        incident_id=incident.id,
-        site=incident.site,
-        message=alert_message(incident),
-        created_at=incident.escalated_at or now,
+        incident_id=alert_id,
+        site=primary.site,
+        message=alert_message(ordered),
+        created_at=min(i.escalated_at or now for i in ordered),
         updated_at=now,
-        check=incident.check,
-        key=incident.key,
-        area=incident.area,
-        affected_users=incident.affected_users,
-        resolved_at=incident.resolved_at,
+        check=primary.check,
+        key=primary.key,
+        area=primary.area,
+        affected_users=max(i.affected_users for i in ordered),
+        resolved_at=None if still_open else max(i.resolved_at or now for i in ordered),
+        incident_ids=tuple(i.id for i in ordered),
     )

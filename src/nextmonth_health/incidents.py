@@ -63,7 +63,7 @@ class IncidentTracker:
             incident = by_key.get((reading.check, reading.key))
             transition = self._step(incident, reading, at, settings)
             if transition is not None:
-                transitions.append(self._commit(transition, at))
+                transitions.append(transition)
         ran = set(checks_run)
         for (check, key), incident in by_key.items():
             if check in ran and (check, key) not in seen:
@@ -72,8 +72,8 @@ class IncidentTracker:
                 )
                 transition = self._step(incident, quiet, at, settings)
                 if transition is not None:
-                    transitions.append(self._commit(transition, at))
-        return transitions
+                    transitions.append(transition)
+        return self._commit(transitions, by_key.values(), at)
 
     def _step(
         self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings
@@ -137,9 +137,38 @@ class IncidentTracker:
             self.store.save_incident(attrs.evolve(incident, recovering_since=None, value=reading.value))
         return None
 
-    def _commit(self, transition: Transition, at: datetime) -> Transition:
-        incident = transition.incident
-        self.store.save_incident(incident)
-        if incident.severity is Severity.CRITICAL:
-            return attrs.evolve(transition, alert=alert_for(incident, at))
-        return transition
+    def _commit(self, transitions: list[Transition], open_before: Iterable[Incident], at: datetime) -> list[Transition]:
+        """Store the changed incidents and attach each critical one's alert.
+
+        One problem, one alert: a critical incident in an area that already has an
+        active alert joins it (``alert_id``) instead of raising another, so failing
+        uploads that show up as both 5xx on /media-upload and failed uploads page the
+        admin once. The alert stays active until its last incident resolves.
+        """
+        current = {i.id: i for i in open_before}
+        for index, transition in enumerate(transitions):
+            incident = transition.incident
+            if incident.severity is Severity.CRITICAL and incident.alert_id is None:
+                current.pop(incident.id, None)
+                joined = next(
+                    (
+                        i.alert_id
+                        for i in sorted(current.values(), key=lambda i: i.opened_at)
+                        if i.is_open and i.area == incident.area and i.alert_id is not None
+                    ),
+                    incident.id,
+                )
+                incident = attrs.evolve(incident, alert_id=joined)
+                transitions[index] = attrs.evolve(transition, incident=incident)
+            current[incident.id] = incident
+        committed = []
+        for transition in transitions:
+            incident = transition.incident
+            self.store.save_incident(incident)
+            if incident.alert_id is not None:
+                members = [
+                    i for i in current.values() if i.alert_id == incident.alert_id and (i.is_open or i is incident)
+                ]
+                transition = attrs.evolve(transition, alert=alert_for(incident.alert_id, members, at))
+            committed.append(transition)
+        return committed

@@ -128,6 +128,7 @@ class Incident:
     recovering_since: datetime | None = None
     value: float | None = None
     threshold: float | None = None
+    alert_id: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -136,7 +137,11 @@ class Incident:
 
 @frozen
 class Alert:
-    """The admin's calm notification for a critical incident, updated in place as impact grows."""
+    """The admin's calm notification for a critical problem, updated in place as impact grows.
+
+    ``incident_id`` is the first incident to turn critical; ``incident_ids`` lists every
+    incident of the same area folded into this one alert.
+    """
 
     incident_id: str
     site: str
@@ -149,6 +154,7 @@ class Alert:
     affected_users: int = 0
     resolved_at: datetime | None = None
     acknowledged_at: datetime | None = None
+    incident_ids: tuple[str, ...] = field(default=(), converter=tuple)
 
     @property
     def is_active(self) -> bool:

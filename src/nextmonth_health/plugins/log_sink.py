@@ -1,4 +1,4 @@
-"""The structured-log sink: every transition as one structlog event, alerts at warning level."""
+"""The structured-log sink: every transition as one structlog event; raised alerts at warning level."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import structlog
 
 from ..alerts import resolution_message
 from ..hookspecs import hookimpl
-from ..values import Severity, Transition, TransitionKind
+from ..values import Transition, TransitionKind
 
 log = structlog.get_logger("nextmonth_health.incidents")
 
@@ -27,7 +27,7 @@ class LogSink:
         }
         if transition.kind is TransitionKind.RESOLVED:
             log.info("incident.resolved", message=resolution_message(incident), **fields)
-        elif incident.severity is Severity.CRITICAL and transition.alert is not None:
+        elif transition.alert is not None and transition.kind is not TransitionKind.UPDATED:
             log.warning(f"incident.{transition.kind}", message=transition.alert.message, **fields)
         else:
             log.info(f"incident.{transition.kind}", summary=incident.summary, **fields)

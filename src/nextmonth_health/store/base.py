@@ -65,7 +65,8 @@ class Store(abc.ABC):
     def save_alert(self, alert: Alert) -> None:
         """Insert or replace the alert of an incident (one alert per incident).
 
-        An acknowledgement already stored is kept when the new alert carries none.
+        An acknowledgement already stored is kept when the new alert carries none, and
+        ``created_at`` never moves later than the stored one.
         """
 
     @abc.abstractmethod

@@ -87,8 +87,12 @@ class MemoryStore(Store):
     def save_alert(self, alert: Alert) -> None:
         with self._lock:
             stored = self._alerts.get(alert.incident_id)
-            if stored is not None and stored.acknowledged_at is not None and alert.acknowledged_at is None:
-                alert = attrs.evolve(alert, acknowledged_at=stored.acknowledged_at)
+            if stored is not None:
+                alert = attrs.evolve(
+                    alert,
+                    created_at=min(stored.created_at, alert.created_at),
+                    acknowledged_at=alert.acknowledged_at or stored.acknowledged_at,
+                )
             self._alerts[alert.incident_id] = alert
 
     def alerts(self, site: str | None = None) -> list[Alert]:
