@@ -143,6 +143,10 @@ def test_durations_land_in_the_histogram(monitor):
         ("/book", "other"),
         ("/", "other"),
         ("/some/unknown/page", "other"),
+        ("/bookings?id=3", "/bookings"),
+        ("/portal#settings", "/portal"),
+        ("/media-upload/?resumable=1#part", "/media-upload"),
+        ("/bookingsX?x=/bookings", "other"),
     ],
 )
 def test_routes_collapse_to_configured_prefixes(monitor, path, route):

@@ -16,10 +16,12 @@ class Check(Protocol):
     """A health check, registered through the ``register_health_checks`` hook.
 
     ``evaluate`` is called once per site per due pass, with that site's view. Passive
-    checks read windows and return readings synchronously; active probes may be ``async``.
-    Each call runs under ``timeout`` (or the monitor's ``check_timeout``); a call that
+    checks read windows and return readings synchronously, and must be quick: a plain
+    function cannot be interrupted. Active probes (a fetch, a query) are ``async`` and run
+    concurrently under ``timeout`` (or the monitor's ``check_timeout``). A call that
     raises or times out reads as ``unknown`` for that check, so it can neither open nor
-    resolve anything, and its siblings carry on.
+    resolve anything, and its siblings carry on. ``interval`` and ``timeout`` may be
+    left out (``None``).
 
     Return one reading per key the check watches, including healthy ones: an open
     incident whose key gets no reading is treated as recovering.

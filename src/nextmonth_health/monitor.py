@@ -99,7 +99,12 @@ class Monitor:
         self._capacity = self.settings.buffer_capacity
         self._now = self.clock.now
         self.tracker = IncidentTracker(self.store)
-        self.delivery = Delivery(self.errors, timeout=self.settings.check_timeout)
+        self.delivery = Delivery(
+            self.errors,
+            timeout=self.settings.sink_timeout,
+            max_attempts=self.settings.sink_max_attempts,
+            backoff=self.settings.sink_backoff_seconds,
+        )
         self.plugin_manager, failures = get_plugin_manager(
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )

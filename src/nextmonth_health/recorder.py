@@ -180,6 +180,8 @@ class Recorder:
             return None
         if len(path) > settings.max_key_length:
             return None
+        if "?" in path or "#" in path:
+            path = path.partition("?")[0].partition("#")[0]
         cache_key = (site, path)
         route = self._route_cache.get(cache_key)
         if route is None:

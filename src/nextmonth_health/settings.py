@@ -110,7 +110,7 @@ class Settings:
         500_000, "Events held between flushes; more are dropped and counted.", validator=_count
     )
     max_sites: int = _setting(10_000, "Distinct sites one process records; more are dropped and counted.", validator=_count)
-    max_key_length: int = _setting(200, "Longest route, page, site or user accepted; longer are dropped.", validator=_count)
+    max_key_length: int = _setting(200, "Longest route, page or user accepted (sites: 100); longer are dropped.", validator=_count)
     window_seconds: int = _setting(300, "The window every check judges (the seed's 5 minutes).", validator=_count)
     baseline_seconds: int = _setting(3600, "Trailing history that defines normal (the hour before the window).", validator=_count)
     history_seconds: int = _setting(
@@ -129,6 +129,11 @@ class Settings:
         86_400.0, "Resolved incidents leave the recent list after this long (24 hours).", validator=_positive
     )
     check_timeout: float = _setting(10.0, "Longest one check may run before it reads as unknown.", validator=_positive)
+    sink_timeout: float = _setting(10.0, "Longest one sink delivery may take before it counts as failed.", validator=_positive)
+    sink_max_attempts: int = _setting(5, "Deliveries to a sink per transition before giving up (counted).", validator=_count)
+    sink_backoff_seconds: float = _setting(
+        5.0, "First retry delay of a failed delivery; doubles each time, at most 5 minutes.", validator=_positive
+    )
     routes: Mapping[str, str] = _setting(
         DEFAULT_ROUTES, "Path prefix to user-facing area; other paths count under 'other'.", converter=_routes
     )
@@ -217,7 +222,18 @@ SETTING_NAMES = frozenset(a.name for a in attrs.fields(Settings))
 
 #: Settings of the process, not of a site: the buffer, the loops and what is kept.
 MONITOR_WIDE = frozenset(
-    {"buffer_capacity", "max_sites", "tick_seconds", "flush_seconds", "history_seconds", "resolved_retention"}
+    {
+        "buffer_capacity",
+        "max_sites",
+        "tick_seconds",
+        "flush_seconds",
+        "history_seconds",
+        "resolved_retention",
+        "trend_retention",
+        "sink_timeout",
+        "sink_max_attempts",
+        "sink_backoff_seconds",
+    }
 )
 
 
