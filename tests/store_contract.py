@@ -21,7 +21,7 @@ T0 = int(START)
 
 
 def bucket(site: str = "s", signal: str = REQUEST, key: str = "/bookings", start: int = T0, **kw: object) -> Bucket:
-    b = Bucket(site, signal, key, start)
+    b = Bucket(site, signal, key, start, exact_users=True)
     b.total = int(kw.get("total", 10))  # type: ignore[call-overload]
     b.bad = int(kw.get("bad", 2))  # type: ignore[call-overload]
     for value in kw.get("hist", {1: 3, 40: 7}).items():  # type: ignore[attr-defined]
@@ -87,6 +87,29 @@ class StoreContract:
         assert (got.total, got.bad, dict(got.hist)) == (15, 3, {1: 3, 40: 8, 50: 2})
         assert (len(got.users), len(got.bad_users)) == (3, 2)
 
+    def test_users_are_counted_across_buckets_and_signals(self, store: Store) -> None:
+        store.write(
+            [
+                bucket(start=T0, users=("a", "b"), bad_users=("a",)),
+                bucket(start=T0 + 10, users=("b", "c"), bad_users=("c",)),
+                bucket(signal=LOGIN, key="", users=("d",), bad_users=("d",)),
+            ]
+        )
+        requests = store.read("s", REQUEST, T0, T0 + 20)
+        [logins] = store.read("s", LOGIN, T0, T0 + 20)
+        assert store.count_users([(b, False) for b in requests]) == 3
+        assert store.count_users([(b, True) for b in requests]) == 2
+        assert store.count_users([(b, True) for b in requests] + [(logins, True)]) == 3
+        assert store.count_users([]) == 0
+
+    def test_more_users_than_the_exact_limit_are_estimated_closely(self, store: Store) -> None:
+        crowd = [f"user-{i}" for i in range(3000)]
+        store.write([bucket(start=T0, users=crowd[:2000], bad_users=crowd[:700])])
+        store.write([bucket(start=T0 + 10, users=crowd[1000:], bad_users=())])
+        cells = store.read("s", REQUEST, T0, T0 + 20)
+        assert abs(store.count_users([(b, False) for b in cells]) - 3000) <= 90
+        assert abs(store.count_users([(b, True) for b in cells]) - 700) <= 21
+
     def test_reads_are_bounded_by_site_signal_and_time(self, store: Store) -> None:
         store.write(
             [
@@ -147,6 +170,17 @@ class StoreContract:
         assert a1.created_at == timestamp(START), "created_at never moves later"
         assert a1.updated_at == timestamp(START + 500) and a1.incident_ids == ("i1", "i3")
         assert store.alerts("nobody") == []
+
+    def test_acknowledging_an_alert_is_kept_and_first_wins(self, store: Store) -> None:
+        store.save_alert(alert("i1"))
+        first = store.acknowledge_alert("i1", timestamp(START + 60))
+        assert first is not None and first.acknowledged_at == timestamp(START + 60)
+        again = store.acknowledge_alert("i1", timestamp(START + 120))
+        assert again is not None and again.acknowledged_at == timestamp(START + 60)
+        store.save_alert(alert("i1", affected_users=30))
+        [kept] = store.alerts()
+        assert kept.affected_users == 30 and kept.acknowledged_at == timestamp(START + 60)
+        assert store.acknowledge_alert("nope", timestamp(START)) is None
 
     def test_lease_is_exclusive_until_it_expires(self, store: Store) -> None:
         assert store.acquire_lease("leader:s", "a", 30, START)

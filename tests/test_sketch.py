@@ -258,3 +258,17 @@ class TestMemory:
             tracemalloc.stop()
         assert not c.is_exact
         assert current < 100_000
+
+
+def test_an_unbounded_counter_stays_exact_until_compacted():
+    from nextmonth_health.sketch import EXACT_LIMIT
+
+    counter = DistinctCounter(limit=None)
+    counter.update(user_hash(f"u{i}") for i in range(EXACT_LIMIT * 4))
+    assert counter.is_exact and len(counter) == EXACT_LIMIT * 4
+    assert counter.exact_items() == {user_hash(f"u{i}") for i in range(EXACT_LIMIT * 4)}
+    bounded = DistinctCounter()
+    bounded.merge(counter)
+    assert not bounded.is_exact
+    assert counter.compact() is counter and not counter.is_exact and counter.exact_items() is None
+    assert abs(len(counter) - EXACT_LIMIT * 4) < EXACT_LIMIT * 4 * 0.03

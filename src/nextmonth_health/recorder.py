@@ -160,7 +160,7 @@ class Recorder:
         bkey = (site, signal, key, start)
         bucket = buckets.get(bkey)
         if bucket is None:
-            bucket = buckets[bkey] = Bucket(site, signal, key, start)
+            bucket = buckets[bkey] = Bucket(site, signal, key, start, exact_users=True)
         bucket.total += 1
         if value is not None:
             bucket.hist[sig.hist_index(value)] += 1

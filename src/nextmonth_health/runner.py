@@ -151,7 +151,7 @@ class Evaluator:
     ) -> tuple[list[Reading], list[str], list[CheckFailure]]:
         m = self.monitor
         settings = m.settings_for(site)
-        view = SiteView(site, now, settings, m.store.read, {(i.check, i.key): i for i in open_now})
+        view = SiteView(site, now, settings, m.store, {(i.check, i.key): i for i in open_now})
         readings: list[Reading] = []
         ran: list[str] = []
         failures: list[CheckFailure] = []

@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from typing import Final
 
-from .sketch import DistinctCounter
+from .sketch import EXACT_LIMIT, DistinctCounter
 
 __all__ = [
     "LOGIN",
@@ -60,7 +60,7 @@ class Bucket:
 
     __slots__ = ("bad", "bad_users", "hist", "key", "signal", "site", "start", "total", "users")
 
-    def __init__(self, site: str, signal: str, key: str, start: int) -> None:
+    def __init__(self, site: str, signal: str, key: str, start: int, *, exact_users: bool = False) -> None:
         self.site = site
         self.signal = signal
         self.key = key
@@ -68,8 +68,15 @@ class Bucket:
         self.total = 0
         self.bad = 0
         self.hist: Counter[int] = Counter()
-        self.users = DistinctCounter()
-        self.bad_users = DistinctCounter()
+        limit = None if exact_users else EXACT_LIMIT
+        self.users = DistinctCounter(limit)
+        self.bad_users = DistinctCounter(limit)
+
+    def compact(self) -> Bucket:
+        """Bound the user sketches of a delta built with ``exact_users`` before keeping it."""
+        self.users.compact()
+        self.bad_users.compact()
+        return self
 
     def add_counts(self, other: Bucket) -> None:
         """Add another bucket's counts and values, leaving the user sketches alone."""

@@ -28,6 +28,7 @@ _MASK64 = (1 << 64) - 1
 _ALPHA_INF = 1.0 / (2.0 * math.log(2.0))
 
 _TAG_EXACT = 0
+_UNBOUNDED = 1 << 62
 _TAG_HLL = 1
 
 
@@ -80,14 +81,32 @@ class DistinctCounter:
     :func:`user_hash`); the HLL relies on their bits being random.
     """
 
-    __slots__ = ("_exact", "_regs")
+    __slots__ = ("_exact", "_limit", "_regs")
 
     _exact: set[int] | None
     _regs: bytearray | None
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = EXACT_LIMIT) -> None:
+        """``limit=None`` stays exact however many items arrive, until :meth:`compact`.
+
+        The recorder counts each flush's users that way, so a store that keeps its own
+        sketches (Redis HyperLogLogs) can be handed every user; memory is bounded by
+        the flush anyway.
+        """
         self._exact = set()
         self._regs = None
+        self._limit = _UNBOUNDED if limit is None else limit
+
+    def compact(self) -> DistinctCounter:
+        """Turn an unbounded exact counter into the bounded form (HLL past the limit)."""
+        self._limit = EXACT_LIMIT
+        if self._exact is not None and len(self._exact) > EXACT_LIMIT:
+            self._to_hll()
+        return self
+
+    def exact_items(self) -> set[int] | None:
+        """The hashes themselves while exact (do not modify), else None."""
+        return self._exact
 
     @property
     def is_exact(self) -> bool:
@@ -98,7 +117,7 @@ class DistinctCounter:
         exact = self._exact
         if exact is not None:
             exact.add(h)
-            if len(exact) > EXACT_LIMIT:
+            if len(exact) > self._limit:
                 self._to_hll()
         else:
             _hll_add(self._regs, h)  # type: ignore[arg-type]
@@ -111,7 +130,7 @@ class DistinctCounter:
             if not chunk:
                 return
             self._exact.update(chunk)
-            if len(self._exact) > EXACT_LIMIT:
+            if len(self._exact) > self._limit:
                 self._to_hll()
         regs = self._regs
         assert regs is not None
@@ -127,7 +146,7 @@ class DistinctCounter:
         if other._exact is not None:
             if self._exact is not None:
                 self._exact |= other._exact
-                if len(self._exact) > EXACT_LIMIT:
+                if len(self._exact) > self._limit:
                     self._to_hll()
             else:
                 regs = self._regs
@@ -144,6 +163,7 @@ class DistinctCounter:
         new = DistinctCounter.__new__(DistinctCounter)
         new._exact = None if self._exact is None else set(self._exact)
         new._regs = None if self._regs is None else bytearray(self._regs)
+        new._limit = self._limit
         return new
 
     def estimate(self) -> float:
@@ -191,6 +211,7 @@ class DistinctCounter:
             raise ValueError("empty DistinctCounter payload")
         tag, body = data[0], data[1:]
         new = cls.__new__(cls)
+        new._limit = EXACT_LIMIT
         if tag == _TAG_EXACT:
             if len(body) % 8:
                 raise ValueError("exact DistinctCounter payload is not a multiple of 8 bytes")
@@ -210,6 +231,7 @@ class DistinctCounter:
         return new
 
     def _to_hll(self) -> None:
+        self._limit = EXACT_LIMIT
         regs = bytearray(_M)
         assert self._exact is not None
         for h in self._exact:

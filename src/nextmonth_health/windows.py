@@ -2,21 +2,29 @@
 
 Checks never talk to the store. They ask a :class:`SiteView` for a window ("the last five
 minutes of requests on /media-upload") or a baseline ("the hour before that"), each a
-:class:`~nextmonth_health.signals.Bucket` merged over whole buckets. A view reads each
-signal from the store at most once per evaluation pass.
+:class:`~nextmonth_health.signals.Bucket` of counts and values merged over whole buckets,
+and for the distinct users behind a window (:meth:`SiteView.users`), which the store
+counts in whatever way suits it. A view reads each signal from the store at most once
+per evaluation pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from .settings import Settings
 from .signals import Bucket
+from .store.base import Store
 from .values import Incident
 
-__all__ = ["SiteView"]
+__all__ = ["Keys", "SiteView"]
 
-Reader = Callable[[str, str, float, float], list[Bucket]]
+#: One key (``"/bookings"``), several, or ``None`` for every key of a signal.
+Keys = str | Iterable[str] | None
+
+
+def _wanted(keys: Keys) -> set[str] | None:
+    return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
 
 
 class SiteView:
@@ -27,25 +35,18 @@ class SiteView:
         site: str,
         now: float,
         settings: Settings,
-        read: Reader,
+        store: Store,
         incidents: Mapping[tuple[str, str], Incident] | None = None,
     ) -> None:
         self.site = site
-        self._incidents = incidents or {}
         self.now = now
         self.settings = settings
-        self._read = read
+        self._store = store
+        self._incidents = incidents or {}
         self._cache: dict[str, list[Bucket]] = {}
         step = settings.bucket_seconds
         #: The end of the bucket now is in: the freshest counts are judged too.
         self.end = (int(now) // step) * step + step
-
-    def _series(self, signal: str) -> list[Bucket]:
-        rows = self._cache.get(signal)
-        if rows is None:
-            start = self.end - self.settings.window_seconds - self.settings.baseline_seconds
-            rows = self._cache[signal] = self._read(self.site, signal, start, self.end)
-        return rows
 
     def incident(self, check: str, key: str) -> Incident | None:
         """The open incident of a check and key, if any.
@@ -55,34 +56,52 @@ class SiteView:
         """
         return self._incidents.get((check, key))
 
+    def _series(self, signal: str) -> list[Bucket]:
+        rows = self._cache.get(signal)
+        if rows is None:
+            start = self.end - self.settings.window_seconds - self.settings.baseline_seconds
+            rows = self._cache[signal] = self._store.read(self.site, signal, start, self.end)
+        return rows
+
+    def _cells(self, signal: str, keys: Keys, start: float, end: float) -> list[Bucket]:
+        wanted = _wanted(keys)
+        return [
+            b for b in self._series(signal) if start <= b.start < end and (wanted is None or b.key in wanted)
+        ]
+
     def keys(self, signal: str) -> set[str]:
         """Keys (routes, pages) with anything recorded in the window or its baseline."""
         return {b.key for b in self._series(signal)}
 
-    def window(self, signal: str, keys: str | Iterable[str] | None = None, *, seconds: float | None = None) -> Bucket:
-        """The last ``seconds`` (default: ``window_seconds``) of a signal, merged over keys."""
+    def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Bucket:
+        """Counts and values of the last ``seconds`` (default: ``window_seconds``) of a signal."""
         span = self.settings.window_seconds if seconds is None else seconds
         return self._merge(signal, keys, self.end - span, self.end)
 
-    def baseline(self, signal: str, keys: str | Iterable[str] | None = None) -> Bucket:
-        """The ``baseline_seconds`` just before the window: what normal looked like.
-
-        Counts and values only: distinct users of the baseline are never needed, and
-        merging an hour of user sketches is most of a pass's cost.
-        """
+    def baseline(self, signal: str, keys: Keys = None) -> Bucket:
+        """Counts and values of the ``baseline_seconds`` just before the window: what normal looked like."""
         end = self.end - self.settings.window_seconds
-        return self._merge(signal, keys, end - self.settings.baseline_seconds, end, users=False)
+        return self._merge(signal, keys, end - self.settings.baseline_seconds, end)
 
-    def _merge(
-        self, signal: str, keys: str | Iterable[str] | None, start: float, end: float, *, users: bool = True
-    ) -> Bucket:
-        wanted = {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
+    def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
+        """Distinct users behind the window of one or more ``(signal, keys, bad_only)`` parts.
+
+        ``view.users((REQUEST, "/media-upload", True))`` counts the users who got a 5xx
+        there; several parts count their union, e.g. users who failed to sign in *or*
+        lost their session. Exact up to 512 users, estimated within a few percent beyond.
+        """
+        span = self.settings.window_seconds if seconds is None else seconds
+        cells = [
+            (bucket, bad)
+            for signal, keys, bad in parts
+            for bucket in self._cells(signal, keys, self.end - span, self.end)
+        ]
+        return self._store.count_users(cells) if cells else 0
+
+    def _merge(self, signal: str, keys: Keys, start: float, end: float) -> Bucket:
+        wanted = _wanted(keys)
         label = "*" if wanted is None else ",".join(sorted(wanted))
         merged = Bucket(self.site, signal, label, int(start))
-        for bucket in self._series(signal):
-            if start <= bucket.start < end and (wanted is None or bucket.key in wanted):
-                if users:
-                    merged.merge(bucket)
-                else:
-                    merged.add_counts(bucket)
+        for bucket in self._cells(signal, keys, start, end):
+            merged.add_counts(bucket)
         return merged

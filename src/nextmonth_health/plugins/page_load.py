@@ -23,13 +23,17 @@ class PageLoadCheck:
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
         pages = s.dashboard_pages
+        signal = PAGE_LOAD
         window = view.window(PAGE_LOAD, pages)
-        source = "beacon"
         if window.samples < s.page_load_min_samples:
+            signal = REQUEST
             window = view.window(REQUEST, pages)
-            source = "server"
+        source = "beacon" if signal == PAGE_LOAD else "server"
         p75 = window.quantile(0.75)
-        enough = window.samples >= s.page_load_min_samples and len(window.users) >= s.page_load_min_users
+        enough = (
+            window.samples >= s.page_load_min_samples
+            and view.users((signal, pages, False)) >= s.page_load_min_users
+        )
         if p75 is None or not enough or p75 < s.page_load_recovery_seconds:
             health = Health.OK
         elif p75 > s.page_load_critical_seconds:
@@ -38,7 +42,8 @@ class PageLoadCheck:
             health = Health.DEGRADED
         else:
             health = Health.ELEVATED
-        affected = window.bad_users if source == "beacon" else window.users
+        hurting = health.is_problem or health is Health.ELEVATED
+        affected = view.users((signal, pages, signal == PAGE_LOAD)) if hurting else 0
         key = pages[0] if len(pages) == 1 else ",".join(pages)
         yield Reading(
             check=self.name,
@@ -49,7 +54,7 @@ class PageLoadCheck:
             subject=f"Dashboard load times on {key}",
             value=p75,
             threshold=s.page_load_slow_seconds,
-            affected_users=len(affected) if health.is_problem or health is Health.ELEVATED else 0,
+            affected_users=affected,
             detail={"samples": window.samples, "source": source},
         )
 

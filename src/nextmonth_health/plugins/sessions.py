@@ -47,8 +47,6 @@ class SessionFailureCheck:
             health = Health.DEGRADED
         else:
             health = Health.ELEVATED
-        hurt = logins.bad_users.copy()
-        hurt.merge(expiries.users)
         yield Reading(
             check=self.name,
             site=view.site,
@@ -58,7 +56,7 @@ class SessionFailureCheck:
             subject="Session failures (failed logins and expired sessions)",
             value=float(count),
             threshold=expected,
-            affected_users=len(hurt),
+            affected_users=view.users((LOGIN, None, True), (SESSION_EXPIRED, None, False)),
             detail={"failed_logins": logins.bad, "expired_sessions": expiries.total, "expected": expected},
         )
 

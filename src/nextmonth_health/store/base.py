@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from ..signals import Bucket
+from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
 __all__ = ["Store"]
@@ -38,6 +39,17 @@ class Store(abc.ABC):
 
         Callers treat them as read-only: they merge from them and never mutate them.
         """
+
+    def count_users(self, cells: Sequence[tuple[Bucket, bool]]) -> int:
+        """Distinct users behind buckets this store's ``read`` returned (``True``: bad ones only).
+
+        The default merges the buckets' own sketches; a store that counts users its own
+        way (Redis HyperLogLogs) overrides it.
+        """
+        merged = DistinctCounter()
+        for bucket, bad in cells:
+            merged.merge(bucket.bad_users if bad else bucket.users)
+        return len(merged)
 
     @abc.abstractmethod
     def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
@@ -72,6 +84,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def alerts(self, site: str | None = None) -> list[Alert]:
         """Alerts, newest first."""
+
+    @abc.abstractmethod
+    def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
+        """Mark an alert read by the admin (first acknowledgement wins); None if unknown."""
 
     @abc.abstractmethod
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:

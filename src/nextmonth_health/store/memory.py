@@ -41,7 +41,7 @@ class MemoryStore(Store):
                     rollup = rollups[(bucket.key, hour)] = Bucket(bucket.site, bucket.signal, bucket.key, hour)
                 rollup.merge(bucket)
                 if stored is None:
-                    series[(bucket.key, bucket.start)] = bucket
+                    series[(bucket.key, bucket.start)] = bucket.compact()
                 else:
                     stored.merge(bucket)
 
@@ -99,6 +99,13 @@ class MemoryStore(Store):
         with self._lock:
             found = [a for a in self._alerts.values() if site is None or a.site == site]
         return sorted(found, key=lambda a: (a.created_at, a.incident_id), reverse=True)
+
+    def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
+        with self._lock:
+            alert = self._alerts.get(incident_id)
+            if alert is not None and alert.acknowledged_at is None:
+                alert = self._alerts[incident_id] = attrs.evolve(alert, acknowledged_at=at)
+            return alert
 
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         with self._lock:
