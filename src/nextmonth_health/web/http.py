@@ -1,0 +1,154 @@
+"""Framework-agnostic requests, responses and the router for the SDK's endpoints.
+
+Handlers are plain functions ``(app, request) -> Response``. They never raise: the router
+turns an exception into a calm 500 (reported through the monitor's error reporter) so a
+bug in the SDK's endpoints cannot take the host application's error pages with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+__all__ = ["HealthApp", "Request", "Response", "Route"]
+
+#: Headers every SDK response carries.
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+)
+
+
+@frozen
+class Request:
+    """What a handler needs of an HTTP request; header names are lower-case."""
+
+    method: str
+    path: str
+    query_string: str = ""
+    headers: Mapping[str, str] = field(factory=dict)
+    body: bytes = b""
+    client: str | None = None
+    #: The host application's own request object (Starlette ``Request``, WSGI environ), for authorisers.
+    native: Any = None
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@frozen
+class Response:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: Sequence[tuple[str, str]] = ()) -> Response:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+        return cls(status, body, (("content-type", "application/json; charset=utf-8"), *headers))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> Response:
+        return cls(status, text.encode(), (("content-type", content_type),))
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+Handler = Callable[["HealthApp", Request], Response]
+
+
+@frozen
+class Route:
+    """One endpoint: ``path`` is relative to its prefix; ``admin`` routes need the authoriser."""
+
+    methods: tuple[str, ...]
+    path: str
+    handler: Handler
+    admin: bool = False
+
+
+class HealthApp:
+    """The SDK's endpoints for one monitor, mounted under two prefixes.
+
+    ``prefix`` (default ``/health``) serves the public, cheap, bounded endpoints; the
+    ``admin_prefix`` (default ``/admin/system-health``) serves Rob's view and its JSON
+    API, closed (403) unless ``authorize`` is given. ``authorize(request)`` returns True
+    to let the request in, False for 403; returning None means "not signed in" (401).
+    """
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        *,
+        prefix: str = "/health",
+        admin_prefix: str = "/admin/system-health",
+        authorize: Callable[[Request], bool | None] | None = None,
+        allowed_origins: Sequence[str] = (),
+        secret: str | bytes | None = None,
+        routes: Sequence[Route] | None = None,
+        admin_routes: Sequence[Route] | None = None,
+    ) -> None:
+        self.monitor = monitor
+        self.prefix = prefix.rstrip("/")
+        self.admin_prefix = admin_prefix.rstrip("/")
+        self.authorize = authorize
+        self.allowed_origins = tuple(allowed_origins)
+        self.secret = secret
+        self.routes: list[Route] = list(routes or ())
+        self.admin_routes: list[Route] = list(admin_routes or ())
+
+    def owns(self, path: str) -> bool:
+        """Whether a request path is one of the SDK's (the middleware records the others)."""
+        return any(
+            path == p or path.startswith(p + "/") for p in (self.prefix, self.admin_prefix)
+        )
+
+    def handle(self, request: Request) -> Response:
+        """Route a request to its handler; never raises."""
+        try:
+            return self._handle(request)
+        except Exception as exc:
+            self.monitor.errors.report("web.handler", exc)
+            return Response.json({"error": "unavailable"}, status=500)
+
+    def _handle(self, request: Request) -> Response:
+        for prefix, routes, admin in ((self.admin_prefix, self.admin_routes, True), (self.prefix, self.routes, False)):
+            if request.path != prefix and not request.path.startswith(prefix + "/"):
+                continue
+            rest = request.path[len(prefix) :] or "/"
+            for route in routes:
+                if route.path == rest:
+                    if request.method not in route.methods:
+                        return Response(405, b"", (("allow", ", ".join(route.methods)), *SECURITY_HEADERS))
+                    if admin:
+                        denied = self._deny(request)
+                        if denied is not None:
+                            return denied
+                    response = route.handler(self, request)
+                    return Response(response.status, response.body, (*response.headers, *SECURITY_HEADERS))
+            return Response.json({"error": "not found"}, status=404)
+        return Response.json({"error": "not found"}, status=404)
+
+    def _deny(self, request: Request) -> Response | None:
+        if self.authorize is None:
+            return Response.json({"error": "the admin view is closed until an authoriser is configured"}, status=403)
+        verdict = self.authorize(request)
+        if verdict is None:
+            return Response.json({"error": "sign in required"}, status=401, headers=(("www-authenticate", "Bearer"),))
+        if not verdict:
+            return Response.json({"error": "forbidden"}, status=403)
+        return None
