@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
@@ -21,7 +22,7 @@ from .errors import ConfigError, ErrorReporter
 from .incidents import IncidentTracker
 from .notices import MessageRenderer
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
-from .recorder import Recorder
+from .recorder import FIELDS, Recorder
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
@@ -96,8 +97,10 @@ class Monitor:
             errors=self.errors,
         )
         self._buffer = self.recorder.buffer
-        self._capacity = self.settings.buffer_capacity
-        self._now = self.clock.now
+        self._capacity = self.settings.buffer_capacity * FIELDS
+        # time.time itself, not SystemClock.now's extra frame: ~65 ns of a ~350 ns call.
+        # Bound when the monitor is built, so freezegun steers monitors built inside it.
+        self._now = time.time if type(self.clock) is SystemClock else self.clock.now
         self.tracker = IncidentTracker(self.store)
         self.delivery = Delivery(
             self.errors,
@@ -130,8 +133,8 @@ class Monitor:
         """The settings in force for a site: its overrides on top of the monitor's."""
         return self.site_settings.get(site or self.site, self.settings)
 
-    # The request path. Each method appends one tuple and returns; validation happens
-    # at flush time, where bad input is counted as dropped instead of raising here.
+    # The request path. Each method extends the buffer by one event's fields and returns;
+    # validation happens at flush time, where bad input is counted as dropped, not raised.
 
     def record_request(
         self, route: str, status: int, duration: float, user: str | None = None, site: str | None = None
@@ -139,7 +142,7 @@ class Monitor:
         """An HTTP request finished: its route, status code and duration in seconds."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.append((sig.REQUEST, site, route, status, duration, user, self._now()))
+                self._buffer.extend((sig.REQUEST, site, route, status, duration, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -149,7 +152,7 @@ class Monitor:
         """A sign-in attempt succeeded (``ok=True``) or failed."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.append((sig.LOGIN, site, None, ok, None, user, self._now()))
+                self._buffer.extend((sig.LOGIN, site, None, ok, None, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -159,7 +162,7 @@ class Monitor:
         """A user's session expired while they were using the site."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.append((sig.SESSION_EXPIRED, site, None, None, None, user, self._now()))
+                self._buffer.extend((sig.SESSION_EXPIRED, site, None, None, None, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -171,7 +174,7 @@ class Monitor:
         """A media upload finished, successfully or not; ``size`` in bytes if known."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.append((sig.UPLOAD, site, None, ok, size, user, self._now()))
+                self._buffer.extend((sig.UPLOAD, site, None, ok, size, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -183,7 +186,7 @@ class Monitor:
         """A page finished loading in the browser after ``seconds`` (the beacon calls this)."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.append((sig.PAGE_LOAD, site, page, seconds, None, user, self._now()))
+                self._buffer.extend((sig.PAGE_LOAD, site, page, seconds, None, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -308,7 +311,7 @@ class Monitor:
             site=self.site,
             store=self.store.url,
             events_flushed=self.recorder.events_flushed,
-            buffered=len(self._buffer),
+            buffered=self.recorder.buffered,
             drops=dict(self.recorder.drops),
             internal_errors=dict(self.errors.counts),
             sink_pending=self.delivery.pending,

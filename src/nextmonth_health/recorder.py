@@ -1,6 +1,8 @@
 """From ``record_*`` calls to store buckets, with nothing slow on the request path.
 
-The request path appends one tuple to a deque (atomic under the GIL, no lock, no I/O).
+The request path extends one flat list by the event's seven fields (a single C call,
+atomic under the GIL: no lock, no I/O, and no container left behind for the garbage
+collector to chase, which a tuple per event would be).
 ``flush`` — run every ``flush_seconds`` by the runner and at the start of every
 evaluation — drains the deque, validates each event, collapses routes to the configured
 ones (so cardinality stays bounded whatever paths arrive), folds events into per-bucket
@@ -11,7 +13,7 @@ counts and hands them to the store in one batch. Whatever cannot be kept is coun
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +27,9 @@ from .store.base import Store
 __all__ = ["Recorder"]
 
 BucketKey = tuple[str, str, str, int]
+
+#: Fields per buffered event: signal, site, key, a, b, user, time.
+FIELDS = 7
 
 _MAX_PENDING_BUCKETS = 100_000
 _ROUTE_CACHE_LIMIT = 4096
@@ -46,7 +51,8 @@ class Recorder:
         max_sites: int,
         errors: ErrorReporter,
     ) -> None:
-        self.buffer: deque[tuple[Any, ...]] = deque()
+        #: Seven fields per event, flat: see :data:`FIELDS`.
+        self.buffer: list[Any] = []
         self.capacity = capacity
         self.overflow = 0
         self.store = store
@@ -93,19 +99,26 @@ class Recorder:
             else:
                 self._drops["store"] += bucket.total
 
+    @property
+    def buffered(self) -> int:
+        return len(self.buffer) // FIELDS
+
     def _fold(self, buckets: dict[BucketKey, Bucket]) -> int:
         buffer = self.buffer
         n = len(buffer)
+        n -= n % FIELDS
+        taken = buffer[:n]
+        del buffer[:n]
         hashes: dict[str, int] = {}
-        for _ in range(n):
-            event = buffer.popleft()
+        fields = iter(taken)
+        for event in zip(*([fields] * FIELDS), strict=True):
             try:
                 if not self._fold_one(event, buckets, hashes):
                     self._drops["invalid"] += 1
             except Exception as exc:
                 self._drops["invalid"] += 1
                 self._errors.report("recorder.fold", exc)
-        return n
+        return n // FIELDS
 
     def _fold_one(
         self, event: tuple[Any, ...], buckets: dict[BucketKey, Bucket], hashes: dict[str, int]
