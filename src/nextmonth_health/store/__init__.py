@@ -1,20 +1,34 @@
-"""Stores, chosen by URL (``memory://``, later ``sqlite:///path`` and ``redis://host``) or object."""
+"""Stores, chosen by URL (``memory://``, ``sqlite:///path``, ``redis://host``) or object."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
 
 from ..errors import ConfigError
 from .base import Store
 from .memory import MemoryStore
+from .sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
 
-SCHEMES = {"memory": MemoryStore}
+SCHEMES: dict[str, Callable[[str], Store]] = {"memory": MemoryStore, "sqlite": SQLiteStore}
+
+
+def default_store_url() -> str:
+    """``$NEXTMONTH_HEALTH_STORE``, else ``nextmonth-health.db`` in the working directory."""
+    return os.environ.get("NEXTMONTH_HEALTH_STORE") or "sqlite:///nextmonth-health.db"
 
 
 def open_store(store: str | Store | None) -> Store:
-    """The store for a URL string, a ready store object, or the default (memory)."""
+    """The store for a URL string, a ready store object, or the default.
+
+    The default is ``$NEXTMONTH_HEALTH_STORE`` when set, else the SQLite file
+    ``nextmonth-health.db`` in the working directory: durable, and shared by every
+    worker process of one host.
+    """
     if store is None:
-        return MemoryStore()
+        store = default_store_url()
     if isinstance(store, Store):
         return store
     if not isinstance(store, str):

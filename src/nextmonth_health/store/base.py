@@ -55,8 +55,10 @@ class Store(abc.ABC):
     def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         """Hourly roll-ups (``start`` on the hour) of a site and signal, for trend graphs.
 
-        Every written delta also adds to the roll-up of its hour, so trends outlive the
-        raw buckets (kept ``trend_retention`` rather than ``history_seconds``).
+        Every written delta also adds its counts and values to the roll-up of its hour,
+        so trends outlive the raw buckets (kept ``trend_retention`` rather than
+        ``history_seconds``). Roll-ups keep no user sketches: a month of them per series
+        would cost megabytes, and trend graphs do not need them.
         """
 
     @abc.abstractmethod

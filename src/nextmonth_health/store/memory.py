@@ -39,7 +39,7 @@ class MemoryStore(Store):
                 rollup = rollups.get((bucket.key, hour))
                 if rollup is None:
                     rollup = rollups[(bucket.key, hour)] = Bucket(bucket.site, bucket.signal, bucket.key, hour)
-                rollup.merge(bucket)
+                rollup.add_counts(bucket)
                 if stored is None:
                     series[(bucket.key, bucket.start)] = bucket.compact()
                 else:

@@ -1,0 +1,704 @@
+"""``sqlite:///path`` — the embedded default: one file shared by every worker process of a host.
+
+Why it is built the way it is:
+
+- **WAL with ``synchronous=NORMAL``.** Readers never wait for writers and writers never wait
+  for readers, so the admin view and the evaluator read while workers flush. A commit is in
+  the WAL file before ``COMMIT`` returns, so it survives the process being killed (even with
+  ``kill -9``); only a power loss or OS crash can take back the last few commits, which is
+  the price of not calling ``fsync`` on every flush.
+- **``BEGIN IMMEDIATE`` for every write.** The write lock is taken up front, so a writer
+  waits its turn through the busy timeout instead of failing half-way with
+  ``SQLITE_BUSY``; a write still refused after a few bounded attempts raises, and the
+  recorder keeps its buckets pending for the next flush. Nothing on the request path ever
+  touches the file: ``record_*`` only appends to memory.
+- **One transaction per** :meth:`SQLiteStore.write`. Bucket deltas are merged in Python
+  (histograms add, user sketches union) with the rows already stored for the batch, read
+  with one ranged query per (site, signal), and written back with one ``executemany``.
+- **Versioned schema.** ``PRAGMA user_version`` counts the steps of :data:`MIGRATIONS`
+  applied; opening a file runs the missing steps in one transaction, and refuses a file
+  written by a newer version rather than guessing at it.
+- **Bounded file.** :meth:`SQLiteStore.trim` deletes what the windows, trends and the
+  recent-incident list no longer need; SQLite reuses the freed pages, so the file stops
+  growing once the retention horizon is reached, with no ``VACUUM``.
+- **Fork-safe.** An SQLite connection must never cross ``fork()``: idle connections are
+  closed just before a fork and the child opens its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import json
+import os
+import sqlite3
+import sys
+import threading
+import weakref
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote
+
+import structlog
+
+from ..errors import ConfigError
+from ..signals import Bucket
+from ..sketch import EXACT_LIMIT, DistinctCounter
+from ..values import Alert, Incident, timestamp
+from .base import Store, hour_of
+
+__all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: The file ``sqlite://`` (no path) opens, relative to the working directory.
+DEFAULT_FILE: Final = "nextmonth-health.db"
+
+#: The schema, as ordered steps. Step ``n`` (1-based) moves a file from ``user_version``
+#: ``n - 1`` to ``n``. Append new steps; never edit a released one.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        # Raw buckets, keyed for the one read the evaluator makes: a site's signal over a
+        # time range, all keys at once.
+        """CREATE TABLE buckets (
+            site TEXT NOT NULL, signal TEXT NOT NULL, start INTEGER NOT NULL, key TEXT NOT NULL,
+            total INTEGER NOT NULL, bad INTEGER NOT NULL, hist BLOB, users BLOB, bad_users BLOB,
+            PRIMARY KEY (site, signal, start, key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE hourly (
+            site TEXT NOT NULL, signal TEXT NOT NULL, start INTEGER NOT NULL, key TEXT NOT NULL,
+            total INTEGER NOT NULL, bad INTEGER NOT NULL, hist BLOB, users BLOB, bad_users BLOB,
+            PRIMARY KEY (site, signal, start, key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY, site TEXT NOT NULL, check_name TEXT NOT NULL, area TEXT NOT NULL,
+            key TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
+            affected_users INTEGER NOT NULL, opened_at REAL NOT NULL, summary TEXT NOT NULL,
+            updated_at REAL NOT NULL, resolved_at REAL, escalated_at REAL, recovering_since REAL,
+            value REAL, threshold REAL, alert_id TEXT
+        )""",
+        """CREATE TABLE alerts (
+            incident_id TEXT PRIMARY KEY, site TEXT NOT NULL, message TEXT NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, check_name TEXT NOT NULL,
+            key TEXT NOT NULL, area TEXT NOT NULL, affected_users INTEGER NOT NULL,
+            resolved_at REAL, acknowledged_at REAL, incident_ids TEXT NOT NULL
+        )""",
+        "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)",
+    ),
+    (
+        # What the evaluator (open incidents of a site), the trims and the admin view filter on.
+        "CREATE INDEX incidents_by_site_status ON incidents (site, status)",
+        "CREATE INDEX incidents_by_resolved_at ON incidents (resolved_at)",
+        "CREATE INDEX alerts_by_site ON alerts (site)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_BUSY_TIMEOUT: Final = 5.0
+_WRITE_ATTEMPTS: Final = 3
+_MAX_IDLE_CONNECTIONS: Final = 4
+_WAL_CHECKPOINT_PAGES: Final = 256
+_JOURNAL_SIZE_LIMIT: Final = 1024 * 1024
+_SQLITE_BUSY: Final = 5
+_SQLITE_LOCKED: Final = 6
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
+
+_BUCKET_COLUMNS: Final = "key, start, total, bad, hist, users, bad_users"
+# How incidents and alerts map to columns: (column, attribute, kind). Every attribute of
+# the value type has a column (a test holds us to it), so a new field needs a migration.
+_TEXT, _INT, _REAL, _TIME, _IDS = "text", "int", "real", "time", "ids"
+_INCIDENT_FIELDS: Final = (
+    ("id", "id", _TEXT),
+    ("site", "site", _TEXT),
+    ("check_name", "check", _TEXT),
+    ("area", "area", _TEXT),
+    ("key", "key", _TEXT),
+    ("severity", "severity", _TEXT),
+    ("status", "status", _TEXT),
+    ("affected_users", "affected_users", _INT),
+    ("opened_at", "opened_at", _TIME),
+    ("summary", "summary", _TEXT),
+    ("updated_at", "updated_at", _TIME),
+    ("resolved_at", "resolved_at", _TIME),
+    ("escalated_at", "escalated_at", _TIME),
+    ("recovering_since", "recovering_since", _TIME),
+    ("value", "value", _REAL),
+    ("threshold", "threshold", _REAL),
+    ("alert_id", "alert_id", _TEXT),
+)
+_ALERT_FIELDS: Final = (
+    ("incident_id", "incident_id", _TEXT),
+    ("site", "site", _TEXT),
+    ("message", "message", _TEXT),
+    ("created_at", "created_at", _TIME),
+    ("updated_at", "updated_at", _TIME),
+    ("check_name", "check", _TEXT),
+    ("key", "key", _TEXT),
+    ("area", "area", _TEXT),
+    ("affected_users", "affected_users", _INT),
+    ("resolved_at", "resolved_at", _TIME),
+    ("acknowledged_at", "acknowledged_at", _TIME),
+    ("incident_ids", "incident_ids", _IDS),
+)
+_INCIDENT_COLUMNS: Final = ", ".join(column for column, _, _ in _INCIDENT_FIELDS)
+_ALERT_COLUMNS: Final = ", ".join(column for column, _, _ in _ALERT_FIELDS)
+_SAVE_INCIDENT: Final = (
+    f"INSERT OR REPLACE INTO incidents ({_INCIDENT_COLUMNS}) VALUES ({', '.join('?' * len(_INCIDENT_FIELDS))})"
+)
+#: Replaces a stored alert, but keeps an acknowledgement the new one lacks and never moves
+#: ``created_at`` later.
+_SAVE_ALERT: Final = (
+    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * len(_ALERT_FIELDS))}) "
+    "ON CONFLICT (incident_id) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}"
+        for column, _, _ in _ALERT_FIELDS
+        if column not in ("incident_id", "created_at", "acknowledged_at")
+    )
+    + ", created_at = min(alerts.created_at, excluded.created_at)"
+    ", acknowledged_at = coalesce(excluded.acknowledged_at, alerts.acknowledged_at)"
+)
+
+BucketKey = tuple[str, str, str, int]
+
+
+class SQLiteStore(Store):
+    """Buckets, roll-ups, incidents, alerts and leases in one SQLite file (see the module doc).
+
+    :param url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, or
+        ``sqlite://`` for ``nextmonth-health.db`` in the working directory. The path is
+        resolved once, here, so a later ``chdir`` does not move the store.
+    :param busy_timeout: seconds one attempt at a write waits for another process's write.
+
+    Raises :class:`~nextmonth_health.errors.ConfigError` at once when the URL is malformed,
+    the file cannot be created or opened, or it was written by a newer schema.
+    """
+
+    blocking = True
+
+    def __init__(self, url: str = "sqlite://", *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
+        self.url = url
+        self.path = _path_of(url)
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise ConfigError(
+                f"cannot create the SQLite store {self.path!r}: the directory {directory!r} does not exist; "
+                f"create it, or point the store (NEXTMONTH_HEALTH_STORE) at a writable path"
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot use the SQLite store {self.path!r}: the directory {directory!r} is not writable "
+                f"(SQLite keeps its -wal and -shm files next to the database); "
+                f"grant write access or point the store (NEXTMONTH_HEALTH_STORE) elsewhere"
+            )
+        try:
+            self._setup()
+        except sqlite3.Error as exc:
+            self.close()
+            raise ConfigError(
+                f"cannot open the SQLite store {self.path!r}: {exc}; check that it is a nextmonth-health "
+                f"database on a local, writable disk, or point the store (NEXTMONTH_HEALTH_STORE) elsewhere"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+        _STORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.url!r})"
+
+    # Connections.
+
+    def _setup(self) -> None:
+        with self._connection() as conn:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ConfigError(
+                    f"the SQLite store {self.path!r} cannot use write-ahead logging (journal mode is {mode!r}); "
+                    f"put it on a local disk, not a network filesystem"
+                )
+            version = _user_version(conn)
+        if version != SCHEMA_VERSION:
+            self._check_version(version)
+            self._write(self._migrate)
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the SQLite store {self.path!r} has schema version {version}, newer than the {SCHEMA_VERSION} "
+                f"this nextmonth-health knows: upgrade nextmonth-health, or point the store at another file"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = _user_version(conn)  # again, under the write lock: another process may have migrated
+        self._check_version(version)
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            log.info("nextmonth_health.sqlite.migrated", path=self.path, old=version, new=SCHEMA_VERSION)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=64,
+        )
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for this thread's call, from a small pool shared by all threads.
+
+        A pool rather than one connection per thread: the runner's worker threads come and
+        go, and one connection behind a lock would make readers wait for a flush.
+        """
+        if self._pid != os.getpid():
+            self._forget_connections()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        pid = self._pid
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = (
+                    not self._closed
+                    and pid == self._pid
+                    and not conn.in_transaction
+                    and len(self._idle) < _MAX_IDLE_CONNECTIONS
+                )
+                if keep:
+                    self._idle.append(conn)
+            if not keep and pid == os.getpid():
+                conn.close()
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, retrying a bounded number of
+        times while another process holds the write lock past the busy timeout."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._connection() as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):  # else the pool drops it
+                                conn.execute("ROLLBACK")
+                        raise
+                    return result
+            except sqlite3.OperationalError as exc:
+                if attempt == _WRITE_ATTEMPTS or not _is_busy(exc):
+                    raise
+                log.debug("nextmonth_health.sqlite.busy", path=self.path, attempt=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _forget_connections(self) -> None:
+        """In a forked child: never use, nor close, what the parent opened."""
+        _ORPHANED.extend(self._idle)
+        self._idle = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        if self._pid == os.getpid():
+            self._close_idle()
+        _STORES.discard(self)
+
+    # Buckets.
+
+    def write(self, buckets: Sequence[Bucket]) -> None:
+        if not buckets:
+            return
+        raw: dict[BucketKey, Bucket] = {}
+        hourly: dict[BucketKey, Bucket] = {}
+        for bucket in buckets:
+            key = (bucket.site, bucket.signal, bucket.key, bucket.start)
+            seen = raw.get(key)
+            if seen is None:
+                raw[key] = bucket
+            else:
+                raw[key] = merged = seen.copy()
+                merged.merge(bucket)
+            hour = hour_of(bucket.start)
+            rollup = hourly.get((bucket.site, bucket.signal, bucket.key, hour))
+            if rollup is None:
+                rollup = hourly[(bucket.site, bucket.signal, bucket.key, hour)] = Bucket(
+                    bucket.site, bucket.signal, bucket.key, hour
+                )
+            rollup.add_counts(bucket)
+
+        def work(conn: sqlite3.Connection) -> None:
+            _add(conn, "buckets", raw)
+            _add(conn, "hourly", hourly)
+
+        self._write(work)
+
+    def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        rows = self._read(
+            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE site = ? AND signal = ? AND start >= ? AND start < ?",
+            (site, signal, start, end),
+        )
+        return [_bucket(site, signal, row) for row in rows]
+
+    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        rows = self._read(
+            f"SELECT {_BUCKET_COLUMNS} FROM hourly WHERE site = ? AND signal = ? AND start >= ? AND start < ?",
+            (site, signal, start, end),
+        )
+        return [_bucket(site, signal, row) for row in rows]
+
+    def sites(self) -> set[str]:
+        # A skip-scan over the primary key: one index probe per distinct site, however many
+        # buckets each has.
+        rows = self._read(
+            """WITH RECURSIVE s(site) AS (
+                   SELECT min(site) FROM buckets
+                   UNION ALL
+                   SELECT (SELECT min(site) FROM buckets WHERE site > s.site) FROM s WHERE s.site IS NOT NULL
+               )
+               SELECT site FROM s WHERE site IS NOT NULL
+               UNION SELECT site FROM incidents
+               UNION SELECT site FROM alerts"""
+        )
+        return {row[0] for row in rows}
+
+    # Incidents and alerts.
+
+    def save_incident(self, incident: Incident) -> None:
+        row = _row(incident, _INCIDENT_FIELDS)
+        self._write(lambda conn: conn.execute(_SAVE_INCIDENT, row))
+
+    def incidents(
+        self, site: str | None = None, *, open_only: bool = False, resolved_since: datetime | None = None
+    ) -> list[Incident]:
+        where: list[str] = []
+        params: list[Any] = []
+        if site is not None:
+            where.append("site = ?")
+            params.append(site)
+        if open_only:
+            where.append("status = 'open'")
+        elif resolved_since is not None:
+            where.append("(status = 'open' OR resolved_at >= ?)")
+            params.append(_seconds(resolved_since))
+        sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._read(sql + " ORDER BY opened_at DESC, id DESC", params)
+        return [Incident(**_fields(row, _INCIDENT_FIELDS)) for row in rows]
+
+    def save_alert(self, alert: Alert) -> None:
+        row = _row(alert, _ALERT_FIELDS)
+        self._write(lambda conn: conn.execute(_SAVE_ALERT, row))
+
+    def alerts(self, site: str | None = None) -> list[Alert]:
+        sql = f"SELECT {_ALERT_COLUMNS} FROM alerts"
+        params: tuple[str, ...] = ()
+        if site is not None:
+            sql += " WHERE site = ?"
+            params = (site,)
+        rows = self._read(sql + " ORDER BY created_at DESC, incident_id DESC", params)
+        return [Alert(**_fields(row, _ALERT_FIELDS)) for row in rows]
+
+    def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
+        def work(conn: sqlite3.Connection) -> Alert | None:
+            conn.execute(
+                "UPDATE alerts SET acknowledged_at = ? WHERE incident_id = ? AND acknowledged_at IS NULL",
+                (_seconds(at), incident_id),
+            )
+            row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident_id = ?", (incident_id,)).fetchone()
+            return None if row is None else Alert(**_fields(row, _ALERT_FIELDS))
+
+        return self._write(work)
+
+    # Leases and trimming.
+
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
+                "OR leases.expires <= ?",
+                (name, owner, now + ttl, now),
+            )
+            return cursor.rowcount == 1
+
+        return self._write(work)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)))
+
+    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+        resolved = _seconds(resolved_before)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM buckets WHERE start < ?", (buckets_before,))
+            conn.execute("DELETE FROM hourly WHERE start < ?", (hourly_before,))
+            conn.execute(
+                "DELETE FROM alerts WHERE incident_id IN (SELECT id FROM incidents WHERE resolved_at < ?)",
+                (resolved,),
+            )
+            conn.execute("DELETE FROM incidents WHERE resolved_at < ?", (resolved,))
+            # Leases long expired belong to sites nobody evaluates any more.
+            conn.execute("DELETE FROM leases WHERE expires < ?", (buckets_before,))
+
+        self._write(work)
+
+
+# Fork safety: close idle connections before a fork (so none is inherited in the normal
+# case), and make a child forget whatever was still open at that moment.
+
+_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+#: Connections inherited through fork(): kept referenced so they are never closed (closing
+#: one could release the locks of the child's own connections to the same file).
+_ORPHANED: list[sqlite3.Connection] = []
+
+
+def _before_fork() -> None:
+    for store in list(_STORES):
+        with contextlib.suppress(Exception):
+            store._close_idle()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _path_of(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if scheme != "sqlite" or not sep:
+        raise ConfigError(
+            f"not an SQLite store URL: {url!r}; use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    if "?" in rest or "#" in rest:
+        raise ConfigError(f"SQLite store URL {url!r} takes no query or fragment: use sqlite:///path/to/file.db")
+    if rest == "":
+        path = DEFAULT_FILE
+    else:
+        host, slash, path = rest.partition("/")
+        if host or not slash:
+            raise ConfigError(
+                f"SQLite store URL {url!r} names a host {host!r}: write three slashes before a relative path "
+                f"(sqlite:///data/health.db) and four before an absolute one (sqlite:////var/lib/health.db)"
+            )
+        path = unquote(path)
+        if not path or path.endswith("/"):
+            raise ConfigError(f"SQLite store URL {url!r} names no file: use sqlite:///path/to/file.db")
+        if path == ":memory:" or path.startswith("file:"):
+            raise ConfigError(
+                f"SQLite store URL {url!r} is not a file path; for a store that is not kept, use memory://"
+            )
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _add(conn: sqlite3.Connection, table: str, deltas: dict[BucketKey, Bucket]) -> None:
+    """Add bucket deltas to the rows of ``table``, inside the caller's write transaction.
+
+    Never mutates the deltas: if the transaction rolls back and is retried, they must still
+    be exactly what the caller handed over.
+    """
+    spans: dict[tuple[str, str], list[int]] = {}
+    for site, signal, _, start in deltas:
+        span = spans.get((site, signal))
+        if span is None:
+            spans[(site, signal)] = [start, start]
+        elif start < span[0]:
+            span[0] = start
+        elif start > span[1]:
+            span[1] = start
+    rows: list[tuple[Any, ...]] = []
+    merged: set[BucketKey] = set()
+    select = f"SELECT {_BUCKET_COLUMNS} FROM {table} WHERE site = ? AND signal = ? AND start BETWEEN ? AND ?"
+    for (site, signal), (low, high) in spans.items():
+        for key, start, total, bad, hist, users, bad_users in conn.execute(select, (site, signal, low, high)):
+            delta = deltas.get((site, signal, key, start))
+            if delta is None:
+                continue
+            merged.add((site, signal, key, start))
+            if delta.hist:
+                combined = _unpack_hist(hist)
+                combined.update(delta.hist)
+                hist = _pack_hist(combined)
+            rows.append(
+                (
+                    site,
+                    signal,
+                    start,
+                    key,
+                    total + delta.total,
+                    bad + delta.bad,
+                    hist,
+                    _union(users, delta.users),
+                    _union(bad_users, delta.bad_users),
+                )
+            )
+    for bkey, delta in deltas.items():
+        if bkey in merged:
+            continue
+        rows.append(
+            (
+                delta.site,
+                delta.signal,
+                delta.start,
+                delta.key,
+                delta.total,
+                delta.bad,
+                _pack_hist(delta.hist),
+                _pack_users(delta.users),
+                _pack_users(delta.bad_users),
+            )
+        )
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {table} (site, signal, start, key, total, bad, hist, users, bad_users) "
+        f"VALUES ({_marks(9)})",
+        rows,
+    )
+
+
+def _bucket(site: str, signal: str, row: tuple[Any, ...]) -> Bucket:
+    key, start, total, bad, hist, users, bad_users = row
+    bucket = Bucket.__new__(Bucket)  # every slot is set here; skip the empty parts __init__ builds
+    bucket.site = site
+    bucket.signal = signal
+    bucket.key = key
+    bucket.start = start
+    bucket.total = total
+    bucket.bad = bad
+    bucket.hist = _unpack_hist(hist)
+    bucket.users = DistinctCounter.from_bytes(users) if users else DistinctCounter()
+    bucket.bad_users = DistinctCounter.from_bytes(bad_users) if bad_users else DistinctCounter()
+    return bucket
+
+
+def _pack_hist(hist: Counter[int]) -> bytes | None:
+    """Histogram slots as little-endian int64 (slot, count) pairs; None when empty."""
+    if not hist:
+        return None
+    packed = array("q", itertools.chain.from_iterable(hist.items()))
+    if not _LITTLE_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack_hist(blob: bytes | None) -> Counter[int]:
+    hist: Counter[int] = Counter()
+    if blob:
+        packed = array("q")
+        packed.frombytes(blob)
+        if not _LITTLE_ENDIAN:
+            packed.byteswap()
+        dict.update(hist, zip(packed[::2], packed[1::2], strict=True))
+    return hist
+
+
+def _pack_users(users: DistinctCounter) -> bytes | None:
+    if users.is_exact:
+        n = len(users)
+        if not n:
+            return None
+        if n > EXACT_LIMIT:  # a recorder's unbounded delta: store the bounded form
+            users = users.copy().compact()
+    return users.to_bytes()
+
+
+def _union(stored: bytes | None, delta: DistinctCounter) -> bytes | None:
+    if delta.is_exact and not len(delta):
+        return stored
+    if stored is None:
+        return _pack_users(delta)
+    users = DistinctCounter.from_bytes(stored)
+    before = len(users) if users.is_exact else -1
+    users.merge(delta)
+    if users.is_exact and len(users) == before:
+        return stored  # nobody new: the common case for a roll-up, and encoding is the costly part
+    return users.to_bytes()
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    """A datetime as float Unix seconds; exact to the microsecond for this century."""
+    return None if moment is None else moment.timestamp()
+
+
+def _row(value: Incident | Alert, fields: tuple[tuple[str, str, str], ...]) -> tuple[Any, ...]:
+    row: list[Any] = []
+    for _, attribute, kind in fields:
+        item = getattr(value, attribute)
+        if kind == _TIME:
+            item = _seconds(item)
+        elif kind == _IDS:
+            item = json.dumps(list(item))
+        elif isinstance(item, enum.Enum):
+            item = item.value
+        row.append(item)
+    return tuple(row)
+
+
+def _fields(row: Sequence[Any], fields: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item, (_, attribute, kind) in zip(row, fields, strict=True):
+        if kind == _TIME:
+            item = None if item is None else timestamp(item)
+        elif kind == _IDS:
+            item = tuple(json.loads(item))
+        found[attribute] = item
+    return found
