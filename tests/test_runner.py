@@ -172,3 +172,70 @@ async def test_only_one_process_leads_a_site(fake_clock: FakeClock) -> None:
     assert len(store.alerts()) == 1
     fake_clock.advance(3 * 60)
     assert (await b.evaluate()).sites == ("shared",)
+
+
+class ThreadWatchingStore(nmh.store.MemoryStore):
+    """A memory store that says it blocks, and notes the threads that call it."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[tuple[str, int]] = []
+
+    def __getattribute__(self, name: str) -> object:
+        attr = super().__getattribute__(name)
+        if name in {"write", "read", "incidents", "alerts", "save_alert", "save_incident", "acquire_lease", "count_users"}:
+            threads = super().__getattribute__("threads")
+
+            def watched(*args: object, **kwargs: object) -> object:
+                threads.append((name, threading.get_ident()))
+                return attr(*args, **kwargs)  # type: ignore[operator]
+
+            return watched
+        return attr
+
+
+async def test_a_blocking_store_is_never_called_on_the_event_loop(fake_clock: FakeClock, internal_errors: object) -> None:
+    store = ThreadWatchingStore()
+    m = nmh.Monitor("io", store=store, clock=fake_clock, load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    loop_thread = threading.get_ident()
+    for user in range(20):
+        m.record_upload(False, user=f"u{user}")
+        m.record_request("/media-upload", 503, 0.1, user=f"u{user}")
+    fake_clock.advance(10)
+    result = await m.evaluate()
+    assert result.alerts, "the pass raised an alert, so save_alert ran"
+    called = {name for name, _ in store.threads}
+    assert {"write", "read", "incidents", "save_alert", "save_incident", "acquire_lease", "count_users"} <= called
+    on_loop = sorted({name for name, thread in store.threads if thread == loop_thread})
+    assert on_loop == []
+
+
+async def test_notices_answer_from_memory_while_the_runner_runs(fake_clock: FakeClock, internal_errors: object) -> None:
+    store = ThreadWatchingStore()
+    m = nmh.Monitor("io", store=store, clock=fake_clock, load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    assert m.notices("uploads") == []
+    passes: list[anyio.Event] = [anyio.Event()]
+    original = m.evaluator.evaluate
+
+    async def watched() -> nmh.Evaluation:
+        result = await original()
+        passes[-1].set()
+        return result
+
+    m.evaluator.evaluate = watched  # type: ignore[method-assign]
+    async with m.running():
+        await passes[-1].wait()
+        passes.append(anyio.Event())
+        loop_thread = threading.get_ident()
+        store.threads.clear()
+        for user in range(20):
+            m.record_upload(False, user=f"u{user}")
+        fake_clock.advance(15)
+        await passes[-1].wait()
+        for _ in range(100):
+            assert m.notices("uploads")
+        assert [name for name, thread in store.threads if thread == loop_thread] == []

@@ -121,6 +121,7 @@ class Monitor:
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
         self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
+        self._running = False
         self._rendered: dict[tuple[str, str], Notice | None] = {}
         self._portal: contextlib.AbstractContextManager[Any] | None = None
         self._future: Future[None] | None = None
@@ -204,9 +205,11 @@ class Monitor:
 
     async def run(self) -> None:
         """Flush every ``flush_seconds`` and evaluate every ``tick_seconds``, until cancelled."""
+        self._running = True
         try:
             await self.evaluator.run_forever()
         finally:
+            self._running = False
             with anyio.CancelScope(shield=True):
                 await self.evaluator.store_call(self.recorder.flush)
 
@@ -243,16 +246,33 @@ class Monitor:
 
     # What people see.
 
-    def invalidate_notices(self) -> None:
-        self._notice_cache.clear()
+    def refresh_notices(self) -> None:
+        """Re-read the open incidents of every site whose notices were asked for.
+
+        The runner calls this after each pass and each flush (in a worker thread for a
+        blocking store), so that :meth:`notices` answers from memory on the request path.
+        """
+        now = self.clock.now()
+        for site in list(self._notice_cache):
+            try:
+                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self.store.incidents(site, open_only=True))
+            except Exception as exc:
+                self.errors.report("notices.refresh", exc)
 
     def _open_incidents(self, site: str) -> list[Incident]:
-        now = self.clock.now()
+        """Open incidents from the snapshot; the store is read only without a fresh one.
+
+        While the runner runs, it keeps the snapshot fresh and this never touches the
+        store. A site asked for the first time, or a monitor driven only by explicit
+        ``evaluate()`` calls with a stale snapshot, reads the store once.
+        """
         cached = self._notice_cache.get(site)
-        if cached is not None and cached[0] > now:
+        if cached is not None and (self._running or cached[0] > self.clock.now()):
             return cached[1]
+        if len(self._notice_cache) >= 10_000:
+            self._notice_cache.clear()
         incidents = self.store.incidents(site, open_only=True)
-        self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, incidents)
+        self._notice_cache[site] = (self.clock.now() + _NOTICE_CACHE_SECONDS, incidents)
         return incidents
 
     def notices(self, area: str, site: str | None = None) -> list[Notice]:

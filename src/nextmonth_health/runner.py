@@ -73,6 +73,9 @@ class Evaluation:
         return [t.alert for t in self.transitions if t.alert is not None]
 
 
+_Prepared = tuple[list[Incident], list[Reading], list[str], list[CheckFailure], list[tuple["Check", Any, float]]]
+
+
 class Evaluator:
     """Runs passes for a monitor; holds per-check schedules and the lease identity."""
 
@@ -97,22 +100,14 @@ class Evaluator:
         readings: list[Reading] = []
         transitions: list[Transition] = []
         failures: list[CheckFailure] = []
-        lease_ttl = max(3 * m.settings.tick_seconds, 30.0)
         for site in sites:
-            try:
-                leader = await self.store_call(m.store.acquire_lease, f"leader:{site}", self.owner, lease_ttl, now)
-            except Exception as exc:
-                m.errors.report("store.lease", exc)
-                continue
-            if not leader:
+            outcome = await self.store_call(self._prepare, site, now)
+            if outcome is None:
                 continue
             led.append(site)
-            try:
-                open_now = await self.store_call(lambda: m.store.incidents(site, open_only=True))
-            except Exception as exc:
-                m.errors.report("store.incidents", exc)
-                continue
-            site_readings, ran, site_failures = await self._run_checks(site, now, open_now)
+            open_now, site_readings, ran, site_failures, pending = outcome
+            if pending:
+                await self._await_checks(site, pending, site_readings, ran, site_failures)
             readings += site_readings
             failures += site_failures
             try:
@@ -129,7 +124,7 @@ class Evaluator:
             except Exception as exc:
                 m.errors.report("store.trim", exc)
         self.last_evaluation = now
-        m.invalidate_notices()
+        await self.store_call(m.refresh_notices)
         return Evaluation(
             at=timestamp(now),
             sites=tuple(led),
@@ -146,21 +141,28 @@ class Evaluator:
             resolved_before=timestamp(now - s.resolved_retention),
         )
 
-    async def _run_checks(
-        self, site: str, now: float, open_now: list[Incident]
-    ) -> tuple[list[Reading], list[str], list[CheckFailure]]:
+    def _prepare(self, site: str, now: float) -> _Prepared | None:
+        """The synchronous part of a site's pass: lease, open incidents, plain checks.
+
+        Runs in a worker thread when the store blocks, so SQLite or Redis I/O (the view
+        reads lazily, and plain checks call it) never stalls the event loop. Returns
+        None when another process leads the site. Async checks are handed back to be
+        awaited on the loop under their timeouts.
+        """
         m = self.monitor
+        try:
+            if not m.store.acquire_lease(f"leader:{site}", self.owner, max(3 * m.settings.tick_seconds, 30.0), now):
+                return None
+            open_now = m.store.incidents(site, open_only=True)
+        except Exception as exc:
+            m.errors.report("store.lease", exc)
+            return None
         settings = m.settings_for(site)
         view = SiteView(site, now, settings, m.store, {(i.check, i.key): i for i in open_now})
         readings: list[Reading] = []
         ran: list[str] = []
         failures: list[CheckFailure] = []
-        pending: list[tuple[Check, Any]] = []
-
-        def failed(check: Check, exc: BaseException) -> None:
-            m.errors.report(f"check.{check.name}", exc)
-            failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
-
+        pending: list[tuple[Check, Any, float]] = []
         for check in m.checks:
             interval = getattr(check, "interval", None)
             last = self._last_run.get((site, check.name))
@@ -170,29 +172,40 @@ class Evaluator:
             try:
                 result = check.evaluate(view)
                 if inspect.isawaitable(result):
-                    pending.append((check, result))
+                    pending.append((check, result, getattr(check, "timeout", None) or settings.check_timeout))
                     continue
                 readings += _own(check, site, result)
                 ran.append(check.name)
             except Exception as exc:
-                failed(check, exc)
+                self._failed(site, check, exc, failures)
+        return open_now, readings, ran, failures, pending
 
-        if pending:
+    def _failed(self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]) -> None:
+        self.monitor.errors.report(f"check.{check.name}", exc)
+        failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
 
-            async def wait(check: Check, awaitable: Any) -> None:
-                timeout = getattr(check, "timeout", None) or settings.check_timeout
-                try:
-                    with anyio.fail_after(timeout):
-                        result = await awaitable
-                    readings.extend(_own(check, site, result))
-                    ran.append(check.name)
-                except Exception as exc:
-                    failed(check, exc)
+    async def _await_checks(
+        self,
+        site: str,
+        pending: list[tuple[Check, Any, float]],
+        readings: list[Reading],
+        ran: list[str],
+        failures: list[CheckFailure],
+    ) -> None:
+        """Await a site's async checks concurrently, each under its own timeout."""
 
-            async with anyio.create_task_group() as tg:
-                for check, awaitable in pending:
-                    tg.start_soon(wait, check, awaitable)
-        return readings, ran, failures
+        async def wait(check: Check, awaitable: Any, timeout: float) -> None:
+            try:
+                with anyio.fail_after(timeout):
+                    result = await awaitable
+                readings.extend(_own(check, site, result))
+                ran.append(check.name)
+            except Exception as exc:
+                self._failed(site, check, exc, failures)
+
+        async with anyio.create_task_group() as tg:
+            for check, awaitable, timeout in pending:
+                tg.start_soon(wait, check, awaitable, timeout)
 
     async def flush_forever(self) -> None:
         m = self.monitor
@@ -200,6 +213,7 @@ class Evaluator:
             await m.clock.sleep(m.settings.flush_seconds)
             try:
                 await self.store_call(m.recorder.flush)
+                await self.store_call(m.refresh_notices)
             except Exception as exc:
                 m.errors.report("recorder.flush", exc)
 

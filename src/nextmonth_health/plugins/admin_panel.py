@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ..hookspecs import hookimpl
 from ..store.base import Store
 from ..values import Transition
@@ -18,8 +20,12 @@ class AdminPanelSink:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def send(self, transition: Transition) -> None:
-        if transition.alert is not None:
+    async def send(self, transition: Transition) -> None:
+        if transition.alert is None:
+            return
+        if self.store.blocking:
+            await anyio.to_thread.run_sync(self.store.save_alert, transition.alert)
+        else:
             self.store.save_alert(transition.alert)
 
 
