@@ -203,6 +203,16 @@ class StoreContract:
         assert (second.start, second.total) == (T0 + 3600, 10)
         assert store.read_hourly("s", LOGIN, T0, T0 + 7200) == []
 
+    def test_five_minute_rollups_serve_baselines(self, store: Store) -> None:
+        store.write([bucket(start=T0 + 10 * i, total=1, bad=i % 2, hist={i: 1}) for i in range(60)])
+        first, second = sorted(store.read_rollup("s", REQUEST, 300, T0, T0 + 600), key=lambda b: b.start)
+        assert (first.start, first.total, first.bad, first.samples) == (T0, 30, 15, 30)
+        assert (second.start, second.total, second.bad) == (T0 + 300, 30, 15)
+        assert [b.start for b in store.read_rollup("s", REQUEST, 300, T0 + 300, T0 + 600)] == [T0 + 300]
+        store.trim(buckets_before=T0 + 300, hourly_before=T0, resolved_before=timestamp(START - 86_400))
+        assert [b.start for b in store.read_rollup("s", REQUEST, 300, T0, T0 + 600)] == [T0 + 300]
+        assert [b.total for b in store.read_hourly("s", REQUEST, T0, T0 + 600)] == [60]
+
     def test_trim_forgets_old_buckets_and_long_resolved_incidents(self, store: Store) -> None:
         store.write([bucket(start=T0 - 7200), bucket(start=T0)])
         store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))

@@ -204,18 +204,39 @@ class Settings:
                 raise ConfigError(f"{low} ({getattr(self, low)}) must be below {high} ({getattr(self, high)})")
         if self.window_seconds % self.bucket_seconds or self.baseline_seconds % self.bucket_seconds:
             raise ConfigError("window_seconds and baseline_seconds must be whole multiples of bucket_seconds")
+        if self.baseline_seconds % 300:
+            raise ConfigError(
+                f"baseline_seconds ({self.baseline_seconds}) must be a whole number of five-minute roll-ups (a multiple of 300)"
+            )
 
     def area_for(self, path: str) -> str | None:
         """The area a path belongs to by longest configured prefix, or None."""
         return self.routes.get(self.route_for(path) or "")
 
     def route_for(self, path: str) -> str | None:
-        """The configured route prefix a path falls under, or None for 'other'."""
+        """The configured route prefix a path falls under, or None for 'other'.
+
+        Answers are memoised per settings object: checks ask for the same few routes
+        on every pass of every site.
+        """
+        entry = _ROUTE_MEMO.get(id(self))
+        if entry is None or entry[0] is not self:
+            if len(_ROUTE_MEMO) >= 1024:
+                _ROUTE_MEMO.clear()
+            entry = _ROUTE_MEMO[id(self)] = (self, {})
+        memo = entry[1]
+        if path in memo:
+            return memo[path]
         best = None
         for prefix in self.routes.keys() | set(self.critical_routes) | set(self.dashboard_pages):
             if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and (best is None or len(prefix) > len(best)):
                 best = prefix
+        if len(memo) < 4096:
+            memo[path] = best
         return best
+
+
+_ROUTE_MEMO: dict[int, tuple[Settings, dict[str, str | None]]] = {}
 
 
 SETTING_NAMES = frozenset(a.name for a in attrs.fields(Settings))

@@ -23,6 +23,7 @@ __all__ = [
     "UPLOAD",
     "Bucket",
     "hist_index",
+    "hist_quantile",
     "hist_value",
 ]
 
@@ -53,6 +54,20 @@ def hist_value(index: int) -> float:
     if index <= 0:
         return _HIST_BASE
     return _HIST_BASE * _HIST_GAMMA ** (index - 0.5)
+
+
+def hist_quantile(hist: Counter[int], q: float) -> float | None:
+    """The q-quantile of a histogram's values, within ~2.5 %, or None when it is empty."""
+    n = sum(hist.values())
+    if not n:
+        return None
+    rank = q * n
+    seen = 0
+    for index in sorted(hist):
+        seen += hist[index]
+        if seen >= rank:
+            return hist_value(index)
+    return hist_value(max(hist))
 
 
 class Bucket:
@@ -106,16 +121,7 @@ class Bucket:
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile of the recorded values, within ~2.5 %, or None with no samples."""
-        n = self.samples
-        if not n:
-            return None
-        rank = q * n
-        seen = 0
-        for index in sorted(self.hist):
-            seen += self.hist[index]
-            if seen >= rank:
-                return hist_value(index)
-        return hist_value(max(self.hist))
+        return hist_quantile(self.hist, q)
 
     def __repr__(self) -> str:
         return (

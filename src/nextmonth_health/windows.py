@@ -1,30 +1,78 @@
-"""What a check sees of one site: merged windows of recorded signals.
+"""What a check sees of one site: windows of recorded signals, and who was behind them.
 
-Checks never talk to the store. They ask a :class:`SiteView` for a window ("the last five
-minutes of requests on /media-upload") or a baseline ("the hour before that"), each a
-:class:`~nextmonth_health.signals.Bucket` of counts and values merged over whole buckets,
-and for the distinct users behind a window (:meth:`SiteView.users`), which the store
-counts in whatever way suits it. A view reads each signal from the store at most once
-per evaluation pass.
+Checks never talk to the store. They ask a :class:`SiteView` for a :class:`Window` ("the
+last five minutes of requests on /media-upload", read from the raw buckets) or a baseline
+("the hour before that", read from five-minute roll-ups, so an hour costs twelve rows, not
+360 buckets), and for the distinct users behind a window (:meth:`SiteView.users`), which
+the store counts in whatever way suits it. A view reads each series at most once per pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 from .settings import Settings
-from .signals import Bucket
+from .signals import Bucket, hist_quantile
 from .store.base import Store
 from .values import Incident
 
-__all__ = ["Keys", "SiteView"]
+__all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Window"]
 
 #: One key (``"/bookings"``), several, or ``None`` for every key of a signal.
 Keys = str | Iterable[str] | None
 
+#: Roll-up width baselines are read from; a baseline starts and ends on its edges.
+BASELINE_ROLLUP = 300
+
 
 def _wanted(keys: Keys) -> set[str] | None:
     return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
+
+
+class Window:
+    """Counts and values of one signal over a span, merged over keys.
+
+    Totals are summed when the window is made; the histogram of values is merged only
+    if a quantile is asked for, since most checks need ratios alone.
+    """
+
+    __slots__ = ("_buckets", "_hist", "bad", "end", "signal", "start", "total")
+
+    def __init__(self, signal: str, start: float, end: float, buckets: Sequence[Bucket]) -> None:
+        self.signal = signal
+        self.start = start
+        self.end = end
+        self.total = sum(b.total for b in buckets)
+        self.bad = sum(b.bad for b in buckets)
+        self._buckets = buckets
+        self._hist: Counter[int] | None = None
+
+    @property
+    def ratio(self) -> float:
+        """Bad events over all events (0 when there were none)."""
+        return self.bad / self.total if self.total else 0.0
+
+    @property
+    def hist(self) -> Counter[int]:
+        if self._hist is None:
+            self._hist = Counter()
+            for bucket in self._buckets:
+                if bucket.hist:
+                    self._hist.update(bucket.hist)
+        return self._hist
+
+    @property
+    def samples(self) -> int:
+        """How many values (durations, load times) the window holds."""
+        return sum(self.hist.values())
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile of the window's values, within ~2.5 %, or None with no samples."""
+        return hist_quantile(self.hist, q)
+
+    def __repr__(self) -> str:
+        return f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
 
 
 class SiteView:
@@ -43,7 +91,9 @@ class SiteView:
         self.settings = settings
         self._store = store
         self._incidents = incidents or {}
-        self._cache: dict[str, list[Bucket]] = {}
+        self._fine: dict[str, tuple[float, list[Bucket]]] = {}
+        self._by_key: dict[tuple[str, str], list[Bucket]] = {}
+        self._coarse: dict[str, list[Bucket]] = {}
         step = settings.bucket_seconds
         #: The end of the bucket now is in: the freshest counts are judged too.
         self.end = (int(now) // step) * step + step
@@ -56,32 +106,49 @@ class SiteView:
         """
         return self._incidents.get((check, key))
 
-    def _series(self, signal: str) -> list[Bucket]:
-        rows = self._cache.get(signal)
-        if rows is None:
-            start = self.end - self.settings.window_seconds - self.settings.baseline_seconds
-            rows = self._cache[signal] = self._store.read(self.site, signal, start, self.end)
-        return rows
+    def _series(self, signal: str, start: float) -> list[Bucket]:
+        cached = self._fine.get(signal)
+        if cached is None or cached[0] > start:
+            start = min(start, self.end - self.settings.window_seconds)
+            cached = self._fine[signal] = (start, self._store.read(self.site, signal, start, self.end))
+            for name in [name for name in self._by_key if name[0] == signal]:
+                del self._by_key[name]
+        return cached[1]
 
     def _cells(self, signal: str, keys: Keys, start: float, end: float) -> list[Bucket]:
-        wanted = _wanted(keys)
-        return [
-            b for b in self._series(signal) if start <= b.start < end and (wanted is None or b.key in wanted)
-        ]
+        series = self._series(signal, start)
+        if isinstance(keys, str):
+            rows = self._by_key.get((signal, keys))
+            if rows is None:
+                rows = self._by_key[(signal, keys)] = [b for b in series if b.key == keys]
+            series = rows
+        elif keys is not None:
+            wanted = set(keys)
+            series = [b for b in series if b.key in wanted]
+        if self._fine[signal][0] == start and end == self.end:
+            return series
+        return [b for b in series if start <= b.start < end]
 
     def keys(self, signal: str) -> set[str]:
-        """Keys (routes, pages) with anything recorded in the window or its baseline."""
-        return {b.key for b in self._series(signal)}
+        """Keys (routes, pages) with anything recorded in the window."""
+        return {b.key for b in self._series(signal, self.end - self.settings.window_seconds)}
 
-    def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Bucket:
-        """Counts and values of the last ``seconds`` (default: ``window_seconds``) of a signal."""
+    def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Window:
+        """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets."""
         span = self.settings.window_seconds if seconds is None else seconds
-        return self._merge(signal, keys, self.end - span, self.end)
+        start = self.end - span
+        return Window(signal, start, self.end, self._cells(signal, keys, start, self.end))
 
-    def baseline(self, signal: str, keys: Keys = None) -> Bucket:
-        """Counts and values of the ``baseline_seconds`` just before the window: what normal looked like."""
+    def baseline(self, signal: str, keys: Keys = None) -> Window:
+        """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
         end = self.end - self.settings.window_seconds
-        return self._merge(signal, keys, end - self.settings.baseline_seconds, end)
+        end -= end % BASELINE_ROLLUP
+        start = end - self.settings.baseline_seconds
+        rows = self._coarse.get(signal)
+        if rows is None:
+            rows = self._coarse[signal] = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
+        wanted = _wanted(keys)
+        return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
     def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
         """Distinct users behind the window of one or more ``(signal, keys, bad_only)`` parts.
@@ -97,11 +164,3 @@ class SiteView:
             for bucket in self._cells(signal, keys, self.end - span, self.end)
         ]
         return self._store.count_users(cells) if cells else 0
-
-    def _merge(self, signal: str, keys: Keys, start: float, end: float) -> Bucket:
-        wanted = _wanted(keys)
-        label = "*" if wanted is None else ",".join(sorted(wanted))
-        merged = Bucket(self.site, signal, label, int(start))
-        for bucket in self._cells(signal, keys, start, end):
-            merged.add_counts(bucket)
-        return merged

@@ -56,7 +56,9 @@ class SessionFailureCheck:
             subject="Session failures (failed logins and expired sessions)",
             value=float(count),
             threshold=expected,
-            affected_users=view.users((LOGIN, None, True), (SESSION_EXPIRED, None, False)),
+            affected_users=(
+                0 if health is Health.OK else view.users((LOGIN, None, True), (SESSION_EXPIRED, None, False))
+            ),
             detail={"failed_logins": logins.bad, "expired_sessions": expiries.total, "expected": expected},
         )
 

@@ -52,14 +52,20 @@ class Store(abc.ABC):
         return len(merged)
 
     @abc.abstractmethod
-    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
-        """Hourly roll-ups (``start`` on the hour) of a site and signal, for trend graphs.
+    def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
+        """Roll-ups ``width`` seconds wide (one of :data:`ROLLUP_WIDTHS`) starting in ``[start, end)``.
 
-        Every written delta also adds its counts and values to the roll-up of its hour,
-        so trends outlive the raw buckets (kept ``trend_retention`` rather than
-        ``history_seconds``). Roll-ups keep no user sketches: a month of them per series
-        would cost megabytes, and trend graphs do not need them.
+        Every written delta also adds its counts and values to the roll-up of each width
+        it falls in. Five-minute roll-ups let a check read an hour's baseline as twelve
+        rows instead of 360 buckets; hourly ones feed trend graphs and outlive the raw
+        buckets (kept ``trend_retention``). Roll-ups keep no user sketches: checks count
+        users over the window only, and a month of sketches per series would cost
+        megabytes.
         """
+
+    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        """Hourly roll-ups, for trend graphs."""
+        return self.read_rollup(site, signal, HOUR, start, end)
 
     @abc.abstractmethod
     def sites(self) -> set[str]:
@@ -101,8 +107,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
-        """Forget raw buckets older than ``buckets_before``, roll-ups older than
-        ``hourly_before``, and incidents (with their alerts) resolved before ``resolved_before``."""
+        """Forget raw buckets and five-minute roll-ups older than ``buckets_before``, hourly
+        roll-ups older than ``hourly_before``, and incidents (with their alerts) resolved
+        before ``resolved_before``."""
 
     def close(self) -> None:
         """Release connections and files."""
@@ -115,10 +122,16 @@ class Store(abc.ABC):
 
 
 HOUR = 3600
+#: Widths of the roll-ups every store keeps besides the raw buckets.
+ROLLUP_WIDTHS: tuple[int, ...] = (300, HOUR)
 
 
 def hour_of(start: int) -> int:
     return start - start % HOUR
+
+
+def rollup_of(start: int, width: int) -> int:
+    return start - start % width
 
 
 def newest_first(items: Iterable[Incident]) -> list[Incident]:

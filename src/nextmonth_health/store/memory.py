@@ -6,6 +6,7 @@ recorder never touches a bucket after writing it, and readers only merge from th
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,16 +15,46 @@ import attrs
 
 from ..signals import Bucket
 from ..values import Alert, Incident
-from .base import Store, hour_of, newest_first
+from .base import HOUR, ROLLUP_WIDTHS, Store, newest_first, rollup_of
 
 __all__ = ["MemoryStore"]
+
+
+class _Series:
+    """One site's signal over time: buckets by start, with the starts kept sorted for ranges."""
+
+    __slots__ = ("by_start", "starts")
+
+    def __init__(self) -> None:
+        self.by_start: dict[int, dict[str, Bucket]] = {}
+        self.starts: list[int] = []
+
+    def slot(self, start: int) -> dict[str, Bucket]:
+        slot = self.by_start.get(start)
+        if slot is None:
+            slot = self.by_start[start] = {}
+            if not self.starts or start > self.starts[-1]:
+                self.starts.append(start)
+            else:
+                bisect.insort(self.starts, start)
+        return slot
+
+    def between(self, start: float, end: float) -> list[Bucket]:
+        lo, hi = bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
+        return [b for t in self.starts[lo:hi] for b in self.by_start[t].values()]
+
+    def forget_before(self, before: float) -> None:
+        cut = bisect.bisect_left(self.starts, before)
+        for t in self.starts[:cut]:
+            del self.by_start[t]
+        del self.starts[:cut]
 
 
 class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._buckets: dict[tuple[str, str], dict[tuple[str, int], Bucket]] = {}
-        self._hourly: dict[tuple[str, str], dict[tuple[str, int], Bucket]] = {}
+        self._buckets: dict[tuple[str, str], _Series] = {}
+        self._rollups: dict[int, dict[tuple[str, str], _Series]] = {width: {} for width in ROLLUP_WIDTHS}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, Alert] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -32,28 +63,30 @@ class MemoryStore(Store):
     def write(self, buckets: Sequence[Bucket]) -> None:
         with self._lock:
             for bucket in buckets:
-                series = self._buckets.setdefault((bucket.site, bucket.signal), {})
-                stored = series.get((bucket.key, bucket.start))
-                hour = hour_of(bucket.start)
-                rollups = self._hourly.setdefault((bucket.site, bucket.signal), {})
-                rollup = rollups.get((bucket.key, hour))
-                if rollup is None:
-                    rollup = rollups[(bucket.key, hour)] = Bucket(bucket.site, bucket.signal, bucket.key, hour)
-                rollup.add_counts(bucket)
+                name = (bucket.site, bucket.signal)
+                for width, table in self._rollups.items():
+                    at = rollup_of(bucket.start, width)
+                    slot = (table.get(name) or table.setdefault(name, _Series())).slot(at)
+                    rollup = slot.get(bucket.key)
+                    if rollup is None:
+                        rollup = slot[bucket.key] = Bucket(bucket.site, bucket.signal, bucket.key, at)
+                    rollup.add_counts(bucket)
+                slot = (self._buckets.get(name) or self._buckets.setdefault(name, _Series())).slot(bucket.start)
+                stored = slot.get(bucket.key)
                 if stored is None:
-                    series[(bucket.key, bucket.start)] = bucket.compact()
+                    slot[bucket.key] = bucket.compact()
                 else:
                     stored.merge(bucket)
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         with self._lock:
-            series = self._buckets.get((site, signal), {})
-            return [b for (_, t), b in series.items() if start <= t < end]
+            series = self._buckets.get((site, signal))
+            return series.between(start, end) if series is not None else []
 
-    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+    def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         with self._lock:
-            series = self._hourly.get((site, signal), {})
-            return [b for (_, t), b in series.items() if start <= t < end]
+            series = self._rollups[width].get((site, signal))
+            return series.between(start, end) if series is not None else []
 
     def sites(self) -> set[str]:
         with self._lock:
@@ -122,12 +155,14 @@ class MemoryStore(Store):
 
     def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
         with self._lock:
-            for table, before in ((self._buckets, buckets_before), (self._hourly, hourly_before)):
-                for series in table.values():
-                    for key in [k for k in series if k[1] < before]:
-                        del series[key]
-                for key in [k for k, s in table.items() if not s]:
-                    del table[key]
+            tables = [(self._buckets, buckets_before)] + [
+                (table, hourly_before if width >= HOUR else buckets_before) for width, table in self._rollups.items()
+            ]
+            for table, before in tables:
+                for name, series in list(table.items()):
+                    series.forget_before(before)
+                    if not series.starts:
+                        del table[name]
             gone = [
                 i.id for i in self._incidents.values() if i.resolved_at is not None and i.resolved_at < resolved_before
             ]

@@ -49,7 +49,7 @@ from ..errors import ConfigError
 from ..signals import Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import Store, hour_of
+from .base import HOUR, ROLLUP_WIDTHS, Store, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -97,7 +97,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX incidents_by_resolved_at ON incidents (resolved_at)",
         "CREATE INDEX alerts_by_site ON alerts (site)",
     ),
+    (
+        # Five-minute roll-ups: an hour's baseline in twelve rows.
+        """CREATE TABLE five_minute (
+            site TEXT NOT NULL, signal TEXT NOT NULL, start INTEGER NOT NULL, key TEXT NOT NULL,
+            total INTEGER NOT NULL, bad INTEGER NOT NULL, hist BLOB, users BLOB, bad_users BLOB,
+            PRIMARY KEY (site, signal, start, key)
+        ) WITHOUT ROWID""",
+    ),
 )
+
+#: The table holding each roll-up width.
+ROLLUP_TABLES: Final = {300: "five_minute", HOUR: "hourly"}
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _BUSY_TIMEOUT: Final = 5.0
@@ -350,7 +361,7 @@ class SQLiteStore(Store):
         if not buckets:
             return
         raw: dict[BucketKey, Bucket] = {}
-        hourly: dict[BucketKey, Bucket] = {}
+        rollups: dict[int, dict[BucketKey, Bucket]] = {width: {} for width in ROLLUP_WIDTHS}
         for bucket in buckets:
             key = (bucket.site, bucket.signal, bucket.key, bucket.start)
             seen = raw.get(key)
@@ -359,17 +370,19 @@ class SQLiteStore(Store):
             else:
                 raw[key] = merged = seen.copy()
                 merged.merge(bucket)
-            hour = hour_of(bucket.start)
-            rollup = hourly.get((bucket.site, bucket.signal, bucket.key, hour))
-            if rollup is None:
-                rollup = hourly[(bucket.site, bucket.signal, bucket.key, hour)] = Bucket(
-                    bucket.site, bucket.signal, bucket.key, hour
-                )
-            rollup.add_counts(bucket)
+            for width, table in rollups.items():
+                at = rollup_of(bucket.start, width)
+                rollup = table.get((bucket.site, bucket.signal, bucket.key, at))
+                if rollup is None:
+                    rollup = table[(bucket.site, bucket.signal, bucket.key, at)] = Bucket(
+                        bucket.site, bucket.signal, bucket.key, at
+                    )
+                rollup.add_counts(bucket)
 
         def work(conn: sqlite3.Connection) -> None:
             _add(conn, "buckets", raw)
-            _add(conn, "hourly", hourly)
+            for width, table in rollups.items():
+                _add(conn, ROLLUP_TABLES[width], table)
 
         self._write(work)
 
@@ -380,9 +393,9 @@ class SQLiteStore(Store):
         )
         return [_bucket(site, signal, row) for row in rows]
 
-    def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+    def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         rows = self._read(
-            f"SELECT {_BUCKET_COLUMNS} FROM hourly WHERE site = ? AND signal = ? AND start >= ? AND start < ?",
+            f"SELECT {_BUCKET_COLUMNS} FROM {ROLLUP_TABLES[width]} WHERE site = ? AND signal = ? AND start >= ? AND start < ?",
             (site, signal, start, end),
         )
         return [_bucket(site, signal, row) for row in rows]
@@ -474,6 +487,7 @@ class SQLiteStore(Store):
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM buckets WHERE start < ?", (buckets_before,))
             conn.execute("DELETE FROM hourly WHERE start < ?", (hourly_before,))
+            conn.execute("DELETE FROM five_minute WHERE start < ?", (buckets_before,))
             conn.execute(
                 "DELETE FROM alerts WHERE incident_id IN (SELECT id FROM incidents WHERE resolved_at < ?)",
                 (resolved,),
