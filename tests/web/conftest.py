@@ -45,8 +45,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """Playwright's sync API holds an event loop open in this thread while it runs, so the
+    browser lives per module: tests after it can use ``anyio.run`` again."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

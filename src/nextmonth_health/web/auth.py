@@ -1,0 +1,171 @@
+"""Authorisers for the admin view: who may see Rob's dashboard and its JSON API.
+
+:class:`~nextmonth_health.web.http.HealthApp` keeps everything under the admin prefix
+closed (403) until it is given an ``authorize(request)`` callable. Most hosts already know
+who their admins are and pass a callable that asks their own session (the host's request
+object is ``request.native``). For sites without one, :func:`token_authorizer` checks a
+long random token, sent as ``Authorization: Bearer …`` by scripts, or typed once into a
+small sign-in form that leaves a signed, HttpOnly session cookie in the browser.
+
+An authoriser may also have ``identity(request) -> str | None``: a stable name for the
+signed-in caller, which CSRF tokens are bound to (see :mod:`~nextmonth_health.web.csrf`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from ..errors import ConfigError
+from .http import Request
+
+__all__ = ["SESSION_COOKIE", "SIGN_IN_PATH", "TokenAuthorizer", "request_cookie", "token_authorizer"]
+
+#: The admin route of the sign-in form, relative to the admin prefix.
+SIGN_IN_PATH = "/signin"
+#: What the sign-in form needs before anyone is signed in: itself and its stylesheet.
+OPEN_PATHS = (SIGN_IN_PATH, "/static/admin.css")
+#: The signed session cookie the sign-in form leaves (scoped to the admin prefix).
+SESSION_COOKIE = "nmh_admin"
+#: How long a browser stays signed in.
+SESSION_MAX_AGE = 12 * 3600
+
+_MIN_TOKEN_LENGTH = 16
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+
+
+def request_cookie(request: Request, name: str) -> str | None:
+    """One cookie of a request, or None (a malformed Cookie header reads as no cookies)."""
+    raw = request.headers.get("cookie")
+    if not raw:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def signer(secret: bytes, salt: str) -> Any:
+    """An itsdangerous timed serializer (imported lazily: it is the `web` extra)."""
+    try:
+        from itsdangerous import URLSafeTimedSerializer
+    except ImportError:  # pragma: no cover - the web extra is installed in the tests
+        raise ConfigError(
+            "the admin view needs the web extra: pip install nextmonth-health[web]"
+        ) from None
+    return URLSafeTimedSerializer(secret, salt=salt)
+
+
+class TokenAuthorizer:
+    """Lets in callers that know one of ``tokens``; see :func:`token_authorizer`."""
+
+    def __init__(self, tokens: Iterable[str], *, secure_cookie: bool | None = None) -> None:
+        self._tokens = tuple(t.encode() for t in tokens)
+        #: Signs session cookies (and CSRF tokens); derived from the tokens, so every
+        #: worker configured with the same tokens agrees, and changing them signs everyone out.
+        self.secret = hashlib.sha256(b"nextmonth-health.session\0" + b"\0".join(sorted(self._tokens))).digest()
+        self.secure_cookie = secure_cookie
+        self._sessions = signer(self.secret, "nextmonth-health.session")
+
+    def __repr__(self) -> str:
+        return f"TokenAuthorizer({len(self._tokens)} token(s))"
+
+    def __call__(self, request: Request) -> bool | None:
+        """True for a valid bearer token or session cookie; None (401) otherwise.
+
+        The sign-in form and its stylesheet are let through (``OPEN_PATHS``); the form's
+        handler checks the token typed in.
+        """
+        if request.path.rstrip("/").endswith(OPEN_PATHS):
+            return True
+        return True if self.identity(request) is not None else None
+
+    def check_token(self, candidate: str) -> bool:
+        """Whether ``candidate`` is one of the tokens, in time independent of where they differ."""
+        given = candidate.encode()
+        found = False
+        for token in self._tokens:
+            found |= hmac.compare_digest(given, token)
+        return found
+
+    def identity(self, request: Request) -> str | None:
+        """Who is calling: a fingerprint of their bearer token or their session id; None if nobody."""
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            token = credentials.strip()
+            if not self.check_token(token):
+                return None
+            return "bearer:" + hmac.new(self.secret, token.encode(), hashlib.sha256).hexdigest()[:32]
+        cookie = request_cookie(request, SESSION_COOKIE)
+        if cookie:
+            from itsdangerous import BadData
+
+            try:
+                session = self._sessions.loads(cookie, max_age=SESSION_MAX_AGE)
+            except BadData:  # bad signature, expired or garbled: simply not signed in
+                return None
+            sid = session.get("sid") if isinstance(session, dict) else None
+            if isinstance(sid, str):
+                return "session:" + sid
+        return None
+
+    def session_cookie(self, request: Request, path: str) -> str:
+        """A ``Set-Cookie`` value that signs this browser in for ``path`` (the admin prefix)."""
+        value = self._sessions.dumps({"sid": secrets.token_urlsafe(18)})
+        return _cookie(SESSION_COOKIE, value, path, SESSION_MAX_AGE, self._secure(request))
+
+    def clear_cookie(self, request: Request, path: str) -> str:
+        """A ``Set-Cookie`` value that signs this browser out."""
+        return _cookie(SESSION_COOKIE, "", path, 0, self._secure(request))
+
+    def _secure(self, request: Request) -> bool:
+        if self.secure_cookie is not None:
+            return self.secure_cookie
+        return not is_loopback(request)
+
+
+def is_loopback(request: Request) -> bool:
+    """Whether the request came to a loopback host name (where plain HTTP is normal)."""
+    host = request.headers.get("host", "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in _LOOPBACK
+
+
+def _cookie(name: str, value: str, path: str, max_age: int, secure: bool) -> str:
+    parts = [f"{name}={value}", f"Path={path or '/'}", f"Max-Age={max_age}", "HttpOnly", "SameSite=Strict"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def token_authorizer(token_or_tokens: str | Iterable[str], *, secure_cookie: bool | None = None) -> TokenAuthorizer:
+    """An authoriser that admits callers knowing one of the given tokens.
+
+    Scripts send ``Authorization: Bearer <token>``; people open ``<admin prefix>/signin``
+    and type the token once, which sets a signed session cookie (HttpOnly,
+    ``SameSite=Strict``, scoped to the admin prefix, ``Secure`` except on loopback hosts
+    unless ``secure_cookie`` says otherwise) for 12 hours. Tokens are compared with
+    :func:`hmac.compare_digest`. Give several tokens to rotate one without downtime.
+
+    :param token_or_tokens: one token or several; each at least 16 characters, e.g.
+        ``secrets.token_urlsafe(32)``.
+    :returns: a callable for ``HealthApp(authorize=...)``.
+    """
+    tokens = [token_or_tokens] if isinstance(token_or_tokens, str) else list(token_or_tokens)
+    if not tokens:
+        raise ConfigError("token_authorizer needs at least one token")
+    for token in tokens:
+        if not isinstance(token, str) or len(token) < _MIN_TOKEN_LENGTH or token != token.strip():
+            raise ConfigError(
+                f"admin tokens must be strings of at least {_MIN_TOKEN_LENGTH} characters without surrounding "
+                "spaces; make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+    return TokenAuthorizer(tokens, secure_cookie=secure_cookie)
