@@ -145,6 +145,20 @@ class StoreContract:
         assert [i.id for i in store.incidents(resolved_since=resolved_at)] == ["i2", "i1"]
         assert [i.id for i in store.incidents(resolved_since=resolved_at + timedelta(seconds=1))] == ["i2"]
 
+    def test_opening_is_idempotent_per_check_and_key(self, store: Store) -> None:
+        first = incident("i1")
+        assert store.save_incident(first) == first
+        rival = incident("i2", opened=START + 5)
+        assert store.save_incident(rival).id == "i1", "a second open incident for the same key is not stored"
+        assert [i.id for i in store.incidents()] == ["i1"]
+        other_key = incident("i3", key="/portal")
+        assert store.save_incident(other_key).id == "i3"
+        resolved = attrs.evolve(first, status=IncidentStatus.RESOLVED, resolved_at=timestamp(START + 60))
+        assert store.save_incident(resolved) == resolved
+        assert store.save_incident(first).status == "resolved", "a resolved incident is never reopened"
+        assert store.save_incident(rival).id == "i2", "once resolved, the key can open again"
+        assert sorted(i.id for i in store.incidents(open_only=True)) == ["i2", "i3"]
+
     def test_incidents_round_trip_every_field(self, store: Store) -> None:
         full = incident(
             "full",

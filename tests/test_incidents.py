@@ -178,3 +178,11 @@ def test_a_shared_alert_resolves_with_its_last_incident(d: Driver) -> None:
     assert last.alert.incident_id == resolved.alert.incident_id
     assert last.alert.message.splitlines()[0] == "✓ Health Alert resolved:"
     assert "Impact was detected for 3 users." in last.alert.message
+
+
+def test_a_double_evaluation_announces_one_opening(d: Driver) -> None:
+    other = IncidentTracker(d.store)
+    first = d.tracker.apply("s", [reading("critical")], START + 15, SETTINGS, checks_run=("api_errors",), open_now=[])
+    second = other.apply("s", [reading("critical")], START + 15, SETTINGS, checks_run=("api_errors",), open_now=[])
+    assert [t.kind for t in first] == ["opened"] and second == []
+    assert len(d.store.incidents()) == 1

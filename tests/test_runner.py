@@ -239,3 +239,32 @@ async def test_notices_answer_from_memory_while_the_runner_runs(fake_clock: Fake
         for _ in range(100):
             assert m.notices("uploads")
         assert [name for name, thread in store.threads if thread == loop_thread] == []
+
+
+def test_a_monitor_built_before_fork_works_in_the_child_and_counts_each_event_once(tmp_path, internal_errors) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn --preload: the app (and its monitor) is built, then workers fork and start it."""
+    import os
+
+    from nextmonth_health.signals import LOGIN
+
+    db = tmp_path / "fork.db"
+    m = nmh.Monitor("forked", store=f"sqlite:///{db}", load_entrypoints=False)
+    internal_errors(m)
+    m.record_login(False, user="parent")
+    pid = os.fork()
+    if pid == 0:  # the child: a pre-fork server's worker
+        code = 1
+        try:
+            if m.status().buffered == 0:
+                m.record_login(True, user="child")
+                m.start()
+                m.stop()
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    m.start()
+    m.stop()
+    rows = m.store.read("forked", LOGIN, 0, 2**40)
+    assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"

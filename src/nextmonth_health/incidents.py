@@ -164,7 +164,9 @@ class IncidentTracker:
         committed = []
         for transition in transitions:
             incident = transition.incident
-            self.store.save_incident(incident)
+            stored = self.store.save_incident(incident)
+            if stored.id != incident.id or stored.status != incident.status:
+                continue  # another process got there first: its transition is the one announced
             if incident.alert_id is not None:
                 members = [
                     i for i in current.values() if i.alert_id == incident.alert_id and (i.is_open or i is incident)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
@@ -126,6 +128,20 @@ class Monitor:
         self._portal: contextlib.AbstractContextManager[Any] | None = None
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
+
+    def _after_fork_in_child(self) -> None:
+        """A pre-fork server's child starts clean: its own loop, buffer and leader identity.
+
+        Events the parent buffered stay the parent's to flush (the child would count them
+        twice), and the parent's background thread does not exist here.
+        """
+        self._future = self._portal = None
+        self._thread_lock = threading.Lock()
+        self._running = False
+        self.recorder.after_fork()
+        self.evaluator = Evaluator(self)
 
     def __repr__(self) -> str:
         return f"Monitor(site={self.site!r}, store={self.store.url!r})"
@@ -271,6 +287,10 @@ class Monitor:
             return cached[1]
         if len(self._notice_cache) >= 10_000:
             self._notice_cache.clear()
+        if self._running and self.store.blocking:
+            # Never wait on SQLite or Redis here: the runner fills this in within a flush.
+            self._notice_cache[site] = (0.0, [])
+            return []
         incidents = self.store.incidents(site, open_only=True)
         self._notice_cache[site] = (self.clock.now() + _NOTICE_CACHE_SECONDS, incidents)
         return incidents

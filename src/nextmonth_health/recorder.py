@@ -99,6 +99,12 @@ class Recorder:
             else:
                 self._drops["store"] += bucket.total
 
+    def after_fork(self) -> None:
+        """In a forked child: drop the parent's unflushed events and pending buckets."""
+        del self.buffer[:]
+        self._pending = {}
+        self._lock = threading.Lock()
+
     @property
     def buffered(self) -> int:
         return len(self.buffer) // FIELDS

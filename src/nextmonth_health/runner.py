@@ -84,6 +84,7 @@ class Evaluator:
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._last_run: dict[tuple[str, str], float] = {}
         self._last_trim = float("-inf")
+        self._store_down = False
         self.last_evaluation: float | None = None
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
@@ -95,12 +96,21 @@ class Evaluator:
         m = self.monitor
         await self.store_call(m.recorder.flush)
         now = m.clock.now()
-        sites = sorted((await self.store_call(m.store.sites)) | {m.site} | set(m.site_settings))
+        try:
+            stored = await self.store_call(m.store.sites)
+        except Exception as exc:
+            m.errors.report("store.sites", exc)
+            self.last_evaluation = now
+            return Evaluation(at=timestamp(now), sites=(), readings=())
+        sites = sorted(stored | {m.site} | set(m.site_settings))
         led: list[str] = []
         readings: list[Reading] = []
         transitions: list[Transition] = []
         failures: list[CheckFailure] = []
+        self._store_down = False
         for site in sites:
+            if self._store_down:
+                break
             outcome = await self.store_call(self._prepare, site, now)
             if outcome is None:
                 continue
@@ -156,6 +166,7 @@ class Evaluator:
             open_now = m.store.incidents(site, open_only=True)
         except Exception as exc:
             m.errors.report("store.lease", exc)
+            self._store_down = True  # one timeout per pass, not one per site
             return None
         settings = m.settings_for(site)
         view = SiteView(site, now, settings, m.store, {(i.check, i.key): i for i in open_now})

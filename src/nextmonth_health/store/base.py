@@ -72,8 +72,14 @@ class Store(abc.ABC):
         """Every site with buckets, incidents or alerts stored."""
 
     @abc.abstractmethod
-    def save_incident(self, incident: Incident) -> None:
-        """Insert or replace an incident by id."""
+    def save_incident(self, incident: Incident) -> Incident:
+        """Insert or replace an incident by id; return what is stored for it afterwards.
+
+        Idempotent opening, so that two processes evaluating the same site at once cannot
+        produce two incidents: a new open incident whose (site, check, key) already has
+        an open one is not stored, and that one is returned; a resolved incident is never
+        reopened. The caller announces its transition only if it got its own back.
+        """
 
     @abc.abstractmethod
     def incidents(

@@ -95,9 +95,18 @@ class MemoryStore(Store):
             found.update(a.site for a in self._alerts.values())
             return found
 
-    def save_incident(self, incident: Incident) -> None:
+    def save_incident(self, incident: Incident) -> Incident:
         with self._lock:
+            stored = self._incidents.get(incident.id)
+            if stored is not None:
+                if incident.is_open and not stored.is_open:
+                    return stored
+            elif incident.is_open:
+                for rival in self._incidents.values():
+                    if rival.is_open and (rival.site, rival.check, rival.key) == (incident.site, incident.check, incident.key):
+                        return rival
             self._incidents[incident.id] = incident
+            return incident
 
     def incidents(
         self, site: str | None = None, *, open_only: bool = False, resolved_since: datetime | None = None

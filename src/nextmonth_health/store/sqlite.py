@@ -417,9 +417,27 @@ class SQLiteStore(Store):
 
     # Incidents and alerts.
 
-    def save_incident(self, incident: Incident) -> None:
+    def save_incident(self, incident: Incident) -> Incident:
         row = _row(incident, _INCIDENT_FIELDS)
-        self._write(lambda conn: conn.execute(_SAVE_INCIDENT, row))
+
+        def work(conn: sqlite3.Connection) -> Incident:
+            select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+            found = conn.execute(f"{select} WHERE id = ?", (incident.id,)).fetchone()
+            if found is not None:
+                stored = Incident(**_fields(found, _INCIDENT_FIELDS))
+                if incident.is_open and not stored.is_open:
+                    return stored
+            elif incident.is_open:
+                rival = conn.execute(
+                    f"{select} WHERE site = ? AND check_name = ? AND key = ? AND status = 'open' AND id != ?",
+                    (incident.site, incident.check, incident.key, incident.id),
+                ).fetchone()
+                if rival is not None:
+                    return Incident(**_fields(rival, _INCIDENT_FIELDS))
+            conn.execute(_SAVE_INCIDENT, row)
+            return incident
+
+        return self._write(work)
 
     def incidents(
         self, site: str | None = None, *, open_only: bool = False, resolved_since: datetime | None = None
