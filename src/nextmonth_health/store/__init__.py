@@ -12,7 +12,20 @@ from .sqlite import SQLiteStore
 
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
 
-SCHEMES: dict[str, Callable[[str], Store]] = {"memory": MemoryStore, "sqlite": SQLiteStore}
+
+def _redis_store(url: str) -> Store:
+    """``redis://`` and ``rediss://``, imported only when asked for: the core runs without redis-py."""
+    from .redis import RedisStore
+
+    return RedisStore(url)
+
+
+SCHEMES: dict[str, Callable[[str], Store]] = {
+    "memory": MemoryStore,
+    "sqlite": SQLiteStore,
+    "redis": _redis_store,
+    "rediss": _redis_store,
+}
 
 
 def default_store_url() -> str:

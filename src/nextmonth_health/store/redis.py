@@ -1,0 +1,908 @@
+"""``redis://host:port/db`` — the distributed store: every process of every host shares one Redis.
+
+Why it is built the way it is:
+
+- **One slot per site.** Every key of a site carries the hash tag ``{site}``
+  (``nmh:{acme}:b:request:…``), so on Redis Cluster a site lives in one slot and the Lua
+  scripts below may touch all of a site's keys at once. Cross-site keys are few and have
+  their own fixed tags (``nmh:{sites}``, ``nmh:{alert-sites}``, one per lease). Pass a
+  ``redis.cluster.RedisCluster`` as ``client=`` to use a cluster.
+- **Atomic writes, one round trip.** :meth:`RedisStore.write` sends one Lua call per site
+  (per 200 buckets) in one pipeline. Each call adds the counts (``HINCRBY``), the users
+  and the five-minute and hourly roll-ups (summed in Python first), and sets every key's
+  TTL in the same atomic step, so no key ever lives without a TTL and a reader never sees
+  half a flush of a site. Delivery is at least once: if a connection dies after Redis
+  applied a flush but before its reply arrived, the recorder sends those deltas again.
+- **Distinct users, exact while small.** Each bucket keeps its users twice: a HyperLogLog
+  (``PFADD``, ~0.8 % error at any size) and, up to 512 users, an exact set (an intset,
+  8 bytes a user). :meth:`RedisStore.count_users` answers with the exact union while every
+  set is intact and with ``PFCOUNT`` over the HyperLogLogs otherwise. Redis's HyperLogLog
+  alone miscounts about one 50-user window in ten; "12 users affected" should mean 12.
+- **Idempotent opening.** :meth:`RedisStore.save_incident` refuses to open a second
+  incident for a (site, check, key) that already has an open one, and never reopens a
+  resolved one; it returns the incident that is stored, so a tracker that lost a rare
+  double evaluation can drop its transition.
+- **Leases** are ``SET … PX`` under a compare-and-set script; renewals and releases
+  compare the owner. A lease ends at the earlier of its holder's clock (the ``now`` the
+  evaluator passes, so fake clocks work the same as on the other stores) and Redis's own
+  ``PX`` expiry in real time (so a dead leader's lease goes away even if no clock moves).
+- **Failures raise, quickly.** Short socket timeouts and no retries: a dead or hung Redis
+  costs the background flusher one timeout per call, never the request path, which does
+  no I/O. The recorder keeps what it could not write and counts what it had to drop.
+- **Fork-safe.** A store created before a pre-fork server forks (gunicorn ``--preload``)
+  builds a fresh connection pool in each child, so no socket or lock crosses ``fork()``.
+
+Time: bucket keys use the recorder's wall-clock epochs; TTLs are real seconds from the
+write (``history`` for raw buckets and five-minute roll-ups, ``trend`` for hourly ones,
+incidents and alerts), and
+:meth:`RedisStore.trim` deletes by the evaluator's clock. A Redis without persistence
+forgets open incidents when it restarts; run it with AOF if they must survive that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+import structlog
+
+from ..errors import ConfigError
+from ..signals import Bucket
+from ..sketch import EXACT_LIMIT, DistinctCounter
+from ..values import Alert, Incident, timestamp
+from .base import HOUR, ROLLUP_WIDTHS, Store, newest_first, rollup_of
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.exceptions import AskError, NoScriptError, RedisError, TryAgainError
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigError(
+        "the redis:// store needs the redis package: pip install 'nextmonth-health[redis]'"
+    ) from exc
+
+__all__ = ["RedisStore", "StoredUsers"]
+
+log = structlog.get_logger(__name__)
+
+#: A script call: the script's name, its keys, its other arguments.
+Command = tuple[str, Sequence[Any], Sequence[Any]]
+
+DEFAULT_TIMEOUT: Final = 1.0
+DEFAULT_HISTORY: Final = 7200
+DEFAULT_TREND: Final = 30 * 86_400
+DEFAULT_PREFIX: Final = "nmh"
+#: Buckets per Lua call: bounds how long one call holds Redis (a few milliseconds).
+_CHUNK: Final = 200
+_HEALTH_CHECK_INTERVAL: Final = 30
+_OVERFLOWED: Final = b"!"
+# User hashes go to Redis as signed 64-bit ints, so small sets stay compact intsets.
+_SIGNED: Final = 1 << 63
+_UNSIGNED: Final = 1 << 64
+
+# The keys of one raw bucket, in the order the write script takes them: hash of counts,
+# users set, users HyperLogLog, bad users set, bad users HyperLogLog.
+_RAW_KINDS: Final = ("b", "bu", "bul", "bb", "bbl")
+
+# One atomic write of a site's deltas. ARGV: raw ttl, exact limit, R raw buckets, U roll-ups,
+# signal set ttl, S signals, the S signal names; then per raw bucket: member, start, total,
+# bad, H hist slots, H x (slot, count), its users and its bad users (each one argument:
+# user hashes as signed decimal ints, space-separated); then per roll-up: member, start,
+# ttl, total, bad, H, H x (slot, count). One argument per user list, not per user: packing
+# arguments is most of a flush's cost in redis-py.
+# KEYS: the site's signal set; per raw bucket its index and _RAW_KINDS keys (6 keys); per
+# roll-up its index and hash (2 keys).
+_WRITE: Final = """
+local raw_ttl, limit, nraw, nroll = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nsignals = tonumber(ARGV[6])
+local expire = {}
+local function add_users(set, hll, list)
+  if list == '' then return nil end
+  local users = {}
+  for user in string.gmatch(list, '%S+') do users[#users + 1] = user end
+  local overflowed = redis.call('SISMEMBER', set, '!') == 1
+  for i = 1, #users, 4000 do
+    local j = math.min(i + 3999, #users)
+    redis.call('PFADD', hll, unpack(users, i, j))
+    if not overflowed then
+      redis.call('SADD', set, unpack(users, i, j))
+      if redis.call('SCARD', set) > limit then
+        redis.call('DEL', set)
+        redis.call('SADD', set, '!')
+        overflowed = true
+      end
+    end
+  end
+  redis.call('EXPIRE', set, raw_ttl)
+  redis.call('EXPIRE', hll, raw_ttl)
+  if overflowed then return redis.call('PFCOUNT', hll) end
+  return redis.call('SCARD', set)
+end
+-- Adds the counts at ARGV[a...] to a hash; returns the index of the next argument.
+local function add_counts(hash, a, ttl)
+  redis.call('HINCRBY', hash, 'total', ARGV[a])
+  redis.call('HINCRBY', hash, 'bad', ARGV[a + 1])
+  local nhist = tonumber(ARGV[a + 2])
+  for h = a + 3, a + 2 + 2 * nhist, 2 do
+    redis.call('HINCRBY', hash, 'h:' .. ARGV[h], ARGV[h + 1])
+  end
+  redis.call('EXPIRE', hash, ttl)
+  return a + 3 + 2 * nhist
+end
+if nsignals > 0 then
+  redis.call('SADD', KEYS[1], unpack(ARGV, 7, 6 + nsignals))
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+local a, k = 7 + nsignals, 2
+for _ = 1, nraw do
+  redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a])
+  expire[KEYS[k]] = raw_ttl
+  a = add_counts(KEYS[k + 1], a + 2, raw_ttl)
+  local users = add_users(KEYS[k + 2], KEYS[k + 3], ARGV[a])
+  if users then redis.call('HSET', KEYS[k + 1], 'users', users) end
+  local bad_users = add_users(KEYS[k + 4], KEYS[k + 5], ARGV[a + 1])
+  if bad_users then redis.call('HSET', KEYS[k + 1], 'bad_users', bad_users) end
+  a = a + 2
+  k = k + 6
+end
+for _ = 1, nroll do
+  redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a])
+  expire[KEYS[k]] = ARGV[a + 2]
+  a = add_counts(KEYS[k + 1], a + 3, ARGV[a + 2])
+  k = k + 2
+end
+for key, ttl in pairs(expire) do redis.call('EXPIRE', key, ttl) end
+return nraw
+"""
+
+# KEYS: a scratch key of the site, then (exact set, HyperLogLog) per cell.
+_COUNT_USERS: Final = """
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  if redis.call('SISMEMBER', KEYS[2 * i], '!') == 1 then
+    local hlls = {}
+    for j = 1, n do hlls[j] = KEYS[2 * j + 1] end
+    if n <= 1000 then return redis.call('PFCOUNT', unpack(hlls)) end
+    for j = 1, n, 1000 do
+      redis.call('PFMERGE', KEYS[1], unpack(hlls, j, math.min(j + 999, n)))
+      redis.call('PEXPIRE', KEYS[1], 60000)
+    end
+    local c = redis.call('PFCOUNT', KEYS[1])
+    redis.call('DEL', KEYS[1])
+    return c
+  end
+end
+if n == 1 then return redis.call('SCARD', KEYS[2]) end
+local seen, c = {}, 0
+for i = 1, n do
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[2 * i])) do
+    if not seen[m] then
+      seen[m] = true
+      c = c + 1
+    end
+  end
+end
+return c
+"""
+
+# KEYS: incidents, open index. ARGV: id, json, open field, '1' when open, ttl.
+# Returns the JSON of the incident stored under the same (check, key) afterwards.
+_SAVE_INCIDENT: Final = """
+local id, doc, field, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local stored = redis.call('HGET', KEYS[1], id)
+if ARGV[4] == '1' then
+  if stored and cjson.decode(stored)['status'] ~= 'open' then return stored end
+  local holder = redis.call('HGET', KEYS[2], field)
+  if holder and holder ~= id then
+    local other = redis.call('HGET', KEYS[1], holder)
+    if other and cjson.decode(other)['status'] == 'open' then return other end
+  end
+  redis.call('HSET', KEYS[2], field, id)
+elseif redis.call('HGET', KEYS[2], field) == id then
+  redis.call('HDEL', KEYS[2], field)
+end
+redis.call('HSET', KEYS[1], id, doc)
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return doc
+"""
+
+# KEYS: alerts, created, acknowledged. ARGV: incident id, json, created_at, acknowledged_at or '', ttl.
+_SAVE_ALERT: Final = """
+local id = ARGV[1]
+redis.call('HSET', KEYS[1], id, ARGV[2])
+local created = redis.call('HGET', KEYS[2], id)
+if not created or tonumber(ARGV[3]) < tonumber(created) then redis.call('HSET', KEYS[2], id, ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], id, ARGV[4]) end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return 1
+"""
+
+# KEYS: alerts, created, acknowledged. ARGV: incident id, acknowledged_at, ttl. First wins.
+_ACKNOWLEDGE: Final = """
+local id = ARGV[1]
+local doc = redis.call('HGET', KEYS[1], id)
+if not doc then return false end
+if redis.call('HSETNX', KEYS[3], id, ARGV[2]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+return {doc, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id)}
+"""
+
+# KEYS: the lease. ARGV: owner, ttl in ms, now, now + ttl. Value: "<expires> <owner>".
+_ACQUIRE: Final = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local sep = string.find(held, ' ', 1, true)
+  local expires, holder = tonumber(string.sub(held, 1, sep - 1)), string.sub(held, sep + 1)
+  if holder ~= ARGV[1] and expires > tonumber(ARGV[3]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[4] .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+_RELEASE: Final = """
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, string.find(held, ' ', 1, true) + 1) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: a hash or sorted set. ARGV: 'hset' or 'zadd', field or score, value or member, ttl.
+_SET_WITH_TTL: Final = """
+if ARGV[1] == 'hset' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class StoredUsers(DistinctCounter):
+    """The distinct users of a bucket read from Redis: their count, and where they live.
+
+    The users themselves stay in Redis; :meth:`RedisStore.count_users` unions them there.
+    Merging one into a local counter raises, rather than silently counting nobody.
+    """
+
+    __slots__ = ("_count", "keys")
+
+    def __init__(self, count: int, keys: tuple[bytes, bytes]) -> None:
+        self._count = count
+        self.keys = keys
+
+    @property
+    def _exact(self) -> None:  # type: ignore[override]
+        return None
+
+    @property
+    def _regs(self) -> bytearray:  # type: ignore[override]
+        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
+
+    def exact_items(self) -> None:
+        return None
+
+    @property
+    def is_exact(self) -> bool:
+        return self._count <= EXACT_LIMIT
+
+    def estimate(self) -> float:
+        return float(self._count)
+
+    def add(self, h: int) -> None:
+        raise TypeError("the users of a Redis bucket are read-only")
+
+    update = add  # type: ignore[assignment]
+
+    def merge(self, other: DistinctCounter) -> None:
+        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
+
+    def copy(self) -> StoredUsers:
+        return self
+
+    def compact(self) -> StoredUsers:
+        return self
+
+    def to_bytes(self) -> bytes:
+        raise TypeError("the users of a Redis bucket stay in Redis")
+
+    def __repr__(self) -> str:
+        return f"<StoredUsers {self._count}>"
+
+
+class RedisStore(Store):
+    """Buckets, roll-ups, incidents, alerts and leases in Redis (see the module doc).
+
+    :param url: ``redis://[:password@]host:port/db``, ``rediss://…`` or ``unix:///path``,
+        with optional query options of this store: ``timeout`` (seconds, default 1) for
+        connecting and for every reply, ``history`` (seconds raw buckets live, default
+        7200: at least the monitor's ``history_seconds``), ``trend`` (seconds roll-ups,
+        incidents and alerts live, default 30 days) and ``prefix`` (default ``nmh``).
+        Other query options go to ``redis.Redis.from_url``.
+    :param client: a ready client (``redis.Redis`` or ``redis.cluster.RedisCluster``)
+        to use instead of connecting to ``url``; give it short timeouts and no retries.
+        The store does not close a client it was given.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        client: Any = None,
+        timeout: float | None = None,
+        history_seconds: int | None = None,
+        trend_seconds: int | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        connect_url, options = _split_options(url)
+        self.timeout = _positive("timeout", timeout, options.get("timeout"), DEFAULT_TIMEOUT)
+        history = _positive("history", history_seconds, options.get("history"), DEFAULT_HISTORY)
+        self.history_seconds = int(history)
+        self.trend_seconds = int(_positive("trend", trend_seconds, options.get("trend"), DEFAULT_TREND))
+        self.prefix = prefix or options.get("prefix") or DEFAULT_PREFIX
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ConfigError(f"the redis:// store prefix must not contain braces, got {self.prefix!r}")
+        self.url = _redacted(url)
+        self._connect_url = connect_url
+        self._own_client = client is None
+        self._client = client if client is not None else self._connect()
+        self._scripts = {
+            name: (source, _sha1(source))
+            for name, source in (
+                ("write", _WRITE),
+                ("count_users", _COUNT_USERS),
+                ("save_incident", _SAVE_INCIDENT),
+                ("save_alert", _SAVE_ALERT),
+                ("acknowledge", _ACKNOWLEDGE),
+                ("acquire", _ACQUIRE),
+                ("release", _RELEASE),
+                ("set_with_ttl", _SET_WITH_TTL),
+            )
+        }
+        #: Bucket deltas whose users came as an estimate rather than exact hashes (only
+        #: possible when something other than the recorder writes): counted, not unioned.
+        self.inexact_user_sketches = 0
+        self._parents: list[Any] = []
+        _STORES.add(self)
+
+    def _connect(self) -> Any:
+        try:
+            return redis.Redis.from_url(
+                self._connect_url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                health_check_interval=_HEALTH_CHECK_INTERVAL,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"bad redis:// store URL {self.url!r}: {exc}") from exc
+
+    def _after_fork_in_child(self) -> None:
+        """Give the child its own pool; the parent's (sockets, locks) stays untouched."""
+        if self._own_client:
+            self._parents.append(self._client)  # never closed here: its sockets are the parent's
+            self._client = self._connect()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r})"
+
+    def close(self) -> None:
+        if self._own_client:
+            self._client.close()
+
+    # Keys.
+
+    def _key(self, site: str, *parts: str) -> bytes:
+        return ":".join((self.prefix, "{" + _escape(site) + "}", *parts)).encode("utf-8", "surrogatepass")
+
+    def _bucket_keys(self, site: str, signal: str, member: str, kinds: tuple[str, ...]) -> list[bytes]:
+        sig = _escape(signal)
+        return [self._key(site, kind, sig, member) for kind in kinds]
+
+    @property
+    def _sites_key(self) -> bytes:
+        return f"{self.prefix}:{{sites}}".encode()
+
+    @property
+    def _alert_sites_key(self) -> bytes:
+        return f"{self.prefix}:{{alert-sites}}".encode()
+
+    # Scripts: EVALSHA, loading the script when the server does not know it yet.
+
+    def _run(self, commands: Sequence[Command]) -> list[Any]:
+        """Run script calls ``(name, keys, args)`` in one pipelined round trip; return results.
+
+        A server that lost its script cache (a restart, a failover) answers NOSCRIPT: the
+        scripts are loaded and only those calls run again.
+        """
+        results = self._pipeline_scripts(commands)
+        retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if retry:
+            for name in {commands[i][0] for i in retry}:
+                self._client.script_load(self._scripts[name][0])
+            again = self._pipeline_scripts([commands[i] for i in retry])
+            for i, result in zip(retry, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    def _pipeline_scripts(self, commands: Sequence[Command]) -> list[Any]:
+        if not isinstance(self._client, RedisCluster):
+            return self._pipeline_on(self._client, commands)
+        # A cluster pipeline refuses scripts: pipeline them to each key's node directly, one
+        # round trip per node. A slot that moved meanwhile is retried through the cluster
+        # client, which follows the redirection and refreshes its slot map.
+        by_node: dict[str, list[int]] = defaultdict(list)
+        nodes = {}
+        for i, (_, keys, _) in enumerate(commands):
+            node = self._client.get_node_from_key(keys[0])
+            nodes[node.name] = node
+            by_node[node.name].append(i)
+        results: list[Any] = [None] * len(commands)
+        for name, indexes in by_node.items():
+            connection = self._client.get_redis_connection(nodes[name])
+            replies = self._pipeline_on(connection, [commands[i] for i in indexes])
+            for i, result in zip(indexes, replies, strict=True):
+                if isinstance(result, AskError | TryAgainError):  # MovedError is an AskError
+                    script, keys, args = commands[i]
+                    try:
+                        result = self._client.evalsha(self._scripts[script][1], len(keys), *keys, *args)
+                    except RedisError as exc:
+                        result = exc
+                results[i] = result
+        return results
+
+    def _pipeline_on(self, client: Any, commands: Sequence[Command]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for name, keys, args in commands:
+            pipe.evalsha(self._scripts[name][1], len(keys), *keys, *args)
+        return list(pipe.execute(raise_on_error=False))
+
+    # Buckets.
+
+    def write(self, buckets: Sequence[Bucket]) -> None:
+        by_site: dict[str, list[Bucket]] = defaultdict(list)
+        for bucket in buckets:
+            by_site[bucket.site].append(bucket)
+        if not by_site:
+            return
+        now = time.time()
+        commands: list[Command] = []
+        for site, site_buckets in by_site.items():
+            for i in range(0, len(site_buckets), _CHUNK):
+                commands.append(self._write_call(site, site_buckets[i : i + _CHUNK]))
+            commands.append(self._touch_site(site, now))
+        self._run(commands)
+
+    def _write_call(self, site: str, buckets: Sequence[Bucket]) -> tuple[str, list[bytes], list[Any]]:
+        signals = sorted({b.signal for b in buckets})
+        indexes = {signal: self._index_key(site, signal, None) for signal in signals}
+        rollups: dict[tuple[str, int, str], Bucket] = {}
+        keys: list[bytes] = [self._key(site, "signals")]
+        args: list[Any] = [self.history_seconds, EXACT_LIMIT, len(buckets), 0, self.trend_seconds]
+        args += [len(signals), *(_encode(signal) for signal in signals)]
+        for bucket in buckets:
+            start = int(bucket.start)
+            member = f"{start}:{bucket.key}"
+            keys.append(indexes[bucket.signal])
+            keys += self._bucket_keys(site, bucket.signal, member, _RAW_KINDS)
+            args += (_encode(member), start)
+            _add_counts(args, bucket)
+            for counter in (bucket.users, bucket.bad_users):
+                items = counter.exact_items()
+                if items is None:
+                    self._inexact(bucket)
+                    items = ()
+                args.append(" ".join([str(h - _UNSIGNED if h >= _SIGNED else h) for h in items]))
+            for width in ROLLUP_WIDTHS:
+                slot = (bucket.signal, width, f"{rollup_of(start, width)}:{bucket.key}")
+                rollup = rollups.get(slot)
+                if rollup is None:
+                    rollup = rollups[slot] = Bucket(site, bucket.signal, bucket.key, rollup_of(start, width))
+                rollup.add_counts(bucket)
+        args[3] = len(rollups)
+        for (signal, width, member), rollup in rollups.items():
+            keys += (self._index_key(site, signal, width), self._rollup_key(site, signal, width, member))
+            args += (_encode(member), rollup.start, self._rollup_ttl(width))
+            _add_counts(args, rollup)
+        return ("write", keys, args)
+
+    def _rollup_ttl(self, width: int) -> int:
+        return self.trend_seconds if width >= HOUR else self.history_seconds
+
+    def _index_key(self, site: str, signal: str, width: int | None) -> bytes:
+        return self._key(site, "i" if width is None else f"ri{width}", _escape(signal))
+
+    def _rollup_key(self, site: str, signal: str, width: int, member: str) -> bytes:
+        return self._key(site, f"r{width}", _escape(signal), member)
+
+    def _inexact(self, bucket: Bucket) -> None:
+        self.inexact_user_sketches += 1
+        if self.inexact_user_sketches == 1:
+            log.warning(
+                "nextmonth_health.redis.inexact_users",
+                site=bucket.site,
+                signal=bucket.signal,
+                reason="a bucket delta carried estimated users, not exact hashes: its counts are "
+                "kept, its users are not added to the distinct-user counts",
+            )
+
+    def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        members = self._client.zrangebyscore(self._index_key(site, signal, None), start, f"({end}")
+        if not members:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        found = []
+        for raw in members:
+            member = _decode(raw)
+            keys = self._bucket_keys(site, signal, member, _RAW_KINDS)
+            found.append((member, keys))
+            pipe.hgetall(keys[0])
+        buckets = []
+        for (member, keys), fields in zip(found, pipe.execute(), strict=True):
+            if fields:  # else expired before trim took it out of the index
+                bucket = _bucket(site, signal, member, fields)
+                bucket.users = StoredUsers(int(fields.get(b"users", 0)), (keys[1], keys[2]))
+                bucket.bad_users = StoredUsers(int(fields.get(b"bad_users", 0)), (keys[3], keys[4]))
+                buckets.append(bucket)
+        return buckets
+
+    def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
+        if width not in ROLLUP_WIDTHS:
+            raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
+        members = self._client.zrangebyscore(self._index_key(site, signal, width), start, f"({end}")
+        if not members:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        decoded = [_decode(raw) for raw in members]
+        for member in decoded:
+            pipe.hgetall(self._rollup_key(site, signal, width, member))
+        return [
+            _bucket(site, signal, member, fields)
+            for member, fields in zip(decoded, pipe.execute(), strict=True)
+            if fields
+        ]
+
+    def count_users(self, cells: Sequence[tuple[Bucket, bool]]) -> int:
+        """Distinct users over the cells, counted in Redis in one call (all of one site).
+
+        Exact while every cell's set is intact (at most 512 users each), a HyperLogLog
+        union beyond. Cells not read from this store are looked up by their coordinates.
+        """
+        if not cells:
+            return 0
+        keys: list[bytes] = [self._key(cells[0][0].site, "scratch")]
+        for bucket, bad in cells:
+            counter = bucket.bad_users if bad else bucket.users
+            if isinstance(counter, StoredUsers):
+                keys += counter.keys
+            else:
+                member = f"{int(bucket.start)}:{bucket.key}"
+                raw = self._bucket_keys(bucket.site, bucket.signal, member, _RAW_KINDS)
+                keys += raw[3:5] if bad else raw[1:3]
+        [count] = self._run([("count_users", keys, [])])
+        return int(count)
+
+    def sites(self) -> set[str]:
+        return {_decode(s) for s in self._client.zrange(self._sites_key, 0, -1)}
+
+    # Incidents and alerts.
+
+    def save_incident(self, incident: Incident) -> Incident:  # type: ignore[override]
+        """Store an incident; return the one stored for its (site, check, key) afterwards.
+
+        Opening is idempotent: an open incident whose (check, key) already has a
+        *different* open incident is not stored, and the existing one is returned; a
+        resolved incident is never reopened. The caller compares ids to learn that its
+        transition lost the race and must not be announced.
+        """
+        site = incident.site
+        doc = _dumps(incident)
+        stored = self._run(
+            [
+                (
+                    "save_incident",
+                    [self._key(site, "incidents"), self._key(site, "open")],
+                    [
+                        _encode(incident.id),
+                        doc,
+                        _encode(f"{incident.check}\x00{incident.key}"),
+                        "1" if incident.is_open else "0",
+                        self.trend_seconds,
+                    ],
+                ),
+                self._touch_site(site),
+            ]
+        )[0]
+        return incident if stored == doc else _loads(Incident, stored)
+
+    def open_incident(self, incident: Incident) -> bool:
+        """Store a newly opened incident unless its (site, check, key) already has an open one.
+
+        True when this incident is now the open one; False when another process opened
+        the same problem first (nothing was written).
+        """
+        return self.save_incident(incident).id == incident.id
+
+    def incidents(
+        self, site: str | None = None, *, open_only: bool = False, resolved_since: datetime | None = None
+    ) -> list[Incident]:
+        sites = [site] if site is not None else sorted(self.sites())
+        pipe = self._client.pipeline(transaction=False)
+        for name in sites:
+            pipe.hvals(self._key(name, "incidents"))
+        found = []
+        for docs in pipe.execute():
+            for doc in docs:
+                incident = _loads(Incident, doc)
+                if incident.is_open or (
+                    not open_only
+                    and (
+                        resolved_since is None
+                        or (incident.resolved_at is not None and incident.resolved_at >= resolved_since)
+                    )
+                ):
+                    found.append(incident)
+        return newest_first(found)
+
+    def save_alert(self, alert: Alert) -> None:
+        site = alert.site
+        self._run(
+            [
+                (
+                    "save_alert",
+                    self._alert_keys(site),
+                    [
+                        _encode(alert.incident_id),
+                        _dumps(alert),
+                        repr(alert.created_at.timestamp()),
+                        "" if alert.acknowledged_at is None else repr(alert.acknowledged_at.timestamp()),
+                        self.trend_seconds,
+                    ],
+                ),
+                (
+                    "set_with_ttl",
+                    [self._alert_sites_key],
+                    ["hset", _encode(alert.incident_id), _encode(site), self.trend_seconds],
+                ),
+                self._touch_site(site),
+            ]
+        )
+
+    def _touch_site(self, site: str, now: float | None = None) -> Command:
+        """Mark a site as active now, in the list :meth:`sites` answers from."""
+        when = time.time() if now is None else now
+        return ("set_with_ttl", [self._sites_key], ["zadd", repr(when), _encode(site), self.trend_seconds])
+
+    def _alert_keys(self, site: str) -> list[bytes]:
+        return [self._key(site, "alerts", *part) for part in ((), ("created",), ("ack",))]
+
+    def alerts(self, site: str | None = None) -> list[Alert]:
+        sites = [site] if site is not None else sorted(self.sites())
+        pipe = self._client.pipeline(transaction=False)
+        for name in sites:
+            for key in self._alert_keys(name):
+                pipe.hgetall(key)
+        replies = pipe.execute()
+        found = []
+        for i in range(0, len(replies), 3):
+            docs, created, acknowledged = replies[i : i + 3]
+            for incident_id, doc in docs.items():
+                found.append(_alert(doc, created.get(incident_id), acknowledged.get(incident_id)))
+        return sorted(found, key=lambda a: (a.created_at, a.incident_id), reverse=True)
+
+    def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
+        site = self._client.hget(self._alert_sites_key, _encode(incident_id))
+        if site is None:
+            return None
+        args = [_encode(incident_id), repr(at.timestamp()), self.trend_seconds]
+        [reply] = self._run([("acknowledge", self._alert_keys(_decode(site)), args)])
+        if reply is None:
+            return None
+        doc, created, acknowledged = reply
+        return _alert(doc, created, acknowledged)
+
+    # Leases.
+
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Take or renew ``name`` until the earlier of ``now + ttl`` (the caller's clock)
+        and ``ttl`` real seconds from now (Redis's own expiry)."""
+        ms = max(1, round(ttl * 1000))
+        args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
+        [taken] = self._run([("acquire", [self._lease_key(name)], args)])
+        return bool(taken)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self._run([("release", [self._lease_key(name)], [_encode(owner)])])
+
+    def _lease_key(self, name: str) -> bytes:
+        return f"{self.prefix}:{{lease:{_escape(name)}}}".encode("utf-8", "surrogatepass")
+
+    # Retention.
+
+    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+        """Delete raw buckets, roll-ups and resolved incidents older than the cutoffs.
+
+        TTLs already bound what Redis holds; this applies the evaluator's own clock, and
+        drops sites nothing has touched for ``trend`` seconds from the site list.
+        """
+        client = self._client
+        client.zremrangebyscore(self._sites_key, "-inf", f"({time.time() - self.trend_seconds}")
+        sites = sorted(self.sites())
+        pipe = client.pipeline(transaction=False)
+        for site in sites:
+            pipe.smembers(self._key(site, "signals"))
+            pipe.hvals(self._key(site, "incidents"))
+        replies = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        series = []
+        for site, signals in zip(sites, replies[0::2], strict=True):
+            for raw in sorted(signals):
+                signal = _decode(raw)
+                for width in (None, *ROLLUP_WIDTHS):
+                    before = hourly_before if width is not None and width >= HOUR else buckets_before
+                    index_key = self._index_key(site, signal, width)
+                    series.append((site, signal, width, index_key))
+                    pipe.zrangebyscore(index_key, "-inf", f"({before}")
+        old = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for (site, signal, width, index_key), members in zip(series, old, strict=True):
+            for i in range(0, len(members), 200):
+                chunk = members[i : i + 200]
+                if width is None:
+                    doomed = [
+                        k for m in chunk for k in self._bucket_keys(site, signal, _decode(m), _RAW_KINDS)
+                    ]
+                else:
+                    doomed = [self._rollup_key(site, signal, width, _decode(m)) for m in chunk]
+                for key in doomed:  # one key a command: cluster pipelines refuse multi-key DEL
+                    pipe.delete(key)
+                pipe.zrem(index_key, *chunk)
+        for site, docs in zip(sites, replies[1::2], strict=True):
+            incidents = [_loads(Incident, doc) for doc in docs]
+            gone = [i for i in incidents if i.resolved_at is not None and i.resolved_at < resolved_before]
+            if not gone:
+                continue
+            ids = [_encode(i.id) for i in gone]
+            pipe.hdel(self._key(site, "incidents"), *ids)
+            for key in self._alert_keys(site):
+                pipe.hdel(key, *ids)
+            pipe.hdel(self._alert_sites_key, *ids)
+        pipe.execute()
+
+
+_STORES: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _escape(text: str) -> str:
+    """A name safe inside a key part and a hash tag: no ``:``, ``{`` or ``}`` left."""
+    if "%" in text or ":" in text or "{" in text or "}" in text:
+        return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+    return text
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def _sha1(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
+def _dumps(value: Incident | Alert) -> bytes:
+    doc: dict[str, Any] = {}
+    for f in attrs.fields(type(value)):
+        v = getattr(value, f.name)
+        if isinstance(v, datetime):
+            v = v.timestamp()
+        elif isinstance(v, tuple):
+            v = list(v)
+        doc[f.name] = v
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _loads(cls: type[Any], data: bytes) -> Any:
+    doc = json.loads(data)
+    values = {}
+    for f in attrs.fields(cls):
+        if f.name not in doc:
+            continue
+        v = doc[f.name]
+        if v is not None and "datetime" in str(f.type):
+            v = timestamp(v)
+        values[f.name] = v
+    return cls(**values)
+
+
+def _add_counts(args: list[Any], bucket: Bucket) -> None:
+    args += (int(bucket.total), int(bucket.bad), len(bucket.hist))
+    for index, n in bucket.hist.items():
+        args += (int(index), int(n))
+
+
+def _bucket(site: str, signal: str, member: str, fields: dict[bytes, bytes]) -> Bucket:
+    first, _, key = member.partition(":")
+    bucket = Bucket(site, signal, key, int(first))
+    bucket.total = int(fields.get(b"total", 0))
+    bucket.bad = int(fields.get(b"bad", 0))
+    for name, value in fields.items():
+        if name.startswith(b"h:"):
+            bucket.hist[int(name[2:])] = int(value)
+    return bucket
+
+
+def _alert(doc: bytes, created: bytes | None, acknowledged: bytes | None) -> Alert:
+    alert = _loads(Alert, doc)
+    changes: dict[str, Any] = {}
+    if created is not None:
+        changes["created_at"] = timestamp(float(created))
+    if acknowledged is not None:
+        changes["acknowledged_at"] = timestamp(float(acknowledged))
+    return attrs.evolve(alert, **changes) if changes else alert
+
+
+_OPTIONS: Final = ("timeout", "history", "trend", "prefix")
+
+
+def _split_options(url: str) -> tuple[str, dict[str, str]]:
+    """The URL for redis-py, and this store's own query options taken out of it."""
+    if not isinstance(url, str) or url.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"not a Redis store URL: {url!r}; use redis://host:6379/0")
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = {k: v for k, v in query if k in _OPTIONS}
+    rest = [(k, v) for k, v in query if k not in _OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
+def _positive(name: str, given: float | None, text: str | None, default: float) -> float:
+    if given is None and text is None:
+        return default
+    try:
+        value = float(given if given is not None else text)  # type: ignore[arg-type]
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(
+            f"the redis:// store option {name} must be a positive number of seconds, got {given or text!r}"
+        )
+    return value
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs, ``repr`` and the admin view."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
