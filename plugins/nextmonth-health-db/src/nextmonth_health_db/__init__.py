@@ -1,0 +1,55 @@
+"""nextmonth-health-db: notice a database slowdown before users report slow pages.
+
+Configured through ``plugin_settings["db"]`` (monitor-wide, or per site in ``sites``);
+with no options anywhere, the plugin registers nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import nextmonth_health as nmh
+
+from ._check import DbCheck, judge, p95, record_query, timed_query
+from ._config import DEFAULT_ROUTE, SETTINGS_KEY, DbConfig, Probe, Recorded, parse_config
+from ._probes import APPLICATION_NAME, Sample, run_probe
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "APPLICATION_NAME",
+    "DEFAULT_ROUTE",
+    "SETTINGS_KEY",
+    "DbCheck",
+    "DbConfig",
+    "Probe",
+    "Recorded",
+    "Sample",
+    "configs_of",
+    "judge",
+    "p95",
+    "record_query",
+    "run_probe",
+    "timed_query",
+]
+
+__version__ = "0.1.0"
+
+
+def configs_of(monitor: nmh.Monitor) -> dict[str | None, DbConfig | None]:
+    """Every site's validated options (``None``: the monitor-wide ones), or raise ConfigError."""
+    where = f"plugin_settings[{SETTINGS_KEY!r}]"
+    configs: dict[str | None, DbConfig | None] = {
+        None: parse_config(monitor.settings.plugin_settings.get(SETTINGS_KEY), monitor.settings, where)
+    }
+    for site, settings in monitor.site_settings.items():
+        configs[site] = parse_config(settings.plugin_settings.get(SETTINGS_KEY), settings, f"sites[{site!r}]: {where}")
+    return configs
+
+
+@nmh.hookimpl
+def register_health_checks(register: Callable[[Any], None], monitor: nmh.Monitor) -> None:
+    configs = configs_of(monitor)
+    if any(config is not None for config in configs.values()):
+        register(DbCheck(configs))

@@ -1,0 +1,267 @@
+"""The database-slowdown check: p95 query time against what was normal, two ways.
+
+*Probes* time a cheap query (``SELECT 1``) on each configured database every
+``interval``; the p95 of the last ``history`` probes is judged against a baseline made of
+the probes before them. *Recorded* timings are the app's own queries, recorded through the
+SDK with :func:`record_query`; the p95 of the monitor's window is judged against the
+window's baseline, as the bundled checks do, so every worker's queries count.
+
+Either way the line is ``max(slow_seconds, baseline_factor * baseline p95)``: a floor so
+that 1 ms becoming 3 ms is not news, and a factor so that a database that is always a bit
+slow is not an incident. While an incident is open, recovery is judged against the line it
+opened at (kept on the incident as its ``threshold``), because a baseline fills up with
+the slowdown itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+
+import anyio
+import nextmonth_health as nmh
+import structlog
+from nextmonth_health.signals import REQUEST
+
+from ._config import DEFAULT_ROUTE, DbConfig, Probe
+from ._probes import Sample, run_probe
+
+__all__ = ["DbCheck", "judge", "p95", "record_query", "timed_query"]
+
+log = structlog.get_logger(__name__)
+
+_MIN_BASELINE = 5
+
+_Target = tuple[str, str, str, float]
+
+
+def p95(values: Sequence[float]) -> float | None:
+    """The 95th percentile by linear interpolation (numpy's default), or None."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = 0.95 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def judge(
+    samples: Sequence[Sample], *, line: float, recovery: float, failure_ratio: float, min_probes: int
+) -> tuple[nmh.Health, float | None]:
+    """A database's status from its recent probes, and their p95 query time.
+
+    Failed probes count towards the failure ratio, not the p95; timed-out ones are slow.
+    Two slow probes at least, so one hiccup reads ``elevated`` (holding, not opening);
+    every recent probe failing (the database is unreachable) is ``critical``.
+    """
+    latencies = [s.seconds for s in samples if not s.failed]
+    value = p95(latencies)
+    failed = sum(s.failed for s in samples)
+    slow = sum(1 for s in samples if not s.failed and (s.timed_out or s.seconds > line))
+    n = len(samples)
+    if n >= min_probes:
+        if all(s.failed for s in list(samples)[-min_probes:]):
+            return nmh.Health.CRITICAL, value
+        if failed >= 2 and failed / n >= failure_ratio:
+            return nmh.Health.DEGRADED, value
+        if slow >= 2 and value is not None and value > line:
+            return nmh.Health.DEGRADED, value
+    if failed or slow or (value is not None and value > recovery):
+        return nmh.Health.ELEVATED, value
+    return nmh.Health.OK, value
+
+
+def record_query(
+    monitor: nmh.Monitor,
+    seconds: float,
+    *,
+    ok: bool = True,
+    user: str | None = None,
+    site: str | None = None,
+    route: str = DEFAULT_ROUTE,
+) -> None:
+    """Record one of the app's database queries: how long it took and whether it worked.
+
+    It goes through the monitor's request path (``record_request`` on the pseudo-route
+    ``route``, a failed query as a 5xx), so it costs what a request costs, never raises,
+    and is counted by every worker process. Configure ``"recorded": True`` and add the
+    route to the monitor's ``routes`` for the check to watch it.
+    """
+    monitor.record_request(route, 200 if ok else 500, seconds, user=user, site=site)
+
+
+@contextlib.contextmanager
+def timed_query(
+    monitor: nmh.Monitor, *, user: str | None = None, site: str | None = None, route: str = DEFAULT_ROUTE
+) -> Iterator[None]:
+    """Time the block as one query: ``with timed_query(monitor): cursor.execute(...)``.
+
+    A block that raises records a failed query (and the exception goes on).
+    """
+    started = time.perf_counter()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        record_query(monitor, time.perf_counter() - started, ok=ok, user=user, site=site, route=route)
+
+
+class DbCheck:
+    """The ``db_slowdown`` check: one reading per probe and one for recorded timings, per site.
+
+    :param configs: the validated options per site, ``None`` holding the monitor-wide
+        ones; a site with no options (``None``) gets no readings.
+    """
+
+    name = "db_slowdown"
+
+    def __init__(self, configs: Mapping[str | None, DbConfig | None]) -> None:
+        self._configs = dict(configs)
+        present = [c for c in self._configs.values() if c is not None]
+        self.interval: float | None = min(c.interval for c in present)
+        #: A backstop only: every probe stops itself at its own ``timeout``.
+        self.timeout: float | None = max(c.timeout for c in present) + 5.0
+        self._recent: dict[_Target, deque[Sample]] = {}
+        self._baseline: dict[_Target, deque[float]] = {}
+        self._probed_at: dict[_Target, float] = {}
+
+    def config_for(self, site: str) -> DbConfig | None:
+        return self._configs.get(site, self._configs.get(None))
+
+    @staticmethod
+    def _target(probe: Probe, config: DbConfig) -> _Target:
+        return (probe.kind, probe.dsn, probe.query, config.timeout)
+
+    def history(self, site: str, name: str) -> list[Sample]:
+        """The recent probes of the database ``name`` that ``site``'s readings judge."""
+        config = self.config_for(site)
+        for probe in config.probes if config else ():
+            if probe.name == name:
+                return list(self._recent.get(self._target(probe, config), ()))
+        return []
+
+    def _line(self, target: _Target, config: DbConfig) -> tuple[float, float | None]:
+        baseline = self._baseline.get(target, ())
+        reference = p95(list(baseline)) if len(baseline) >= _MIN_BASELINE else None
+        line = (
+            config.slow_seconds if reference is None else max(config.slow_seconds, config.baseline_factor * reference)
+        )
+        return line, reference
+
+    async def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+        config = self.config_for(view.site)
+        if config is None:
+            return []
+        due = []
+        for probe in config.probes:
+            target = self._target(probe, config)
+            last = self._probed_at.get(target)
+            if last is None or view.now - last >= config.interval / 2:
+                due.append((probe, target))
+        if due:
+            async with anyio.create_task_group() as tg:
+                for probe, target in due:
+                    tg.start_soon(self._probe, probe, target, config, view.now)
+        readings = [self._probe_reading(view, config, probe) for probe in config.probes]
+        if config.recorded is not None:
+            readings.append(self._recorded_reading(view, config))
+        return readings
+
+    async def _probe(self, probe: Probe, target: _Target, config: DbConfig, now: float) -> None:
+        sample = await run_probe(probe, config.timeout)
+        recent = self._recent.get(target)
+        if recent is None or recent.maxlen != config.history:
+            recent = self._recent[target] = deque(recent or (), maxlen=config.history)
+        baseline = self._baseline.get(target)
+        if baseline is None or baseline.maxlen != config.baseline_history:
+            baseline = self._baseline[target] = deque(baseline or (), maxlen=config.baseline_history)
+        if len(recent) == recent.maxlen:
+            leaving = recent[0]
+            line, _ = self._line(target, config)
+            # Only what looked normal becomes normal: a slowdown never raises its own bar.
+            if not leaving.failed and not leaving.timed_out and leaving.seconds <= line:
+                baseline.append(leaving.seconds)
+        recent.append(sample)
+        self._probed_at[target] = now
+        if sample.failed or sample.timed_out:
+            log.debug("nextmonth_health_db.probe", name=probe.name, outcome=sample.outcome, seconds=sample.seconds)
+
+    def _probe_reading(self, view: nmh.SiteView, config: DbConfig, probe: Probe) -> nmh.Reading:
+        target = self._target(probe, config)
+        samples = list(self._recent.get(target, ()))
+        line, reference = self._line(target, config)
+        incident = view.incident(self.name, probe.name)
+        if incident is not None and incident.threshold is not None:
+            line = incident.threshold
+        status, value = judge(
+            samples,
+            line=line,
+            recovery=line * config.recovery_ratio,
+            failure_ratio=config.failure_ratio,
+            min_probes=config.min_probes,
+        )
+        # Every request waits on the database: the users active in the window are its users.
+        affected = view.users((REQUEST, None, False)) if status is not nmh.Health.OK else 0
+        return nmh.Reading(
+            check=self.name,
+            site=view.site,
+            key=probe.name,
+            area=probe.area,
+            status=status,
+            subject=f"Database query times on {probe.name}",
+            value=value,
+            threshold=line,
+            affected_users=affected,
+            detail={
+                "source": "probe",
+                "probes": len(samples),
+                "failures": sum(s.failed for s in samples),
+                "timeouts": sum(s.timed_out for s in samples),
+                "last": samples[-1].outcome if samples else None,
+                "baseline_p95": reference,
+            },
+        )
+
+    def _recorded_reading(self, view: nmh.SiteView, config: DbConfig) -> nmh.Reading:
+        assert config.recorded is not None
+        route, enough = config.recorded.route, config.recorded.min_samples
+        window = view.window(REQUEST, route)
+        baseline = view.baseline(REQUEST, route)
+        reference = baseline.quantile(0.95) if baseline.samples >= enough else None
+        line = (
+            config.slow_seconds if reference is None else max(config.slow_seconds, config.baseline_factor * reference)
+        )
+        incident = view.incident(self.name, route)
+        if incident is not None and incident.threshold is not None:
+            line = incident.threshold
+        value = window.quantile(0.95)
+        if window.samples < enough or value is None:
+            status = nmh.Health.OK  # too little traffic to say anything
+        elif window.bad >= 2 and window.ratio >= config.failure_ratio or value > line:
+            status = nmh.Health.DEGRADED
+        elif value > line * config.recovery_ratio or window.bad:
+            status = nmh.Health.ELEVATED
+        else:
+            status = nmh.Health.OK
+        affected = view.users((REQUEST, route, False)) if status is not nmh.Health.OK else 0
+        return nmh.Reading(
+            check=self.name,
+            site=view.site,
+            key=route,
+            area=view.settings.area_for(route) or config.area,
+            status=status,
+            subject="Database query times recorded by the app",
+            value=value,
+            threshold=line,
+            affected_users=affected,
+            detail={
+                "source": "recorded",
+                "samples": window.samples,
+                "failures": window.bad,
+                "baseline_p95": reference,
+            },
+        )

@@ -1,0 +1,202 @@
+"""The ``db`` entry of ``plugin_settings``: validated once, when the monitor is built."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from attrs import frozen
+from nextmonth_health import ConfigError
+from nextmonth_health.settings import Settings
+
+__all__ = ["DEFAULT_ROUTE", "SETTINGS_KEY", "DbConfig", "Probe", "Recorded", "parse_config"]
+
+#: The key of this plugin's options in ``plugin_settings`` (also its entry-point name).
+SETTINGS_KEY = "db"
+
+#: The pseudo-route under which :func:`~nextmonth_health_db.record_query` records timings.
+DEFAULT_ROUTE = "/_db"
+
+_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "probes": (),
+        "recorded": None,
+        "area": "portal",
+        "interval": 30.0,
+        "timeout": 5.0,
+        "slow_seconds": 0.25,
+        "baseline_factor": 3.0,
+        "recovery_ratio": 0.6,
+        "failure_ratio": 0.3,
+        "history": 10,
+        "baseline_history": 120,
+        "min_probes": 3,
+    }
+)
+
+
+@frozen
+class Probe:
+    """One database to time a cheap query on.
+
+    ``kind`` is ``"postgresql"`` or ``"sqlite"``; ``name`` is the reading's key and shows
+    in the admin's subject ("Database query times on primary"); it never holds a password.
+    """
+
+    kind: str
+    dsn: str
+    name: str
+    query: str
+    area: str
+
+
+@frozen
+class Recorded:
+    """Query timings the app records with :func:`~nextmonth_health_db.record_query`."""
+
+    route: str
+    min_samples: int
+
+
+@frozen
+class DbConfig:
+    probes: tuple[Probe, ...]
+    recorded: Recorded | None
+    interval: float
+    timeout: float
+    slow_seconds: float
+    baseline_factor: float
+    recovery_ratio: float
+    failure_ratio: float
+    history: int
+    baseline_history: int
+    min_probes: int
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _number(where: str, name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(where, f"{name} must be a number, got {value!r}")
+    if not low < value <= high:
+        bound = f"above {low}" if high == math.inf else f"above {low} and at most {high}"
+        raise _fail(where, f"{name} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _whole(where: str, name: str, value: Any, *, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(where, f"{name} must be a whole number of at least {low}, got {value!r}")
+    return value
+
+
+def _unknown(where: str, raw: Mapping[str, Any], known: Mapping[str, Any] | set[str]) -> None:
+    for name in raw:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
+            raise _fail(where, f"unknown option {name!r}{hint}")
+
+
+def _probe(where: str, entry: Any, default_area: str) -> Probe:
+    if isinstance(entry, str):
+        entry = {"dsn": entry}
+    if not isinstance(entry, Mapping) or "dsn" not in entry:
+        raise _fail(
+            where, f"each probe must be a DSN or {{'dsn': ..., 'name': ..., 'query': ..., 'area': ...}}, got {entry!r}"
+        )
+    _unknown(where, entry, {"dsn", "name", "query", "area"})
+    dsn = entry["dsn"]
+    if not isinstance(dsn, str):
+        raise _fail(where, f"dsn must be a string, got {dsn!r}")
+    parts = urlsplit(dsn)
+    if parts.scheme in {"postgresql", "postgres"}:
+        kind = "postgresql"
+        database = parts.path.lstrip("/") or (parts.username or "postgres")
+        default_name = f"{parts.hostname or 'localhost'}/{unquote(database)}"
+    elif parts.scheme == "sqlite":
+        kind = "sqlite"
+        path = dsn[len("sqlite:///") :] if dsn.startswith("sqlite:///") else ""
+        if not path or path == ":memory:":
+            raise _fail(
+                where, f"{dsn!r}: a SQLite probe needs a file, e.g. 'sqlite:///app.db' or 'sqlite:////var/lib/app.db'"
+            )
+        dsn = path
+        default_name = os.path.basename(path)
+    else:
+        raise _fail(where, f"dsn must start with postgresql://, postgres:// or sqlite:///, got {parts.scheme or dsn!r}")
+    name = entry.get("name", default_name)
+    # SQLite answers SELECT 1 without touching the file; reading the schema takes its lock.
+    query = entry.get("query", "SELECT 1" if kind == "postgresql" else "SELECT count(*) FROM sqlite_master")
+    area = entry.get("area", default_area)
+    for label, value in (("name", name), ("query", query), ("area", area)):
+        if not isinstance(value, str) or not value.strip():
+            raise _fail(where, f"{label} must be a non-empty string, got {value!r}")
+    return Probe(kind=kind, dsn=dsn, name=name, query=query, area=area)
+
+
+def _recorded(where: str, raw: Any, settings: Settings) -> Recorded | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise _fail(where, f"must be true or {{'route': ..., 'min_samples': ...}}, got {raw!r}")
+    _unknown(where, raw, {"route", "min_samples"})
+    route = raw.get("route", DEFAULT_ROUTE)
+    if not isinstance(route, str) or not route.startswith("/"):
+        raise _fail(where, f"route must be a path starting with '/', got {route!r}")
+    if route not in settings.routes:
+        raise _fail(
+            where,
+            f"add {route!r} to the monitor's routes so recorded query timings get a key of their own, e.g. "
+            f"routes={{**nextmonth_health.settings.DEFAULT_ROUTES, {route!r}: 'portal'}}",
+        )
+    return Recorded(route=route, min_samples=_whole(where, "min_samples", raw.get("min_samples", 20)))
+
+
+def parse_config(raw: Any, settings: Settings, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") -> DbConfig | None:
+    """Validate the plugin's options against a site's settings; ``None`` gives ``None``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise _fail(where, f"must be a mapping of options, got {raw!r}")
+    _unknown(where, raw, _DEFAULTS)
+    opts = {**_DEFAULTS, **raw}
+    area = opts["area"]
+    if not isinstance(area, str) or not area:
+        raise _fail(where, f"area must be a non-empty string, got {area!r}")
+    entries = opts["probes"]
+    if isinstance(entries, str | bytes | Mapping) or not hasattr(entries, "__iter__"):
+        raise _fail(where, f"probes must be a list of DSNs, got {entries!r}")
+    probes = tuple(_probe(f"{where}['probes'][{i}]", e, area) for i, e in enumerate(entries))
+    if len({p.name for p in probes}) != len(probes):
+        raise _fail(where, "two probes share a name; give each a distinct 'name'")
+    recorded = _recorded(f"{where}['recorded']", opts["recorded"], settings)
+    if not probes and recorded is None:
+        raise _fail(where, "configure 'probes' (a list of DSNs), 'recorded' (true), or both")
+    config = DbConfig(
+        probes=probes,
+        recorded=recorded,
+        interval=_number(where, "interval", opts["interval"]),
+        timeout=_number(where, "timeout", opts["timeout"]),
+        slow_seconds=_number(where, "slow_seconds", opts["slow_seconds"]),
+        baseline_factor=_number(where, "baseline_factor", opts["baseline_factor"], low=1.0),
+        recovery_ratio=_number(where, "recovery_ratio", opts["recovery_ratio"], high=0.99),
+        failure_ratio=_number(where, "failure_ratio", opts["failure_ratio"], high=1.0),
+        history=_whole(where, "history", opts["history"], low=2),
+        baseline_history=_whole(where, "baseline_history", opts["baseline_history"], low=5),
+        min_probes=_whole(where, "min_probes", opts["min_probes"], low=2),
+    )
+    if config.slow_seconds >= config.timeout:
+        raise _fail(where, f"slow_seconds ({config.slow_seconds}) must be below timeout ({config.timeout})")
+    if config.min_probes > config.history:
+        raise _fail(where, f"min_probes ({config.min_probes}) cannot exceed history ({config.history})")
+    return config

@@ -1,0 +1,104 @@
+"""What is posted: which transitions, as what JSON, under which deduplication key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import nextmonth_health as nmh
+from nextmonth_health.alerts import resolution_message
+
+from ._config import WebhookConfig
+
+__all__ = ["dedup_key", "payload", "text_of", "wanted"]
+
+
+def wanted(transition: nmh.Transition, config: WebhookConfig) -> bool:
+    """Whether a transition is posted under ``config``.
+
+    With ``only_alerts`` (the default) only what concerns an admin alert is posted, and
+    an alert's resolution only once its last incident has resolved — several incidents
+    of one area share one alert, and the channel hears about it once.
+    """
+    if transition.kind.value not in config.kinds:
+        return False
+    if not config.only_alerts:
+        return True
+    alert = transition.alert
+    if alert is None:
+        return False
+    if transition.kind is nmh.TransitionKind.RESOLVED:
+        return alert.resolved_at is not None
+    return True
+
+
+def dedup_key(transition: nmh.Transition) -> str:
+    """One transition, one key: ``incident id : kind : when``.
+
+    ``when`` is the alert's ``updated_at`` when there is an alert (it moves on every
+    change the admin should hear about), else the incident's. The same transition handed
+    over twice — a retried delivery, a second leader — gets the same key.
+    """
+    moment = transition.alert.updated_at if transition.alert is not None else transition.incident.updated_at
+    return f"{transition.incident.id}:{transition.kind.value}:{moment.isoformat()}"
+
+
+def text_of(transition: nmh.Transition) -> str:
+    """The human text: the alert's calm message, or the incident's own line."""
+    if transition.alert is not None:
+        return transition.alert.message
+    incident = transition.incident
+    if transition.kind is nmh.TransitionKind.RESOLVED:
+        return resolution_message(incident)
+    return (
+        f"Heads-up: {incident.summary} — users at {incident.area} see a calm notice "
+        f"({incident.severity.value}). Monitoring active."
+    )
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def payload(transition: nmh.Transition, config: WebhookConfig) -> dict[str, Any]:
+    """The JSON body: Slack's ``{"text": ...}``, or the full transition."""
+    text = text_of(transition)
+    if config.format == "slack":
+        return {"text": text}
+    incident = transition.incident
+    alert = transition.alert
+    return {
+        "event": f"incident.{transition.kind.value}",
+        "dedup_key": dedup_key(transition),
+        "site": incident.site,
+        "text": text,
+        "incident": {
+            "id": incident.id,
+            "check": incident.check,
+            "key": incident.key,
+            "area": incident.area,
+            "severity": incident.severity.value,
+            "status": incident.status.value,
+            "summary": incident.summary,
+            "affected_users": incident.affected_users,
+            "opened_at": _time(incident.opened_at),
+            "updated_at": _time(incident.updated_at),
+            "escalated_at": _time(incident.escalated_at),
+            "resolved_at": _time(incident.resolved_at),
+            "value": incident.value,
+            "threshold": incident.threshold,
+            "alert_id": incident.alert_id,
+        },
+        "alert": None
+        if alert is None
+        else {
+            "incident_id": alert.incident_id,
+            "incident_ids": list(alert.incident_ids),
+            "message": alert.message,
+            "area": alert.area,
+            "affected_users": alert.affected_users,
+            "created_at": _time(alert.created_at),
+            "updated_at": _time(alert.updated_at),
+            "resolved_at": _time(alert.resolved_at),
+        },
+    }
