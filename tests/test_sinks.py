@@ -292,3 +292,37 @@ async def test_the_log_sink_logs_degraded_incidents_at_info(fake_clock, internal
     assert (event["event"], event["log_level"], event["severity"]) == ("incident.opened", "info", "degraded")
     assert event["summary"] == "Media upload failures"
     assert monitor.alerts() == []  # degraded: users get a notice, the admin is not paged
+
+
+async def test_plugins_report_their_stats_in_status_and_are_closed_on_the_way_out(fake_clock) -> None:  # type: ignore[no-untyped-def]
+    import anyio
+
+    import nextmonth_health as nmh
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.stats = {"posted": 0, "dropped": {"queue_full": 2}}
+            self.closed = False
+
+        def send(self, transition):  # type: ignore[no-untyped-def]
+            self.stats["posted"] += 1
+
+        async def close(self) -> None:
+            self.closed = True
+
+    sink = Counting()
+
+    class Plugin:
+        @nmh.hookimpl
+        def register_alert_sinks(self, register):  # type: ignore[no-untyped-def]
+            register(sink)
+
+    m = nmh.Monitor("s", clock=fake_clock, plugins=[Plugin()], load_entrypoints=False)
+    assert m.status().plugin_stats == {"counting": {"posted": 0, "dropped": {"queue_full": 2}}}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(m.run)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    assert sink.closed

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+import attrs
 import structlog
 from attrs import frozen
 
@@ -52,6 +53,8 @@ class MonitorStatus:
     sink_dropped: int
     last_evaluation: Any
     plugin_failures: tuple[PluginFailure, ...]
+    #: What plugins report of themselves (a sink's or check's ``stats``), by name.
+    plugin_stats: Mapping[str, Any]
 
 
 class Monitor:
@@ -228,6 +231,21 @@ class Monitor:
             self._running = False
             with anyio.CancelScope(shield=True):
                 await self.evaluator.store_call(self.recorder.flush)
+                await self._close_plugins()
+
+    async def _close_plugins(self) -> None:
+        """Let checks and sinks with a ``close()`` drain queues and release connections."""
+        for obj in (*self.sinks, *self.checks, *self.renderers):
+            close = getattr(obj, "close", None)
+            if not callable(close):
+                continue
+            try:
+                with anyio.fail_after(self.settings.sink_timeout):
+                    result = close()
+                    if inspect.isawaitable(result):
+                        await result
+            except Exception as exc:
+                self.errors.report(f"close.{getattr(obj, 'name', '?')}", exc)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Monitor]:
@@ -358,7 +376,23 @@ class Monitor:
             sink_dropped=self.delivery.dropped,
             last_evaluation=None if last is None else timestamp(last),
             plugin_failures=self.plugin_failures,
+            plugin_stats={
+                obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None
+            },
         )
+
+
+def _stats_of(obj: object) -> dict[str, Any] | None:
+    """A plugin's self-reported ``stats`` (a mapping or an attrs instance), or None."""
+    try:
+        stats = getattr(obj, "stats", None)
+        if isinstance(stats, Mapping):
+            return dict(stats)
+        if stats is not None and attrs.has(type(stats)):
+            return attrs.asdict(stats, recurse=True, value_serializer=lambda _, __, v: dict(v) if isinstance(v, Mapping) else v)
+    except Exception:
+        return None
+    return None
 
 
 def _by_name(objects: Sequence[Any]) -> tuple[Any, ...]:
