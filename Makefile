@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/scripted_incident.py
+	$(BIN)/nextmonth-health demo --fast
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -25,3 +25,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The web examples: a small site with the middleware, the overlay and the admin view.
+.PHONY: example-starlette example-flask example-django
+
+example-starlette: $(STAMP)
+	$(BIN)/python examples/starlette_app.py
+
+example-flask: $(STAMP)
+	$(BIN)/python examples/flask_app.py
+
+example-django: $(STAMP)
+	$(BIN)/python examples/django_app/manage.py runserver 127.0.0.1:8002 --noreload

@@ -7,6 +7,7 @@ bug in the SDK's endpoints cannot take the host application's error pages with i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,20 @@ from attrs import field, frozen
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-__all__ = ["HealthApp", "Request", "Response", "Route"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "HealthApp",
+    "Request",
+    "Response",
+    "Route",
+    "clean_user",
+    "client_address",
+    "etag_for",
+    "etag_matches",
+]
+
+#: Largest request body a route accepts unless it says otherwise; bigger ones get 413.
+DEFAULT_MAX_BODY = 16 * 1024
 
 #: Headers every SDK response carries.
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
@@ -36,8 +50,10 @@ class Request:
     headers: Mapping[str, str] = field(factory=dict)
     body: bytes = b""
     client: str | None = None
-    #: The host application's own request object (Starlette ``Request``, WSGI environ), for authorisers.
+    #: The host application's own request object (the ASGI scope, the WSGI environ), for authorisers.
     native: Any = None
+    #: The signed-in user as the middleware's user extractor saw it, if any.
+    user: str | None = None
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -79,6 +95,8 @@ class Route:
     path: str
     handler: Handler
     admin: bool = False
+    #: Largest body accepted, in bytes; the adaptors stop reading past it and answer 413.
+    max_body: int = DEFAULT_MAX_BODY
 
 
 class HealthApp:
@@ -117,6 +135,22 @@ class HealthApp:
             path == p or path.startswith(p + "/") for p in (self.prefix, self.admin_prefix)
         )
 
+    def body_limit(self, path: str) -> int:
+        """How many body bytes the adaptors may read for ``path`` before answering 413."""
+        route = self._route(path)
+        return DEFAULT_MAX_BODY if route is None else route.max_body
+
+    def _route(self, path: str) -> Route | None:
+        for prefix, routes in ((self.admin_prefix, self.admin_routes), (self.prefix, self.routes)):
+            if path == prefix or path.startswith(prefix + "/"):
+                rest = path[len(prefix) :] or "/"
+                return next((r for r in routes if r.path == rest), None)
+        return None
+
+    def too_large(self) -> Response:
+        """The answer to a body over its route's limit (the adaptors send it without reading on)."""
+        return Response.json({"error": "request body too large"}, status=413, headers=SECURITY_HEADERS)
+
     def handle(self, request: Request) -> Response:
         """Route a request to its handler; never raises."""
         try:
@@ -134,6 +168,8 @@ class HealthApp:
                 if route.path == rest:
                     if request.method not in route.methods:
                         return Response(405, b"", (("allow", ", ".join(route.methods)), *SECURITY_HEADERS))
+                    if len(request.body) > route.max_body:
+                        return self.too_large()
                     if admin:
                         denied = self._deny(request)
                         if denied is not None:
@@ -152,3 +188,43 @@ class HealthApp:
         if not verdict:
             return Response.json({"error": "forbidden"}, status=403)
         return None
+
+
+def etag_for(body: bytes) -> str:
+    """A strong entity tag for a response body."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 asks)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in if_none_match.split(","))
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: int = 0) -> str | None:
+    """The client's address: the peer's, or the one ``trusted_proxies`` hops back in X-Forwarded-For.
+
+    Each proxy appends the address it saw, so only the last ``trusted_proxies`` entries
+    were written by proxies we run; anything to their left is whatever the client sent.
+    """
+    if trusted_proxies <= 0 or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    if not hops:
+        return peer
+    return hops[-trusted_proxies] if len(hops) >= trusted_proxies else hops[0]
+
+
+def clean_user(user: object) -> str | None:
+    """A user id the recorder accepts: text of at most 200 characters (longer ones are hashed)."""
+    if type(user) is int:
+        user = str(user)
+    if not isinstance(user, str) or not user:
+        return None
+    if len(user) > 200:
+        return "h:" + hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return user
