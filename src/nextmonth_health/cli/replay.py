@@ -1,0 +1,438 @@
+"""``replay``: what the monitor would have done about the traffic in an access log.
+
+Each line is recorded the way the middleware records a live request (plus an upload
+attempt for a write to an upload route, and a sign-in attempt for a POST to a sign-in
+route), on a fake clock moved to the line's own time; every ``tick_seconds`` of log time
+the monitor evaluates, exactly as the runner would. Out comes what would have happened:
+incidents with their open and resolve times, the notices people would have seen and the
+admin alerts — through the checks and settings of ``--config``, so thresholds can be
+tuned against last month's real traffic (see docs/tuning.md).
+
+Malformed lines are counted and the first ten reported with their line numbers; they
+never stop a replay. Long idle stretches with nothing open are skipped rather than
+evaluated tick by tick, which changes nothing: an empty window reads healthy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import click
+from attrs import define, field
+
+from ._common import (
+    CliError,
+    build_monitor,
+    configure_logging,
+    echo_json,
+    global_options,
+    iso,
+    options,
+    plural,
+    probe_store,
+    when,
+)
+from ._logs import Event, parse, parse_combined, parse_json
+
+__all__ = ["Replay", "command", "replay_lines"]
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+_FIRST_MALFORMED = 10
+_PROGRESS_EVERY = 1 << 14
+_FLUSH_EVERY = 50_000
+
+
+@define
+class Replay:
+    """What a replay saw and what the monitor did."""
+
+    lines: int = 0
+    requests: int = 0
+    uploads: int = 0
+    logins: int = 0
+    malformed: int = 0
+    malformed_first: list[tuple[int, str]] = field(factory=list)
+    out_of_order: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    evaluations: int = 0
+    incidents: dict[str, dict[str, Any]] = field(factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(factory=dict)
+    notices: list[dict[str, Any]] = field(factory=list)
+    seconds: float = 0.0
+    drops: dict[str, int] = field(factory=dict)
+    check_failures: int = 0
+    warmup: float = 0.0
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+class _Collector:
+    """Folds each pass's transitions into the report, and follows the notices they cause."""
+
+    def __init__(self, monitor: Any, report: Replay) -> None:
+        self.monitor = monitor
+        self.report = report
+        self.showing: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def take(self, evaluation: Any, now: float) -> None:
+        from ..values import TransitionKind
+
+        report = self.report
+        report.evaluations += 1
+        report.check_failures += len(evaluation.failures)
+        touched: set[tuple[str, str]] = set()
+        for t in evaluation.transitions:
+            i = t.incident
+            touched.add((i.site, i.area))
+            entry = report.incidents.get(i.id)
+            if entry is None:
+                entry = report.incidents[i.id] = {
+                    "id": i.id,
+                    "site": i.site,
+                    "check": i.check,
+                    "key": i.key,
+                    "area": i.area,
+                    "summary": i.summary,
+                    "opened_at": i.opened_at.timestamp(),
+                    "opened_as": str(i.severity),
+                    "escalated_at": None,
+                    "resolved_at": None,
+                }
+            entry["severity"] = str(i.severity)
+            entry["peak_users"] = max(entry.get("peak_users", 0), i.affected_users)
+            if t.kind is TransitionKind.ESCALATED:
+                entry["escalated_at"] = now
+            elif t.kind is TransitionKind.RESOLVED:
+                entry["resolved_at"] = now
+            alert = t.alert
+            if alert is not None:
+                kept = report.alerts.get(alert.incident_id)
+                if kept is None:
+                    kept = report.alerts[alert.incident_id] = {
+                        "id": alert.incident_id,
+                        "site": alert.site,
+                        "area": alert.area,
+                        "raised_at": now,
+                        "message": alert.message,
+                        "resolved_at": None,
+                    }
+                if alert.is_active:
+                    kept["message"] = alert.message
+                    kept["affected_users"] = alert.affected_users
+                else:
+                    kept["resolved_at"] = now
+        for site, area in touched:
+            found = self.monitor.notices(area, site=site)
+            notice = found[0] if found else None
+            current = self.showing.get((site, area))
+            if current is not None and (notice is None or (notice.title, notice.message) != (current["title"], current["message"])):
+                current["until"] = now
+                del self.showing[(site, area)]
+                current = None
+            if notice is not None and current is None:
+                shown = {"site": site, "area": area, "title": notice.title, "message": notice.message, "since": now, "until": None}
+                self.showing[(site, area)] = shown
+                self.report.notices.append(shown)
+
+
+async def replay_lines(
+    lines: Iterator[bytes],
+    monitor: Any,
+    clock: Any,
+    *,
+    parser: Callable[[str], Event | str] = parse,
+    progress: Callable[[int], None] | None = None,
+    warmup: float = 0.0,
+) -> Replay:
+    """Record every line on ``clock``, evaluating every ``tick_seconds`` of log time.
+
+    The first ``warmup`` seconds of the log are recorded but not judged: they are the
+    baseline a monitor that had been running would already have had.
+    """
+    report = Replay()
+    collector = _Collector(monitor, report)
+    settings = monitor.settings
+    tick = settings.tick_seconds
+    slack = settings.bucket_seconds
+    idle_after = settings.window_seconds + tick
+    record_request, record_upload, record_login = monitor.record_request, monitor.record_upload, monitor.record_login
+    areas: dict[tuple[str | None, str], str | None] = {}
+    open_ids: set[str] = set()
+    now = -math.inf
+    next_tick = math.inf
+    last_event = -math.inf
+    started = time.perf_counter()
+
+    async def evaluate_until(t: float) -> None:
+        nonlocal next_tick
+        while next_tick <= t:
+            if not open_ids and next_tick > last_event + idle_after and t - next_tick >= tick:
+                next_tick += math.floor((t - next_tick) / tick) * tick  # idle: nothing in any window
+            clock.set(max(clock.now(), next_tick))
+            evaluation = await monitor.evaluate()
+            collector.take(evaluation, next_tick)
+            for transition in evaluation.transitions:
+                if transition.incident.is_open:
+                    open_ids.add(transition.incident.id)
+                else:
+                    open_ids.discard(transition.incident.id)
+            next_tick += tick
+
+    lineno = requests = uploads = logins = out_of_order = 0
+    malformed_first = report.malformed_first
+    for raw in lines:
+        lineno += 1
+        if progress is not None and not lineno % _PROGRESS_EVERY:
+            progress(lineno)
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", "replace")
+        event = parser(line)
+        if type(event) is str:
+            report.malformed += 1
+            if len(malformed_first) < _FIRST_MALFORMED:
+                malformed_first.append((lineno, event))
+            continue
+        t, method, path, status, duration, user, site = event  # type: ignore[misc]
+        if t > now:
+            if next_tick == math.inf:
+                next_tick = ((t + warmup) // tick) * tick + tick
+                report.first_time = t
+                report.warmup = warmup
+            elif t >= next_tick:
+                last_event = now
+                await evaluate_until(t)
+            now = t
+            clock.set(t)
+        elif t < now - slack:
+            out_of_order += 1  # counted at the latest time seen so far
+        record_request(path, status, duration, user, site)
+        requests += 1
+        if method in _WRITES:
+            key = (site, path)
+            area = areas.get(key, "")
+            if area == "":
+                if len(areas) > 100_000:
+                    areas.clear()
+                area = areas[key] = monitor.settings_for(site).area_for(path.partition("?")[0])
+            if area == "uploads":
+                record_upload(status < 500, user, site)
+                uploads += 1
+            elif area == "login" and method == "POST":
+                record_login(status < 400, user, site)
+                logins += 1
+        if not requests % _FLUSH_EVERY:
+            monitor.flush()
+    last_event = now
+    report.requests, report.uploads, report.logins, report.out_of_order = requests, uploads, logins, out_of_order
+    report.lines = lineno
+    if requests:
+        report.last_time = now
+        # One last pass at the end of the log, so its last lines are judged too.
+        await evaluate_until(max(next_tick, now))
+    report.seconds = time.perf_counter() - started
+    report.drops = {k: v for k, v in monitor.status().drops.items() if v}
+    return report
+
+
+def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
+    """The stream of lines, the raw file under it (for progress), and its size."""
+    if path == "-":
+        return sys.stdin.buffer, None, None
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise CliError(f"cannot read {path!r}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"cannot read {path!r}: it is a directory; give the access log file") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    size = os.fstat(raw.fileno()).st_size
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw)), raw, size  # type: ignore[arg-type]
+    return raw, raw, size
+
+
+@click.command("replay", short_help="Replay an access log: what would have happened.")
+@global_options
+@click.argument("file", metavar="FILE")
+@click.option("--format", "fmt", type=click.Choice(["auto", "combined", "json"]), default="auto", show_default=True,
+              help="Line format; auto takes JSON for lines starting with '{'.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Record the log's first SECONDS without judging them, as the baseline a running monitor "
+    "would have had (default: baseline_seconds; 0 judges every line).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as_json: bool) -> None:
+    """Replay an access log through the checks and show what would have happened.
+
+    FILE is an nginx/Apache combined-format log (optionally followed by the request
+    time in seconds), JSON lines with time, route, status, duration and user, a .gz of
+    either, or - for stdin. Incidents with open and resolve times, the notices people
+    would have seen, the admin alerts, and a summary. Settings come from --config.
+    """
+    import anyio
+
+    from ..testing import FakeClock
+
+    opts = options()
+    configure_logging(opts.verbose, drop=True)
+    stream, raw, size = _open(file)
+    try:
+        clock = FakeClock(0.0)
+        monitor = build_monitor(
+            site=opts.site_name(),
+            store=opts.store_url(explicit_only=True),
+            clock=clock,
+            plugins=opts.config.plugins,
+            sites=opts.config.sites,
+            load_entrypoints=False,
+            **opts.settings(),
+        )
+        probe_store(monitor.store)
+        parser = {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
+        if warmup is None:
+            warmup = float(monitor.settings.baseline_seconds)
+        show = progress if progress is not None else sys.stderr.isatty()
+        if show and raw is not None and size:
+            with click.progressbar(length=size, label=f"Replaying {os.path.basename(file)}", file=sys.stderr, show_pos=False) as bar:
+                done = 0
+
+                def advance(_: int) -> None:
+                    nonlocal done
+                    position = raw.tell()
+                    bar.update(position - done)
+                    done = position
+
+                report = anyio.run(lambda: replay_lines(stream, monitor, clock, parser=parser, progress=advance, warmup=warmup))
+                bar.update(size - done)
+        else:
+            report = anyio.run(lambda: replay_lines(stream, monitor, clock, parser=parser, warmup=warmup))
+    finally:
+        if raw is not None:
+            raw.close()
+    monitor.store.close()
+    if not report.requests:
+        first = report.malformed_first[0] if report.malformed_first else None
+        detail = f" (line {first[0]}: {first[1]})" if first else ""
+        raise CliError(
+            f"{file}: no request found in {plural(report.lines, 'line')}{detail}; "
+            "expected nginx/Apache combined format or JSON lines with time, route and status"
+        )
+    if as_json:
+        echo_json(_as_json(file, report))
+    else:
+        _print(file, report)
+
+
+def _as_json(file: str, r: Replay) -> dict[str, Any]:
+    def moment(value: float | None) -> str | None:
+        return None if value is None else iso(_dt(value))
+
+    return {
+        "file": file,
+        "lines": r.lines,
+        "requests": r.requests,
+        "uploads": r.uploads,
+        "logins": r.logins,
+        "malformed": {"count": r.malformed, "first": [{"line": n, "reason": why} for n, why in r.malformed_first]},
+        "out_of_order": r.out_of_order,
+        "dropped": r.drops,
+        "start": moment(r.first_time),
+        "warmup_seconds": r.warmup,
+        "end": moment(r.last_time),
+        "evaluations": r.evaluations,
+        "check_failures": r.check_failures,
+        "incidents": [
+            {**i, "opened_at": moment(i["opened_at"]), "escalated_at": moment(i["escalated_at"]), "resolved_at": moment(i["resolved_at"])}
+            for i in sorted(r.incidents.values(), key=lambda i: (i["opened_at"], i["check"]))
+        ],
+        "alerts": [
+            {**a, "raised_at": moment(a["raised_at"]), "resolved_at": moment(a["resolved_at"])}
+            for a in sorted(r.alerts.values(), key=lambda a: a["raised_at"])
+        ],
+        "notices": [{**n, "since": moment(n["since"]), "until": moment(n["until"])} for n in r.notices],
+        "seconds": round(r.seconds, 3),
+        "lines_per_second": round(r.lines_per_second),
+    }
+
+
+def _dt(seconds: float) -> Any:
+    from ..values import timestamp
+
+    return timestamp(seconds)
+
+
+def _print(file: str, r: Replay) -> None:
+    span = f"{when(r.first_time)} to {when(r.last_time)} UTC" if r.first_time is not None else "no time span"
+    click.echo(
+        f"Replayed {file}: {plural(r.lines, 'line')}, {plural(r.requests, 'request')} from {span}; "
+        f"{plural(r.evaluations, 'evaluation')} in {r.seconds:.1f} s ({r.lines_per_second:,.0f} lines/s)."
+    )
+    incidents = sorted(r.incidents.values(), key=lambda i: (i["opened_at"], i["check"]))
+    if r.warmup and r.first_time is not None:
+        click.echo(
+            f"The first {r.warmup / 60:g} min (until {when(r.first_time + r.warmup, date=False)}) only built the "
+            "baseline a running monitor would have had; --warmup 0 judges them too."
+        )
+    click.echo()
+    if not incidents:
+        click.echo("Incidents: none. Nothing in this log would have troubled anyone.")
+    else:
+        click.echo(f"Incidents ({len(incidents)}):")
+        rows = [("SITE", "CHECK", "KEY", "SEVERITY", "OPENED", "RESOLVED", "PEAK USERS")]
+        for i in incidents:
+            severity = i["severity"] if i["opened_as"] == i["severity"] else f"{i['opened_as']}>{i['severity']}"
+            resolved = when(i["resolved_at"]) if i["resolved_at"] is not None else "open at end of log"
+            rows.append((i["site"], i["check"], i["key"] or "-", severity, when(i["opened_at"]), resolved, str(i["peak_users"])))
+        widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+        for row in rows:
+            click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if r.notices:
+        click.echo()
+        click.echo(f"Notices people would have seen ({len(r.notices)}):")
+        for n in r.notices:
+            until = when(n["until"], date=False) if n["until"] is not None else "end of log"
+            click.echo(f'  {when(n["since"])} - {until}  at "{n["area"]}" ({n["site"]}): {n["title"]}')
+    if r.alerts:
+        click.echo()
+        click.echo(f"Admin alerts ({len(r.alerts)}):")
+        for a in sorted(r.alerts.values(), key=lambda a: a["raised_at"]):
+            resolved = f", resolved {when(a['resolved_at'], date=False)}" if a["resolved_at"] is not None else ", still active at end of log"
+            click.echo(f"  {when(a['raised_at'])} ({a['site']}{resolved}):")
+            for line in a["message"].splitlines():
+                click.echo(f"    {line}")
+    click.echo()
+    derived = f"{plural(r.uploads, 'upload attempt')} and {plural(r.logins, 'sign-in attempt')} derived"
+    click.echo(f"Summary: {plural(len(incidents), 'incident')}, {plural(len(r.notices), 'notice')}, "
+               f"{plural(len(r.alerts), 'alert')}; {derived}.")
+    if r.malformed:
+        click.echo(f"Malformed lines: {r.malformed:,} (skipped). First {len(r.malformed_first)}:")
+        for n, why in r.malformed_first:
+            click.echo(f"  line {n}: {why}")
+    if r.out_of_order:
+        click.echo(
+            f"Out of order: {plural(r.out_of_order, 'line')} earlier than lines before them by more than a bucket; "
+            "counted at the latest time seen (sort the log for exact results)."
+        )
+    if r.drops:
+        click.echo(f"Dropped by the recorder: {r.drops}")
+    if r.check_failures:
+        click.echo(f"Check failures during the replay: {r.check_failures} (-v shows them)")

@@ -1,0 +1,171 @@
+"""``status``: per site, what the store says right now — open incidents, notices, alerts.
+
+Reads the shared store your app records into (``--store``, the config file's, or
+``$NEXTMONTH_HEALTH_STORE``) and renders the notices through a monitor on that store, so
+the words are exactly what users see (overrides and plugin renderers included).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ._common import (
+    CliError,
+    build_monitor,
+    configure_logging,
+    echo_json,
+    global_options,
+    iso,
+    open_existing_store,
+    options,
+    plural,
+    probe_store,
+    when,
+)
+
+__all__ = ["command", "last_evaluations"]
+
+
+def last_evaluations(store: Any) -> dict[str, datetime] | None:
+    """When each site was last evaluated, if the store keeps it (None: it does not, yet).
+
+    The runner renews a ``leader:<site>`` lease on every pass, but the store interface
+    has no way to read a lease back; a store offering ``last_evaluations()`` is used.
+    """
+    reader = getattr(store, "last_evaluations", None)
+    if reader is None:
+        return None
+    from ..values import timestamp
+
+    found = reader()
+    return {site: at if isinstance(at, datetime) else timestamp(float(at)) for site, at in dict(found).items()}
+
+
+def _incident(i: Any) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "check": i.check,
+        "key": i.key,
+        "area": i.area,
+        "summary": i.summary,
+        "severity": str(i.severity),
+        "status": str(i.status),
+        "affected_users": i.affected_users,
+        "opened_at": iso(i.opened_at),
+        "escalated_at": iso(i.escalated_at),
+        "resolved_at": iso(i.resolved_at),
+    }
+
+
+def _alert(a: Any) -> dict[str, Any]:
+    return {
+        "incident_id": a.incident_id,
+        "area": a.area,
+        "message": a.message,
+        "affected_users": a.affected_users,
+        "active": a.is_active,
+        "acknowledged": a.acknowledged_at is not None,
+        "created_at": iso(a.created_at),
+        "resolved_at": iso(a.resolved_at),
+    }
+
+
+def _human(moment: str | None) -> str:
+    return when(datetime.fromisoformat(moment)) + " UTC" if moment else "-"
+
+
+@click.command("status", short_help="Open incidents, notices and alerts, per site.")
+@global_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def command(as_json: bool) -> None:
+    """Show each site's open incidents, the notices users see, alerts and last evaluation.
+
+    Reads the store your app records into: --store, the config file's store, or
+    $NEXTMONTH_HEALTH_STORE. --site shows one site.
+    """
+    opts = options()
+    configure_logging(opts.verbose)
+    url = opts.store_url()
+    if url.partition("://")[0] == "memory":
+        raise CliError(
+            "status reads the store your app records into, and memory:// is empty in a new process: "
+            "pass --store sqlite:///path/to/health.db or redis://host:6379/0"
+        )
+    store = open_existing_store(url)
+    try:
+        probe_store(store)
+        monitor = build_monitor(
+            site=opts.site_name(),
+            store=store,
+            plugins=opts.config.plugins,
+            sites=opts.config.sites,
+            **opts.settings(),
+        )
+        sites = [opts.site] if opts.site else sorted(store.sites())
+        evaluated = last_evaluations(store)
+        report = []
+        for site in sites:
+            recent = monitor.incidents(site)
+            open_now = [i for i in recent if i.is_open]
+            notices = []
+            for area in sorted({i.area for i in open_now}):
+                for notice in monitor.notices(area, site=site):
+                    notices.append(
+                        {"area": area, "title": notice.title, "message": notice.message, "severity": str(notice.severity)}
+                    )
+            alerts = monitor.alerts(site)
+            report.append(
+                {
+                    "site": site,
+                    "last_evaluation": None if evaluated is None else iso(evaluated.get(site)),
+                    "open_incidents": [_incident(i) for i in open_now],
+                    "notices": notices,
+                    "alerts": [_alert(a) for a in alerts],
+                    "resolved_recently": len(recent) - len(open_now),
+                }
+            )
+    finally:
+        store.close()
+    if as_json:
+        echo_json({"store": url, "last_evaluation_known": evaluated is not None, "sites": report})
+        return
+    click.echo(f"Store: {url}")
+    if not report:
+        click.echo("No site has recorded anything into this store yet.")
+    for entry in report:
+        click.echo()
+        if evaluated is None:
+            last = "unknown (this store does not keep it)"
+        else:
+            at = evaluated.get(entry["site"])
+            last = when(at) + " UTC" if at else "never"
+        click.echo(click.style(entry["site"], bold=True) + f"   last evaluation: {last}")
+        incidents = entry["open_incidents"]
+        if not incidents:
+            click.echo("  All well: no open incidents.")
+        else:
+            click.echo(f"  Open incidents ({len(incidents)}):")
+            for i in incidents:
+                key = f" {i['key']}" if i["key"] else ""
+                click.echo(
+                    f"    {i['severity']:<9} {i['check']}{key}  since {_human(i['opened_at'])}, "
+                    f"{plural(i['affected_users'], 'person', 'people')} affected: {i['summary']}"
+                )
+        if entry["notices"]:
+            click.echo("  Notices users see:")
+            for n in entry["notices"]:
+                click.echo(f"    at \"{n['area']}\": {n['title']} — {n['message']}")
+        alerts = entry["alerts"]
+        if alerts:
+            active = sum(a["active"] for a in alerts)
+            unread = sum(a["active"] and not a["acknowledged"] for a in alerts)
+            click.echo(f"  Alerts ({active} active, {unread} unread, {len(alerts) - active} resolved):")
+            for a in alerts:
+                text = " ".join(a["message"].split("\n"))
+                state = "active" if a["active"] else f"resolved {_human(a['resolved_at'])}"
+                click.echo(f"    {_human(a['created_at'])} ({state})  {text}")
+        if entry["resolved_recently"]:
+            click.echo(f"  Resolved in the last 24 h: {plural(entry['resolved_recently'], 'incident')}")
