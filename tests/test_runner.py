@@ -268,3 +268,17 @@ def test_a_monitor_built_before_fork_works_in_the_child_and_counts_each_event_on
     m.stop()
     rows = m.store.read("forked", LOGIN, 0, 2**40)
     assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"
+
+
+def test_the_core_import_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nextmonth_health as nmh; "
+        "heavy = [m for m in ('jinja2', 'redis', 'click', 'uvicorn', 'starlette', 'pytest', 'nextmonth_health.web') "
+        "if m in sys.modules]; "
+        "assert not heavy, heavy; "
+        "assert nmh.asgi.HealthMiddleware and nmh.wsgi.HealthMiddleware"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

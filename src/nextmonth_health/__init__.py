@@ -51,8 +51,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Import optional submodules (``testing``) on first use, keeping ``import`` light."""
-    if name in {"testing"}:
+    """Import optional submodules (``testing``, ``asgi``, ``wsgi``) on first use, keeping ``import`` light."""
+    if name in {"testing", "asgi", "wsgi"}:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
