@@ -15,15 +15,12 @@ scopes pass straight through.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .web.http import HealthApp, Request, Response, clean_user, client_address
-from .web.public import build_health_app
-
-if TYPE_CHECKING:
-    from .monitor import Monitor
+from .web.http import Request, Response, clean_user, client_address
+from .web.public import HealthMiddlewareBase
 
 __all__ = ["HealthMiddleware", "default_route", "default_user"]
 
@@ -80,7 +77,7 @@ def default_user(scope: Scope) -> str | None:
     return None
 
 
-class HealthMiddleware:
+class HealthMiddleware(HealthMiddlewareBase):
     """Record every HTTP request of an ASGI app into ``monitor`` and serve the SDK's endpoints.
 
     :param app: the ASGI application to wrap.
@@ -105,46 +102,8 @@ class HealthMiddleware:
         (``beacon_burst``, ``beacon_per_minute``, ``sessions_per_client``, ...).
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        monitor: Monitor,
-        *,
-        user: Callable[[Scope], str | None] | None = None,
-        route: Callable[[Scope], str] | None = None,
-        site: str | Callable[[Scope], str | None] | None = None,
-        prefix: str = "/health",
-        admin_prefix: str = "/admin/system-health",
-        authorize: Callable[[Request], bool | None] | None = None,
-        allowed_origins: Sequence[str] = (),
-        sites: Sequence[str] = (),
-        secret: str | bytes | None = None,
-        trusted_proxies: int = 0,
-        health: HealthApp | None = None,
-        **public_options: Any,
-    ) -> None:
-        self.app = app
-        self.monitor = monitor
-        self.health = health or build_health_app(
-            monitor,
-            prefix=prefix,
-            admin_prefix=admin_prefix,
-            authorize=authorize,
-            allowed_origins=allowed_origins,
-            secret=secret,
-            sites=sites,
-            trusted_proxies=trusted_proxies,
-            **public_options,
-        )
-        self.trusted_proxies = trusted_proxies
-        self._prefixes = (self.health.prefix, self.health.admin_prefix)
-        self._user = user or default_user
-        self._route = route or default_route
-        self._defaults = user is None and route is None and not callable(site)
-        self._site_of = site if callable(site) else None
-        self._site = None if callable(site) else site
-        self._record = monitor.record_request
-        self._report = monitor.errors.report
+    default_user = staticmethod(default_user)
+    default_route = staticmethod(default_route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

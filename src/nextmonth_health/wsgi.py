@@ -14,13 +14,13 @@ rule in the environ, :class:`DjangoRouteMiddleware` Django's; anything else may 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .web.http import HealthApp, Request, Response, clean_user, client_address
-from .web.public import build_health_app
+from .web.http import Request, Response, clean_user, client_address
+from .web.public import HealthMiddlewareBase
 
 if TYPE_CHECKING:
     from .monitor import Monitor
@@ -60,52 +60,15 @@ def default_user(environ: Environ) -> str | None:
     return user if type(user) is str and user else None
 
 
-class HealthMiddleware:
+class HealthMiddleware(HealthMiddlewareBase):
     """Record every request of a WSGI app into ``monitor`` and serve the SDK's endpoints.
 
     Takes the same options as :class:`nextmonth_health.asgi.HealthMiddleware`; ``user``,
     ``route`` and a callable ``site`` receive the WSGI environ.
     """
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        monitor: Monitor,
-        *,
-        user: Callable[[Environ], str | None] | None = None,
-        route: Callable[[Environ], str] | None = None,
-        site: str | Callable[[Environ], str | None] | None = None,
-        prefix: str = "/health",
-        admin_prefix: str = "/admin/system-health",
-        authorize: Callable[[Request], bool | None] | None = None,
-        allowed_origins: Sequence[str] = (),
-        sites: Sequence[str] = (),
-        secret: str | bytes | None = None,
-        trusted_proxies: int = 0,
-        health: HealthApp | None = None,
-        **public_options: Any,
-    ) -> None:
-        self.app = app
-        self.monitor = monitor
-        self.health = health or build_health_app(
-            monitor,
-            prefix=prefix,
-            admin_prefix=admin_prefix,
-            authorize=authorize,
-            allowed_origins=allowed_origins,
-            secret=secret,
-            sites=sites,
-            trusted_proxies=trusted_proxies,
-            **public_options,
-        )
-        self.trusted_proxies = trusted_proxies
-        self._prefixes = (self.health.prefix, self.health.admin_prefix)
-        self._user = user or default_user
-        self._route = route or default_route
-        self._site_of = site if callable(site) else None
-        self._site = None if callable(site) else site
-        self._record = monitor.record_request
-        self._report = monitor.errors.report
+    default_user = staticmethod(default_user)
+    default_route = staticmethod(default_route)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"

@@ -325,3 +325,55 @@ def build_health_app(
         routes=public.routes(),
         admin_routes=_admin_routes(),
     )
+
+
+class HealthMiddlewareBase:
+    """What the ASGI and WSGI middlewares share: their options and the SDK's endpoints.
+
+    Subclasses name their framework's defaults in ``default_user`` and ``default_route``;
+    ``user``, ``route`` and a callable ``site`` receive the scope or the environ.
+    """
+
+    default_user: Callable[[Any], str | None]
+    default_route: Callable[[Any], str]
+
+    def __init__(
+        self,
+        app: Any,
+        monitor: Monitor,
+        *,
+        user: Callable[[Any], str | None] | None = None,
+        route: Callable[[Any], str] | None = None,
+        site: str | Callable[[Any], str | None] | None = None,
+        prefix: str = "/health",
+        admin_prefix: str = "/admin/system-health",
+        authorize: Callable[[Request], bool | None] | None = None,
+        allowed_origins: Sequence[str] = (),
+        sites: Sequence[str] = (),
+        secret: str | bytes | None = None,
+        trusted_proxies: int = 0,
+        health: HealthApp | None = None,
+        **public_options: Any,
+    ) -> None:
+        self.app = app
+        self.monitor = monitor
+        self.health = health or build_health_app(
+            monitor,
+            prefix=prefix,
+            admin_prefix=admin_prefix,
+            authorize=authorize,
+            allowed_origins=allowed_origins,
+            secret=secret,
+            sites=sites,
+            trusted_proxies=trusted_proxies,
+            **public_options,
+        )
+        self.trusted_proxies = trusted_proxies
+        self._prefixes = (self.health.prefix, self.health.admin_prefix)
+        self._user = user or type(self).default_user
+        self._route = route or type(self).default_route
+        self._defaults = user is None and route is None and not callable(site)
+        self._site_of = site if callable(site) else None
+        self._site = None if callable(site) else site
+        self._record = monitor.record_request
+        self._report = monitor.errors.report
