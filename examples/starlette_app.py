@@ -10,21 +10,25 @@ monitor has traffic to judge. Break something from the home page — or
 ``curl -X POST 'http://127.0.0.1:8000/_fault?uploads=fail'`` — and within half a minute the
 upload page shows its calm notice; ``?uploads=ok`` heals it. Start with faults already on:
 ``DEMO_FAULTS=uploads,dashboard``. The admin view is at ``/admin/system-health`` (token
-printed at start-up, or ``DEMO_ADMIN_TOKEN``).
+printed at start-up, or ``DEMO_ADMIN_TOKEN``). Another port: ``DEMO_PORT=8100`` (or ``PORT``).
+
+Pages, fault switches and visitors are shared with the other demos in ``demo_site.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import os
-import random
+import sys
 from collections.abc import AsyncIterator
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for demo_site, run as a script
+
+import demo_site as ds
+from demo_site import Demo
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -33,142 +37,70 @@ from starlette.routing import Route
 import nextmonth_health as nmh
 from nextmonth_health.asgi import HealthMiddleware
 
-try:  # the admin view ships with the `web` extra; the demo runs without it too
-    from nextmonth_health.web.admin import admin_routes  # noqa: F401 - only checking it is there
-    from nextmonth_health.web.auth import token_authorizer
-except ImportError:
-    token_authorizer = None
 
-ADMIN_TOKEN = os.environ.get("DEMO_ADMIN_TOKEN", "demo-admin-token-not-a-secret")
-FAULTS = ("uploads", "bookings", "portal", "login", "dashboard")
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Acme Studio (demo)</title>
-<style>
-body {{ margin: 0; font: 16px/1.6 system-ui, sans-serif; color: #1e293b; background: #f8fafc; }}
-header {{ padding: 1rem 2rem; background: #fff; border-bottom: 1px solid #e2e8f0; }}
-nav a {{ margin-right: 1rem; color: #4338ca; text-decoration: none; }}
-main {{ max-width: 46rem; margin: 2rem auto; padding: 0 1.5rem; }}
-.demo {{ font-size: .85rem; color: #64748b; border: 1px dashed #cbd5e1; border-radius: 10px;
-         padding: .75rem 1rem; }}
-button {{ font: inherit; padding: .4rem .9rem; border-radius: 8px; border: 1px solid #c7d2fe;
-         background: #eef2ff; cursor: pointer; }}
-</style>
-<script src="/health/static/overlay.js" data-area="{area}" defer></script>
-</head><body>
-<header><nav><a href="/">Home</a><a href="/media-upload">Uploads</a><a href="/bookings">Bookings</a>
-<a href="/portal">Portal</a><a href="/login">Sign in</a><a href="/dashboard">Dashboard</a></nav></header>
-<main><h1>{title}</h1>{body}</main>
-</body></html>"""
-
-
-class Demo:
-    """The demo's state: which faults are on, and the monitor."""
-
-    def __init__(self, monitor: nmh.Monitor, faults: set[str]) -> None:
-        self.monitor = monitor
-        self.faults = faults
-
-
-def page(title: str, area: str, body: str) -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title=html.escape(title), area=html.escape(area), body=body))
+def page(page: ds.Page) -> HTMLResponse:
+    return HTMLResponse(ds.render(page))
 
 
 def demo_user(scope: Any) -> str | None:
-    """The demo's 'signed-in' user: a plain cookie (a real site asks its session)."""
+    """The demo's 'signed-in' user, from the ASGI scope's cookie header."""
     for name, value in scope.get("headers", ()):
         if name == b"cookie":
-            morsel = SimpleCookie(value.decode("latin-1")).get("demo_user")
-            return morsel.value if morsel else None
+            return ds.user_from_cookie(value.decode("latin-1"))
     return None
 
 
 def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = None, faults: str | None = None) -> Any:
     """The demo site wrapped in :class:`HealthMiddleware`; tests pass their own monitor."""
     own_monitor = monitor is None
-    if monitor is None:
-        monitor = nmh.Monitor(
-            site="acme-studio", store="memory://", tick_seconds=5, cooldown_seconds=30, escalate_after=120
-        )
-    if visitors is None:
-        visitors = int(os.environ.get("DEMO_VISITORS", "12"))
-    chosen = os.environ.get("DEMO_FAULTS", "") if faults is None else faults
-    demo = Demo(monitor, {f for f in chosen.split(",") if f in FAULTS})
+    monitor = ds.new_monitor() if monitor is None else monitor
+    visitors = ds.visitor_count(visitors)
+    demo = Demo(monitor, ds.parse_faults(faults))
 
     async def home(request: Request) -> Response:
-        switches = "".join(
-            f'<form method="post" action="/_fault?{name}={"ok" if name in demo.faults else "fail"}">'
-            f'<button type="submit">{"Heal" if name in demo.faults else "Break"} {name}</button></form>'
-            for name in FAULTS
-        )
-        on = html.escape(", ".join(sorted(demo.faults)) or "none")
-        return page(
-            "Acme Studio",
-            "",
-            "<p>A demo site watched by nextmonth_health.</p>"
-            f'<div class="demo"><p>Demo fault switches (on: {on})</p>{switches}</div>',
-        )
+        return page(ds.home_page(demo.faults))
 
     async def uploads(request: Request) -> Response:
         if request.method == "POST":
-            user = demo_user(request.scope)
-            if "uploads" in demo.faults:
-                monitor.record_upload(ok=False, user=user, size=2_400_000)
-                return JSONResponse({"ok": False}, status_code=503)
-            monitor.record_upload(ok=True, user=user, size=2_400_000)
-            return JSONResponse({"ok": True})
-        return page(
-            "Media upload",
-            "uploads",
-            '<form method="post"><input type="file" name="file"> <button id="upload">Upload</button></form>',
-        )
+            ok = demo.upload(demo_user(request.scope))
+            return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+        return page(ds.UPLOADS)
 
     async def bookings(request: Request) -> Response:
-        return page(
-            "Bookings", "bookings", '<p>Your sessions this week.</p><p><a href="/bookings/42">Booking #42</a></p>'
-        )
+        return page(ds.BOOKINGS)
 
     async def booking(request: Request) -> Response:
-        if "bookings" in demo.faults:
+        if demo.broken("bookings"):
             return JSONResponse({"error": "unavailable"}, status_code=503)
-        return page(f"Booking #{request.path_params['id']}", "bookings", "<p>Tuesday, 10:00 — studio B.</p>")
+        return page(ds.booking_page(request.path_params["id"]))
 
     async def portal(request: Request) -> Response:
-        if "portal" in demo.faults:
+        if demo.broken("portal"):
             return JSONResponse({"error": "unavailable"}, status_code=503)
-        return page("Client portal", "portal", "<p>Your files and invoices.</p>")
+        return page(ds.PORTAL)
 
     async def login(request: Request) -> Response:
         if request.method == "POST":
             form = parse_qs((await request.body()).decode("utf-8", "replace"))
-            name = (form.get("name") or ["guest"])[0][:40] or "guest"
-            if "login" in demo.faults:
-                monitor.record_login(ok=False, user=name)
-                return page("Sign in", "login", "<p>That did not go through. Please try again in a moment.</p>")
-            monitor.record_login(ok=True, user=name)
+            name = ds.login_name((form.get("name") or [None])[0])
+            if not demo.login(name):
+                return page(ds.LOGIN_FAILED)
             response = RedirectResponse("/dashboard", status_code=303)
             response.set_cookie("demo_user", name, httponly=True, samesite="lax")
             return response
-        return page(
-            "Sign in",
-            "login",
-            '<form method="post"><input name="name" placeholder="Your name"> <button>Sign in</button></form>',
-        )
+        return page(ds.LOGIN)
 
     async def dashboard(request: Request) -> Response:
-        if "dashboard" in demo.faults:
-            await asyncio.sleep(3.5)  # the slow dashboard the beacon will notice
-        return page("Dashboard", "dashboard", "<p>Everything you are working on.</p>")
+        if demo.broken("dashboard"):
+            await asyncio.sleep(ds.DASHBOARD_DELAY)
+        return page(ds.DASHBOARD)
 
     async def fault(request: Request) -> Response:
         if request.method == "POST":
-            for name, value in request.query_params.items():
-                if name in FAULTS:
-                    (demo.faults.add if value == "fail" else demo.faults.discard)(name)
+            demo.switch(request.query_params.items())
             if "text/html" in request.headers.get("accept", ""):
                 return RedirectResponse("/", status_code=303)
-        return JSONResponse({"faults": sorted(demo.faults)})
+        return JSONResponse(demo.fault_state())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -197,47 +129,28 @@ def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = Non
         ],
         lifespan=lifespan,
     )
-    wrapped = HealthMiddleware(
-        site,
-        monitor,
-        user=demo_user,
-        authorize=token_authorizer(ADMIN_TOKEN) if token_authorizer else None,
-    )
+    wrapped = HealthMiddleware(site, monitor, user=demo_user, authorize=ds.authorizer())
     return wrapped
 
 
 async def simulate_visitors(app: Any, demo: Demo, count: int) -> None:
-    """Simulated visitors clicking around, through the real middleware (in-process)."""
+    """The shared simulated visitors (``demo_site.visitor_round``), through the real middleware in-process."""
     import httpx
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://demo.local") as client:
         while True:
-            for n in range(count):
-                cookies = {"cookie": f"demo_user=visitor-{n:02d}"}
-                path = random.choice(["/bookings/42", "/portal", "/bookings", "/media-upload"])
+            for visit in ds.visitor_round(demo, count):
                 with contextlib.suppress(httpx.HTTPError):
-                    if path == "/media-upload":
-                        await client.post(path, headers=cookies)
-                    else:
-                        await client.get(path, headers=cookies)
-                    if random.random() < 0.3:
-                        await client.post("/login", data={"name": f"visitor-{n:02d}"})
-                # Their browsers' page-load beacons, as the overlay script would send them.
-                slow = "dashboard" in demo.faults
-                demo.monitor.record_page_load(
-                    "/dashboard",
-                    random.uniform(3.2, 4.5) if slow else random.uniform(0.6, 1.4),
-                    user=f"visitor-{n:02d}",
-                )
-            await asyncio.sleep(2)
+                    await client.request(
+                        visit.method, visit.path, data=visit.form, headers={"cookie": f"demo_user={visit.user}"}
+                    )
+            await asyncio.sleep(ds.VISITOR_PAUSE)
 
 
 if __name__ == "__main__":
     import uvicorn
 
-    port = int(os.environ.get("PORT", "8000"))
-    print(f"Acme Studio demo on http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    if token_authorizer:
-        print(f"Admin view: http://127.0.0.1:{port}/admin/system-health  token: {ADMIN_TOKEN}")
+    port = ds.demo_port(8000)
+    ds.banner("", port)
     uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="warning")
