@@ -26,6 +26,18 @@ def normal_minute(m: nmh.Monitor, users: list[str] = USERS, site: str | None = N
     m.record_login(False, user=users[1], site=site)
 
 
+def upload_errors(m: nmh.Monitor, hurt: int, per_user: int = 3, site: str | None = None) -> Callable[[], None]:
+    """A minute of normal traffic plus ``per_user`` 503s on /media-upload for ``hurt`` users."""
+
+    def minute() -> None:
+        normal_minute(m, site=site)
+        for user in USERS[:hurt]:
+            for _ in range(per_user):
+                m.record_request("/media-upload", 503, 0.2, user=user, site=site)
+
+    return minute
+
+
 async def play(
     m: nmh.Monitor, clock: FakeClock, minutes: int, minute: Callable[[], None], every: float = 15.0
 ) -> list[nmh.Evaluation]:
@@ -67,13 +79,7 @@ async def test_5xx_spike_on_media_upload_notices_users_then_alerts_rob(
 ) -> None:
     await warm()
 
-    def failing() -> None:
-        normal_minute(monitor)
-        for user in USERS[:12]:
-            for _ in range(3):
-                monitor.record_request("/media-upload", 503, 0.2, user=user)
-
-    passes = await play(monitor, fake_clock, 3, failing)
+    passes = await play(monitor, fake_clock, 3, upload_errors(monitor, 12))
     kinds = transitions(passes)
     assert kinds[0] == ("opened", "api_errors", "degraded") or kinds[0] == ("opened", "api_errors", "critical")
     [incident] = monitor.incidents()
@@ -96,18 +102,9 @@ async def test_alert_is_updated_in_place_as_impact_grows(
     monitor: nmh.Monitor, fake_clock: FakeClock, warm: Callable[[], object]
 ) -> None:
     await warm()
-    hurt = 10
-
-    def failing() -> None:
-        normal_minute(monitor)
-        for user in USERS[:hurt]:
-            for _ in range(4):
-                monitor.record_request("/media-upload", 503, 0.2, user=user)
-
-    await play(monitor, fake_clock, 2, failing)
+    await play(monitor, fake_clock, 2, upload_errors(monitor, 10, per_user=4))
     [first] = monitor.alerts()
-    hurt = 30
-    await play(monitor, fake_clock, 2, failing)
+    await play(monitor, fake_clock, 2, upload_errors(monitor, 30, per_user=4))
     [alert] = monitor.alerts()
     assert alert.incident_id == first.incident_id and alert.created_at == first.created_at
     assert alert.affected_users == 30 and "Impact detected for 30 users." in alert.message
@@ -258,13 +255,7 @@ async def test_recovery_resolves_once_and_clears_after_a_day(
 ) -> None:
     await warm()
 
-    def failing() -> None:
-        normal_minute(monitor)
-        for user in USERS[:12]:
-            for _ in range(3):
-                monitor.record_request("/media-upload", 503, 0.2, user=user)
-
-    await play(monitor, fake_clock, 3, failing)
+    await play(monitor, fake_clock, 3, upload_errors(monitor, 12))
     [incident] = monitor.incidents()
     passes = await play(monitor, fake_clock, 4, lambda: normal_minute(monitor))
     assert transitions(passes) == [], "still inside the window: no premature resolution"
