@@ -196,6 +196,12 @@ class StoreContract:
         assert kept.affected_users == 30 and kept.acknowledged_at == timestamp(START + 60)
         assert store.acknowledge_alert("nope", timestamp(START)) is None
 
+    def test_last_evaluations_are_remembered_per_site(self, store: Store) -> None:
+        assert store.last_evaluations() == {}
+        store.note_evaluations(["a", "b"], START)
+        store.note_evaluations(["a"], START + 15)
+        assert store.last_evaluations() == {"a": timestamp(START + 15), "b": timestamp(START)}
+
     def test_lease_is_exclusive_until_it_expires(self, store: Store) -> None:
         assert store.acquire_lease("leader:s", "a", 30, START)
         assert store.acquire_lease("leader:s", "a", 30, START + 10), "the holder renews"

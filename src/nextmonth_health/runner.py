@@ -126,6 +126,11 @@ class Evaluator:
                 )
             except Exception as exc:
                 m.errors.report("incidents.apply", exc)
+        if led:
+            try:
+                await self.store_call(m.store.note_evaluations, led, now)
+            except Exception as exc:
+                m.errors.report("store.note_evaluations", exc)
         await m.delivery.deliver(m.sinks, transitions, now)
         if now - self._last_trim >= _TRIM_EVERY:
             self._last_trim = now

@@ -8,13 +8,14 @@ from pathlib import Path
 import anyio
 
 import nextmonth_health as nmh
+from nextmonth_health.testing import FakeClock
 
 from .conftest import Run, one_line_error
 
 
 def record_an_outage(store: str) -> None:
     """A web worker whose uploads fail for twelve people, and one evaluation pass."""
-    monitor = nmh.Monitor("acme-studio", store=store, load_entrypoints=False)
+    monitor = nmh.Monitor("acme-studio", store=store, clock=FakeClock(), load_entrypoints=False)
     for n in range(12):
         monitor.record_request("/media-upload", status=503, duration=0.3, user=f"u-{n}")
         monitor.record_upload(ok=False, user=f"u-{n}")
@@ -38,7 +39,7 @@ def test_status_shows_open_incidents_notices_and_alerts(run: Run, tmp_path: Path
     assert [n["area"] for n in acme["notices"]] == ["uploads"] and acme["notices"][0]["title"]
     assert len(acme["alerts"]) == 1 and "Impact detected for 12 users" in acme["alerts"][0]["message"]
     assert acme["alerts"][0]["active"] and not acme["alerts"][0]["acknowledged"]
-    assert acme["last_evaluation"] is None and report["last_evaluation_known"] is False
+    assert acme["last_evaluation"].startswith("2026-01-05T09:00:00") and report["last_evaluation_known"] is True
     assert sites["quiet-shop"]["open_incidents"] == []
 
 
@@ -46,7 +47,7 @@ def test_status_text(run: Run, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'health.db'}"
     record_an_outage(store)
     out = run("status", "--store", store).stdout
-    assert "acme-studio   last evaluation: unknown" in out
+    assert "acme-studio   last evaluation: 2026-01-05 09:00:00 UTC" in out
     assert "Open incidents (2):" in out and "Notices users see:" in out
     assert "Alerts (1 active, 1 unread, 0 resolved):" in out
     assert "quiet-shop" in out and "All well: no open incidents." in out

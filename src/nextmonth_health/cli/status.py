@@ -30,10 +30,9 @@ __all__ = ["command", "last_evaluations"]
 
 
 def last_evaluations(store: Any) -> dict[str, datetime] | None:
-    """When each site was last evaluated, if the store keeps it (None: it does not, yet).
+    """When each site was last evaluated (the runner notes it in the store every pass).
 
-    The runner renews a ``leader:<site>`` lease on every pass, but the store interface
-    has no way to read a lease back; a store offering ``last_evaluations()`` is used.
+    None for a third-party store built before ``Store.last_evaluations`` existed.
     """
     reader = getattr(store, "last_evaluations", None)
     if reader is None:

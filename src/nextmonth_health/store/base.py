@@ -117,6 +117,21 @@ class Store(abc.ABC):
         roll-ups older than ``hourly_before``, and incidents (with their alerts) resolved
         before ``resolved_before``."""
 
+    def note_evaluations(self, sites: Sequence[str], at: float) -> None:
+        """Remember that these sites were evaluated at ``at`` (one write per pass).
+
+        The default keeps it in this object, which is all ``memory://`` needs.
+        """
+        evaluated = self.__dict__.setdefault("_evaluated", {})
+        for site in sites:
+            evaluated[site] = at
+
+    def last_evaluations(self) -> dict[str, datetime]:
+        """When each site was last evaluated, by whichever process led it."""
+        from ..values import timestamp
+
+        return {site: timestamp(at) for site, at in self.__dict__.get("_evaluated", {}).items()}
+
     def close(self) -> None:
         """Release connections and files."""
 

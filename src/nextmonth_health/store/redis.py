@@ -418,6 +418,10 @@ class RedisStore(Store):
         return f"{self.prefix}:{{sites}}".encode()
 
     @property
+    def _evaluated_key(self) -> bytes:
+        return f"{self.prefix}:{{evaluated}}".encode()
+
+    @property
     def _alert_sites_key(self) -> bytes:
         return f"{self.prefix}:{{alert-sites}}".encode()
 
@@ -601,6 +605,19 @@ class RedisStore(Store):
 
     def sites(self) -> set[str]:
         return {_decode(s) for s in self._client.zrange(self._sites_key, 0, -1)}
+
+    def note_evaluations(self, sites: Sequence[str], at: float) -> None:
+        if sites:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zadd(self._evaluated_key, {_encode(site): at for site in sites})
+            pipe.expire(self._evaluated_key, int(self.trend_seconds))
+            pipe.execute()
+
+    def last_evaluations(self) -> dict[str, datetime]:
+        return {
+            _decode(site): timestamp(at)
+            for site, at in self._client.zrange(self._evaluated_key, 0, -1, withscores=True)
+        }
 
     # Incidents and alerts.
 

@@ -105,6 +105,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (site, signal, start, key)
         ) WITHOUT ROWID""",
     ),
+    (
+        # When each site was last evaluated, for `nextmonth-health status`.
+        "CREATE TABLE evaluations (site TEXT PRIMARY KEY, at REAL NOT NULL)",
+    ),
 )
 
 #: The table holding each roll-up width.
@@ -470,6 +474,14 @@ class SQLiteStore(Store):
             params = (site,)
         rows = self._read(sql + " ORDER BY created_at DESC, incident_id DESC", params)
         return [Alert(**_fields(row, _ALERT_FIELDS)) for row in rows]
+
+    def note_evaluations(self, sites: Sequence[str], at: float) -> None:
+        if sites:
+            rows = [(site, at) for site in sites]
+            self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO evaluations (site, at) VALUES (?, ?)", rows))
+
+    def last_evaluations(self) -> dict[str, datetime]:
+        return {site: timestamp(at) for site, at in self._read("SELECT site, at FROM evaluations")}
 
     def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
         def work(conn: sqlite3.Connection) -> Alert | None:
