@@ -63,7 +63,9 @@ class Recorder:
         self._sites: set[str] = set()
         self._drops: Counter[str] = Counter()
         self._pending: dict[BucketKey, Bucket] = {}
-        self._route_cache: dict[tuple[str, str], str] = {}
+        #: Routes by path, per settings object: sites sharing settings share their routes,
+        #: so a thousand sites on the defaults do not thrash one cache keyed by site.
+        self._route_cache: dict[int, dict[str, str]] = {}
         self._lock = threading.Lock()
         self.events_flushed = 0
 
@@ -150,7 +152,7 @@ class Recorder:
         if signal == sig.REQUEST:
             if type(a) is not int or not 100 <= a <= 599 or not _is_duration(b):
                 return False
-            key = self._route(site, key, settings)
+            key = self._route(key, settings)
             if key is None:
                 return False
             bad = a >= 500
@@ -158,7 +160,7 @@ class Recorder:
         elif signal == sig.PAGE_LOAD:
             if not _is_duration(a) or a > 3600:
                 return False
-            key = self._route(site, key, settings)
+            key = self._route(key, settings)
             if key is None:
                 return False
             bad = a > settings.page_load_slow_seconds
@@ -194,19 +196,21 @@ class Recorder:
                 bucket.bad_users.add(h)
         return True
 
-    def _route(self, site: str, path: Any, settings: Settings) -> str | None:
+    def _route(self, path: Any, settings: Settings) -> str | None:
         if type(path) is not str or not path.startswith("/"):
             return None
         if len(path) > settings.max_key_length:
             return None
         if "?" in path or "#" in path:
             path = path.partition("?")[0].partition("#")[0]
-        cache_key = (site, path)
-        route = self._route_cache.get(cache_key)
+        routes = self._route_cache.get(id(settings))
+        if routes is None:
+            routes = self._route_cache[id(settings)] = {}
+        route = routes.get(path)
         if route is None:
-            if len(self._route_cache) >= _ROUTE_CACHE_LIMIT:
-                self._route_cache.clear()
-            route = self._route_cache[cache_key] = settings.route_for(path) or sig.OTHER
+            if len(routes) >= _ROUTE_CACHE_LIMIT:
+                routes.clear()
+            route = routes[path] = settings.route_for(path) or sig.OTHER
         return route
 
 
