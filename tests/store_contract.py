@@ -11,7 +11,7 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from nextmonth_health.signals import LOGIN, REQUEST, Bucket
+from nextmonth_health.signals import LOGIN, REQUEST, UPLOAD, Bucket
 from nextmonth_health.sketch import user_hash
 from nextmonth_health.store import Store
 from nextmonth_health.testing import START
@@ -101,6 +101,72 @@ class StoreContract:
         assert store.count_users([(b, True) for b in requests]) == 2
         assert store.count_users([(b, True) for b in requests] + [(logins, True)]) == 3
         assert store.count_users([]) == 0
+
+    def test_window_users_count_the_union_of_parts_by_key(self, store: Store) -> None:
+        store.write(
+            [
+                bucket(start=T0, users=("a", "b"), bad_users=("a",)),
+                bucket(start=T0 + 10, key="/portal\t%0A", users=("c",), bad_users=("c",)),
+                bucket(start=T0 + 20, users=("e",), bad_users=("e",)),  # outside the range
+                bucket(signal=LOGIN, key="", users=("d", "a"), bad_users=("d",)),
+            ]
+        )
+
+        def users(*parts: tuple[str, list[str] | None, bool]) -> int:
+            return store.window_users("s", parts, T0, T0 + 20)
+
+        assert users((REQUEST, None, False)) == 3
+        assert users((REQUEST, ["/bookings"], False)) == 2
+        assert users((REQUEST, ["/portal\t%0A"], True)) == 1
+        assert users((REQUEST, [], False)) == 0
+        assert users((REQUEST, ["/bookings"], True), (LOGIN, None, True)) == 2
+        assert users((REQUEST, None, False), (LOGIN, None, False)) == 4
+        assert store.window_users("elsewhere", [(REQUEST, None, False)], T0, T0 + 20) == 0
+
+    def test_read_many_reads_every_signal_of_many_sites(self, store: Store) -> None:
+        store.write(
+            [
+                bucket(start=T0 + 10),
+                bucket(start=T0, key="/odd\tkey\n%41"),
+                bucket(start=T0, total=4),
+                bucket(start=T0 + 20),  # past the range
+                bucket(signal=LOGIN, key="", total=3, bad=1, hist={}),
+                bucket(site="t", signal=UPLOAD, key="", total=2, bad=2, hist={}),
+            ]
+        )
+        found = store.read_many(["s", "t", "nobody"], T0, T0 + 20)
+        assert set(found) == {"s", "t", "nobody"} and found["nobody"] == {}
+        requests = found["s"][REQUEST]
+        assert [b.start for b in requests] == sorted(b.start for b in requests), "ordered by start"
+        assert sorted((b.key, b.start, b.total, b.bad, dict(b.hist)) for b in requests) == [
+            ("/bookings", T0, 4, 2, {1: 3, 40: 7}),
+            ("/bookings", T0 + 10, 10, 2, {1: 3, 40: 7}),
+            ("/odd\tkey\n%41", T0, 10, 2, {1: 3, 40: 7}),
+        ]
+        assert [(b.key, b.total, b.bad) for b in found["s"][LOGIN]] == [("", 3, 1)]
+        assert [(b.site, b.total, b.bad) for b in found["t"][UPLOAD]] == [("t", 2, 2)]
+        five = T0 - T0 % 300
+        rollups = store.read_many(["s"], five, five + 300, width=300)["s"][REQUEST]
+        assert sorted((b.key, b.start, b.total) for b in rollups) == [
+            ("/bookings", five, 24),
+            ("/odd\tkey\n%41", five, 10),
+        ]
+
+    def test_open_incidents_of_many_sites(self, store: Store) -> None:
+        a = incident("a", "s", opened=T0)
+        b = incident("b", "s", opened=T0 + 1, key="/portal")
+        c = incident("c", "t", status=IncidentStatus.RESOLVED, resolved_at=timestamp(T0 + 5))
+        for one in (a, b, c):
+            store.save_incident(one)
+        found = store.open_incidents(["s", "t", "nobody"])
+        assert [i.id for i in found["s"]] == ["b", "a"]
+        assert found["t"] == [] and found["nobody"] == []
+
+    def test_leases_are_taken_in_batches(self, store: Store) -> None:
+        assert store.acquire_leases(["x", "y"], "me", 30, T0) == [True, True]
+        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 1) == [False, True]
+        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 31) == [True, True], "mine expired"
+        assert store.acquire_leases([], "me", 30, T0) == []
 
     def test_more_users_than_the_exact_limit_are_estimated_closely(self, store: Store) -> None:
         crowd = [f"user-{i}" for i in range(3000)]

@@ -9,14 +9,16 @@ synchronous; the runner moves blocking stores off the event loop with ``to_threa
 from __future__ import annotations
 
 import abc
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from ..signals import Bucket
+from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoredBucket", "SumBucket"]
 
 
 class Store(abc.ABC):
@@ -51,6 +53,25 @@ class Store(abc.ABC):
             merged.merge(bucket.bad_users if bad else bucket.users)
         return len(merged)
 
+    def window_users(
+        self, site: str, parts: Sequence[tuple[str, Sequence[str] | None, bool]], start: float, end: float
+    ) -> int:
+        """Distinct users behind a site's buckets starting in ``[start, end)``, over one or
+        more ``(signal, keys, bad_only)`` parts (``keys`` None: every key) — their union.
+
+        What a check asks when it reports who was affected. The default reads the buckets
+        and counts them with :meth:`count_users`; a networked store counts in one call.
+        """
+        cells: list[tuple[Bucket, bool]] = []
+        read: dict[str, list[Bucket]] = {}
+        for signal, keys, bad in parts:
+            rows = read.get(signal)
+            if rows is None:
+                rows = read[signal] = self.read(site, signal, start, end)
+            wanted = None if keys is None else set(keys)
+            cells += [(bucket, bad) for bucket in rows if wanted is None or bucket.key in wanted]
+        return self.count_users(cells) if cells else 0
+
     @abc.abstractmethod
     def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         """Roll-ups ``width`` seconds wide (one of :data:`ROLLUP_WIDTHS`) starting in ``[start, end)``.
@@ -62,6 +83,62 @@ class Store(abc.ABC):
         users over the window only, and a month of sketches per series would cost
         megabytes.
         """
+
+    def read_many(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        """Buckets (``width`` None) or ``width``-wide roll-ups of several sites starting in
+        ``[start, end)``: per site, per signal with any, ordered by start.
+
+        What an evaluation pass reads: one call for a batch of sites instead of one per
+        site and signal, so a networked store answers in one round trip. The buckets'
+        user sketches may be left out (empty): count users over what :meth:`read` returns.
+        The default reads each site and signal in turn.
+        """
+        found: dict[str, dict[str, list[Bucket]]] = {}
+        for site in sites:
+            found[site] = by_signal = {}
+            for signal in SIGNALS:
+                if width is None:
+                    rows = self.read(site, signal, start, end)
+                else:
+                    rows = self.read_rollup(site, signal, width, start, end)
+                if rows:
+                    by_signal[signal] = rows
+        return found
+
+    def read_rows(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> Iterable[Row]:
+        """What :meth:`read_many` reads, as plain tuples ``(site, signal, key, start, total,
+        bad, hist)``, grouped by site and signal and ordered by start within, with the
+        histogram as the store keeps it (see :meth:`decode_hist`).
+
+        For the evaluator's cache, which keeps thousands of buckets between passes: plain
+        tuples, ints and bytes are no work for the garbage collector, objects are.
+        """
+        for site, by_signal in self.read_many(sites, start, end, width=width).items():
+            for signal, rows in by_signal.items():
+                for b in rows:
+                    yield (site, signal, b.key, b.start, b.total, b.bad, b.hist)
+
+    def decode_hist(self, hist: Any) -> Counter[int]:
+        """A histogram as :meth:`read_rows` gave it, as a Counter (read-only)."""
+        return hist  # type: ignore[no-any-return]
+
+    def read_sums(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        """Like :meth:`read_many`, but one bucket per (signal, key): the sum of that series
+        over the range, starting at ``start`` (a :class:`SumBucket`, users left out).
+
+        What a pass reads when it has nothing cached. The default adds up ``read_many``.
+        """
+        at = int(start)
+        return {
+            site: {signal: sum_by_key(site, signal, at, rows) for signal, rows in by_signal.items()}
+            for site, by_signal in self.read_many(sites, start, end, width=width).items()
+        }
 
     def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         """Hourly roll-ups, for trend graphs."""
@@ -80,6 +157,10 @@ class Store(abc.ABC):
         an open one is not stored, and that one is returned; a resolved incident is never
         reopened. The caller announces its transition only if it got its own back.
         """
+
+    def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
+        """The open incidents of several sites at once (an evaluation pass's first read)."""
+        return {site: self.incidents(site, open_only=True) for site in sites}
 
     @abc.abstractmethod
     def incidents(
@@ -106,6 +187,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl`` seconds; False while another owner holds it."""
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
+        """:meth:`acquire_lease` for several leases at once (one write, or one round trip)."""
+        return [self.acquire_lease(name, owner, ttl, now) for name in names]
 
     @abc.abstractmethod
     def release_lease(self, name: str, owner: str) -> None:
@@ -142,6 +227,9 @@ class Store(abc.ABC):
         self.close()
 
 
+#: One stored bucket as plain data: site, signal, key, start, total, bad, histogram.
+Row = tuple[str, str, str, int, int, int, Any]
+
 HOUR = 3600
 #: Widths of the roll-ups every store keeps besides the raw buckets.
 ROLLUP_WIDTHS: tuple[int, ...] = (300, HOUR)
@@ -155,5 +243,95 @@ def rollup_of(start: int, width: int) -> int:
     return start - start % width
 
 
+def sum_by_key(site: str, signal: str, start: int, rows: Iterable[Bucket]) -> list[Bucket]:
+    """One :class:`SumBucket` per key of ``rows`` (buckets of one site and signal)."""
+    by_key: dict[str, list[Bucket]] = {}
+    for bucket in rows:
+        parts = by_key.get(bucket.key)
+        if parts is None:
+            parts = by_key[bucket.key] = []
+        parts.append(bucket)
+    return [SumBucket.over(site, signal, key, start, parts) for key, parts in by_key.items()]
+
+
 def newest_first(items: Iterable[Incident]) -> list[Incident]:
     return sorted(items, key=lambda i: (i.opened_at, i.id), reverse=True)
+
+
+def _lazy_slot(name: str, index: int, decoder: str) -> property:
+    slot = Bucket.__dict__[name]
+
+    def get(self: StoredBucket) -> Any:
+        try:
+            return slot.__get__(self)
+        except AttributeError:
+            value = getattr(type(self), decoder)(self._blobs[index])
+            slot.__set__(self, value)
+            return value
+
+    def set_(self: StoredBucket, value: Any) -> None:
+        slot.__set__(self, value)
+
+    return property(get, set_)
+
+
+class StoredBucket(Bucket):
+    """A bucket read from a store, whose histogram and user sketches decode on first use.
+
+    A pass reads hundreds of rows a site and most checks need only their counts; decoding
+    every part up front was two thirds of a pass. A store subclasses it with its own
+    ``decode_hist`` and ``decode_users`` (``None``: the part was not read, so it is empty).
+    """
+
+    __slots__ = ("_blobs",)
+
+    hist = _lazy_slot("hist", 0, "decode_hist")  # type: ignore[assignment]
+    users = _lazy_slot("users", 1, "decode_users")  # type: ignore[assignment]
+    bad_users = _lazy_slot("bad_users", 2, "decode_users")  # type: ignore[assignment]
+
+    @staticmethod
+    def decode_hist(blob: Any) -> Counter[int]:
+        return Counter()
+
+    @staticmethod
+    def decode_users(blob: Any) -> DistinctCounter:
+        return DistinctCounter()
+
+    @classmethod
+    def of(
+        cls, site: str, signal: str, key: str, start: int, total: int, bad: int, blobs: tuple[Any, Any, Any]
+    ) -> StoredBucket:
+        """A bucket with its counts, and its other parts as the store keeps them (``blobs``)."""
+        bucket = cls.__new__(cls)  # skip the empty parts __init__ builds
+        bucket.site = site
+        bucket.signal = signal
+        bucket.key = key
+        bucket.start = start
+        bucket.total = total
+        bucket.bad = bad
+        bucket._blobs = blobs
+        return bucket
+
+
+class SumBucket(StoredBucket):
+    """One (site, signal, key)'s counts summed over a span (``start`` is the span's), its
+    histogram merged from the buckets behind it on first use. No users: see ``window_users``."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def decode_hist(parts: Sequence[Bucket] | None) -> Counter[int]:
+        hist: Counter[int] = Counter()
+        for bucket in parts or ():
+            if bucket.hist:
+                hist_add(hist, bucket.hist)
+        return hist
+
+    @classmethod
+    def over(cls, site: str, signal: str, key: str, start: int, parts: Sequence[Bucket]) -> SumBucket:
+        """The sum of ``parts`` (buckets of that series)."""
+        total = bad = 0
+        for part in parts:
+            total += part.total
+            bad += part.bad
+        return cls.of(site, signal, key, start, total, bad, (parts, None, None))

@@ -8,53 +8,80 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
 
-from ..signals import Bucket
+from ..signals import SIGNALS, Bucket
 from ..values import Alert, Incident
-from .base import HOUR, ROLLUP_WIDTHS, Store, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, Store, SumBucket, newest_first, rollup_of
 
 __all__ = ["MemoryStore"]
 
 
-class _Series:
-    """One site's signal over time: buckets by start, with the starts kept sorted for ranges."""
+class _Keyed:
+    """One (site, signal, key) over time: buckets ordered by start, with running sums of
+    their counts, so the counts of any range cost two bisections, however long it is."""
 
-    __slots__ = ("by_start", "starts")
+    __slots__ = ("bads", "buckets", "starts", "totals")
 
     def __init__(self) -> None:
-        self.by_start: dict[int, dict[str, Bucket]] = {}
         self.starts: list[int] = []
+        self.buckets: list[Bucket] = []
+        # totals[i]: what every bucket before buckets[i] counted (trimmed ones included).
+        self.totals = [0]
+        self.bads = [0]
 
-    def slot(self, start: int) -> dict[str, Bucket]:
-        slot = self.by_start.get(start)
-        if slot is None:
-            slot = self.by_start[start] = {}
-            if not self.starts or start > self.starts[-1]:
-                self.starts.append(start)
-            else:
-                bisect.insort(self.starts, start)
-        return slot
+    def add(self, delta: Bucket, start: int, new: Callable[[], Bucket], merge: Callable[[Bucket, Bucket], None]) -> None:
+        starts = self.starts
+        i = len(starts) - 1
+        if i < 0 or start > starts[i]:
+            i += 1
+        elif starts[i] != start:  # a late write, before the newest bucket
+            i = bisect.bisect_left(starts, start)
+        stored = None if i == len(starts) or starts[i] != start else self.buckets[i]
+        if stored is None:
+            starts.insert(i, start)
+            self.buckets.insert(i, stored := new())
+            self.totals.insert(i + 1, self.totals[i])
+            self.bads.insert(i + 1, self.bads[i])
+        if stored is not delta:
+            merge(stored, delta)
+        totals, bads = self.totals, self.bads
+        for j in range(i + 1, len(totals)):
+            totals[j] += delta.total
+            bads[j] += delta.bad
 
-    def between(self, start: float, end: float) -> list[Bucket]:
-        lo, hi = bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
-        return [b for t in self.starts[lo:hi] for b in self.by_start[t].values()]
+    def span(self, start: float, end: float) -> tuple[int, int]:
+        return bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
 
     def forget_before(self, before: float) -> None:
         cut = bisect.bisect_left(self.starts, before)
-        for t in self.starts[:cut]:
-            del self.by_start[t]
-        del self.starts[:cut]
+        del self.starts[:cut], self.buckets[:cut], self.totals[:cut], self.bads[:cut]
+
+
+#: (site, signal) -> key -> its buckets.
+_Table = dict[tuple[str, str], dict[str, _Keyed]]
+
+
+def _merge(stored: Bucket, delta: Bucket) -> None:
+    stored.merge(delta)
+
+
+def _add_counts(stored: Bucket, delta: Bucket) -> None:
+    stored.add_counts(delta)
+
+
+def _start(bucket: Bucket) -> int:
+    return bucket.start
 
 
 class MemoryStore(Store):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self._buckets: dict[tuple[str, str], _Series] = {}
-        self._rollups: dict[int, dict[tuple[str, str], _Series]] = {width: {} for width in ROLLUP_WIDTHS}
+        self._buckets: _Table = {}
+        self._rollups: dict[int, _Table] = {width: {} for width in ROLLUP_WIDTHS}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, Alert] = {}
         self._leases: dict[str, tuple[str, float]] = {}
@@ -64,29 +91,69 @@ class MemoryStore(Store):
         with self._lock:
             for bucket in buckets:
                 name = (bucket.site, bucket.signal)
+                site, signal, key = bucket.site, bucket.signal, bucket.key
                 for width, table in self._rollups.items():
                     at = rollup_of(bucket.start, width)
-                    slot = (table.get(name) or table.setdefault(name, _Series())).slot(at)
-                    rollup = slot.get(bucket.key)
-                    if rollup is None:
-                        rollup = slot[bucket.key] = Bucket(bucket.site, bucket.signal, bucket.key, at)
-                    rollup.add_counts(bucket)
-                slot = (self._buckets.get(name) or self._buckets.setdefault(name, _Series())).slot(bucket.start)
-                stored = slot.get(bucket.key)
-                if stored is None:
-                    slot[bucket.key] = bucket.compact()
-                else:
-                    stored.merge(bucket)
+                    keys = table.get(name) or table.setdefault(name, {})
+                    series = keys.get(key) or keys.setdefault(key, _Keyed())
+                    series.add(bucket, at, lambda at=at: Bucket(site, signal, key, at), _add_counts)
+                keys = self._buckets.get(name) or self._buckets.setdefault(name, {})
+                series = keys.get(key) or keys.setdefault(key, _Keyed())
+                series.add(bucket, bucket.start, bucket.compact, _merge)
+
+    def _rows(self, table: _Table, site: str, signal: str, start: float, end: float) -> list[Bucket]:
+        rows: list[Bucket] = []
+        for series in table.get((site, signal), {}).values():
+            lo, hi = series.span(start, end)
+            rows += series.buckets[lo:hi]
+        rows.sort(key=_start)
+        return rows
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         with self._lock:
-            series = self._buckets.get((site, signal))
-            return series.between(start, end) if series is not None else []
+            return self._rows(self._buckets, site, signal, start, end)
 
     def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         with self._lock:
-            series = self._rollups[width].get((site, signal))
-            return series.between(start, end) if series is not None else []
+            return self._rows(self._rollups[width], site, signal, start, end)
+
+    def read_many(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        table = self._buckets if width is None else self._rollups[width]
+        found: dict[str, dict[str, list[Bucket]]] = {}
+        with self._lock:
+            for site in sites:
+                found[site] = by_signal = {}
+                for signal in SIGNALS:
+                    if (site, signal) in table and (rows := self._rows(table, site, signal, start, end)):
+                        by_signal[signal] = rows
+        return found
+
+    def read_sums(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        """From the running sums: a pass costs the same however many buckets its windows span."""
+        table = self._buckets if width is None else self._rollups[width]
+        at = int(start)
+        found: dict[str, dict[str, list[Bucket]]] = {}
+        with self._lock:
+            for site in sites:
+                found[site] = by_signal = {}
+                for signal in SIGNALS:
+                    keys = table.get((site, signal))
+                    if keys is None:
+                        continue
+                    sums = []
+                    for key, series in keys.items():
+                        lo, hi = series.span(start, end)
+                        if lo < hi:
+                            total = series.totals[hi] - series.totals[lo]
+                            bad = series.bads[hi] - series.bads[lo]
+                            sums.append(SumBucket.of(site, signal, key, at, total, bad, (series.buckets[lo:hi], None, None)))
+                    if sums:
+                        by_signal[signal] = sums
+        return found
 
     def sites(self) -> set[str]:
         with self._lock:
@@ -125,6 +192,14 @@ class MemoryStore(Store):
                 )
             ]
         return newest_first(found)
+
+    def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
+        found: dict[str, list[Incident]] = {site: [] for site in sites}
+        with self._lock:
+            for incident in self._incidents.values():
+                if incident.is_open and incident.site in found:
+                    found[incident.site].append(incident)
+        return {site: newest_first(incidents) for site, incidents in found.items()}
 
     def save_alert(self, alert: Alert) -> None:
         with self._lock:
@@ -168,9 +243,12 @@ class MemoryStore(Store):
                 (table, hourly_before if width >= HOUR else buckets_before) for width, table in self._rollups.items()
             ]
             for table, before in tables:
-                for name, series in list(table.items()):
-                    series.forget_before(before)
-                    if not series.starts:
+                for name, keys in list(table.items()):
+                    for key, series in list(keys.items()):
+                        series.forget_before(before)
+                        if not series.starts:
+                            del keys[key]
+                    if not keys:
                         del table[name]
             gone = [
                 i.id for i in self._incidents.values() if i.resolved_at is not None and i.resolved_at < resolved_before

@@ -46,20 +46,20 @@ import json
 import os
 import time
 import weakref
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
 import structlog
 
 from ..errors import ConfigError
-from ..signals import Bucket
+from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, Store, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, newest_first, rollup_of
 
 try:
     import redis
@@ -166,34 +166,128 @@ for key, ttl in pairs(expire) do redis.call('EXPIRE', key, ttl) end
 return nraw
 """
 
+# Every bucket (or roll-up) of a site's signals starting in a range, as one string: a line
+# per bucket, "signal TAB member TAB total TAB bad TAB slot count slot count…", members with
+# '%', TAB or newline percent-escaped. One string, not nested replies: redis-py parses a
+# bulk string at C speed and an array element by element in Python.
+# KEYS: the site's signal set (for routing). ARGV: the site's key prefix, low score, high
+# score, index kind, hash kind, then the signals.
+_READ_MANY: Final = r"""
+local prefix, low, high, index, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local out, n = {}, 0
+local find, sub, gsub = string.find, string.sub, string.gsub
+local escapes = {['%'] = '%25', ['\t'] = '%09', ['\n'] = '%0A'}
+for s = 6, #ARGV do
+  local signal = ARGV[s]
+  local head = prefix .. kind .. ':' .. signal .. ':'
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', prefix .. index .. ':' .. signal, low, high)) do
+    local fields = redis.call('HGETALL', head .. member)
+    if #fields > 0 then
+      local total, bad, hist, h = '0', '0', {}, 0
+      for i = 1, #fields, 2 do
+        local name = fields[i]
+        if name == 'total' then total = fields[i + 1]
+        elseif name == 'bad' then bad = fields[i + 1]
+        elseif find(name, 'h:', 1, true) == 1 then
+          hist[h + 1] = sub(name, 3)
+          hist[h + 2] = fields[i + 1]
+          h = h + 2
+        end
+      end
+      if find(member, '[%%\t\n]') then member = gsub(member, '[%%\t\n]', escapes) end
+      if n > 0 then out[n + 1] = '\n'; n = n + 1 end
+      out[n + 1] = signal
+      out[n + 2] = '\t'
+      out[n + 3] = member
+      out[n + 4] = '\t'
+      out[n + 5] = total
+      out[n + 6] = '\t'
+      out[n + 7] = bad
+      out[n + 8] = '\t'
+      out[n + 9] = table.concat(hist, ' ')
+      n = n + 9
+    end
+  end
+end
+return table.concat(out)
+"""
+
+# KEYS: incidents, open index. The open incidents of a site.
+_OPEN_INCIDENTS: Final = """
+local ids = redis.call('HVALS', KEYS[2])
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(ids))
+"""
+
+# Distinct users of cells, given as two lists of keys (exact sets, HyperLogLogs): the exact
+# union while no set overflowed its limit, else a HyperLogLog union (PFMERGE into the
+# scratch key past 1000 cells, as PFCOUNT takes only so many keys at once).
+_COUNT: Final = """
+local function count(sets, hlls, scratch)
+  local n = #sets
+  if n == 0 then return 0 end
+  for i = 1, n do
+    if redis.call('SISMEMBER', sets[i], '!') == 1 then
+      if n <= 1000 then return redis.call('PFCOUNT', unpack(hlls)) end
+      for j = 1, n, 1000 do
+        redis.call('PFMERGE', scratch, unpack(hlls, j, math.min(j + 999, n)))
+        redis.call('PEXPIRE', scratch, 60000)
+      end
+      local c = redis.call('PFCOUNT', scratch)
+      redis.call('DEL', scratch)
+      return c
+    end
+  end
+  if n == 1 then return redis.call('SCARD', sets[1]) end
+  local seen, c = {}, 0
+  for i = 1, n do
+    for _, m in ipairs(redis.call('SMEMBERS', sets[i])) do
+      if not seen[m] then
+        seen[m] = true
+        c = c + 1
+      end
+    end
+  end
+  return c
+end
+"""
+
 # KEYS: a scratch key of the site, then (exact set, HyperLogLog) per cell.
-_COUNT_USERS: Final = """
-local n = (#KEYS - 1) / 2
-for i = 1, n do
-  if redis.call('SISMEMBER', KEYS[2 * i], '!') == 1 then
-    local hlls = {}
-    for j = 1, n do hlls[j] = KEYS[2 * j + 1] end
-    if n <= 1000 then return redis.call('PFCOUNT', unpack(hlls)) end
-    for j = 1, n, 1000 do
-      redis.call('PFMERGE', KEYS[1], unpack(hlls, j, math.min(j + 999, n)))
-      redis.call('PEXPIRE', KEYS[1], 60000)
+_COUNT_USERS: Final = _COUNT + """
+local sets, hlls = {}, {}
+for i = 2, #KEYS, 2 do
+  sets[#sets + 1] = KEYS[i]
+  hlls[#hlls + 1] = KEYS[i + 1]
+end
+return count(sets, hlls, KEYS[1])
+"""
+
+# The users behind a site's buckets starting in a range, over parts (signal, bad only,
+# keys): found with the bucket index, counted in place.
+# KEYS: the site's scratch key. ARGV: the site's key prefix, low score, high score, the
+# number of parts, then per part: signal, '1' for bad users only, the number of keys (0:
+# all: -1), the keys.
+_WINDOW_USERS: Final = _COUNT + """
+local prefix, low, high = ARGV[1], ARGV[2], ARGV[3]
+local sets, hlls, a = {}, {}, 5
+for _ = 1, tonumber(ARGV[4]) do
+  local signal, bad, nkeys = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
+  local wanted = nil
+  if nkeys >= 0 then
+    wanted = {}
+    for k = a + 3, a + 2 + nkeys do wanted[ARGV[k]] = true end
+  end
+  a = a + 3 + math.max(nkeys, 0)
+  local set, hll = 'bu', 'bul'
+  if bad then set, hll = 'bb', 'bbl' end
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'i:' .. signal, low, high)) do
+    if wanted == nil or wanted[string.sub(member, string.find(member, ':', 1, true) + 1)] then
+      sets[#sets + 1] = prefix .. set .. ':' .. signal .. ':' .. member
+      hlls[#hlls + 1] = prefix .. hll .. ':' .. signal .. ':' .. member
     end
-    local c = redis.call('PFCOUNT', KEYS[1])
-    redis.call('DEL', KEYS[1])
-    return c
   end
 end
-if n == 1 then return redis.call('SCARD', KEYS[2]) end
-local seen, c = {}, 0
-for i = 1, n do
-  for _, m in ipairs(redis.call('SMEMBERS', KEYS[2 * i])) do
-    if not seen[m] then
-      seen[m] = true
-      c = c + 1
-    end
-  end
-end
-return c
+return count(sets, hlls, KEYS[1])
 """
 
 # KEYS: incidents, open index. ARGV: id, json, open field, '1' when open, ttl.
@@ -365,6 +459,9 @@ class RedisStore(Store):
             for name, source in (
                 ("write", _WRITE),
                 ("count_users", _COUNT_USERS),
+                ("read_many", _READ_MANY),
+                ("window_users", _WINDOW_USERS),
+                ("open_incidents", _OPEN_INCIDENTS),
                 ("save_incident", _SAVE_INCIDENT),
                 ("save_alert", _SAVE_ALERT),
                 ("acknowledge", _ACKNOWLEDGE),
@@ -583,6 +680,49 @@ class RedisStore(Store):
             if fields
         ]
 
+    def read_many(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        """One script call per site, all in one round trip; users are left out (see the base class)."""
+        found: dict[str, dict[str, list[Bucket]]] = {site: {} for site in sites}
+        for site, signal, key, at, total, bad, hist in self.read_rows(sites, start, end, width=width):
+            rows = found[site].get(signal)
+            if rows is None:
+                rows = found[site][signal] = []
+            rows.append(_CountsBucket.of(site, signal, key, at, total, bad, (hist, None, None)))
+        return found
+
+    def read_rows(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> list[Row]:
+        if width is not None and width not in ROLLUP_WIDTHS:
+            raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
+        index, kind = ("i", "b") if width is None else (f"ri{width}", f"r{width}")
+        signals = [_encode(_escape(signal)) for signal in SIGNALS]
+        names = {signal: _decode(signal) for signal in signals}
+        low, high = repr(float(start)), f"({float(end)!r}"
+        sites = list(dict.fromkeys(sites))
+        replies = self._run(
+            [
+                ("read_many", [self._key(site, "signals")], [self._key(site) + b":", low, high, index, kind, *signals])
+                for site in sites
+            ]
+        )
+        rows: list[Row] = []
+        for site, reply in zip(sites, replies, strict=True):
+            if not reply:
+                continue
+            for line in reply.split(b"\n"):
+                signal, member, total, bad, hist = line.split(b"\t")
+                first, _, key = _decode(member).partition(":")
+                if "%" in key:
+                    key = unquote(key)
+                rows.append((site, names[signal], key, int(first), int(total), int(bad), hist))
+        return rows
+
+    def decode_hist(self, hist: Any) -> Counter[int]:
+        return _CountsBucket.decode_hist(hist)
+
     def count_users(self, cells: Sequence[tuple[Bucket, bool]]) -> int:
         """Distinct users over the cells, counted in Redis in one call (all of one site).
 
@@ -601,6 +741,17 @@ class RedisStore(Store):
                 raw = self._bucket_keys(bucket.site, bucket.signal, member, _RAW_KINDS)
                 keys += raw[3:5] if bad else raw[1:3]
         [count] = self._run([("count_users", keys, [])])
+        return int(count)
+
+    def window_users(
+        self, site: str, parts: Sequence[tuple[str, Sequence[str] | None, bool]], start: float, end: float
+    ) -> int:
+        """Counted in Redis in one call, without reading the buckets back."""
+        args: list[Any] = [self._key(site) + b":", repr(float(start)), f"({float(end)!r}", len(parts)]
+        for signal, keys, bad in parts:
+            args += (_encode(_escape(signal)), "1" if bad else "0", -1 if keys is None else len(keys))
+            args += [_encode(key) for key in keys or ()]
+        [count] = self._run([("window_users", [self._key(site, "scratch")], args)])
         return int(count)
 
     def sites(self) -> set[str]:
@@ -678,6 +829,16 @@ class RedisStore(Store):
                     found.append(incident)
         return newest_first(found)
 
+    def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
+        replies = self._run(
+            [("open_incidents", [self._key(site, "incidents"), self._key(site, "open")], []) for site in sites]
+        )
+        found: dict[str, list[Incident]] = {}
+        for site, docs in zip(sites, replies, strict=True):
+            incidents = [_loads(Incident, doc) for doc in docs if doc]
+            found[site] = newest_first(i for i in incidents if i.is_open)
+        return found
+
     def save_alert(self, alert: Alert) -> None:
         site = alert.site
         self._run(
@@ -744,6 +905,12 @@ class RedisStore(Store):
         args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
         [taken] = self._run([("acquire", [self._lease_key(name)], args)])
         return bool(taken)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
+        ms = max(1, round(ttl * 1000))
+        args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
+        replies = self._run([("acquire", [self._lease_key(name)], args) for name in names])
+        return [bool(taken) for taken in replies]
 
     def release_lease(self, name: str, owner: str) -> None:
         self._run([("release", [self._lease_key(name)], [_encode(owner)])])
@@ -864,6 +1031,20 @@ def _add_counts(args: list[Any], bucket: Bucket) -> None:
     args += (int(bucket.total), int(bucket.bad), len(bucket.hist))
     for index, n in bucket.hist.items():
         args += (int(index), int(n))
+
+
+class _CountsBucket(StoredBucket):
+    """A bucket from :meth:`RedisStore.read_many`: counts, and its histogram as the script sent it."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def decode_hist(text: bytes | None) -> Counter[int]:
+        hist: Counter[int] = Counter()
+        if text:
+            parts = [int(part) for part in text.split()]
+            dict.update(hist, zip(parts[::2], parts[1::2], strict=True))
+        return hist
 
 
 def _bucket(site: str, signal: str, member: str, fields: dict[bytes, bytes]) -> Bucket:

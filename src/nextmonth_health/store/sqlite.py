@@ -46,10 +46,10 @@ from urllib.parse import unquote
 import structlog
 
 from ..errors import ConfigError
-from ..signals import Bucket
+from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, Store, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -179,6 +179,15 @@ _SAVE_ALERT: Final = (
     + ", created_at = min(alerts.created_at, excluded.created_at)"
     ", acknowledged_at = coalesce(excluded.acknowledged_at, alerts.acknowledged_at)"
 )
+
+#: Takes a lease that is free, expired or already ours; rowcount 1 when taken.
+_ACQUIRE: Final = (
+    "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+    "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
+    "OR leases.expires <= ?"
+)
+#: Sites per batched read: well under SQLite's limit on bound parameters.
+_SITES_PER_QUERY: Final = 200
 
 BucketKey = tuple[str, str, str, int]
 
@@ -404,6 +413,38 @@ class SQLiteStore(Store):
         )
         return [_bucket(site, signal, row) for row in rows]
 
+    def read_many(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, dict[str, list[Bucket]]]:
+        """One query per batch of sites; user sketches are left out (see the base class)."""
+        found: dict[str, dict[str, list[Bucket]]] = {site: {} for site in sites}
+        for site, signal, key, at, total, bad, hist in self.read_rows(sites, start, end, width=width):
+            rows = found[site].get(signal)
+            if rows is None:
+                rows = found[site][signal] = []
+            rows.append(_StoredBucket.of(site, signal, key, at, total, bad, (hist, None, None)))
+        return found
+
+    def read_rows(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> list[Row]:
+        table = "buckets" if width is None else ROLLUP_TABLES[width]
+        # Both IN lists are probes of the primary key (site, signal, start, key): each
+        # (site, signal) is a range scan, however much history the table holds.
+        signals = f"signal IN ({_marks(len(SIGNALS))})"
+        rows: list[Row] = []
+        with self._connection() as conn:
+            for chunk in _chunks(list(dict.fromkeys(sites)), _SITES_PER_QUERY):
+                rows += conn.execute(
+                    f"SELECT site, signal, key, start, total, bad, hist FROM {table} "
+                    f"WHERE site IN ({_marks(len(chunk))}) AND {signals} AND start >= ? AND start < ?",
+                    (*chunk, *SIGNALS, start, end),
+                )
+        return rows
+
+    def decode_hist(self, hist: Any) -> Counter[int]:
+        return _unpack_hist(hist)
+
     def sites(self) -> set[str]:
         # A skip-scan over the primary key: one index probe per distinct site, however many
         # buckets each has.
@@ -462,6 +503,20 @@ class SQLiteStore(Store):
         rows = self._read(sql + " ORDER BY opened_at DESC, id DESC", params)
         return [Incident(**_fields(row, _INCIDENT_FIELDS)) for row in rows]
 
+    def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
+        found: dict[str, list[Incident]] = {site: [] for site in sites}
+        with self._connection() as conn:
+            for chunk in _chunks(list(found), _SITES_PER_QUERY):
+                rows = conn.execute(
+                    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE site IN ({_marks(len(chunk))}) "
+                    "AND status = 'open' ORDER BY opened_at DESC, id DESC",
+                    chunk,
+                )
+                for row in rows:
+                    incident = Incident(**_fields(row, _INCIDENT_FIELDS))
+                    found[incident.site].append(incident)
+        return found
+
     def save_alert(self, alert: Alert) -> None:
         row = _row(alert, _ALERT_FIELDS)
         self._write(lambda conn: conn.execute(_SAVE_ALERT, row))
@@ -497,16 +552,13 @@ class SQLiteStore(Store):
     # Leases and trimming.
 
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
-                "OR leases.expires <= ?",
-                (name, owner, now + ttl, now),
-            )
-            return cursor.rowcount == 1
+        return self.acquire_leases([name], owner, ttl, now)[0]
 
-        return self._write(work)
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
+        def work(conn: sqlite3.Connection) -> list[bool]:
+            return [conn.execute(_ACQUIRE, (name, owner, now + ttl, now)).rowcount == 1 for name in names]
+
+        return self._write(work) if names else []
 
     def release_lease(self, name: str, owner: str) -> None:
         self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)))
@@ -591,6 +643,11 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -659,55 +716,21 @@ def _add(conn: sqlite3.Connection, table: str, deltas: dict[BucketKey, Bucket]) 
     )
 
 
-_HIST_SLOT = Bucket.__dict__["hist"]
-_USERS_SLOT = Bucket.__dict__["users"]
-_BAD_USERS_SLOT = Bucket.__dict__["bad_users"]
+class _StoredBucket(StoredBucket):
+    __slots__ = ()
 
+    @staticmethod
+    def decode_hist(blob: Any) -> Counter[int]:
+        return _unpack_hist(blob)
 
-def _lazy_slot(slot: Any, index: int, decode: Callable[[Any], Any]) -> property:
-    def get(self: _StoredBucket) -> Any:
-        try:
-            return slot.__get__(self)
-        except AttributeError:
-            value = decode(self._blobs[index])
-            slot.__set__(self, value)
-            return value
-
-    def set_(self: _StoredBucket, value: Any) -> None:
-        slot.__set__(self, value)
-
-    return property(get, set_)
-
-
-def _users(blob: bytes | None) -> DistinctCounter:
-    return DistinctCounter.from_bytes(blob) if blob else DistinctCounter()
-
-
-class _StoredBucket(Bucket):
-    """A bucket read from the file whose histogram and user sketches decode on first use.
-
-    A pass reads hundreds of rows a site and most checks need only their counts; decoding
-    every blob up front was two thirds of a pass.
-    """
-
-    __slots__ = ("_blobs",)
-
-    hist = _lazy_slot(_HIST_SLOT, 0, lambda blob: _unpack_hist(blob))  # type: ignore[assignment]
-    users = _lazy_slot(_USERS_SLOT, 1, _users)  # type: ignore[assignment]
-    bad_users = _lazy_slot(_BAD_USERS_SLOT, 2, _users)  # type: ignore[assignment]
+    @staticmethod
+    def decode_users(blob: Any) -> DistinctCounter:
+        return DistinctCounter.from_bytes(blob) if blob else DistinctCounter()
 
 
 def _bucket(site: str, signal: str, row: tuple[Any, ...]) -> Bucket:
     key, start, total, bad, hist, users, bad_users = row
-    bucket = _StoredBucket.__new__(_StoredBucket)  # skip the empty parts __init__ builds
-    bucket.site = site
-    bucket.signal = signal
-    bucket.key = key
-    bucket.start = start
-    bucket.total = total
-    bucket.bad = bad
-    bucket._blobs = (hist, users, bad_users)
-    return bucket
+    return _StoredBucket.of(site, signal, key, start, total, bad, (hist, users, bad_users))
 
 
 def _pack_hist(hist: Counter[int]) -> bytes | None:
