@@ -185,7 +185,18 @@ class ThreadWatchingStore(nmh.store.MemoryStore):
 
     def __getattribute__(self, name: str) -> object:
         attr = super().__getattribute__(name)
-        if name in {"write", "read", "incidents", "alerts", "save_alert", "save_incident", "acquire_lease", "count_users"}:
+        if name in {
+            "write",
+            "read",
+            "read_many",
+            "incidents",
+            "open_incidents",
+            "alerts",
+            "save_alert",
+            "save_incident",
+            "acquire_leases",
+            "count_users",
+        }:
             threads = super().__getattribute__("threads")
 
             def watched(*args: object, **kwargs: object) -> object:
@@ -208,7 +219,7 @@ async def test_a_blocking_store_is_never_called_on_the_event_loop(fake_clock: Fa
     result = await m.evaluate()
     assert result.alerts, "the pass raised an alert, so save_alert ran"
     called = {name for name, _ in store.threads}
-    assert {"write", "read", "incidents", "save_alert", "save_incident", "acquire_lease", "count_users"} <= called
+    assert {"write", "read", "read_many", "open_incidents", "save_alert", "save_incident", "acquire_leases", "count_users"} <= called
     on_loop = sorted({name for name, thread in store.threads if thread == loop_thread})
     assert on_loop == []
 

@@ -10,23 +10,27 @@ the host.
 from __future__ import annotations
 
 import inspect
+import types
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import structlog
 from attrs import field, frozen
 
+from .cache import BucketCache, Span
+from .signals import Bucket
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
-from .windows import SiteView
+from .windows import BASELINE_ROLLUP, SiteView
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from .checks import Check
     from .monitor import Monitor
+    from .store.base import Store
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
 
@@ -73,7 +77,26 @@ class Evaluation:
         return [t.alert for t in self.transitions if t.alert is not None]
 
 
-_Prepared = tuple[list[Incident], list[Reading], list[str], list[CheckFailure], list[tuple["Check", Any, float]]]
+class _SitePass:
+    """One site's share of a pass, filled in as it goes."""
+
+    __slots__ = ("failures", "open_now", "pending", "ran", "readings", "site", "transitions")
+
+    def __init__(self, site: str, open_now: list[Incident]) -> None:
+        self.site = site
+        self.open_now = open_now
+        self.readings: list[Reading] = []
+        self.ran: list[str] = []
+        self.failures: list[CheckFailure] = []
+        self.pending: list[tuple[Check, Any, float]] = []
+        self.transitions: list[Transition] | None = None
+
+
+#: What plain checks return: surely not awaitable (an ABC check per call is not free).
+_PLAIN = frozenset({list, tuple, types.GeneratorType})
+
+#: Sites read and judged per worker-thread hop: a few store calls each, whatever its size.
+_BATCH = 200
 
 
 class Evaluator:
@@ -86,6 +109,12 @@ class Evaluator:
         self._last_trim = float("-inf")
         self._store_down = False
         self.last_evaluation: float | None = None
+        store = monitor.store
+        # A store doing I/O is read through caches; memory:// hands out its live buckets.
+        self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
+        self._baselines: _Reader = (
+            BucketCache(store, BASELINE_ROLLUP) if store.blocking else _Direct(store, BASELINE_ROLLUP)
+        )
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
         if self.monitor.store.blocking:
@@ -108,24 +137,17 @@ class Evaluator:
         transitions: list[Transition] = []
         failures: list[CheckFailure] = []
         self._store_down = False
-        for site in sites:
+        for i in range(0, len(sites), _BATCH):
             if self._store_down:
                 break
-            outcome = await self.store_call(self._prepare, site, now)
-            if outcome is None:
-                continue
-            led.append(site)
-            open_now, site_readings, ran, site_failures, pending = outcome
-            if pending:
-                await self._await_checks(site, pending, site_readings, ran, site_failures)
-            readings += site_readings
-            failures += site_failures
-            try:
-                transitions += await self.store_call(
-                    lambda: m.tracker.apply(site, site_readings, now, m.settings_for(site), checks_run=ran, open_now=open_now)
-                )
-            except Exception as exc:
-                m.errors.report("incidents.apply", exc)
+            for outcome in await self.store_call(self._prepare, sites[i : i + _BATCH], now):
+                led.append(outcome.site)
+                if outcome.pending:
+                    await self._await_checks(outcome)
+                    outcome.transitions = await self.store_call(self._apply, outcome, now)
+                readings += outcome.readings
+                failures += outcome.failures
+                transitions += outcome.transitions or ()
         if led:
             try:
                 await self.store_call(m.store.note_evaluations, led, now)
@@ -156,30 +178,61 @@ class Evaluator:
             resolved_before=timestamp(now - s.resolved_retention),
         )
 
-    def _prepare(self, site: str, now: float) -> _Prepared | None:
-        """The synchronous part of a site's pass: lease, open incidents, plain checks.
+    def _prepare(self, sites: list[str], now: float) -> list[_SitePass]:
+        """The synchronous part of a batch of sites' pass: leases, reads, plain checks, incidents.
 
-        Runs in a worker thread when the store blocks, so SQLite or Redis I/O (the view
-        reads lazily, and plain checks call it) never stalls the event loop. Returns
-        None when another process leads the site. Async checks are handed back to be
-        awaited on the loop under their timeouts.
+        Runs in a worker thread when the store blocks, so SQLite or Redis I/O never stalls
+        the event loop, and reads the whole batch in a few calls: the leases, the open
+        incidents and the windows and baselines (through the caches, which re-read only
+        what can still have changed). Sites another process leads are left out. Async
+        checks are handed back to be awaited on the loop under their timeouts, and those
+        sites' readings folded into incidents afterwards.
         """
         m = self.monitor
         try:
-            if not m.store.acquire_lease(f"leader:{site}", self.owner, max(3 * m.settings.tick_seconds, 30.0), now):
-                return None
-            open_now = m.store.incidents(site, open_only=True)
+            taken = m.store.acquire_leases(
+                [f"leader:{site}" for site in sites], self.owner, max(3 * m.settings.tick_seconds, 30.0), now
+            )
+            mine = [site for site, ok in zip(sites, taken, strict=True) if ok]
+            self._windows.forget([site for site, ok in zip(sites, taken, strict=True) if not ok])
+            self._baselines.forget([site for site, ok in zip(sites, taken, strict=True) if not ok])
+            if not mine:
+                return []
+            open_now = m.store.open_incidents(mine)
         except Exception as exc:
             m.errors.report("store.lease", exc)
             self._store_down = True  # one timeout per pass, not one per site
-            return None
-        settings = m.settings_for(site)
-        view = SiteView(site, now, settings, m.store, {(i.check, i.key): i for i in open_now})
-        readings: list[Reading] = []
-        ran: list[str] = []
-        failures: list[CheckFailure] = []
-        pending: list[tuple[Check, Any, float]] = []
-        for check in m.checks:
+            return []
+        settings = {site: m.settings_for(site) for site in mine}
+        spans = {site: SiteView.spans(now, settings[site]) for site in mine}
+        try:
+            windows = self._windows.get({s: (*spans[s][0], settings[s].bucket_seconds) for s in mine}, now)
+            baselines = self._baselines.get({s: (*spans[s][1], BASELINE_ROLLUP) for s in mine}, now)
+        except Exception as exc:
+            m.errors.report("store.read", exc)
+            self._store_down = True
+            return []
+        outcomes = []
+        for site in mine:
+            outcome = _SitePass(site, open_now.get(site, []))
+            view = SiteView(
+                site,
+                now,
+                settings[site],
+                m.store,
+                {(i.check, i.key): i for i in outcome.open_now},
+                window=windows[site],
+                baseline=baselines[site],
+            )
+            self._run_checks(outcome, view, now)
+            if not outcome.pending:
+                outcome.transitions = self._apply(outcome, now)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _run_checks(self, outcome: _SitePass, view: SiteView, now: float) -> None:
+        site = outcome.site
+        for check in self.monitor.checks:
             interval = getattr(check, "interval", None)
             last = self._last_run.get((site, check.name))
             if interval and last is not None and now - last < interval:
@@ -187,28 +240,37 @@ class Evaluator:
             self._last_run[(site, check.name)] = now
             try:
                 result = check.evaluate(view)
-                if inspect.isawaitable(result):
-                    pending.append((check, result, getattr(check, "timeout", None) or settings.check_timeout))
+                if type(result) not in _PLAIN and inspect.isawaitable(result):
+                    timeout = getattr(check, "timeout", None) or view.settings.check_timeout
+                    outcome.pending.append((check, result, timeout))
                     continue
-                readings += _own(check, site, result)
-                ran.append(check.name)
+                outcome.readings += _own(check, site, result)
+                outcome.ran.append(check.name)
             except Exception as exc:
-                self._failed(site, check, exc, failures)
-        return open_now, readings, ran, failures, pending
+                self._failed(site, check, exc, outcome.failures)
+
+    def _apply(self, outcome: _SitePass, now: float) -> list[Transition]:
+        m = self.monitor
+        try:
+            return m.tracker.apply(
+                outcome.site,
+                outcome.readings,
+                now,
+                m.settings_for(outcome.site),
+                checks_run=outcome.ran,
+                open_now=outcome.open_now,
+            )
+        except Exception as exc:
+            m.errors.report("incidents.apply", exc)
+            return []
 
     def _failed(self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]) -> None:
         self.monitor.errors.report(f"check.{check.name}", exc)
         failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
 
-    async def _await_checks(
-        self,
-        site: str,
-        pending: list[tuple[Check, Any, float]],
-        readings: list[Reading],
-        ran: list[str],
-        failures: list[CheckFailure],
-    ) -> None:
+    async def _await_checks(self, outcome: _SitePass) -> None:
         """Await a site's async checks concurrently, each under its own timeout."""
+        site, readings, ran, failures = outcome.site, outcome.readings, outcome.ran, outcome.failures
 
         async def wait(check: Check, awaitable: Any, timeout: float) -> None:
             try:
@@ -220,7 +282,7 @@ class Evaluator:
                 self._failed(site, check, exc, failures)
 
         async with anyio.create_task_group() as tg:
-            for check, awaitable, timeout in pending:
+            for check, awaitable, timeout in outcome.pending:
                 tg.start_soon(wait, check, awaitable, timeout)
 
     async def flush_forever(self) -> None:
@@ -243,6 +305,29 @@ class Evaluator:
                 except Exception as exc:
                     m.errors.report("runner.evaluate", exc)
                 await m.clock.sleep(m.settings.tick_seconds)
+
+
+class _Direct:
+    """Reads straight from a store that keeps everything in memory (no cache to gain)."""
+
+    def __init__(self, store: Store, width: int | None = None) -> None:
+        self.store = store
+        self.width = width
+
+    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, dict[str, list[Bucket]]]:
+        groups: dict[tuple[float, float], list[str]] = {}
+        for site, (start, end, _) in spans.items():
+            groups.setdefault((start, end), []).append(site)
+        found: dict[str, dict[str, list[Bucket]]] = {}
+        for (start, end), sites in groups.items():
+            found.update(self.store.read_sums(sites, start, end, width=self.width))
+        return found
+
+    def forget(self, sites: list[str] | None = None) -> None:
+        pass
+
+
+_Reader = BucketCache | _Direct
 
 
 def _own(check: Check, site: str, result: Iterable[Reading] | None) -> Sequence[Reading]:

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from .settings import Settings
-from .signals import Bucket, hist_quantile
+from .signals import Bucket, hist_add, hist_quantile
 from .store.base import Store
-from .values import Incident
+from .values import Health, Incident
 
 __all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Window"]
 
@@ -43,8 +43,12 @@ class Window:
         self.signal = signal
         self.start = start
         self.end = end
-        self.total = sum(b.total for b in buckets)
-        self.bad = sum(b.bad for b in buckets)
+        if len(buckets) == 1:  # the usual case: one key, read as its sum over the window
+            self.total = buckets[0].total
+            self.bad = buckets[0].bad
+        else:
+            self.total = sum(b.total for b in buckets)
+            self.bad = sum(b.bad for b in buckets)
         self._buckets = buckets
         self._hist: Counter[int] | None = None
 
@@ -59,7 +63,7 @@ class Window:
             self._hist = Counter()
             for bucket in self._buckets:
                 if bucket.hist:
-                    self._hist.update(bucket.hist)
+                    hist_add(self._hist, bucket.hist)
         return self._hist
 
     @property
@@ -85,18 +89,36 @@ class SiteView:
         settings: Settings,
         store: Store,
         incidents: Mapping[tuple[str, str], Incident] | None = None,
+        *,
+        window: Mapping[str, Sequence[Bucket]] | None = None,
+        baseline: Mapping[str, Sequence[Bucket]] | None = None,
     ) -> None:
         self.site = site
         self.now = now
         self.settings = settings
         self._store = store
         self._incidents = incidents or {}
-        self._fine: dict[str, tuple[float, list[Bucket]]] = {}
+        self._fine: dict[str, tuple[float, Sequence[Bucket]]] = {}
         self._by_key: dict[tuple[str, str], list[Bucket]] = {}
-        self._coarse: dict[str, list[Bucket]] = {}
-        step = settings.bucket_seconds
+        self._coarse: dict[str, Sequence[Bucket]] = {}
+        (self._window_start, end), self._baseline_span = self.spans(now, settings)
         #: The end of the bucket now is in: the freshest counts are judged too.
-        self.end = (int(now) // step) * step + step
+        self.end = end
+        self._read_window = window
+        self._read_baseline = baseline
+
+    @staticmethod
+    def spans(now: float, settings: Settings) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The ranges a view of ``now`` reads: its window's buckets and its baseline's roll-ups.
+
+        The evaluator reads them for many sites at once and hands them in as ``window``
+        and ``baseline`` (every signal's buckets starting in each range).
+        """
+        step = settings.bucket_seconds
+        end = (int(now) // step) * step + step
+        window_start = end - settings.window_seconds
+        baseline_end = window_start - window_start % BASELINE_ROLLUP
+        return (window_start, end), (baseline_end - settings.baseline_seconds, baseline_end)
 
     def incident(self, check: str, key: str) -> Incident | None:
         """The open incident of a check and key, if any.
@@ -106,21 +128,26 @@ class SiteView:
         """
         return self._incidents.get((check, key))
 
-    def _series(self, signal: str, start: float) -> list[Bucket]:
+    def _series(self, signal: str, start: float) -> Sequence[Bucket]:
         cached = self._fine.get(signal)
         if cached is None or cached[0] > start:
-            start = min(start, self.end - self.settings.window_seconds)
-            cached = self._fine[signal] = (start, self._store.read(self.site, signal, start, self.end))
+            start = min(start, self._window_start)
+            if self._read_window is not None and start == self._window_start:
+                rows: Sequence[Bucket] = self._read_window.get(signal, ())
+            else:
+                rows = self._store.read(self.site, signal, start, self.end)
+            cached = self._fine[signal] = (start, rows)
             for name in [name for name in self._by_key if name[0] == signal]:
                 del self._by_key[name]
         return cached[1]
 
-    def _cells(self, signal: str, keys: Keys, start: float, end: float) -> list[Bucket]:
+    def _cells(self, signal: str, keys: Keys, start: float, end: float) -> Sequence[Bucket]:
         series = self._series(signal, start)
         if isinstance(keys, str):
             rows = self._by_key.get((signal, keys))
             if rows is None:
-                rows = self._by_key[(signal, keys)] = [b for b in series if b.key == keys]
+                self._group(signal, series)
+                rows = self._by_key.get((signal, keys), [])
             series = rows
         elif keys is not None:
             wanted = set(keys)
@@ -128,6 +155,15 @@ class SiteView:
         if self._fine[signal][0] == start and end == self.end:
             return series
         return [b for b in series if start <= b.start < end]
+
+    def _group(self, signal: str, series: Sequence[Bucket]) -> None:
+        """Split a signal's buckets by key in one go: checks ask for several keys of one signal."""
+        by_key = self._by_key
+        for bucket in series:
+            rows = by_key.get((signal, bucket.key))
+            if rows is None:
+                rows = by_key[(signal, bucket.key)] = []
+            rows.append(bucket)
 
     def keys(self, signal: str) -> set[str]:
         """Keys (routes, pages) with anything recorded in the window."""
@@ -141,14 +177,28 @@ class SiteView:
 
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
-        end = self.end - self.settings.window_seconds
-        end -= end % BASELINE_ROLLUP
-        start = end - self.settings.baseline_seconds
+        start, end = self._baseline_span
         rows = self._coarse.get(signal)
         if rows is None:
-            rows = self._coarse[signal] = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
+            if self._read_baseline is not None:
+                rows = self._read_baseline.get(signal, ())
+            else:
+                rows = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
+            self._coarse[signal] = rows
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
+
+    def affected(self, health: Health, check: str, key: str, *parts: tuple[str, Keys, bool]) -> int:
+        """The distinct users to report with a reading of ``health``: :meth:`users` of the
+        parts when they can change anything, else 0.
+
+        They matter for a problem reading (they open or update an incident) and for an
+        elevated one while the check's incident for ``key`` is open (a rise updates it);
+        counting them is a store read, skipped for every other reading.
+        """
+        if health.is_problem or (health is Health.ELEVATED and (check, key) in self._incidents):
+            return self.users(*parts)
+        return 0
 
     def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
         """Distinct users behind the window of one or more ``(signal, keys, bad_only)`` parts.
@@ -158,9 +208,5 @@ class SiteView:
         lost their session. Exact up to 512 users, estimated within a few percent beyond.
         """
         span = self.settings.window_seconds if seconds is None else seconds
-        cells = [
-            (bucket, bad)
-            for signal, keys, bad in parts
-            for bucket in self._cells(signal, keys, self.end - span, self.end)
-        ]
-        return self._store.count_users(cells) if cells else 0
+        wanted = [(signal, None if keys is None else sorted(_wanted(keys) or ()), bad) for signal, keys, bad in parts]
+        return self._store.window_users(self.site, wanted, self.end - span, self.end)

@@ -57,7 +57,7 @@ class ApiErrorCheck:
                 subject=f"API Errors on {route} route",
                 value=ratio,
                 threshold=usual,
-                affected_users=0 if health is Health.OK else view.users((REQUEST, route, True)),
+                affected_users=view.affected(health, self.name, route, (REQUEST, route, True)),
                 detail={"errors": errors, "requests": window.total, "reference_ratio": reference},
             )
 

@@ -30,11 +30,13 @@ class PageLoadCheck:
             window = view.window(REQUEST, pages)
         source = "beacon" if signal == PAGE_LOAD else "server"
         p75 = window.quantile(0.75)
-        enough = (
-            window.samples >= s.page_load_min_samples
-            and view.users((signal, pages, False)) >= s.page_load_min_users
-        )
-        if p75 is None or not enough or p75 < s.page_load_recovery_seconds:
+        # Users are counted only when the time alone would matter: it costs a store read.
+        if (
+            p75 is None
+            or window.samples < s.page_load_min_samples
+            or p75 < s.page_load_recovery_seconds
+            or view.users((signal, pages, False)) < s.page_load_min_users
+        ):
             health = Health.OK
         elif p75 > s.page_load_critical_seconds:
             health = Health.CRITICAL
@@ -42,9 +44,8 @@ class PageLoadCheck:
             health = Health.DEGRADED
         else:
             health = Health.ELEVATED
-        hurting = health.is_problem or health is Health.ELEVATED
-        affected = view.users((signal, pages, signal == PAGE_LOAD)) if hurting else 0
         key = pages[0] if len(pages) == 1 else ",".join(pages)
+        affected = view.affected(health, self.name, key, (signal, pages, signal == PAGE_LOAD))
         yield Reading(
             check=self.name,
             site=view.site,

@@ -56,9 +56,7 @@ class SessionFailureCheck:
             subject="Session failures (failed logins and expired sessions)",
             value=float(count),
             threshold=expected,
-            affected_users=(
-                0 if health is Health.OK else view.users((LOGIN, None, True), (SESSION_EXPIRED, None, False))
-            ),
+            affected_users=view.affected(health, self.name, "", (LOGIN, None, True), (SESSION_EXPIRED, None, False)),
             detail={"failed_logins": logins.bad, "expired_sessions": expiries.total, "expected": expected},
         )
 

@@ -39,7 +39,7 @@ class UploadFailureCheck:
             subject="Media upload failures",
             value=ratio,
             threshold=s.upload_failure_ratio,
-            affected_users=0 if health is Health.OK else view.users((UPLOAD, None, True)),
+            affected_users=view.affected(health, self.name, "", (UPLOAD, None, True)),
             detail={"failed": window.bad, "attempts": window.total},
         )
 

@@ -1,0 +1,223 @@
+"""What the evaluator keeps of each site's buckets between passes, so a pass reads only
+what can still change.
+
+A window of five minutes holds thirty ten-second buckets per series, but from one pass to
+the next (fifteen seconds) only the newest few change: every process flushes each second,
+so once a bucket ended ``settle`` seconds ago nothing more arrives for it. Each pass reads
+from the store only the buckets that were not yet settled at the previous read, plus the
+new ones, and keeps the settled ones until they leave the span. A site is read whole again
+every ``refresh`` seconds (staggered across sites), so counts that reach the store late —
+a worker that could not flush for a while — are seen within ``refresh``, and a pass never
+spends more than a ``refresh``'s share of sites on whole reads.
+
+Used for stores that do I/O (SQLite, Redis); ``memory://`` hands out its live buckets and
+has nothing to save.
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+from .signals import Bucket, hist_add
+from .store.base import Row, Store, StoredBucket
+
+__all__ = ["SETTLE_SECONDS", "REFRESH_SECONDS", "BucketCache", "Span"]
+
+#: A bucket that ended this long ago is not re-read: fifteen flushes of every process
+#: (and clocks that agree within a few seconds) have landed by then.
+SETTLE_SECONDS: Final = 15.0
+#: Each site is read whole at least this often, to pick up late writes.
+REFRESH_SECONDS: Final = 300.0
+
+#: The span a pass needs for a site: start, end (exclusive), and the width of one bucket.
+Span = tuple[float, float, int]
+
+Buckets = dict[str, list[Bucket]]
+
+
+class _Run:
+    """One (signal, key)'s buckets in the span, ordered by start, as plain arrays, with
+    running counts — and a running histogram once one was asked for.
+
+    Arrays and bytes, not an object per bucket: the cache outlives passes, and thousands of
+    long-lived objects would make every garbage collection of the host process slower.
+    """
+
+    __slots__ = ("bad", "bads", "hist", "hists", "starts", "total", "totals")
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.totals = array("q")
+        self.bads = array("q")
+        self.hists: list[Any] = []
+        self.total = 0
+        self.bad = 0
+        self.hist: Counter[int] | None = None
+
+    def cut(self, start: float, decode: Callable[[Any], Counter[int]], *, tail: bool) -> None:
+        """Forget the buckets from ``start`` on (``tail``) or before it, and their counts."""
+        i = bisect.bisect_left(self.starts, start)
+        gone = slice(i, None) if tail else slice(0, i)
+        if i == (len(self.starts) if tail else 0):
+            return
+        self.total -= sum(self.totals[gone])
+        self.bad -= sum(self.bads[gone])
+        if self.hist is not None:
+            hist = self.hist
+            for blob in self.hists[gone]:
+                for slot, n in decode(blob).items():
+                    left = hist[slot] - n
+                    if left > 0:
+                        hist[slot] = left
+                    else:
+                        del hist[slot]
+        del self.starts[gone], self.totals[gone], self.bads[gone], self.hists[gone]
+
+    def add(self, start: int, total: int, bad: int, blob: Any, decode: Callable[[Any], Counter[int]]) -> None:
+        self.starts.append(start)
+        self.totals.append(total)
+        self.bads.append(bad)
+        self.hists.append(blob)
+        self.total += total
+        self.bad += bad
+        if self.hist is not None and blob:
+            hist_add(self.hist, decode(blob))
+
+    def merged_hist(self, decode: Callable[[Any], Counter[int]]) -> Counter[int]:
+        """The histogram of the run, kept up to date from now on."""
+        if self.hist is None:
+            self.hist = Counter()
+            for blob in self.hists:
+                if blob:
+                    hist_add(self.hist, decode(blob))
+        return Counter(self.hist)
+
+
+class _RunSum(StoredBucket):
+    """A run's counts as one bucket; its histogram comes from the run on first use."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def decode_hist(source: tuple[_Run, Callable[[Any], Counter[int]]]) -> Counter[int]:
+        run, decode = source
+        return run.merged_hist(decode)
+
+
+class _Entry:
+    __slots__ = ("refresh_at", "runs", "settled", "start")
+
+    def __init__(self, start: float, refresh_at: float) -> None:
+        self.start = start  # complete from here on
+        self.settled = start  # buckets starting before this are final
+        self.refresh_at = refresh_at
+        self.runs: dict[str, dict[str, _Run]] = {}
+
+
+class BucketCache:
+    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        width: int | None = None,
+        *,
+        settle: float = SETTLE_SECONDS,
+        refresh: float = REFRESH_SECONDS,
+    ) -> None:
+        self.store = store
+        self.width = width
+        self.settle = settle
+        self.refresh = refresh
+        self._entries: dict[str, _Entry] = {}
+        #: Buckets read from the store, in all: what the cache is for, visible in benchmarks.
+        self.rows_read = 0
+
+    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, Buckets]:
+        """Each site's buckets starting in its span, summed per signal and key (as
+        :meth:`Store.read_sums` answers). The sums are valid during the pass they were
+        read for: their histograms come from the cache on first use.
+
+        Sites that need the same range read share one :meth:`Store.read_rows` call.
+        Raises what the store raises; the sites of a failed call are forgotten.
+        """
+        reads: dict[tuple[float, float], list[str]] = defaultdict(list)
+        entries = self._entries
+        decode = self.store.decode_hist
+        for site, (start, end, step) in spans.items():
+            entry = entries.get(site)
+            if entry is None or start < entry.start or now >= entry.refresh_at:
+                entry = entries[site] = _Entry(start, now + self._next_refresh(site, first=entry is None))
+                read_from = start
+            else:
+                read_from = max(start, entry.settled)
+                for runs in entry.runs.values():
+                    for run in runs.values():
+                        run.cut(read_from, decode, tail=True)
+            if read_from < end:
+                reads[(read_from, end)].append(site)
+            # Buckets that ended `settle` ago are final, but only up to what was read.
+            entry.settled = min(end, (now - self.settle) // step * step)
+        for (start, end), sites in reads.items():
+            try:
+                rows = self.store.read_rows(sites, start, end, width=self.width)
+            except BaseException:
+                self.forget(sites)
+                raise
+            self._add(rows, decode)
+        result: dict[str, Buckets] = {}
+        for site, (start, _, _) in spans.items():
+            entry = entries[site]
+            if entry.start < start:
+                for runs in entry.runs.values():
+                    for run in runs.values():
+                        run.cut(start, decode, tail=False)
+                entry.start = start
+            at = int(start)
+            by_signal = result[site] = {}
+            for signal, runs in entry.runs.items():
+                sums = [
+                    _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, decode), None, None))
+                    for key, run in runs.items()
+                    if run.starts
+                ]
+                if sums:
+                    by_signal[signal] = sums
+        return result
+
+    def _add(self, rows: Iterable[Row], decode: Callable[[Any], Counter[int]]) -> None:
+        entries = self._entries
+        last_site = last_signal = None
+        runs: dict[str, _Run] = {}
+        n = 0
+        for site, signal, key, start, total, bad, blob in rows:
+            if signal != last_signal or site != last_site:
+                last_site, last_signal = site, signal
+                found = entries[site].runs
+                runs = found.get(signal) or found.setdefault(signal, {})
+            run = runs.get(key)
+            if run is None:
+                run = runs[key] = _Run()
+            run.add(start, total, bad, blob, decode)
+            n += 1
+        self.rows_read += n
+
+    def _next_refresh(self, site: str, *, first: bool) -> float:
+        """Seconds until a site is read whole again: ``refresh``, stretched by a per-site
+        fraction the first time, so that sites do not all refresh on the same pass."""
+        if first:
+            return self.refresh * (1 + zlib.crc32(site.encode("utf-8", "surrogatepass")) % 1000 / 1000)
+        return self.refresh
+
+    def forget(self, sites: list[str] | None = None) -> None:
+        """Drop what is kept of these sites (all of them by default); they are read whole next."""
+        if sites is None:
+            self._entries.clear()
+        else:
+            for site in sites:
+                self._entries.pop(site, None)
