@@ -61,10 +61,11 @@ class _Run:
 
     def cut(self, start: float, decode: Callable[[Any], Counter[int]], *, tail: bool) -> None:
         """Forget the buckets from ``start`` on (``tail``) or before it, and their counts."""
-        i = bisect.bisect_left(self.starts, start)
-        gone = slice(i, None) if tail else slice(0, i)
-        if i == (len(self.starts) if tail else 0):
+        starts = self.starts
+        if not starts or (starts[-1] < start if tail else starts[0] >= start):
             return
+        i = bisect.bisect_left(starts, start)
+        gone = slice(i, None) if tail else slice(0, i)
         self.total -= sum(self.totals[gone])
         self.bad -= sum(self.bads[gone])
         if self.hist is not None:
@@ -76,17 +77,7 @@ class _Run:
                         hist[slot] = left
                     else:
                         del hist[slot]
-        del self.starts[gone], self.totals[gone], self.bads[gone], self.hists[gone]
-
-    def add(self, start: int, total: int, bad: int, blob: Any, decode: Callable[[Any], Counter[int]]) -> None:
-        self.starts.append(start)
-        self.totals.append(total)
-        self.bads.append(bad)
-        self.hists.append(blob)
-        self.total += total
-        self.bad += bad
-        if self.hist is not None and blob:
-            hist_add(self.hist, decode(blob))
+        del starts[gone], self.totals[gone], self.bads[gone], self.hists[gone]
 
     def merged_hist(self, decode: Callable[[Any], Counter[int]]) -> Counter[int]:
         """The histogram of the run, kept up to date from now on."""
@@ -156,9 +147,10 @@ class BucketCache:
                 read_from = start
             else:
                 read_from = max(start, entry.settled)
-                for runs in entry.runs.values():
-                    for run in runs.values():
-                        run.cut(read_from, decode, tail=True)
+                if read_from < end:
+                    for runs in entry.runs.values():
+                        for run in runs.values():
+                            run.cut(read_from, decode, tail=True)
             if read_from < end:
                 reads[(read_from, end)].append(site)
             # Buckets that ended `settle` ago are final, but only up to what was read.
@@ -203,7 +195,14 @@ class BucketCache:
             run = runs.get(key)
             if run is None:
                 run = runs[key] = _Run()
-            run.add(start, total, bad, blob, decode)
+            run.starts.append(start)
+            run.totals.append(total)
+            run.bads.append(bad)
+            run.hists.append(blob)
+            run.total += total
+            run.bad += bad
+            if run.hist is not None and blob:
+                hist_add(run.hist, decode(blob))
             n += 1
         self.rows_read += n
 

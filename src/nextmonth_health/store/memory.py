@@ -136,6 +136,7 @@ class MemoryStore(Store):
         """From the running sums: a pass costs the same however many buckets its windows span."""
         table = self._buckets if width is None else self._rollups[width]
         at = int(start)
+        bisect_left, make = bisect.bisect_left, SumBucket.of
         found: dict[str, dict[str, list[Bucket]]] = {}
         with self._lock:
             for site in sites:
@@ -146,11 +147,12 @@ class MemoryStore(Store):
                         continue
                     sums = []
                     for key, series in keys.items():
-                        lo, hi = series.span(start, end)
+                        starts = series.starts
+                        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
                         if lo < hi:
-                            total = series.totals[hi] - series.totals[lo]
-                            bad = series.bads[hi] - series.bads[lo]
-                            sums.append(SumBucket.of(site, signal, key, at, total, bad, (series.buckets[lo:hi], None, None)))
+                            totals, bads = series.totals, series.bads
+                            parts = (series.buckets[lo:hi], None, None)
+                            sums.append(make(site, signal, key, at, totals[hi] - totals[lo], bads[hi] - bads[lo], parts))
                     if sums:
                         by_signal[signal] = sums
         return found

@@ -46,7 +46,7 @@ from urllib.parse import unquote
 import structlog
 
 from ..errors import ConfigError
-from ..signals import SIGNALS, Bucket
+from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
 from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, rollup_of
@@ -667,32 +667,43 @@ def _add(conn: sqlite3.Connection, table: str, deltas: dict[BucketKey, Bucket]) 
             span[0] = start
         elif start > span[1]:
             span[1] = start
+    # Series whose deltas span the same range (in a flush, nearly all of them) share one
+    # query per batch of sites: a probe of the primary key per (site, signal).
+    groups: dict[tuple[int, int], tuple[dict[str, None], dict[str, None]]] = {}
+    for (site, signal), (low, high) in spans.items():
+        sites, signals = groups.get((low, high)) or groups.setdefault((low, high), ({}, {}))
+        sites[site] = signals[signal] = None
     rows: list[tuple[Any, ...]] = []
     merged: set[BucketKey] = set()
-    select = f"SELECT {_BUCKET_COLUMNS} FROM {table} WHERE site = ? AND signal = ? AND start BETWEEN ? AND ?"
-    for (site, signal), (low, high) in spans.items():
-        for key, start, total, bad, hist, users, bad_users in conn.execute(select, (site, signal, low, high)):
-            delta = deltas.get((site, signal, key, start))
-            if delta is None:
-                continue
-            merged.add((site, signal, key, start))
-            if delta.hist:
-                combined = _unpack_hist(hist)
-                combined.update(delta.hist)
-                hist = _pack_hist(combined)
-            rows.append(
-                (
-                    site,
-                    signal,
-                    start,
-                    key,
-                    total + delta.total,
-                    bad + delta.bad,
-                    hist,
-                    _union(users, delta.users),
-                    _union(bad_users, delta.bad_users),
-                )
+    for (low, high), (sites, signals) in groups.items():
+        for chunk in _chunks(list(sites), _SITES_PER_QUERY):
+            select = (
+                f"SELECT site, signal, {_BUCKET_COLUMNS} FROM {table} WHERE site IN ({_marks(len(chunk))}) "
+                f"AND signal IN ({_marks(len(signals))}) AND start BETWEEN ? AND ?"
             )
+            stored = conn.execute(select, (*chunk, *signals, low, high))
+            for site, signal, key, start, total, bad, hist, users, bad_users in stored:
+                delta = deltas.get((site, signal, key, start))
+                if delta is None:
+                    continue
+                merged.add((site, signal, key, start))
+                if delta.hist:
+                    combined = _unpack_hist(hist)
+                    hist_add(combined, delta.hist)
+                    hist = _pack_hist(combined)
+                rows.append(
+                    (
+                        site,
+                        signal,
+                        start,
+                        key,
+                        total + delta.total,
+                        bad + delta.bad,
+                        hist,
+                        _union(users, delta.users),
+                        _union(bad_users, delta.bad_users),
+                    )
+                )
     for bkey, delta in deltas.items():
         if bkey in merged:
             continue
