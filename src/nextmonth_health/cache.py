@@ -20,7 +20,7 @@ import bisect
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from .signals import Bucket, hist_add
@@ -100,6 +100,36 @@ class _RunSum(StoredBucket):
         return run.merged_hist(decode)
 
 
+class _Sums(Mapping[str, list[Bucket]]):
+    """A site's runs as one summed bucket per key, per signal, made when a check asks: they
+    die young, so the garbage collector never has to promote and re-scan them."""
+
+    __slots__ = ("decode", "runs", "site", "start")
+
+    def __init__(self, site: str, start: int, runs: dict[str, dict[str, _Run]], decode: Callable[[Any], Counter[int]]) -> None:
+        self.site = site
+        self.start = start
+        self.runs = runs
+        self.decode = decode
+
+    def __getitem__(self, signal: str) -> list[Bucket]:
+        source, site, at = self.decode, self.site, self.start
+        sums: list[Bucket] = [
+            _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, source), None, None))
+            for key, run in self.runs[signal].items()
+            if run.starts
+        ]
+        if not sums:
+            raise KeyError(signal)
+        return sums
+
+    def __iter__(self) -> Iterator[str]:
+        return (signal for signal, runs in self.runs.items() if any(run.starts for run in runs.values()))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class _Entry:
     __slots__ = ("refresh_at", "runs", "settled", "start")
 
@@ -129,7 +159,7 @@ class BucketCache:
         #: Buckets read from the store, in all: what the cache is for, visible in benchmarks.
         self.rows_read = 0
 
-    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, Buckets]:
+    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, Mapping[str, list[Bucket]]]:
         """Each site's buckets starting in its span, summed per signal and key (as
         :meth:`Store.read_sums` answers). The sums are valid during the pass they were
         read for: their histograms come from the cache on first use.
@@ -162,7 +192,7 @@ class BucketCache:
                 self.forget(sites)
                 raise
             self._add(rows, decode)
-        result: dict[str, Buckets] = {}
+        result: dict[str, Mapping[str, list[Bucket]]] = {}
         for site, (start, _, _) in spans.items():
             entry = entries[site]
             if entry.start < start:
@@ -170,16 +200,7 @@ class BucketCache:
                     for run in runs.values():
                         run.cut(start, decode, tail=False)
                 entry.start = start
-            at = int(start)
-            by_signal = result[site] = {}
-            for signal, runs in entry.runs.items():
-                sums = [
-                    _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, decode), None, None))
-                    for key, run in runs.items()
-                    if run.starts
-                ]
-                if sums:
-                    by_signal[signal] = sums
+            result[site] = _Sums(site, int(start), entry.runs, decode)
         return result
 
     def _add(self, rows: Iterable[Row], decode: Callable[[Any], Counter[int]]) -> None:
