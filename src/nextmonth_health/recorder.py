@@ -118,29 +118,50 @@ class Recorder:
         taken = buffer[:n]
         del buffer[:n]
         hashes: dict[str, int] = {}
+        sites: dict[str, _Site] = {}
         fields = iter(taken)
         for event in zip(*([fields] * FIELDS), strict=True):
             try:
-                if not self._fold_one(event, buckets, hashes):
+                if not self._fold_one(event, buckets, hashes, sites):
                     self._drops["invalid"] += 1
             except Exception as exc:
                 self._drops["invalid"] += 1
                 self._errors.report("recorder.fold", exc)
         return n // FIELDS
 
+    def _site(self, site: Any, sites: dict[str, _Site]) -> _Site | None:
+        """What a flush needs of a site, looked up once per flush; None when it is not one."""
+        if type(site) is not str or not site or len(site) > 100:
+            return None
+        if site not in self._sites and len(self._sites) >= self._max_sites:
+            known = sites[site] = _REFUSED
+            return known
+        settings = self._settings_for(site)
+        routes = self._route_cache.get(id(settings))
+        if routes is None:
+            routes = self._route_cache[id(settings)] = {}
+        known = sites[site] = _Site(settings, routes, counted=site in self._sites)
+        return known
+
     def _fold_one(
-        self, event: tuple[Any, ...], buckets: dict[BucketKey, Bucket], hashes: dict[str, int]
+        self,
+        event: tuple[Any, ...],
+        buckets: dict[BucketKey, Bucket],
+        hashes: dict[str, int],
+        sites: dict[str, _Site],
     ) -> bool:
         signal, site, key, a, b, user, t = event
         if site is None:
             site = self.default_site
-        elif type(site) is not str or not site or len(site) > 100:
-            return False
-        new_site = site not in self._sites
-        if new_site and len(self._sites) >= self._max_sites:
+        known = sites.get(site) if type(site) is str else None
+        if known is None:
+            known = self._site(site, sites)
+            if known is None:
+                return False
+        if known is _REFUSED:
             self._drops["site_limit"] += 1
             return True
-        settings = self._settings_for(site)
+        settings = known.settings
         if user is not None:
             if type(user) is int:
                 if user.bit_length() > _MAX_USER_INT_BITS:
@@ -150,19 +171,23 @@ class Recorder:
                 return False
         value: float | None = None
         if signal == sig.REQUEST:
-            if type(a) is not int or not 100 <= a <= 599 or not _is_duration(b):
+            if type(a) is not int or not 100 <= a <= 599 or not _is_amount(b, _MAX_SECONDS):
                 return False
-            key = self._route(key, settings)
+            key = known.routes.get(key) if type(key) is str else None
             if key is None:
-                return False
+                key = self._route(event[2], known)
+                if key is None:
+                    return False
             bad = a >= 500
             value = float(b)
         elif signal == sig.PAGE_LOAD:
-            if not _is_duration(a) or a > 3600:
+            if not _is_amount(a, 3600):
                 return False
-            key = self._route(key, settings)
+            key = known.routes.get(key) if type(key) is str else None
             if key is None:
-                return False
+                key = self._route(event[2], known)
+                if key is None:
+                    return False
             bad = a > settings.page_load_slow_seconds
             value = float(a)
         elif signal == sig.LOGIN or signal == sig.UPLOAD:
@@ -175,9 +200,15 @@ class Recorder:
             key = ""
         else:
             return False
-        if new_site:
-            self._sites.add(site)  # only a valid event takes one of the max_sites places
-        start = int(t // settings.bucket_seconds) * settings.bucket_seconds
+        if not known.counted:  # only a valid event takes one of the max_sites places
+            if len(self._sites) >= self._max_sites:
+                sites[site] = _REFUSED
+                self._drops["site_limit"] += 1
+                return True
+            known.counted = True
+            self._sites.add(site)
+        step = settings.bucket_seconds
+        start = int(t // step) * step
         bkey = (site, signal, key, start)
         bucket = buckets.get(bkey)
         if bucket is None:
@@ -196,22 +227,41 @@ class Recorder:
                 bucket.bad_users.add(h)
         return True
 
-    def _route(self, path: Any, settings: Settings) -> str | None:
+    def _route(self, path: Any, known: _Site) -> str | None:
+        """The configured route a path falls under (``other`` if none), cached per settings."""
+        settings = known.settings
         if type(path) is not str or not path.startswith("/"):
             return None
         if len(path) > settings.max_key_length:
             return None
+        routes = known.routes
         if "?" in path or "#" in path:
-            path = path.partition("?")[0].partition("#")[0]
-        routes = self._route_cache.get(id(settings))
-        if routes is None:
-            routes = self._route_cache[id(settings)] = {}
-        route = routes.get(path)
-        if route is None:
-            if len(routes) >= _ROUTE_CACHE_LIMIT:
-                routes.clear()
-            route = routes[path] = settings.route_for(path) or sig.OTHER
+            bare = path.partition("?")[0].partition("#")[0]
+            route = routes.get(bare)
+            if route is not None:
+                return route
+        else:
+            bare = path
+        if len(routes) >= _ROUTE_CACHE_LIMIT:
+            routes.clear()
+        route = routes[bare] = settings.route_for(bare) or sig.OTHER
         return route
+
+
+class _Site:
+    """A site as one flush sees it: its settings, their route cache, and whether one of its
+    events was already counted towards ``max_sites``."""
+
+    __slots__ = ("counted", "routes", "settings")
+
+    def __init__(self, settings: Settings | None, routes: dict[str, str], *, counted: bool) -> None:
+        self.settings = settings  # type: ignore[assignment]
+        self.routes = routes
+        self.counted = counted
+
+
+#: A site over ``max_sites``: its events are dropped (and counted) for the rest of a flush.
+_REFUSED = _Site(None, {}, counted=False)
 
 
 def _is_amount(value: Any, limit: float) -> bool:
@@ -220,7 +270,3 @@ def _is_amount(value: Any, limit: float) -> bool:
     Compared, never converted: ``math.isfinite`` and ``float`` raise on huge ints.
     """
     return (type(value) is float or type(value) is int) and 0 <= value <= limit
-
-
-def _is_duration(value: Any) -> bool:
-    return _is_amount(value, _MAX_SECONDS)
