@@ -91,26 +91,32 @@ _OVERFLOWED: Final = b"!"
 _SIGNED: Final = 1 << 63
 _UNSIGNED: Final = 1 << 64
 
-# The keys of one raw bucket, in the order the write script takes them: hash of counts,
-# users set, users HyperLogLog, bad users set, bad users HyperLogLog.
+# The kinds of key one raw bucket has (``nmh:{site}:<kind>:<signal>:<start>:<key>``): hash
+# of counts, users set, users HyperLogLog, bad users set, bad users HyperLogLog.
 _RAW_KINDS: Final = ("b", "bu", "bul", "bb", "bbl")
 
-# One atomic write of a site's deltas. ARGV: raw ttl, exact limit, R raw buckets, U roll-ups,
-# signal set ttl, S signals, the S signal names; then per raw bucket: member, start, total,
-# bad, H hist slots, H x (slot, count), its users and its bad users (each one argument:
-# user hashes as signed decimal ints, space-separated); then per roll-up: member, start,
-# ttl, total, bad, H, H x (slot, count). One argument per user list, not per user: packing
-# arguments is most of a flush's cost in redis-py.
-# KEYS: the site's signal set; per raw bucket its index and _RAW_KINDS keys (6 keys); per
-# roll-up its index and hash (2 keys).
-_WRITE: Final = """
-local raw_ttl, limit, nraw, nroll = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local nsignals = tonumber(ARGV[6])
+# One atomic write of a site's deltas, in few arguments: packing arguments is most of a
+# flush's cost in redis-py, so each bucket's numbers travel as one space-separated string,
+# and the script builds the bucket's key names from the site's prefix (every key of a site
+# shares its hash tag, so they all live in the slot KEYS[1] routes to).
+# KEYS: the site's signal set. ARGV: the site's key prefix, raw ttl, exact limit, R raw
+# buckets, U roll-ups, signal set ttl, S signals, the S signal names; then per raw bucket:
+# escaped signal, member, "start total bad slot count slot count …", its users and its bad
+# users (user hashes as signed decimal ints, space-separated); then per roll-up: its index
+# kind ("ri300"), hash kind ("r300"), escaped signal, member, "start ttl total bad slot
+# count …".
+_WRITE: Final = r"""
+local prefix, raw_ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local nraw, nroll, nsignals = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 local expire = {}
+local function numbers(text)
+  local out = {}
+  for n in string.gmatch(text, '%S+') do out[#out + 1] = n end
+  return out
+end
 local function add_users(set, hll, list)
   if list == '' then return nil end
-  local users = {}
-  for user in string.gmatch(list, '%S+') do users[#users + 1] = user end
+  local users = numbers(list)
   local overflowed = redis.call('SISMEMBER', set, '!') == 1
   for i = 1, #users, 4000 do
     local j = math.min(i + 3999, #users)
@@ -129,38 +135,41 @@ local function add_users(set, hll, list)
   if overflowed then return redis.call('PFCOUNT', hll) end
   return redis.call('SCARD', set)
 end
--- Adds the counts at ARGV[a...] to a hash; returns the index of the next argument.
-local function add_counts(hash, a, ttl)
-  redis.call('HINCRBY', hash, 'total', ARGV[a])
-  redis.call('HINCRBY', hash, 'bad', ARGV[a + 1])
-  local nhist = tonumber(ARGV[a + 2])
-  for h = a + 3, a + 2 + 2 * nhist, 2 do
-    redis.call('HINCRBY', hash, 'h:' .. ARGV[h], ARGV[h + 1])
+-- Adds counts (total, bad, then slot/count pairs from index i of n) to a hash.
+local function add_counts(hash, n, i, ttl)
+  redis.call('HINCRBY', hash, 'total', n[i])
+  redis.call('HINCRBY', hash, 'bad', n[i + 1])
+  for h = i + 2, #n, 2 do
+    redis.call('HINCRBY', hash, 'h:' .. n[h], n[h + 1])
   end
   redis.call('EXPIRE', hash, ttl)
-  return a + 3 + 2 * nhist
 end
 if nsignals > 0 then
-  redis.call('SADD', KEYS[1], unpack(ARGV, 7, 6 + nsignals))
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('SADD', KEYS[1], unpack(ARGV, 8, 7 + nsignals))
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
 end
-local a, k = 7 + nsignals, 2
+local a = 8 + nsignals
 for _ = 1, nraw do
-  redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a])
-  expire[KEYS[k]] = raw_ttl
-  a = add_counts(KEYS[k + 1], a + 2, raw_ttl)
-  local users = add_users(KEYS[k + 2], KEYS[k + 3], ARGV[a])
-  if users then redis.call('HSET', KEYS[k + 1], 'users', users) end
-  local bad_users = add_users(KEYS[k + 4], KEYS[k + 5], ARGV[a + 1])
-  if bad_users then redis.call('HSET', KEYS[k + 1], 'bad_users', bad_users) end
-  a = a + 2
-  k = k + 6
+  local signal, member, n = ARGV[a], ARGV[a + 1], numbers(ARGV[a + 2])
+  local tail = ':' .. signal .. ':' .. member
+  local index = prefix .. 'i:' .. signal
+  redis.call('ZADD', index, n[1], member)
+  expire[index] = raw_ttl
+  local hash = prefix .. 'b' .. tail
+  add_counts(hash, n, 2, raw_ttl)
+  local users = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, ARGV[a + 3])
+  if users then redis.call('HSET', hash, 'users', users) end
+  local bad_users = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, ARGV[a + 4])
+  if bad_users then redis.call('HSET', hash, 'bad_users', bad_users) end
+  a = a + 5
 end
 for _ = 1, nroll do
-  redis.call('ZADD', KEYS[k], ARGV[a + 1], ARGV[a])
-  expire[KEYS[k]] = ARGV[a + 2]
-  a = add_counts(KEYS[k + 1], a + 3, ARGV[a + 2])
-  k = k + 2
+  local member, n = ARGV[a + 3], numbers(ARGV[a + 4])
+  local index = prefix .. ARGV[a] .. ':' .. ARGV[a + 2]
+  redis.call('ZADD', index, n[1], member)
+  expire[index] = n[2]
+  add_counts(prefix .. ARGV[a + 1] .. ':' .. ARGV[a + 2] .. ':' .. member, n, 3, n[2])
+  a = a + 5
 end
 for key, ttl in pairs(expire) do redis.call('EXPIRE', key, ttl) end
 return nraw
@@ -593,18 +602,13 @@ class RedisStore(Store):
 
     def _write_call(self, site: str, buckets: Sequence[Bucket]) -> tuple[str, list[bytes], list[Any]]:
         signals = sorted({b.signal for b in buckets})
-        indexes = {signal: self._index_key(site, signal, None) for signal in signals}
+        escaped = {signal: _encode(_escape(signal)) for signal in signals}
         rollups: dict[tuple[str, int, str], Bucket] = {}
-        keys: list[bytes] = [self._key(site, "signals")]
-        args: list[Any] = [self.history_seconds, EXACT_LIMIT, len(buckets), 0, self.trend_seconds]
-        args += [len(signals), *(_encode(signal) for signal in signals)]
+        args: list[Any] = [self._key(site) + b":", self.history_seconds, EXACT_LIMIT, len(buckets), 0]
+        args += [self.trend_seconds, len(signals), *(_encode(signal) for signal in signals)]
         for bucket in buckets:
             start = int(bucket.start)
-            member = f"{start}:{bucket.key}"
-            keys.append(indexes[bucket.signal])
-            keys += self._bucket_keys(site, bucket.signal, member, _RAW_KINDS)
-            args += (_encode(member), start)
-            _add_counts(args, bucket)
+            args += (escaped[bucket.signal], _encode(f"{start}:{bucket.key}"), _numbers(start, bucket))
             for counter in (bucket.users, bucket.bad_users):
                 items = counter.exact_items()
                 if items is None:
@@ -617,12 +621,11 @@ class RedisStore(Store):
                 if rollup is None:
                     rollup = rollups[slot] = Bucket(site, bucket.signal, bucket.key, rollup_of(start, width))
                 rollup.add_counts(bucket)
-        args[3] = len(rollups)
+        args[4] = len(rollups)
         for (signal, width, member), rollup in rollups.items():
-            keys += (self._index_key(site, signal, width), self._rollup_key(site, signal, width, member))
-            args += (_encode(member), rollup.start, self._rollup_ttl(width))
-            _add_counts(args, rollup)
-        return ("write", keys, args)
+            args += (f"ri{width}", f"r{width}", escaped[signal], _encode(member))
+            args.append(_numbers(rollup.start, rollup, self._rollup_ttl(width)))
+        return ("write", [self._key(site, "signals")], args)
 
     def _rollup_ttl(self, width: int) -> int:
         return self.trend_seconds if width >= HOUR else self.history_seconds
@@ -1027,10 +1030,13 @@ def _loads(cls: type[Any], data: bytes) -> Any:
     return cls(**values)
 
 
-def _add_counts(args: list[Any], bucket: Bucket) -> None:
-    args += (int(bucket.total), int(bucket.bad), len(bucket.hist))
-    for index, n in bucket.hist.items():
-        args += (int(index), int(n))
+def _numbers(start: int, bucket: Bucket, *ttl: int) -> str:
+    """A bucket's numbers as the write script takes them: start, [ttl,] total, bad, then
+    (slot, count) pairs."""
+    parts = [start, *ttl, int(bucket.total), int(bucket.bad)]
+    for slot, n in bucket.hist.items():
+        parts += (int(slot), int(n))
+    return " ".join(map(str, parts))
 
 
 class _CountsBucket(StoredBucket):
