@@ -311,5 +311,7 @@ class StoreContract:
         store.trim(buckets_before=T0 + 10, hourly_before=T0, resolved_before=timestamp(START - 86_400))
         assert store.read("s", REQUEST, T0 - 10_000, T0 + 10) == []
         assert [b.start for b in store.read_hourly("s", REQUEST, T0 - 10_000, T0 + 10)] == [T0]
+        assert store.read_rollup("s", REQUEST, 300, T0 - 10_000, T0 + 10) == []
         assert sorted(i.id for i in store.incidents()) == ["open", "recent"]
         assert [a.incident_id for a in store.alerts()] == []
+        assert store.acknowledge_alert("old", timestamp(START)) is None

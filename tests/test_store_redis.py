@@ -143,6 +143,17 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
     assert ttls[b"nmh:{a}:r3600:request:%d:/bookings" % T0] > 7200, "hourly roll-ups keep trends longer"
 
 
+def test_trim_leaves_no_key_of_what_it_forgot(redis_db: RedisServer, store: RedisStore) -> None:
+    store.write([bucket(start=T0 - 7200, key="/a:b{c}"), bucket(start=T0)])
+    store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))
+    store.save_alert(alert("old"))
+    store.trim(buckets_before=T0 - 3600, hourly_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
+    left = [k.decode() for k in all_keys(redis_db)]
+    assert not [k for k in left if str(T0 - 7200) in k], "every key of the old bucket and its roll-ups"
+    assert any(str(T0) in k for k in left), "the recent bucket stays"
+    assert redis_db.client().hgetall(f"{store.prefix}:{{alert-sites}}") == {}
+
+
 def test_users_are_exact_while_small_and_estimated_beyond(store: RedisStore) -> None:
     crowd = [f"user-{i}" for i in range(700)]
     store.write([bucket(start=T0, users=crowd[:400], bad_users=crowd[:300])])

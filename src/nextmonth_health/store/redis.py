@@ -221,6 +221,52 @@ end
 return table.concat(out)
 """
 
+# Forget a site's buckets and roll-ups older than the cutoffs, and its incidents (with their
+# alerts) resolved before one. KEYS: the site's signal set. ARGV: the site's key prefix,
+# "(<before>" for raw buckets and five-minute roll-ups, "(<before>" for hourly ones, the
+# resolved cutoff in seconds. Returns the ids of the incidents forgotten.
+_TRIM: Final = r"""
+local prefix, before, hourly_before, resolved_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local escapes = {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'}
+local tables = {
+  {'i', {'b', 'bu', 'bul', 'bb', 'bbl'}, before},
+  {'ri300', {'r300'}, before},
+  {'ri3600', {'r3600'}, hourly_before},
+}
+for _, raw in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local signal = string.gsub(raw, '[%%:{}]', escapes)
+  for _, t in ipairs(tables) do
+    local index = prefix .. t[1] .. ':' .. signal
+    local old = redis.call('ZRANGEBYSCORE', index, '-inf', t[3])
+    for i = 1, #old, 500 do
+      local j = math.min(i + 499, #old)
+      local doomed = {}
+      for m = i, j do
+        for _, kind in ipairs(t[2]) do doomed[#doomed + 1] = prefix .. kind .. ':' .. signal .. ':' .. old[m] end
+      end
+      redis.call('DEL', unpack(doomed))
+      redis.call('ZREM', index, unpack(old, i, j))
+    end
+  end
+end
+local incidents = prefix .. 'incidents'
+local fields = redis.call('HGETALL', incidents)
+local gone = {}
+for i = 1, #fields, 2 do
+  local ok, doc = pcall(cjson.decode, fields[i + 1])
+  if ok and type(doc['resolved_at']) == 'number' and doc['resolved_at'] < resolved_before then
+    gone[#gone + 1] = fields[i]
+  end
+end
+for i = 1, #gone, 500 do
+  local j = math.min(i + 499, #gone)
+  for _, hash in ipairs({incidents, prefix .. 'alerts', prefix .. 'alerts:created', prefix .. 'alerts:ack'}) do
+    redis.call('HDEL', hash, unpack(gone, i, j))
+  end
+end
+return gone
+"""
+
 # KEYS: incidents, open index. The open incidents of a site.
 _OPEN_INCIDENTS: Final = """
 local ids = redis.call('HVALS', KEYS[2])
@@ -471,6 +517,7 @@ class RedisStore(Store):
                 ("read_many", _READ_MANY),
                 ("window_users", _WINDOW_USERS),
                 ("open_incidents", _OPEN_INCIDENTS),
+                ("trim", _TRIM),
                 ("save_incident", _SAVE_INCIDENT),
                 ("save_alert", _SAVE_ALERT),
                 ("acknowledge", _ACKNOWLEDGE),
@@ -927,51 +974,18 @@ class RedisStore(Store):
         """Delete raw buckets, roll-ups and resolved incidents older than the cutoffs.
 
         TTLs already bound what Redis holds; this applies the evaluator's own clock, and
-        drops sites nothing has touched for ``trend`` seconds from the site list.
+        drops sites nothing has touched for ``trend`` seconds from the site list. One
+        script call per site, all in one round trip; then the forgotten incidents leave
+        the cross-site alert index.
         """
         client = self._client
         client.zremrangebyscore(self._sites_key, "-inf", f"({time.time() - self.trend_seconds}")
         sites = sorted(self.sites())
-        pipe = client.pipeline(transaction=False)
-        for site in sites:
-            pipe.smembers(self._key(site, "signals"))
-            pipe.hvals(self._key(site, "incidents"))
-        replies = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        series = []
-        for site, signals in zip(sites, replies[0::2], strict=True):
-            for raw in sorted(signals):
-                signal = _decode(raw)
-                for width in (None, *ROLLUP_WIDTHS):
-                    before = hourly_before if width is not None and width >= HOUR else buckets_before
-                    index_key = self._index_key(site, signal, width)
-                    series.append((site, signal, width, index_key))
-                    pipe.zrangebyscore(index_key, "-inf", f"({before}")
-        old = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        for (site, signal, width, index_key), members in zip(series, old, strict=True):
-            for i in range(0, len(members), 200):
-                chunk = members[i : i + 200]
-                if width is None:
-                    doomed = [
-                        k for m in chunk for k in self._bucket_keys(site, signal, _decode(m), _RAW_KINDS)
-                    ]
-                else:
-                    doomed = [self._rollup_key(site, signal, width, _decode(m)) for m in chunk]
-                for key in doomed:  # one key a command: cluster pipelines refuse multi-key DEL
-                    pipe.delete(key)
-                pipe.zrem(index_key, *chunk)
-        for site, docs in zip(sites, replies[1::2], strict=True):
-            incidents = [_loads(Incident, doc) for doc in docs]
-            gone = [i for i in incidents if i.resolved_at is not None and i.resolved_at < resolved_before]
-            if not gone:
-                continue
-            ids = [_encode(i.id) for i in gone]
-            pipe.hdel(self._key(site, "incidents"), *ids)
-            for key in self._alert_keys(site):
-                pipe.hdel(key, *ids)
-            pipe.hdel(self._alert_sites_key, *ids)
-        pipe.execute()
+        args = [f"({float(buckets_before)!r}", f"({float(hourly_before)!r}", repr(resolved_before.timestamp())]
+        gone = self._run([("trim", [self._key(site, "signals")], [self._key(site) + b":", *args]) for site in sites])
+        ids = [incident_id for found in gone for incident_id in found]
+        for i in range(0, len(ids), 500):
+            client.hdel(self._alert_sites_key, *ids[i : i + 500])
 
 
 _STORES: weakref.WeakSet[RedisStore] = weakref.WeakSet()
