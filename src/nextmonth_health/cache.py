@@ -26,7 +26,7 @@ from typing import Any, Final
 from .signals import Bucket, hist_add
 from .store.base import Row, Store, StoredBucket
 
-__all__ = ["SETTLE_SECONDS", "REFRESH_SECONDS", "BucketCache", "Span"]
+__all__ = ["REFRESH_SECONDS", "SETTLE_SECONDS", "BucketCache", "Span"]
 
 #: A bucket that ended this long ago is not re-read: fifteen flushes of every process
 #: (and clocks that agree within a few seconds) have landed by then.

@@ -10,8 +10,8 @@ the host.
 from __future__ import annotations
 
 import inspect
-import types
 import os
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -194,8 +194,9 @@ class Evaluator:
                 [f"leader:{site}" for site in sites], self.owner, max(3 * m.settings.tick_seconds, 30.0), now
             )
             mine = [site for site, ok in zip(sites, taken, strict=True) if ok]
-            self._windows.forget([site for site, ok in zip(sites, taken, strict=True) if not ok])
-            self._baselines.forget([site for site, ok in zip(sites, taken, strict=True) if not ok])
+            lost = [site for site, ok in zip(sites, taken, strict=True) if not ok]
+            self._windows.forget(lost)  # read whole when this process leads them again
+            self._baselines.forget(lost)
             if not mine:
                 return []
             open_now = m.store.open_incidents(mine)

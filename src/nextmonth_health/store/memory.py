@@ -10,6 +10,7 @@ import bisect
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 import attrs
 
@@ -96,7 +97,7 @@ class MemoryStore(Store):
                     at = rollup_of(bucket.start, width)
                     keys = table.get(name) or table.setdefault(name, {})
                     series = keys.get(key) or keys.setdefault(key, _Keyed())
-                    series.add(bucket, at, lambda at=at: Bucket(site, signal, key, at), _add_counts)
+                    series.add(bucket, at, partial(Bucket, site, signal, key, at), _add_counts)
                 keys = self._buckets.get(name) or self._buckets.setdefault(name, {})
                 series = keys.get(key) or keys.setdefault(key, _Keyed())
                 series.add(bucket, bucket.start, bucket.compact, _merge)
