@@ -312,6 +312,19 @@ class StoredBucket(Bucket):
         bucket._blobs = blobs
         return bucket
 
+    @classmethod
+    def grouped(cls, sites: Iterable[str], rows: Iterable[Row]) -> dict[str, dict[str, list[Bucket]]]:
+        """:meth:`Store.read_rows` rows as :meth:`Store.read_many` answers: buckets of this
+        class (users left out), per site and signal."""
+        found: dict[str, dict[str, list[Bucket]]] = {site: {} for site in sites}
+        for site, signal, key, start, total, bad, hist in rows:
+            by_signal = found[site]
+            buckets = by_signal.get(signal)
+            if buckets is None:
+                buckets = by_signal[signal] = []
+            buckets.append(cls.of(site, signal, key, start, total, bad, (hist, None, None)))
+        return found
+
 
 class SumBucket(StoredBucket):
     """One (site, signal, key)'s counts summed over a span (``start`` is the span's), its

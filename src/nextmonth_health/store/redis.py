@@ -734,13 +734,7 @@ class RedisStore(Store):
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
     ) -> dict[str, dict[str, list[Bucket]]]:
         """One script call per site, all in one round trip; users are left out (see the base class)."""
-        found: dict[str, dict[str, list[Bucket]]] = {site: {} for site in sites}
-        for site, signal, key, at, total, bad, hist in self.read_rows(sites, start, end, width=width):
-            rows = found[site].get(signal)
-            if rows is None:
-                rows = found[site][signal] = []
-            rows.append(_CountsBucket.of(site, signal, key, at, total, bad, (hist, None, None)))
-        return found
+        return _CountsBucket.grouped(sites, self.read_rows(sites, start, end, width=width))
 
     def read_rows(
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None

@@ -417,13 +417,7 @@ class SQLiteStore(Store):
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
     ) -> dict[str, dict[str, list[Bucket]]]:
         """One query per batch of sites; user sketches are left out (see the base class)."""
-        found: dict[str, dict[str, list[Bucket]]] = {site: {} for site in sites}
-        for site, signal, key, at, total, bad, hist in self.read_rows(sites, start, end, width=width):
-            rows = found[site].get(signal)
-            if rows is None:
-                rows = found[site][signal] = []
-            rows.append(_StoredBucket.of(site, signal, key, at, total, bad, (hist, None, None)))
-        return found
+        return _StoredBucket.grouped(sites, self.read_rows(sites, start, end, width=width))
 
     def read_rows(
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
