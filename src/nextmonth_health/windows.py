@@ -98,8 +98,9 @@ class SiteView:
         self.settings = settings
         self._store = store
         self._incidents = incidents or {}
-        self._fine: dict[str, tuple[float, Sequence[Bucket]]] = {}
-        self._by_key: dict[tuple[str, str], list[Bucket]] = {}
+        self._fine: dict[tuple[str, float], Sequence[Bucket]] = {}
+        self._by_key: dict[tuple[str, float, str], list[Bucket]] = {}
+        self._grouped: set[tuple[str, float]] = set()
         self._coarse: dict[str, Sequence[Bucket]] = {}
         (self._window_start, end), self._baseline_span = self.spans(now, settings)
         #: The end of the bucket now is in: the freshest counts are judged too.
@@ -129,51 +130,47 @@ class SiteView:
         return self._incidents.get((check, key))
 
     def _series(self, signal: str, start: float) -> Sequence[Bucket]:
-        cached = self._fine.get(signal)
-        if cached is None or cached[0] > start:
-            start = min(start, self._window_start)
+        """A signal's buckets starting in ``[start, end)``: for the window, what the pass
+        handed in (one summed bucket per key); for any other span, read from the store."""
+        rows = self._fine.get((signal, start))
+        if rows is None:
             if self._read_window is not None and start == self._window_start:
-                rows: Sequence[Bucket] = self._read_window.get(signal, ())
+                rows = self._read_window.get(signal, ())
             else:
                 rows = self._store.read(self.site, signal, start, self.end)
-            cached = self._fine[signal] = (start, rows)
-            for name in [name for name in self._by_key if name[0] == signal]:
-                del self._by_key[name]
-        return cached[1]
+            self._fine[(signal, start)] = rows
+        return rows
 
-    def _cells(self, signal: str, keys: Keys, start: float, end: float) -> Sequence[Bucket]:
+    def _cells(self, signal: str, keys: Keys, start: float) -> Sequence[Bucket]:
         series = self._series(signal, start)
         if isinstance(keys, str):
-            rows = self._by_key.get((signal, keys))
-            if rows is None:
-                self._group(signal, series)
-                rows = self._by_key.get((signal, keys), [])
-            series = rows
-        elif keys is not None:
+            if (signal, start) not in self._grouped:
+                self._group(signal, start, series)
+            return self._by_key.get((signal, start, keys), ())
+        if keys is not None:
             wanted = set(keys)
-            series = [b for b in series if b.key in wanted]
-        if self._fine[signal][0] == start and end == self.end:
-            return series
-        return [b for b in series if start <= b.start < end]
+            return [b for b in series if b.key in wanted]
+        return series
 
-    def _group(self, signal: str, series: Sequence[Bucket]) -> None:
+    def _group(self, signal: str, start: float, series: Sequence[Bucket]) -> None:
         """Split a signal's buckets by key in one go: checks ask for several keys of one signal."""
+        self._grouped.add((signal, start))
         by_key = self._by_key
         for bucket in series:
-            rows = by_key.get((signal, bucket.key))
+            rows = by_key.get((signal, start, bucket.key))
             if rows is None:
-                rows = by_key[(signal, bucket.key)] = []
+                rows = by_key[(signal, start, bucket.key)] = []
             rows.append(bucket)
 
     def keys(self, signal: str) -> set[str]:
         """Keys (routes, pages) with anything recorded in the window."""
-        return {b.key for b in self._series(signal, self.end - self.settings.window_seconds)}
+        return {b.key for b in self._series(signal, self._window_start)}
 
     def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Window:
         """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets."""
         span = self.settings.window_seconds if seconds is None else seconds
         start = self.end - span
-        return Window(signal, start, self.end, self._cells(signal, keys, start, self.end))
+        return Window(signal, start, self.end, self._cells(signal, keys, start))
 
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
