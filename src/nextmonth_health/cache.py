@@ -10,8 +10,8 @@ every ``refresh`` seconds (staggered across sites), so counts that reach the sto
 a worker that could not flush for a while — are seen within ``refresh``, and a pass never
 spends more than a ``refresh``'s share of sites on whole reads.
 
-Used for stores that do I/O (SQLite, Redis); ``memory://`` hands out its live buckets and
-has nothing to save.
+Used for stores that do I/O (SQLite, Redis); ``memory://`` answers from running sums of
+its own and has nothing to save.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ REFRESH_SECONDS: Final = 300.0
 
 #: The span a pass needs for a site: start, end (exclusive), and the width of one bucket.
 Span = tuple[float, float, int]
-
-Buckets = dict[str, list[Bucket]]
-
 
 class _Run:
     """One (signal, key)'s buckets in the span, ordered by start, as plain arrays, with
@@ -156,7 +153,7 @@ class BucketCache:
         self.settle = settle
         self.refresh = refresh
         self._entries: dict[str, _Entry] = {}
-        #: Buckets read from the store, in all: what the cache is for, visible in benchmarks.
+        #: Buckets read from the store, in all: what the cache saves shows here.
         self.rows_read = 0
 
     def get(self, spans: Mapping[str, Span], now: float) -> dict[str, Mapping[str, list[Bucket]]]:

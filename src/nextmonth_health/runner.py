@@ -110,7 +110,7 @@ class Evaluator:
         self._store_down = False
         self.last_evaluation: float | None = None
         store = monitor.store
-        # A store doing I/O is read through caches; memory:// hands out its live buckets.
+        # A store doing I/O is read through caches; memory:// answers from its running sums.
         self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
         self._baselines: _Reader = (
             BucketCache(store, BASELINE_ROLLUP) if store.blocking else _Direct(store, BASELINE_ROLLUP)
