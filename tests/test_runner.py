@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -293,3 +295,36 @@ def test_the_core_import_stays_light() -> None:
         "assert nmh.asgi.HealthMiddleware and nmh.wsgi.HealthMiddleware"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_store_that_fails_to_read_windows_pauses_the_pass_and_recovers(
+    fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """Leases taken, then the batched read fails: the pass reports it and judges nothing;
+    the next pass reads the sites whole again and opens the incident once."""
+
+    class Flaky(nmh.store.SQLiteStore):
+        failing = False
+
+        def read_rows(self, *args: Any, **kwargs: Any) -> Any:
+            if self.failing:
+                raise OSError("disk went away")
+            return super().read_rows(*args, **kwargs)
+
+    store = Flaky(f"sqlite:///{tmp_path}/flaky.db")
+    m = nmh.Monitor("io", store=store, clock=fake_clock, load_entrypoints=False)
+    reported: list[str] = []
+    m.errors.subscribe(lambda where, exc: reported.append(where))
+    for user in range(20):
+        m.record_upload(False, user=f"u{user}")
+    fake_clock.advance(10)
+    store.failing = True
+    failed = await m.evaluate()
+    assert (failed.sites, failed.readings, failed.transitions) == ((), (), ())
+    assert reported == ["store.read"]
+    store.failing = False
+    fake_clock.advance(15)
+    recovered = await m.evaluate()
+    assert recovered.sites == ("io",)
+    assert [t.incident.check for t in recovered.opened] == ["upload_failures"]
+    store.close()
