@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,6 +110,7 @@ class Evaluator:
         self._last_trim = float("-inf")
         self._store_down = False
         self.last_evaluation: float | None = None
+        self._reading = threading.Lock()
         store = monitor.store
         # A store doing I/O is read through caches; memory:// answers from its running sums.
         self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
@@ -179,6 +181,12 @@ class Evaluator:
         )
 
     def _prepare(self, sites: list[str], now: float) -> list[_SitePass]:
+        # One batch at a time, even if a host awaits evaluate() while the loop runs one:
+        # the caches (and the views made from them) are not for two threads at once.
+        with self._reading:
+            return self._prepare_batch(sites, now)
+
+    def _prepare_batch(self, sites: list[str], now: float) -> list[_SitePass]:
         """The synchronous part of a batch of sites' pass: leases, reads, plain checks, incidents.
 
         Runs in a worker thread when the store blocks, so SQLite or Redis I/O never stalls
