@@ -152,6 +152,35 @@ class StoreContract:
             ("/odd\tkey\n%41", five, 10),
         ]
 
+    def test_sums_give_one_bucket_per_signal_and_key(self, store: Store) -> None:
+        store.write(
+            [
+                bucket(start=T0),
+                bucket(start=T0 + 10, total=4, bad=1, hist={40: 4}),
+                bucket(start=T0 + 20),  # past the range
+                bucket(key="/x", start=T0 + 10, total=5, bad=0, hist={2: 5}),
+                bucket(signal=LOGIN, key="", total=3, bad=1, hist={}),
+            ]
+        )
+        found = store.sums(["s", "nobody"], T0, T0 + 20)
+        assert dict(found["nobody"]) == {}
+        requests = found["s"][REQUEST]
+        assert sorted(requests) == ["/bookings", "/x"]
+        both = requests["/bookings"]
+        assert (both.start, both.total, both.bad, dict(both.hist)) == (T0, 14, 3, {1: 3, 40: 11})
+        assert requests.get("/nothing") is None
+        assert [(b.key, b.total) for b in found["s"][LOGIN].values()] == [("", 3)]
+        expected = store.read_sums(["s"], T0, T0 + 20)["s"]
+        assert {
+            (signal, key, b.total, b.bad, tuple(sorted(b.hist.items())))
+            for signal, by_key in found["s"].items()
+            for key, b in by_key.items()
+        } == {
+            (signal, b.key, b.total, b.bad, tuple(sorted(b.hist.items())))
+            for signal, rows in expected.items()
+            for b in rows
+        }
+
     def test_open_incidents_of_many_sites(self, store: Store) -> None:
         a = incident("a", "s", opened=T0)
         b = incident("b", "s", opened=T0 + 1, key="/portal")

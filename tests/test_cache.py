@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from nextmonth_health.cache import REFRESH_SECONDS, SETTLE_SECONDS, BucketCache
 from nextmonth_health.signals import LOGIN, PAGE_LOAD, REQUEST, Bucket
 from nextmonth_health.store import SQLiteStore, Store, open_store
+from nextmonth_health.store.base import SiteSums
 from nextmonth_health.testing import START
 
 from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
@@ -44,12 +45,12 @@ def spans(sites: list[str], now: float) -> dict[str, tuple[float, float, int]]:
     return {site: (end - SPAN, end, STEP) for site in sites}
 
 
-def flat(found: dict[str, dict[str, list[Bucket]]], hist: bool = False) -> dict[tuple[str, str, str], tuple]:
+def flat(found: Mapping[str, SiteSums], hist: bool = False) -> dict[tuple[str, str, str], tuple]:
     return {
-        (site, signal, b.key): (b.start, b.total, b.bad) + ((dict(b.hist),) if hist else ())
+        (site, signal, key): (b.start, b.total, b.bad) + ((dict(b.hist),) if hist else ())
         for site, by_signal in found.items()
-        for signal, rows in by_signal.items()
-        for b in rows
+        for signal, by_key in by_signal.items()
+        for key, b in by_key.items()
     }
 
 
@@ -66,7 +67,7 @@ def test_a_pass_rereads_only_what_can_still_change(store: Store) -> None:
     found = cache.get(spans(sites, now), now)
     reread = (cache.rows_read - before) // 2
     assert reread <= (15 + SETTLE_SECONDS + 2 * STEP) // STEP, "only the unsettled tail and the new buckets"
-    assert found["a"][REQUEST][0].total == 2 * 30
+    assert found["a"][REQUEST]["/x"].total == 2 * 30
 
 
 def test_sums_match_a_fresh_read_as_traffic_and_time_move_on(store: Store) -> None:
@@ -102,7 +103,7 @@ def test_sums_match_a_fresh_read_as_traffic_and_time_move_on(store: Store) -> No
         span = spans(sites, now)
         got = cache.get(span, now)
         start, end, _ = span["a"]
-        expected = store.read_sums(sites, start, end)
+        expected = store.sums(sites, start, end)
         with_hist = step % 3 == 0
         assert flat(got, with_hist) == flat(expected, with_hist), f"pass {step}"
         now += 15
@@ -115,16 +116,16 @@ def test_a_late_write_is_counted_after_the_next_refresh(store: Store) -> None:
     cache.get(spans(["a"], now), now)
     store.write([bucket("a", LOGIN, "", T0 + 500, 4)])  # long settled: a worker that could not flush
     now += 15
-    [stale] = cache.get(spans(["a"], now), now)["a"][LOGIN]
+    [stale] = cache.get(spans(["a"], now), now)["a"][LOGIN].values()
     assert stale.total == 1
     now += 2 * REFRESH_SECONDS
     store.write([bucket("a", LOGIN, "", int(now) - int(now) % STEP - 200, 1)])
-    [fresh] = cache.get(spans(["a"], now), now)["a"][LOGIN]
+    [fresh] = cache.get(spans(["a"], now), now)["a"][LOGIN].values()
     assert fresh.total == 1, "a refresh rereads the window whole; the late bucket has left it"
     now += 15
     store.write([bucket("a", LOGIN, "", int(now) - int(now) % STEP - 250, 3)])  # late, inside the span
     cache.forget(["a"])
-    [again] = cache.get(spans(["a"], now), now)["a"][LOGIN]
+    [again] = cache.get(spans(["a"], now), now)["a"][LOGIN].values()
     assert again.total == 4, "a forgotten site is read whole"
 
 
@@ -147,5 +148,5 @@ def test_a_failed_read_forgets_the_sites_and_raises(tmp_path: Path) -> None:
             cache.get(spans(["a"], now + 15), now + 15)
         store.fail = False
         store.write([bucket("a", LOGIN, "", T0 + 400, 5)])  # settled: seen only by a whole read
-        [got] = cache.get(spans(["a"], now + 30), now + 30)["a"][LOGIN]
+        [got] = cache.get(spans(["a"], now + 30), now + 30)["a"][LOGIN].values()
         assert got.total == 6

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from .signals import Bucket, hist_add
-from .store.base import Row, Store, StoredBucket
+from .store.base import Row, SiteSums, Store, StoredBucket
 
 __all__ = ["REFRESH_SECONDS", "SETTLE_SECONDS", "BucketCache", "Span"]
 
@@ -97,9 +97,49 @@ class _RunSum(StoredBucket):
         return run.merged_hist(decode)
 
 
-class _Sums(Mapping[str, list[Bucket]]):
-    """A site's runs as one summed bucket per key, per signal, made when a check asks: they
-    die young, so the garbage collector never has to promote and re-scan them."""
+class _KeySums(Mapping[str, Bucket]):
+    """One signal's runs as one summed bucket per key, made when a check asks: they die
+    young, so the garbage collector never has to promote and re-scan them."""
+
+    __slots__ = ("decode", "runs", "signal", "site", "start")
+
+    def __init__(self, site: str, signal: str, start: int, runs: dict[str, _Run], decode: Callable[[Any], Counter[int]]) -> None:
+        self.site = site
+        self.signal = signal
+        self.start = start
+        self.runs = runs
+        self.decode = decode
+
+    def get(self, key: str, default: Any = None) -> Any:
+        run = self.runs.get(key)
+        if run is None or not run.starts:
+            return default
+        return _RunSum.of(self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None))
+
+    def __getitem__(self, key: str) -> Bucket:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found  # type: ignore[no-any-return]
+
+    def values(self) -> list[Bucket]:  # type: ignore[override]
+        """Every key's sum, in one go (a view would look each key up twice)."""
+        site, signal, at, decode = self.site, self.signal, self.start, self.decode
+        return [
+            _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, decode), None, None))
+            for key, run in self.runs.items()
+            if run.starts
+        ]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, run in self.runs.items() if run.starts)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Sums(Mapping[str, Mapping[str, Bucket]]):
+    """A site's runs, by signal and key (:data:`~nextmonth_health.store.base.SiteSums`)."""
 
     __slots__ = ("decode", "runs", "site", "start")
 
@@ -109,16 +149,17 @@ class _Sums(Mapping[str, list[Bucket]]):
         self.runs = runs
         self.decode = decode
 
-    def __getitem__(self, signal: str) -> list[Bucket]:
-        source, site, at = self.decode, self.site, self.start
-        sums: list[Bucket] = [
-            _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, source), None, None))
-            for key, run in self.runs[signal].items()
-            if run.starts
-        ]
-        if not sums:
+    def get(self, signal: str, default: Any = None) -> Any:
+        runs = self.runs.get(signal)
+        if runs is None:
+            return default
+        return _KeySums(self.site, signal, self.start, runs, self.decode)
+
+    def __getitem__(self, signal: str) -> Mapping[str, Bucket]:
+        found = self.get(signal)
+        if found is None:
             raise KeyError(signal)
-        return sums
+        return found  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[str]:
         return (signal for signal, runs in self.runs.items() if any(run.starts for run in runs.values()))
@@ -156,9 +197,9 @@ class BucketCache:
         #: Buckets read from the store, in all: what the cache saves shows here.
         self.rows_read = 0
 
-    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, Mapping[str, list[Bucket]]]:
+    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
         """Each site's buckets starting in its span, summed per signal and key (as
-        :meth:`Store.read_sums` answers). The sums are valid during the pass they were
+        :meth:`Store.sums` answers). The sums are valid during the pass they were
         read for: their histograms come from the cache on first use.
 
         Sites that need the same range read share one :meth:`Store.read_rows` call.
@@ -189,7 +230,7 @@ class BucketCache:
                 self.forget(sites)
                 raise
             self._add(rows, decode)
-        result: dict[str, Mapping[str, list[Bucket]]] = {}
+        result: dict[str, SiteSums] = {}
         for site, (start, _, _) in spans.items():
             entry = entries[site]
             if entry.start < start:

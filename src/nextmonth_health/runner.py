@@ -22,7 +22,7 @@ import structlog
 from attrs import field, frozen
 
 from .cache import BucketCache, Span
-from .signals import Bucket
+from .store.base import SiteSums
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
 
@@ -323,13 +323,13 @@ class _Direct:
         self.store = store
         self.width = width
 
-    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, dict[str, list[Bucket]]]:
+    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
         groups: dict[tuple[float, float], list[str]] = {}
         for site, (start, end, _) in spans.items():
             groups.setdefault((start, end), []).append(site)
-        found: dict[str, dict[str, list[Bucket]]] = {}
+        found: dict[str, SiteSums] = {}
         for (start, end), sites in groups.items():
-            found.update(self.store.read_sums(sites, start, end, width=self.width))
+            found.update(self.store.sums(sites, start, end, width=self.width))
         return found
 
     def forget(self, sites: list[str] | None = None) -> None:

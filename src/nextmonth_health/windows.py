@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .settings import Settings
 from .signals import Bucket, hist_add, hist_quantile
-from .store.base import Store
+from .store.base import SiteSums, Store
 from .values import Health, Incident
 
 __all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Window"]
@@ -30,6 +30,20 @@ def _wanted(keys: Keys) -> set[str] | None:
     return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
 
 
+def _one(sums: SiteSums, signal: str, key: str) -> Sequence[Bucket]:
+    by_key = sums.get(signal)
+    bucket = None if by_key is None else by_key.get(key)
+    return () if bucket is None else (bucket,)
+
+
+def _every(sums: SiteSums, signal: str) -> Sequence[Bucket]:
+    by_key = sums.get(signal)
+    if by_key is None:
+        return ()
+    found = by_key.values()
+    return found if isinstance(found, list) else list(found)
+
+
 class Window:
     """Counts and values of one signal over a span, merged over keys.
 
@@ -37,7 +51,7 @@ class Window:
     if a quantile is asked for, since most checks need ratios alone.
     """
 
-    __slots__ = ("_buckets", "_hist", "bad", "end", "signal", "start", "total")
+    __slots__ = ("_buckets", "_hist", "_samples", "bad", "end", "signal", "start", "total")
 
     def __init__(self, signal: str, start: float, end: float, buckets: Sequence[Bucket]) -> None:
         self.signal = signal
@@ -51,6 +65,7 @@ class Window:
             self.bad = sum(b.bad for b in buckets)
         self._buckets = buckets
         self._hist: Counter[int] | None = None
+        self._samples: int | None = None
 
     @property
     def ratio(self) -> float:
@@ -69,7 +84,9 @@ class Window:
     @property
     def samples(self) -> int:
         """How many values (durations, load times) the window holds."""
-        return sum(self.hist.values())
+        if self._samples is None:
+            self._samples = sum(self.hist.values())
+        return self._samples
 
     def quantile(self, q: float) -> float | None:
         """The q-quantile of the window's values, within ~2.5 %, or None with no samples."""
@@ -90,8 +107,8 @@ class SiteView:
         store: Store,
         incidents: Mapping[tuple[str, str], Incident] | None = None,
         *,
-        window: Mapping[str, Sequence[Bucket]] | None = None,
-        baseline: Mapping[str, Sequence[Bucket]] | None = None,
+        window: SiteSums | None = None,
+        baseline: SiteSums | None = None,
     ) -> None:
         self.site = site
         self.now = now
@@ -113,7 +130,8 @@ class SiteView:
         """The ranges a view of ``now`` reads: its window's buckets and its baseline's roll-ups.
 
         The evaluator reads them for many sites at once and hands them in as ``window``
-        and ``baseline`` (every signal's buckets starting in each range).
+        and ``baseline``: each series summed over its range, by signal and key
+        (:meth:`Store.sums <nextmonth_health.store.base.Store.sums>`).
         """
         step = settings.bucket_seconds
         end = (int(now) // step) * step + step
@@ -135,13 +153,15 @@ class SiteView:
         rows = self._fine.get((signal, start))
         if rows is None:
             if self._read_window is not None and start == self._window_start:
-                rows = self._read_window.get(signal, ())
+                rows = _every(self._read_window, signal)
             else:
                 rows = self._store.read(self.site, signal, start, self.end)
             self._fine[(signal, start)] = rows
         return rows
 
     def _cells(self, signal: str, keys: Keys, start: float) -> Sequence[Bucket]:
+        if isinstance(keys, str) and self._read_window is not None and start == self._window_start:
+            return _one(self._read_window, signal, keys)
         series = self._series(signal, start)
         if isinstance(keys, str):
             if (signal, start) not in self._grouped:
@@ -175,10 +195,12 @@ class SiteView:
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
         start, end = self._baseline_span
+        if isinstance(keys, str) and self._read_baseline is not None:
+            return Window(signal, start, end, _one(self._read_baseline, signal, keys))
         rows = self._coarse.get(signal)
         if rows is None:
             if self._read_baseline is not None:
-                rows = self._read_baseline.get(signal, ())
+                rows = _every(self._read_baseline, signal)
             else:
                 rows = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
             self._coarse[signal] = rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["Store", "StoredBucket", "SumBucket"]
+__all__ = ["SiteSums", "Store", "StoredBucket", "SumBucket"]
 
 
 class Store(abc.ABC):
@@ -140,6 +140,18 @@ class Store(abc.ABC):
             for site, by_signal in self.read_many(sites, start, end, width=width).items()
         }
 
+    def sums(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, SiteSums]:
+        """:meth:`read_sums`'s answer by signal, then by key: what a pass hands each site's
+        view. A store that keeps everything in memory may answer lazily (summing a series
+        when it is looked up, as of then), so that a pass pays only for what checks ask.
+        """
+        return {
+            site: {signal: {b.key: b for b in rows} for signal, rows in by_signal.items()}
+            for site, by_signal in self.read_sums(sites, start, end, width=width).items()
+        }
+
     def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         """Hourly roll-ups, for trend graphs."""
         return self.read_rollup(site, signal, HOUR, start, end)
@@ -226,6 +238,9 @@ class Store(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+#: One site's summed series for a span: signal -> key -> one bucket (see :meth:`Store.sums`).
+SiteSums = Mapping[str, Mapping[str, Bucket]]
 
 #: One stored bucket as plain data: site, signal, key, start, total, bad, histogram.
 Row = tuple[str, str, str, int, int, int, Any]

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import attrs
 
-from ..signals import SIGNALS, Bucket
+from ..signals import SIGNALS, Bucket, hist_add
 from ..values import Alert, Incident
-from .base import HOUR, ROLLUP_WIDTHS, Store, SumBucket, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, SiteSums, Store, SumBucket, newest_first, rollup_of
 
 __all__ = ["MemoryStore"]
 
 
 class _Keyed:
     """One (site, signal, key) over time: buckets ordered by start, with running sums of
-    their counts, so the counts of any range cost two bisections, however long it is."""
+    their counts, so the counts of any range cost two bisections, however long it is.
 
-    __slots__ = ("bads", "buckets", "starts", "totals")
+    The histogram of the range last asked for is kept too, and kept up to date by writes:
+    a pass later moves it by the few buckets that entered or left its range, instead of
+    merging thirty histograms again.
+    """
+
+    __slots__ = ("bads", "buckets", "hist", "hist_span", "starts", "totals")
 
     def __init__(self) -> None:
         self.starts: list[int] = []
@@ -33,6 +40,8 @@ class _Keyed:
         # totals[i]: what every bucket before buckets[i] counted (trimmed ones included).
         self.totals = [0]
         self.bads = [0]
+        self.hist: Counter[int] | None = None
+        self.hist_span = (0.0, 0.0)
 
     def add(self, delta: Bucket, start: int, new: Callable[[], Bucket], merge: Callable[[Bucket, Bucket], None]) -> None:
         starts = self.starts
@@ -53,13 +62,145 @@ class _Keyed:
         for j in range(i + 1, len(totals)):
             totals[j] += delta.total
             bads[j] += delta.bad
+        if self.hist is not None and delta.hist and self.hist_span[0] <= start < self.hist_span[1]:
+            hist_add(self.hist, delta.hist)
 
     def span(self, start: float, end: float) -> tuple[int, int]:
         return bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
 
+    def holds(self, start: float, end: float) -> bool:
+        """Whether any bucket starts in ``[start, end)``."""
+        lo, hi = self.span(start, end)
+        return lo < hi
+
+    def merged_hist(self, start: float, end: float) -> Counter[int]:
+        """A copy of the histogram of the buckets starting in ``[start, end)``."""
+        hist, (was_start, was_end) = self.hist, self.hist_span
+        if hist is None or start >= was_end or end <= was_start:
+            hist = self.hist = Counter()
+            self._move(hist, start, end, 1)
+        else:
+            if start != was_start:
+                self._move(hist, *sorted((start, was_start)), 1 if start < was_start else -1)
+            if end != was_end:
+                self._move(hist, *sorted((end, was_end)), 1 if end > was_end else -1)
+        self.hist_span = (start, end)
+        return Counter(hist)
+
+    def _move(self, hist: Counter[int], start: float, end: float, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
+        lo, hi = self.span(start, end)
+        for bucket in self.buckets[lo:hi]:
+            if sign > 0:
+                hist_add(hist, bucket.hist)
+            else:
+                for slot, n in bucket.hist.items():
+                    left = hist[slot] - n
+                    if left > 0:
+                        hist[slot] = left
+                    else:
+                        del hist[slot]
+
     def forget_before(self, before: float) -> None:
         cut = bisect.bisect_left(self.starts, before)
         del self.starts[:cut], self.buckets[:cut], self.totals[:cut], self.bads[:cut]
+        if self.hist_span[0] < before:
+            self.hist = None
+
+
+class _KeyedSum(SumBucket):
+    """A series' counts over a span; its histogram is the series' running one, on first use."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def decode_hist(source: tuple[_Keyed, float, float, threading.Lock]) -> Counter[int]:
+        series, start, end, lock = source
+        with lock:
+            return series.merged_hist(start, end)
+
+
+class _SignalSums(Mapping[str, Bucket]):
+    """One site and signal's series summed over a span, each summed when looked up."""
+
+    __slots__ = ("at", "end", "keys", "lock", "signal", "site", "start")
+
+    def __init__(self, site: str, signal: str, keys: dict[str, _Keyed], start: float, end: float, lock: threading.Lock) -> None:
+        self.site = site
+        self.signal = signal
+        self.keys = keys
+        self.start = start
+        self.end = end
+        self.at = int(start)
+        self.lock = lock
+
+    def get(self, key: str, default: Any = None) -> Any:
+        series = self.keys.get(key)
+        if series is None:
+            return default
+        start, end = self.start, self.end
+        with self.lock:
+            starts = series.starts
+            lo, hi = bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+            if lo >= hi:
+                return default
+            total = series.totals[hi] - series.totals[lo]
+            bad = series.bads[hi] - series.bads[lo]
+        return _KeyedSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, self.lock), None, None))
+
+    def __getitem__(self, key: str) -> Bucket:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found  # type: ignore[no-any-return]
+
+    def values(self) -> list[Bucket]:  # type: ignore[override]
+        """Every key's sum, in one go (a view would look each key up twice)."""
+        return [b for key in self.keys if (b := self.get(key)) is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        start, end = self.start, self.end
+        with self.lock:
+            found = [key for key, series in self.keys.items() if series.holds(start, end)]
+        return iter(found)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _SiteSums(Mapping[str, Mapping[str, Bucket]]):
+    """One site's signals, as :class:`_SignalSums` made on demand."""
+
+    __slots__ = ("end", "lock", "made", "site", "start", "table")
+
+    def __init__(self, table: _Table, site: str, start: float, end: float, lock: threading.Lock) -> None:
+        self.table = table
+        self.site = site
+        self.start = start
+        self.end = end
+        self.lock = lock
+        self.made: dict[str, _SignalSums] = {}
+
+    def get(self, signal: str, default: Any = None) -> Any:
+        found = self.made.get(signal)
+        if found is None:
+            keys = self.table.get((self.site, signal))
+            if keys is None:
+                return default
+            found = self.made[signal] = _SignalSums(self.site, signal, keys, self.start, self.end, self.lock)
+        return found
+
+    def __getitem__(self, signal: str) -> Mapping[str, Bucket]:
+        found = self.get(signal)
+        if found is None:
+            raise KeyError(signal)
+        return found  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return (signal for signal in SIGNALS if (self.site, signal) in self.table)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 #: (site, signal) -> key -> its buckets.
@@ -137,9 +278,9 @@ class MemoryStore(Store):
         """From the running sums: a pass costs the same however many buckets its windows span."""
         table = self._buckets if width is None else self._rollups[width]
         at = int(start)
-        bisect_left, make = bisect.bisect_left, SumBucket.of
+        bisect_left, make, lock = bisect.bisect_left, _KeyedSum.of, self._lock
         found: dict[str, dict[str, list[Bucket]]] = {}
-        with self._lock:
+        with lock:
             for site in sites:
                 found[site] = by_signal = {}
                 for signal in SIGNALS:
@@ -152,11 +293,18 @@ class MemoryStore(Store):
                         lo, hi = bisect_left(starts, start), bisect_left(starts, end)
                         if lo < hi:
                             totals, bads = series.totals, series.bads
-                            parts = (series.buckets[lo:hi], None, None)
-                            sums.append(make(site, signal, key, at, totals[hi] - totals[lo], bads[hi] - bads[lo], parts))
+                            source = ((series, start, end, lock), None, None)
+                            sums.append(make(site, signal, key, at, totals[hi] - totals[lo], bads[hi] - bads[lo], source))
                     if sums:
                         by_signal[signal] = sums
         return found
+
+    def sums(
+        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+    ) -> dict[str, SiteSums]:
+        """Lazily: a series is summed (two bisections) when a check looks it up."""
+        table = self._buckets if width is None else self._rollups[width]
+        return {site: _SiteSums(table, site, start, end, self._lock) for site in sites}
 
     def sites(self) -> set[str]:
         with self._lock:
