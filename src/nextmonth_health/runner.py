@@ -243,10 +243,11 @@ class Evaluator:
         site = outcome.site
         for check in self.monitor.checks:
             interval = getattr(check, "interval", None)
-            last = self._last_run.get((site, check.name))
-            if interval and last is not None and now - last < interval:
-                continue
-            self._last_run[(site, check.name)] = now
+            if interval:  # most checks run every pass: nothing to look up or remember
+                last = self._last_run.get((site, check.name))
+                if last is not None and now - last < interval:
+                    continue
+                self._last_run[(site, check.name)] = now
             try:
                 result = check.evaluate(view)
                 if type(result) not in _PLAIN and inspect.isawaitable(result):
