@@ -328,3 +328,90 @@ async def test_a_store_that_fails_to_read_windows_pauses_the_pass_and_recovers(
     assert recovered.sites == ("io",)
     assert [t.incident.check for t in recovered.opened] == ["upload_failures"]
     store.close()
+
+
+def test_passes_run_one_at_a_time_even_from_two_threads(fake_clock: FakeClock) -> None:
+    """A host awaiting evaluate() while the loop runs a pass (another thread, another event
+    loop) waits for that pass to end: two passes never share the caches."""
+    order: list[str] = []
+    refused = threading.Event()
+
+    class Watched:
+        """The evaluator's pass lock, noting when a pass has to wait for it."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def acquire(self, blocking: bool = True) -> bool:
+            if self.lock.acquire(blocking=False):
+                return True
+            refused.set()
+            return self.lock.acquire() if blocking else False
+
+        def release(self) -> None:
+            self.lock.release()
+
+    second = threading.Thread(target=lambda: anyio.run(m.evaluate))
+
+    class Probe:
+        name = "probe"
+        interval = None
+        timeout = None
+
+        def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+            order.append(f"start {len(order) // 2}")
+            if len(order) == 1:  # the first pass starts the second, which must wait
+                second.start()
+                assert refused.wait(10), "the second pass did not wait for the first"
+            order.append(f"end {len(order) // 2}")
+            return []
+
+    class Plugin:
+        @nmh.hookimpl
+        def register_health_checks(self, register):  # type: ignore[no-untyped-def]
+            register(Probe())
+
+    m = nmh.Monitor("s", clock=fake_clock, plugins=[Plugin()], load_entrypoints=False)
+    m.evaluator._passing = Watched()  # type: ignore[assignment]
+    anyio.run(m.evaluate)
+    second.join(10)
+    assert order == ["start 0", "end 0", "start 1", "end 1"]
+
+
+async def test_a_failed_read_midway_judges_what_was_read_and_reads_no_more(
+    fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    """450 sites, three batches (the next read while one is judged): when the second read
+    fails, the first batch is still judged and the third is not read."""
+    from nextmonth_health.runner import _BATCH
+
+    reads: list[int] = []
+
+    class Flaky(nmh.store.SQLiteStore):
+        fail_on = 0
+
+        def read_rows(self, sites: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("width") is None:
+                reads.append(len(sites))
+                if len(reads) == self.fail_on:
+                    raise OSError("disk went away")
+            return super().read_rows(sites, *args, **kwargs)
+
+    store = Flaky(f"sqlite:///{tmp_path}/ahead.db")
+    m = nmh.Monitor("site-000", store=store, clock=fake_clock, load_entrypoints=False)
+    reported: list[str] = []
+    m.errors.subscribe(lambda where, exc: reported.append(where))
+    sites = [f"site-{i:03d}" for i in range(2 * _BATCH + 50)]
+    for site in sites:
+        for user in range(20):
+            m.record_upload(False, user=f"u{user}", site=site)
+    fake_clock.advance(10)
+    whole = await m.evaluate()
+    assert reads == [_BATCH, _BATCH, 50] and len(whole.opened) == len(sites)
+    reads.clear()
+    store.fail_on = 2
+    fake_clock.advance(15)
+    partial = await m.evaluate()
+    assert reads == [_BATCH, _BATCH], "the third batch is not read once the store failed"
+    assert partial.sites == tuple(sites[:_BATCH]) and reported == ["store.read"]
+    store.close()

@@ -15,7 +15,7 @@ import threading
 import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
 import structlog
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from .checks import Check
     from .monitor import Monitor
+    from .settings import Settings
     from .store.base import Store
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
@@ -93,6 +94,16 @@ class _SitePass:
         self.transitions: list[Transition] | None = None
 
 
+class _BatchRead(NamedTuple):
+    """What :meth:`Evaluator._read` got for a batch of sites: those this process leads."""
+
+    sites: list[str]
+    settings: dict[str, Settings]
+    open_now: dict[str, list[Incident]]
+    windows: dict[str, SiteSums]
+    baselines: dict[str, SiteSums]
+
+
 #: What plain checks return: surely not awaitable (an ABC check per call is not free).
 _PLAIN = frozenset({list, tuple, types.GeneratorType})
 
@@ -110,7 +121,7 @@ class Evaluator:
         self._last_trim = float("-inf")
         self._store_down = False
         self.last_evaluation: float | None = None
-        self._reading = threading.Lock()
+        self._passing = threading.Lock()
         store = monitor.store
         # A store doing I/O is read through caches; memory:// answers from its running sums.
         self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
@@ -124,6 +135,17 @@ class Evaluator:
         return func(*args)
 
     async def evaluate(self) -> Evaluation:
+        # One pass at a time, even if a host awaits evaluate() while the loop runs one: the
+        # caches (and the views made from them) are not for two passes at once. A thread
+        # waits for the lock, not the event loop; the host's pass may run on another loop.
+        if not self._passing.acquire(blocking=False):
+            await anyio.to_thread.run_sync(self._passing.acquire)
+        try:
+            return await self._evaluate()
+        finally:
+            self._passing.release()
+
+    async def _evaluate(self) -> Evaluation:
         m = self.monitor
         await self.store_call(m.recorder.flush)
         now = m.clock.now()
@@ -139,17 +161,34 @@ class Evaluator:
         transitions: list[Transition] = []
         failures: list[CheckFailure] = []
         self._store_down = False
-        for i in range(0, len(sites), _BATCH):
-            if self._store_down:
-                break
-            for outcome in await self.store_call(self._prepare, sites[i : i + _BATCH], now):
-                led.append(outcome.site)
-                if outcome.pending:
-                    await self._await_checks(outcome)
-                    outcome.transitions = await self.store_call(self._apply, outcome, now)
-                readings += outcome.readings
-                failures += outcome.failures
-                transitions += outcome.transitions or ()
+        batches = [sites[i : i + _BATCH] for i in range(0, len(sites), _BATCH)]
+        reads: list[_BatchRead | None] = [None] * len(batches)
+        ready = [anyio.Event() for _ in batches]
+
+        async def read_ahead() -> None:
+            # The next batch is read while this one is judged: a store's I/O (Redis
+            # answering, SQLite searching) overlaps with the checks' CPU.
+            for i, batch in enumerate(batches):
+                if not self._store_down:
+                    reads[i] = await self.store_call(self._read, batch, now)
+                ready[i].set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_ahead)
+            for i in range(len(batches)):
+                await ready[i].wait()
+                read = reads[i]
+                if read is None:
+                    continue
+                reads[i] = None
+                for outcome in await self.store_call(self._judge, read, now):
+                    led.append(outcome.site)
+                    if outcome.pending:
+                        await self._await_checks(outcome)
+                        outcome.transitions = await self.store_call(self._apply, outcome, now)
+                    readings += outcome.readings
+                    failures += outcome.failures
+                    transitions += outcome.transitions or ()
         if led:
             try:
                 await self.store_call(m.store.note_evaluations, led, now)
@@ -180,21 +219,13 @@ class Evaluator:
             resolved_before=timestamp(now - s.resolved_retention),
         )
 
-    def _prepare(self, sites: list[str], now: float) -> list[_SitePass]:
-        # One batch at a time, even if a host awaits evaluate() while the loop runs one:
-        # the caches (and the views made from them) are not for two threads at once.
-        with self._reading:
-            return self._prepare_batch(sites, now)
+    def _read(self, sites: list[str], now: float) -> _BatchRead | None:
+        """What a batch of sites' pass needs from the store, in a few calls: the leases,
+        the open incidents, and the windows and baselines (through the caches, which re-read
+        only what can still have changed). Sites another process leads are left out.
 
-    def _prepare_batch(self, sites: list[str], now: float) -> list[_SitePass]:
-        """The synchronous part of a batch of sites' pass: leases, reads, plain checks, incidents.
-
-        Runs in a worker thread when the store blocks, so SQLite or Redis I/O never stalls
-        the event loop, and reads the whole batch in a few calls: the leases, the open
-        incidents and the windows and baselines (through the caches, which re-read only
-        what can still have changed). Sites another process leads are left out. Async
-        checks are handed back to be awaited on the loop under their timeouts, and those
-        sites' readings folded into incidents afterwards.
+        Runs in a worker thread when the store blocks, so its I/O never stalls the event
+        loop. ``None`` when the store failed (reported; the rest of the pass is skipped).
         """
         m = self.monitor
         try:
@@ -206,12 +237,12 @@ class Evaluator:
             self._windows.forget(lost)  # read whole when this process leads them again
             self._baselines.forget(lost)
             if not mine:
-                return []
+                return _BatchRead([], {}, {}, {}, {})
             open_now = m.store.open_incidents(mine)
         except Exception as exc:
             m.errors.report("store.lease", exc)
             self._store_down = True  # one timeout per pass, not one per site
-            return []
+            return None
         settings = {site: m.settings_for(site) for site in mine}
         spans = {site: SiteView.spans(now, settings[site]) for site in mine}
         try:
@@ -220,18 +251,25 @@ class Evaluator:
         except Exception as exc:
             m.errors.report("store.read", exc)
             self._store_down = True
-            return []
+            return None
+        return _BatchRead(mine, settings, open_now, windows, baselines)
+
+    def _judge(self, read: _BatchRead, now: float) -> list[_SitePass]:
+        """Run each site's plain checks on what was read and fold their readings into
+        incidents. Async checks are handed back to be awaited on the loop under their
+        timeouts, and those sites' readings folded into incidents afterwards."""
+        store = self.monitor.store
         outcomes = []
-        for site in mine:
-            outcome = _SitePass(site, open_now.get(site, []))
+        for site in read.sites:
+            outcome = _SitePass(site, read.open_now.get(site, []))
             view = SiteView(
                 site,
                 now,
-                settings[site],
-                m.store,
+                read.settings[site],
+                store,
                 {(i.check, i.key): i for i in outcome.open_now},
-                window=windows[site],
-                baseline=baselines[site],
+                window=read.windows[site],
+                baseline=read.baselines[site],
             )
             self._run_checks(outcome, view, now)
             if not outcome.pending:
