@@ -52,9 +52,13 @@ class IncidentTracker:
         incidents with no reading count as healthy, the others' are left alone.
         ``open_now`` saves a store read when the caller already has the open incidents.
         """
-        at = timestamp(now)
         if open_now is None:
             open_now = self.store.incidents(site, open_only=True)
+        if not open_now:
+            readings = list(readings)
+            if not any(reading.status.is_problem for reading in readings):
+                return []  # the usual pass of a healthy site: nothing open, nothing to open
+        at = timestamp(now)
         by_key = {(i.check, i.key): i for i in open_now}
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -141,15 +142,16 @@ class _SignalSums(Mapping[str, Bucket]):
         series = self.keys.get(key)
         if series is None:
             return default
-        start, end = self.start, self.end
-        with self.lock:
+        start, end, lock = self.start, self.end, self.lock
+        with lock:
             starts = series.starts
-            lo, hi = bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+            lo = bisect_left(starts, start)
+            hi = bisect_left(starts, end, lo)
             if lo >= hi:
                 return default
-            total = series.totals[hi] - series.totals[lo]
-            bad = series.bads[hi] - series.bads[lo]
-        return _KeyedSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, self.lock), None, None))
+            totals, bads = series.totals, series.bads
+            total, bad = totals[hi] - totals[lo], bads[hi] - bads[lo]
+        return _KeyedSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, lock), None, None))
 
     def __getitem__(self, key: str) -> Bucket:
         found = self.get(key)
