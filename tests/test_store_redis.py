@@ -177,6 +177,46 @@ def test_users_are_exact_while_small_and_estimated_beyond(store: RedisStore) -> 
     assert abs(store.count_users(every) - 1100) <= 33, "a HyperLogLog union of 1102 cells"
 
 
+def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: RedisStore) -> None:
+    """Keys that need escaping in the packed write, a bucket twice in one batch, several
+    buckets of one roll-up, a site past one script call's 200 buckets, 1,001 sites."""
+    odd = ["/50%", "/a%41", "/tab\there", "/new\nline", "/a:b{c}", "", "/é\udc80"]
+
+    def batch() -> list[Bucket]:
+        made = [bucket(key=key, start=T0 + 10 * (i % 3), hist={i: 1, 40: 2}) for i, key in enumerate(odd)]
+        made += [bucket(key="/twice"), bucket(key="/twice", total=3, bad=3, users=("z",), bad_users=("z",))]
+        made += [
+            bucket(site="big", key=f"/k{i % 7}", start=T0 + 10 * i, total=1 + i % 3, hist={i % 5: 1})
+            for i in range(450)
+        ]
+        return made + [bucket(site=f"site-{i}", total=1, hist={}, users=(f"u{i}",)) for i in range(1001)]
+
+    memory = open_store("memory://")
+    for target in (store, memory):  # the memory store keeps the deltas it is given: fresh ones each time
+        target.write(batch())
+        target.write(batch()[:5])
+
+    def summary(target: Store, site: str, width: int | None) -> list[tuple[Any, ...]]:
+        span = (T0 - 3600, T0 + 7200)
+        found = []
+        for signal in (REQUEST, LOGIN):
+            if width is None:
+                rows = target.read(site, signal, *span)
+            else:
+                rows = target.read_rollup(site, signal, width, *span)
+            found += [(b.key, b.start, b.total, b.bad, dict(b.hist)) for b in rows]
+        return sorted(found)
+
+    for site in ("s", "big", "site-0", "site-1000"):
+        for width in (None, 300, 3600):
+            assert summary(store, site, width) == summary(memory, site, width), (site, width)
+        cells = [(b, bad) for b in store.read(site, REQUEST, T0 - 3600, T0 + 7200) for bad in (False, True)]
+        mine = [(b, bad) for b in memory.read(site, REQUEST, T0 - 3600, T0 + 7200) for bad in (False, True)]
+        assert store.count_users(cells) == memory.count_users(mine), site
+    assert store.sites() == memory.sites()
+    memory.close()
+
+
 def test_a_delta_with_estimated_users_keeps_its_counts_and_is_counted(store: RedisStore) -> None:
     b = bucket(users=[f"u{i}" for i in range(600)])
     b.users.compact()

@@ -8,9 +8,9 @@ Why it is built the way it is:
   their own fixed tags (``nmh:{sites}``, ``nmh:{alert-sites}``, one per lease). Pass a
   ``redis.cluster.RedisCluster`` as ``client=`` to use a cluster.
 - **Atomic writes, one round trip.** :meth:`RedisStore.write` sends one Lua call per site
-  (per 200 buckets) in one pipeline. Each call adds the counts (``HINCRBY``), the users
-  and the five-minute and hourly roll-ups (summed in Python first), and sets every key's
-  TTL in the same atomic step, so no key ever lives without a TTL and a reader never sees
+  (per 200 buckets) in one pipeline. Each call adds the counts, the users and the
+  five-minute and hourly roll-ups (summed in the script), and sets every key's TTL in the
+  same atomic step, so no key ever lives without a TTL and a reader never sees
   half a flush of a site. Delivery is at least once: if a connection dies after Redis
   applied a flush but before its reply arrived, the recorder sends those deltas again.
 - **Distinct users, exact while small.** Each bucket keeps its users twice: a HyperLogLog
@@ -59,7 +59,7 @@ from ..errors import ConfigError
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, newest_first
 
 try:
     import redis
@@ -85,6 +85,8 @@ DEFAULT_TREND: Final = 30 * 86_400
 DEFAULT_PREFIX: Final = "nmh"
 #: Buckets per Lua call: bounds how long one call holds Redis (a few milliseconds).
 _CHUNK: Final = 200
+#: Sites per call marking them active after a write.
+_TOUCH_CHUNK: Final = 1000
 _HEALTH_CHECK_INTERVAL: Final = 30
 _OVERFLOWED: Final = b"!"
 # User hashes go to Redis as signed 64-bit ints, so small sets stay compact intsets.
@@ -95,84 +97,177 @@ _UNSIGNED: Final = 1 << 64
 # of counts, users set, users HyperLogLog, bad users set, bad users HyperLogLog.
 _RAW_KINDS: Final = ("b", "bu", "bul", "bb", "bbl")
 
-# One atomic write of a site's deltas, in few arguments: packing arguments is most of a
-# flush's cost in redis-py, so each bucket's numbers travel as one space-separated string,
-# and the script builds the bucket's key names from the site's prefix (every key of a site
-# shares its hash tag, so they all live in the slot KEYS[1] routes to).
-# KEYS: the site's signal set. ARGV: the site's key prefix, raw ttl, exact limit, R raw
-# buckets, U roll-ups, signal set ttl, S signals, the S signal names; then per raw bucket:
-# escaped signal, member, "start total bad slot count slot count …", its users and its bad
-# users (user hashes as signed decimal ints, space-separated); then per roll-up: its index
-# kind ("ri300"), hash kind ("r300"), escaped signal, member, "start ttl total bad slot
-# count …".
+# One atomic write of a site's deltas, cheap on both ends. Packing arguments is most of a
+# flush's cost in redis-py, so all of a call's buckets travel as one string. In Redis, each
+# ``redis.call`` costs more than the command it runs, so the script makes few: one HMGET
+# and one HSET per hash rather than a HINCRBY per field, one ZADD per index, and the
+# five-minute and hourly roll-ups summed here from the raw deltas (not sent); sums are Lua
+# numbers, exact up to 2^53. It builds the key names from the site's prefix: every key of
+# a site shares its hash tag, so they all live in the slot KEYS[1] routes to.
+# KEYS: the site's signal set. ARGV: the site's key prefix, raw ttl, exact limit, signal
+# set ttl, W, then W roll-up (width, ttl) pairs, S, the S signal names, the S escaped
+# names; last, the buckets: a line each, "signal TAB key TAB start total bad slot count
+# slot count … TAB users TAB bad users NEWLINE", the signal as its number (from 1) in the
+# list above, the key with '%', TAB and newline percent-escaped, users as signed decimal
+# 64-bit hashes, space-separated.
 _WRITE: Final = r"""
-local prefix, raw_ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local nraw, nroll, nsignals = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
-local expire = {}
-local function numbers(text)
-  local out = {}
-  for n in string.gmatch(text, '%S+') do out[#out + 1] = n end
-  return out
+local call, find, gsub, gmatch = redis.call, string.find, string.gsub, string.gmatch
+local match, fmt, min = string.match, string.format, math.min
+local prefix, raw_ttl, limit, signal_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local nwidths = tonumber(ARGV[5])
+-- Per roll-up width: its name, its number, ttl, roll-ups by slot, slots in order.
+local widths = {}
+for w = 1, nwidths do
+  local width = ARGV[4 + 2 * w]
+  widths[w] = {width, tonumber(width), ARGV[5 + 2 * w], {}, {}}
 end
+local a = 6 + 2 * nwidths
+local nsignals = tonumber(ARGV[a])
+local escaped = {}
+for s = 1, nsignals do escaped[s] = ARGV[a + nsignals + s] end
+if nsignals > 0 then
+  call('SADD', KEYS[1], unpack(ARGV, a + 1, a + nsignals))
+  call('EXPIRE', KEYS[1], signal_ttl)
+end
+local indexes, index_ttls = {}, {}
+local function index(key, score, member, ttl)
+  local list = indexes[key]
+  if not list then
+    list = {}
+    indexes[key] = list
+    index_ttls[key] = ttl
+  end
+  list[#list + 1] = score
+  list[#list + 1] = member
+end
+-- Adds users to a bucket's exact set (until it holds more than the limit: then it is
+-- just the '!' marker) and HyperLogLog; returns their count.
 local function add_users(set, hll, list)
-  if list == '' then return nil end
-  local users = numbers(list)
-  local overflowed = redis.call('SISMEMBER', set, '!') == 1
-  for i = 1, #users, 4000 do
-    local j = math.min(i + 3999, #users)
-    redis.call('PFADD', hll, unpack(users, i, j))
+  local users, n = {}, 0
+  for user in gmatch(list, '%S+') do
+    n = n + 1
+    users[n] = user
+  end
+  local overflowed = call('SISMEMBER', set, '!') == 1
+  local count = 0
+  for i = 1, n, 4000 do
+    local j = min(i + 3999, n)
+    call('PFADD', hll, unpack(users, i, j))
     if not overflowed then
-      redis.call('SADD', set, unpack(users, i, j))
-      if redis.call('SCARD', set) > limit then
-        redis.call('DEL', set)
-        redis.call('SADD', set, '!')
+      call('SADD', set, unpack(users, i, j))
+      count = call('SCARD', set)
+      if count > limit then
+        call('DEL', set)
+        call('SADD', set, '!')
         overflowed = true
       end
     end
   end
-  redis.call('EXPIRE', set, raw_ttl)
-  redis.call('EXPIRE', hll, raw_ttl)
-  if overflowed then return redis.call('PFCOUNT', hll) end
-  return redis.call('SCARD', set)
+  call('EXPIRE', set, raw_ttl)
+  call('EXPIRE', hll, raw_ttl)
+  if overflowed then return call('PFCOUNT', hll) end
+  return count
 end
--- Adds counts (total, bad, then slot/count pairs from index i of n) to a hash.
-local function add_counts(hash, n, i, ttl)
-  redis.call('HINCRBY', hash, 'total', n[i])
-  redis.call('HINCRBY', hash, 'bad', n[i + 1])
-  for h = i + 2, #n, 2 do
-    redis.call('HINCRBY', hash, 'h:' .. n[h], n[h + 1])
+-- fields: name, value, name, value…; the first n values are added to the hash's, the
+-- rest set as they are. Changes fields in place.
+local function add_counts(hash, fields, n, ttl)
+  local names = {}
+  for i = 1, n, 2 do names[#names + 1] = fields[i] end
+  local stored = call('HMGET', hash, unpack(names))
+  for i = 1, #names do
+    if stored[i] then fields[2 * i] = stored[i] + fields[2 * i] end
   end
-  redis.call('EXPIRE', hash, ttl)
+  call('HSET', hash, unpack(fields))
+  call('EXPIRE', hash, ttl)
 end
-if nsignals > 0 then
-  redis.call('SADD', KEYS[1], unpack(ARGV, 8, 7 + nsignals))
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-end
-local a = 8 + nsignals
-for _ = 1, nraw do
-  local signal, member, n = ARGV[a], ARGV[a + 1], numbers(ARGV[a + 2])
+local function unescape(hex) return string.char(tonumber(hex, 16)) end
+local slot_names = {}
+local line = '(%d+)\t([^\t\n]*)\t(%-?%d+) ([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n'
+local count = 0
+for s, key, start, text, users, bad_users in gmatch(ARGV[#ARGV], line) do
+  count = count + 1
+  local signal = escaped[tonumber(s)]
+  if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+  local member = start .. ':' .. key
   local tail = ':' .. signal .. ':' .. member
-  local index = prefix .. 'i:' .. signal
-  redis.call('ZADD', index, n[1], member)
-  expire[index] = raw_ttl
-  local hash = prefix .. 'b' .. tail
-  add_counts(hash, n, 2, raw_ttl)
-  local users = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, ARGV[a + 3])
-  if users then redis.call('HSET', hash, 'users', users) end
-  local bad_users = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, ARGV[a + 4])
-  if bad_users then redis.call('HSET', hash, 'bad_users', bad_users) end
-  a = a + 5
+  local total, bad, rest = match(text, '^(%S+) (%S+) ?(.*)$')
+  local deltas, n = {'total', total, 'bad', bad}, 4
+  for slot, value in gmatch(rest, '(%S+) (%S+)') do
+    local name = slot_names[slot]
+    if not name then
+      name = 'h:' .. slot
+      slot_names[slot] = name
+    end
+    deltas[n + 1], deltas[n + 2] = name, value
+    n = n + 2
+  end
+  index(prefix .. 'i:' .. signal, start, member, raw_ttl)
+  local fields, f = {unpack(deltas)}, n
+  if users ~= '' then
+    fields[f + 1] = 'users'
+    fields[f + 2] = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, users)
+    f = f + 2
+  end
+  if bad_users ~= '' then
+    fields[f + 1] = 'bad_users'
+    fields[f + 2] = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, bad_users)
+  end
+  add_counts(prefix .. 'b' .. tail, fields, n, raw_ttl)
+  local first = tonumber(start)
+  for w = 1, nwidths do
+    local width = widths[w]
+    local at = fmt('%d', first - first % width[2])
+    local slot = signal .. ':' .. at .. ':' .. key
+    local rollup = width[4][slot]
+    if not rollup then
+      width[4][slot] = {signal, at, key, deltas, n}
+      width[5][#width[5] + 1] = slot
+    else
+      -- Another bucket of this roll-up in the same call: sum by field name.
+      local sums = rollup[6]
+      if not sums then
+        sums = {}
+        local own = rollup[4]
+        for i = 1, rollup[5], 2 do sums[own[i]] = own[i + 1] end
+        rollup[6] = sums
+      end
+      for i = 1, n, 2 do sums[deltas[i]] = (sums[deltas[i]] or 0) + deltas[i + 1] end
+    end
+  end
 end
-for _ = 1, nroll do
-  local member, n = ARGV[a + 3], numbers(ARGV[a + 4])
-  local index = prefix .. ARGV[a] .. ':' .. ARGV[a + 2]
-  redis.call('ZADD', index, n[1], member)
-  expire[index] = n[2]
-  add_counts(prefix .. ARGV[a + 1] .. ':' .. ARGV[a + 2] .. ':' .. member, n, 3, n[2])
-  a = a + 5
+for w = 1, nwidths do
+  local width = widths[w]
+  for _, slot in ipairs(width[5]) do
+    local signal, at, key, deltas, n, sums = unpack(width[4][slot])
+    local fields = {}
+    if sums then
+      n = 0
+      for name, value in pairs(sums) do
+        fields[n + 1], fields[n + 2] = name, value
+        n = n + 2
+      end
+    else
+      for i = 1, n do fields[i] = deltas[i] end
+    end
+    local member = at .. ':' .. key
+    index(prefix .. 'ri' .. width[1] .. ':' .. signal, at, member, width[3])
+    add_counts(prefix .. 'r' .. width[1] .. ':' .. signal .. ':' .. member, fields, n, width[3])
+  end
 end
-for key, ttl in pairs(expire) do redis.call('EXPIRE', key, ttl) end
-return nraw
+for key, list in pairs(indexes) do
+  for i = 1, #list, 4000 do call('ZADD', key, unpack(list, i, min(i + 3999, #list))) end
+  call('EXPIRE', key, index_ttls[key])
+end
+return count
+"""
+
+# Marks sites active, in the list :meth:`RedisStore.sites` answers from: one call per
+# write (per 1,000 sites), not one per site. KEYS: the site list. ARGV: its ttl, then
+# (score, member) pairs.
+_TOUCH_SITES: Final = """
+redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # Every bucket (or roll-up) of a site's signals starting in a range, as one string: a line
@@ -513,6 +608,7 @@ class RedisStore(Store):
             name: (source, _sha1(source))
             for name, source in (
                 ("write", _WRITE),
+                ("touch_sites", _TOUCH_SITES),
                 ("count_users", _COUNT_USERS),
                 ("read_many", _READ_MANY),
                 ("window_users", _WINDOW_USERS),
@@ -634,45 +730,60 @@ class RedisStore(Store):
     # Buckets.
 
     def write(self, buckets: Sequence[Bucket]) -> None:
+        """One script call per site (per 200 buckets) and one for the site list, pipelined."""
         by_site: dict[str, list[Bucket]] = defaultdict(list)
         for bucket in buckets:
             by_site[bucket.site].append(bucket)
         if not by_site:
             return
-        now = time.time()
+        now = repr(time.time())
+        head = [
+            self.history_seconds,
+            EXACT_LIMIT,
+            self.trend_seconds,
+            len(ROLLUP_WIDTHS),
+            *(part for width in ROLLUP_WIDTHS for part in (width, self._rollup_ttl(width))),
+        ]
         commands: list[Command] = []
         for site, site_buckets in by_site.items():
+            prefix = self._key(site) + b":"
             for i in range(0, len(site_buckets), _CHUNK):
-                commands.append(self._write_call(site, site_buckets[i : i + _CHUNK]))
-            commands.append(self._touch_site(site, now))
+                chunk = site_buckets[i : i + _CHUNK]
+                args = self._write_args(prefix, head, chunk)
+                commands.append(("write", [self._key(site, "signals")], args))
+        sites = [_encode(site) for site in by_site]
+        for i in range(0, len(sites), _TOUCH_CHUNK):
+            touched = [part for site in sites[i : i + _TOUCH_CHUNK] for part in (now, site)]
+            commands.append(("touch_sites", [self._sites_key], [self.trend_seconds, *touched]))
         self._run(commands)
 
-    def _write_call(self, site: str, buckets: Sequence[Bucket]) -> tuple[str, list[bytes], list[Any]]:
+    def _write_args(self, prefix: bytes, head: list[Any], buckets: Sequence[Bucket]) -> list[Any]:
+        """The write script's arguments for some buckets of one site (see :data:`_WRITE`)."""
         signals = sorted({b.signal for b in buckets})
-        escaped = {signal: _encode(_escape(signal)) for signal in signals}
-        rollups: dict[tuple[str, int, str], Bucket] = {}
-        args: list[Any] = [self._key(site) + b":", self.history_seconds, EXACT_LIMIT, len(buckets), 0]
-        args += [self.trend_seconds, len(signals), *(_encode(signal) for signal in signals)]
+        number = {signal: str(i) for i, signal in enumerate(signals, 1)}
+        lines = []
         for bucket in buckets:
-            start = int(bucket.start)
-            args += (escaped[bucket.signal], _encode(f"{start}:{bucket.key}"), _numbers(start, bucket))
+            key = bucket.key
+            if "%" in key or "\t" in key or "\n" in key:
+                key = key.replace("%", "%25").replace("\t", "%09").replace("\n", "%0A")
+            users = []
             for counter in (bucket.users, bucket.bad_users):
                 items = counter.exact_items()
                 if items is None:
                     self._inexact(bucket)
                     items = ()
-                args.append(" ".join([str(h - _UNSIGNED if h >= _SIGNED else h) for h in items]))
-            for width in ROLLUP_WIDTHS:
-                slot = (bucket.signal, width, f"{rollup_of(start, width)}:{bucket.key}")
-                rollup = rollups.get(slot)
-                if rollup is None:
-                    rollup = rollups[slot] = Bucket(site, bucket.signal, bucket.key, rollup_of(start, width))
-                rollup.add_counts(bucket)
-        args[4] = len(rollups)
-        for (signal, width, member), rollup in rollups.items():
-            args += (f"ri{width}", f"r{width}", escaped[signal], _encode(member))
-            args.append(_numbers(rollup.start, rollup, self._rollup_ttl(width)))
-        return ("write", [self._key(site, "signals")], args)
+                users.append(" ".join([str(h - _UNSIGNED if h >= _SIGNED else h) for h in items]))
+            lines.append(
+                f"{number[bucket.signal]}\t{key}\t{_numbers(bucket)}\t{users[0]}\t{users[1]}\n"
+            )
+        return [
+            prefix,
+            *head,
+            len(signals),
+            *(_encode(signal) for signal in signals),
+            *(_encode(_escape(signal)) for signal in signals),
+            _encode("".join(lines)),
+        ]
 
     def _rollup_ttl(self, width: int) -> int:
         return self.trend_seconds if width >= HOUR else self.history_seconds
@@ -1038,10 +1149,10 @@ def _loads(cls: type[Any], data: bytes) -> Any:
     return cls(**values)
 
 
-def _numbers(start: int, bucket: Bucket, *ttl: int) -> str:
-    """A bucket's numbers as the write script takes them: start, [ttl,] total, bad, then
-    (slot, count) pairs."""
-    parts = [start, *ttl, int(bucket.total), int(bucket.bad)]
+def _numbers(bucket: Bucket) -> str:
+    """A bucket's numbers as the write script takes them: start, total, bad, then (slot,
+    count) pairs."""
+    parts = [int(bucket.start), int(bucket.total), int(bucket.bad)]
     for slot, n in bucket.hist.items():
         parts += (int(slot), int(n))
     return " ".join(map(str, parts))
