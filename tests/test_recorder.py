@@ -56,6 +56,38 @@ def test_events_in_one_bucket_fold_together(monitor, fake_clock):
     assert bucket.samples == 3
 
 
+def test_events_going_back_and_forth_between_buckets_add_to_what_a_failed_write_left(fake_clock):
+    monitor = nmh.Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)
+    store = monitor.store
+    write = store.write
+
+    def down(buckets: Any) -> None:
+        raise ConnectionError("the store is down")
+
+    def record(offset: float, status: int, user: str) -> None:
+        fake_clock._now = START + offset  # threads' clocks interleave; FakeClock only goes forward
+        monitor.record_request("/bookings", status=status, duration=0.1, user=user)
+
+    store.write = down  # type: ignore[method-assign]
+    for offset, status, user in ((0, 200, "u1"), (1, 503, "u2"), (10, 200, "u3"), (2, 503, "u1")):
+        record(offset, status, user)
+    assert monitor.flush() == 4
+    assert monitor.status().drops == {}, "kept pending for the next flush"
+    store.write = write  # type: ignore[method-assign]
+    record(3, 200, "u4")
+    record(11, 503, "u3")
+    fake_clock._now = START + 4
+    monitor.record_login(ok=False, user="u5")
+    assert monitor.flush() == 3
+    first, second = buckets(monitor, sig.REQUEST)
+    assert (first.start, first.total, first.bad, first.samples) == (START, 4, 2, 4)
+    assert (len(first.users), len(first.bad_users)) == (3, 2)
+    assert (second.start, second.total, second.bad, second.samples) == (START + 10, 2, 1, 2)
+    assert (len(second.users), len(second.bad_users)) == (1, 1)
+    login = one(monitor, sig.LOGIN)
+    assert (login.start, login.total, login.bad, len(login.users), len(login.bad_users)) == (START, 1, 1, 1, 1)
+
+
 def test_bucket_edges_are_wall_clock_multiples_of_ten_seconds(monitor, fake_clock):
     fake_clock.set(START + 9.999)
     monitor.record_login(ok=False, user="a")

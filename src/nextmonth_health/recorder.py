@@ -112,21 +112,155 @@ class Recorder:
         return len(self.buffer) // FIELDS
 
     def _fold(self, buckets: dict[BucketKey, Bucket]) -> int:
+        """Fold the buffered events into ``buckets``; returns how many events were taken.
+
+        The per-event work is inlined in one loop: it runs holding the GIL, so request
+        threads wait for it. An event finds its bucket's cell through its site's last cell
+        per route (or signal), with no key tuple built and no method called, and counts
+        into plain ints and sets that reach the buckets once, at the end.
+        """
         buffer = self.buffer
         n = len(buffer)
         n -= n % FIELDS
         taken = buffer[:n]
         del buffer[:n]
+        cells: dict[BucketKey, _Cell] = {}
         hashes: dict[str, int] = {}
         sites: dict[str, _Site] = {}
+        default_site = self.default_site
+        max_sites = self._max_sites
+        counted_sites = self._sites
+        hist_index = sig.hist_index
+        request, page_load, login, upload = sig.REQUEST, sig.PAGE_LOAD, sig.LOGIN, sig.UPLOAD
+        session_expired = sig.SESSION_EXPIRED
+        invalid = refused = 0
         fields = iter(taken)
-        for event in zip(*([fields] * FIELDS), strict=True):
+        for signal, site, key, a, b, user, t in zip(*([fields] * FIELDS), strict=True):
             try:
-                if not self._fold_one(event, buckets, hashes, sites):
-                    self._drops["invalid"] += 1
+                if site is None:
+                    site = default_site
+                known = sites.get(site) if type(site) is str else None
+                if known is None:
+                    known = self._site(site, sites)
+                    if known is None:
+                        invalid += 1
+                        continue
+                if known is _REFUSED:
+                    refused += 1
+                    continue
+                if user is not None:
+                    if type(user) is int:
+                        if user.bit_length() > _MAX_USER_INT_BITS:
+                            invalid += 1
+                            continue
+                        user = str(user)
+                    if type(user) is not str or not user or len(user) > known.max_key_length:
+                        invalid += 1
+                        continue
+                # Amounts are ints or floats, compared and never converted (``float`` raises
+                # on huge ints); NaN fails both comparisons.
+                if signal == request:
+                    if (
+                        type(a) is not int
+                        or not 100 <= a <= 599
+                        or not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SECONDS)
+                    ):
+                        invalid += 1
+                        continue
+                    route = known.routes.get(key) if type(key) is str else None
+                    if route is None:
+                        route = self._route(key, known)
+                        if route is None:
+                            invalid += 1
+                            continue
+                    bad = a >= 500
+                    value: float | None = float(b)
+                elif signal == page_load:
+                    if not ((type(a) is float or type(a) is int) and 0 <= a <= 3600):
+                        invalid += 1
+                        continue
+                    route = known.routes.get(key) if type(key) is str else None
+                    if route is None:
+                        route = self._route(key, known)
+                        if route is None:
+                            invalid += 1
+                            continue
+                    bad = a > known.slow_page_load
+                    value = float(a)
+                elif signal == login or signal == upload:
+                    if type(a) is not bool or (
+                        b is not None
+                        and not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SIZE)
+                    ):
+                        invalid += 1
+                        continue
+                    bad = not a
+                    route = ""
+                    value = None
+                elif signal == session_expired:
+                    bad = True
+                    route = ""
+                    value = None
+                else:
+                    invalid += 1
+                    continue
+                if not known.counted:  # only a valid event takes one of the max_sites places
+                    if len(counted_sites) >= max_sites:
+                        sites[site] = _REFUSED
+                        refused += 1
+                        continue
+                    known.counted = True
+                    counted_sites.add(site)
+                step = known.step
+                start = int(t // step) * step
+                # A request's or page load's cell by route, any other signal's by its name.
+                if value is None:
+                    last, at = known.plain, signal
+                else:
+                    last = known.requests if signal == request else known.page_loads
+                    at = route
+                cell = last.get(at)
+                if cell is None or cell.start != start:
+                    bkey = (site, signal, route, start)
+                    cell = cells.get(bkey)
+                    if cell is None:
+                        bucket = buckets.get(bkey)
+                        if bucket is None:
+                            bucket = buckets[bkey] = Bucket(*bkey, exact_users=True)
+                        cell = cells[bkey] = _Cell(bucket)
+                    last[at] = cell
+                cell.total += 1
+                if value is not None:
+                    hist = cell.hist
+                    slot = hist_index(value)
+                    hist[slot] = hist.get(slot, 0) + 1
+                if bad:
+                    cell.bad += 1
+                if user is not None:
+                    h = hashes.get(user)
+                    if h is None:
+                        h = hashes[user] = user_hash(user)
+                    cell.users.add(h)
+                    if bad:
+                        bad_users = cell.bad_users
+                        if bad_users is None:
+                            bad_users = cell.bad_users = set()
+                        bad_users.add(h)
             except Exception as exc:
-                self._drops["invalid"] += 1
+                invalid += 1
                 self._errors.report("recorder.fold", exc)
+        if invalid:
+            self._drops["invalid"] += invalid
+        if refused:
+            self._drops["site_limit"] += refused
+        for cell in cells.values():
+            bucket = cell.bucket
+            bucket.total += cell.total
+            bucket.bad += cell.bad
+            if cell.users:
+                bucket.users.update(cell.users)
+            if cell.bad_users:
+                bucket.bad_users.update(cell.bad_users)
         return n // FIELDS
 
     def _site(self, site: Any, sites: dict[str, _Site]) -> _Site | None:
@@ -142,90 +276,6 @@ class Recorder:
             routes = self._route_cache[id(settings)] = {}
         known = sites[site] = _Site(settings, routes, counted=site in self._sites)
         return known
-
-    def _fold_one(
-        self,
-        event: tuple[Any, ...],
-        buckets: dict[BucketKey, Bucket],
-        hashes: dict[str, int],
-        sites: dict[str, _Site],
-    ) -> bool:
-        signal, site, key, a, b, user, t = event
-        if site is None:
-            site = self.default_site
-        known = sites.get(site) if type(site) is str else None
-        if known is None:
-            known = self._site(site, sites)
-            if known is None:
-                return False
-        if known is _REFUSED:
-            self._drops["site_limit"] += 1
-            return True
-        settings = known.settings
-        if user is not None:
-            if type(user) is int:
-                if user.bit_length() > _MAX_USER_INT_BITS:
-                    return False
-                user = str(user)
-            if type(user) is not str or not user or len(user) > settings.max_key_length:
-                return False
-        value: float | None = None
-        if signal == sig.REQUEST:
-            if type(a) is not int or not 100 <= a <= 599 or not _is_amount(b, _MAX_SECONDS):
-                return False
-            key = known.routes.get(key) if type(key) is str else None
-            if key is None:
-                key = self._route(event[2], known)
-                if key is None:
-                    return False
-            bad = a >= 500
-            value = float(b)
-        elif signal == sig.PAGE_LOAD:
-            if not _is_amount(a, 3600):
-                return False
-            key = known.routes.get(key) if type(key) is str else None
-            if key is None:
-                key = self._route(event[2], known)
-                if key is None:
-                    return False
-            bad = a > settings.page_load_slow_seconds
-            value = float(a)
-        elif signal == sig.LOGIN or signal == sig.UPLOAD:
-            if type(a) is not bool or (b is not None and not _is_amount(b, _MAX_SIZE)):
-                return False
-            bad = not a
-            key = ""
-        elif signal == sig.SESSION_EXPIRED:
-            bad = True
-            key = ""
-        else:
-            return False
-        if not known.counted:  # only a valid event takes one of the max_sites places
-            if len(self._sites) >= self._max_sites:
-                sites[site] = _REFUSED
-                self._drops["site_limit"] += 1
-                return True
-            known.counted = True
-            self._sites.add(site)
-        step = settings.bucket_seconds
-        start = int(t // step) * step
-        bkey = (site, signal, key, start)
-        bucket = buckets.get(bkey)
-        if bucket is None:
-            bucket = buckets[bkey] = Bucket(site, signal, key, start, exact_users=True)
-        bucket.total += 1
-        if value is not None:
-            bucket.hist[sig.hist_index(value)] += 1
-        if bad:
-            bucket.bad += 1
-        if user is not None:
-            h = hashes.get(user)
-            if h is None:
-                h = hashes[user] = user_hash(user)
-            bucket.users.add(h)
-            if bad:
-                bucket.bad_users.add(h)
-        return True
 
     def _route(self, path: Any, known: _Site) -> str | None:
         """The configured route a path falls under (``other`` if none), cached per settings."""
@@ -249,24 +299,52 @@ class Recorder:
 
 
 class _Site:
-    """A site as one flush sees it: its settings, their route cache, and whether one of its
-    events was already counted towards ``max_sites``."""
+    """A site as one flush sees it: the settings the fold reads, their route cache, whether
+    one of its events was already counted towards ``max_sites``, and its cells so far."""
 
-    __slots__ = ("counted", "routes", "settings")
+    __slots__ = (
+        "counted",
+        "max_key_length",
+        "page_loads",
+        "plain",
+        "requests",
+        "routes",
+        "settings",
+        "slow_page_load",
+        "step",
+    )
 
     def __init__(self, settings: Settings | None, routes: dict[str, str], *, counted: bool) -> None:
         self.settings = settings  # type: ignore[assignment]
         self.routes = routes
         self.counted = counted
+        #: The cell each route's (or signal's) last event fell in.
+        self.requests: dict[str, _Cell] = {}
+        self.page_loads: dict[str, _Cell] = {}
+        self.plain: dict[str, _Cell] = {}
+        if settings is not None:
+            self.step = settings.bucket_seconds
+            self.max_key_length = settings.max_key_length
+            self.slow_page_load = settings.page_load_slow_seconds
+
+
+class _Cell:
+    """One bucket as a flush folds into it: counts and users in plain ints and a set,
+    added to the bucket once at the end rather than through its counters' methods for
+    every event; values go straight into the bucket's histogram."""
+
+    __slots__ = ("bad", "bad_users", "bucket", "hist", "start", "total", "users")
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+        self.start = bucket.start
+        self.hist = bucket.hist
+        self.total = 0
+        self.bad = 0
+        self.users: set[int] = set()
+        self.bad_users: set[int] | None = None
 
 
 #: A site over ``max_sites``: its events are dropped (and counted) for the rest of a flush.
 _REFUSED = _Site(None, {}, counted=False)
 
-
-def _is_amount(value: Any, limit: float) -> bool:
-    """A non-negative int or float up to ``limit``; NaN fails both comparisons.
-
-    Compared, never converted: ``math.isfinite`` and ``float`` raise on huge ints.
-    """
-    return (type(value) is float or type(value) is int) and 0 <= value <= limit
