@@ -38,7 +38,7 @@ import threading
 import weakref
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
@@ -371,26 +371,32 @@ class SQLiteStore(Store):
     # Buckets.
 
     def write(self, buckets: Sequence[Bucket]) -> None:
+        """Merge the deltas with their stored rows in one transaction.
+
+        Roll-ups are summed into plain :class:`_Sums` (counts and a histogram dict): they
+        keep no users, and a :class:`Bucket` with its two user sketches per roll-up was
+        most of building them.
+        """
         if not buckets:
             return
         raw: dict[BucketKey, Bucket] = {}
-        rollups: dict[int, dict[BucketKey, Bucket]] = {width: {} for width in ROLLUP_WIDTHS}
+        rollups: dict[int, dict[BucketKey, _Sums]] = {width: {} for width in ROLLUP_WIDTHS}
         for bucket in buckets:
-            key = (bucket.site, bucket.signal, bucket.key, bucket.start)
-            seen = raw.get(key)
+            site, signal, key, start = bucket.site, bucket.signal, bucket.key, bucket.start
+            bkey = (site, signal, key, start)
+            seen = raw.get(bkey)
             if seen is None:
-                raw[key] = bucket
+                raw[bkey] = bucket
             else:
-                raw[key] = merged = seen.copy()
+                raw[bkey] = merged = seen.copy()
                 merged.merge(bucket)
             for width, table in rollups.items():
-                at = rollup_of(bucket.start, width)
-                rollup = table.get((bucket.site, bucket.signal, bucket.key, at))
-                if rollup is None:
-                    rollup = table[(bucket.site, bucket.signal, bucket.key, at)] = Bucket(
-                        bucket.site, bucket.signal, bucket.key, at
-                    )
-                rollup.add_counts(bucket)
+                rkey = (site, signal, key, rollup_of(start, width))
+                sums = table.get(rkey)
+                if sums is None:
+                    table[rkey] = _Sums(bucket)
+                else:
+                    sums.add(bucket)
 
         def work(conn: sqlite3.Connection) -> None:
             _add(conn, "buckets", raw)
@@ -646,11 +652,12 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _add(conn: sqlite3.Connection, table: str, deltas: dict[BucketKey, Bucket]) -> None:
+def _add(conn: sqlite3.Connection, table: str, deltas: Mapping[BucketKey, Bucket | _Sums]) -> None:
     """Add bucket deltas to the rows of ``table``, inside the caller's write transaction.
 
     Never mutates the deltas: if the transaction rolls back and is retried, they must still
-    be exactly what the caller handed over.
+    be exactly what the caller handed over. Deltas without users (roll-ups) leave the
+    stored users as they are.
     """
     spans: dict[tuple[str, str], list[int]] = {}
     for site, signal, _, start in deltas:
@@ -682,43 +689,47 @@ def _add(conn: sqlite3.Connection, table: str, deltas: dict[BucketKey, Bucket]) 
                     continue
                 merged.add((site, signal, key, start))
                 if delta.hist:
-                    combined = _unpack_hist(hist)
-                    hist_add(combined, delta.hist)
-                    hist = _pack_hist(combined)
-                rows.append(
-                    (
-                        site,
-                        signal,
-                        start,
-                        key,
-                        total + delta.total,
-                        bad + delta.bad,
-                        hist,
-                        _union(users, delta.users),
-                        _union(bad_users, delta.bad_users),
-                    )
-                )
+                    hist = _add_hist(hist, delta.hist)
+                if delta.users is not None:
+                    users = _union(users, delta.users)
+                    bad_users = _union(bad_users, delta.bad_users)
+                total += delta.total
+                bad += delta.bad
+                rows.append((site, signal, start, key, total, bad, hist, users, bad_users))
     for bkey, delta in deltas.items():
         if bkey in merged:
             continue
-        rows.append(
-            (
-                delta.site,
-                delta.signal,
-                delta.start,
-                delta.key,
-                delta.total,
-                delta.bad,
-                _pack_hist(delta.hist),
-                _pack_users(delta.users),
-                _pack_users(delta.bad_users),
-            )
-        )
+        site, signal, key, start = bkey
+        if delta.users is None:
+            users = bad_users = None
+        else:
+            users, bad_users = _pack_users(delta.users), _pack_users(delta.bad_users)
+        hist = _pack_hist(delta.hist)
+        rows.append((site, signal, start, key, delta.total, delta.bad, hist, users, bad_users))
     conn.executemany(
         f"INSERT OR REPLACE INTO {table} (site, signal, start, key, total, bad, hist, users, bad_users) "
         f"VALUES ({_marks(9)})",
         rows,
     )
+
+
+class _Sums:
+    """A roll-up delta as a write sums it: counts and a histogram, no users."""
+
+    __slots__ = ("bad", "hist", "total")
+
+    users: None = None
+    bad_users: None = None
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.total = bucket.total
+        self.bad = bucket.bad
+        self.hist: dict[int, int] = dict(bucket.hist)
+
+    def add(self, bucket: Bucket) -> None:
+        self.total += bucket.total
+        self.bad += bucket.bad
+        hist_add(self.hist, bucket.hist)  # type: ignore[arg-type]
 
 
 class _StoredBucket(StoredBucket):
@@ -738,7 +749,7 @@ def _bucket(site: str, signal: str, row: tuple[Any, ...]) -> Bucket:
     return _StoredBucket.of(site, signal, key, start, total, bad, (hist, users, bad_users))
 
 
-def _pack_hist(hist: Counter[int]) -> bytes | None:
+def _pack_hist(hist: Mapping[int, int]) -> bytes | None:
     """Histogram slots as little-endian int64 (slot, count) pairs; None when empty."""
     if not hist:
         return None
@@ -757,6 +768,22 @@ def _unpack_hist(blob: bytes | None) -> Counter[int]:
             packed.byteswap()
         dict.update(hist, zip(packed[::2], packed[1::2], strict=True))
     return hist
+
+
+def _add_hist(blob: bytes | None, delta: Mapping[int, int]) -> bytes | None:
+    """A stored histogram plus a delta's, packed again: plain dict arithmetic, without the
+    :class:`Counter` reading builds."""
+    if not blob:
+        return _pack_hist(delta)
+    packed = array("q")
+    packed.frombytes(blob)
+    if not _LITTLE_ENDIAN:
+        packed.byteswap()
+    hist = dict(zip(packed[::2], packed[1::2], strict=True))
+    get = hist.get
+    for slot, n in delta.items():
+        hist[slot] = get(slot, 0) + n
+    return _pack_hist(hist)
 
 
 def _pack_users(users: DistinctCounter) -> bytes | None:
