@@ -141,21 +141,21 @@ local function index(key, score, member, ttl)
   list[#list + 1] = member
 end
 -- Adds users to a bucket's exact set (until it holds more than the limit: then it is
--- just the '!' marker) and HyperLogLog; returns their count.
+-- just the '!' marker, so only a set of one member needs looking into) and HyperLogLog;
+-- returns their count.
 local function add_users(set, hll, list)
   local users, n = {}, 0
   for user in gmatch(list, '%S+') do
     n = n + 1
     users[n] = user
   end
-  local overflowed = call('SISMEMBER', set, '!') == 1
-  local count = 0
+  local count = call('SCARD', set)
+  local overflowed = count == 1 and call('SISMEMBER', set, '!') == 1
   for i = 1, n, 4000 do
     local j = min(i + 3999, n)
     call('PFADD', hll, unpack(users, i, j))
     if not overflowed then
-      call('SADD', set, unpack(users, i, j))
-      count = call('SCARD', set)
+      count = count + call('SADD', set, unpack(users, i, j))
       if count > limit then
         call('DEL', set)
         call('SADD', set, '!')
