@@ -183,16 +183,17 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
     odd = ["/50%", "/a%41", "/tab\there", "/new\nline", "/a:b{c}", "", "/é\udc80"]
 
     def batch() -> list[Bucket]:
-        made = [bucket(key=key, start=T0 + 10 * (i % 3), hist={i: 1, 40: 2}) for i, key in enumerate(odd)]
-        made += [bucket(key="/twice"), bucket(key="/twice", total=3, bad=3, users=("z",), bad_users=("z",))]
-        made += [
-            bucket(site="big", key=f"/k{i % 7}", start=T0 + 10 * i, total=1 + i % 3, hist={i % 5: 1})
-            for i in range(450)
-        ]
-        return made + [bucket(site=f"site-{i}", total=1, hist={}, users=(f"u{i}",)) for i in range(1001)]
+        made = [bucket(key=k, start=T0 + i % 3 * 10, hist={i: 1, 40: 2}) for i, k in enumerate(odd)]
+        made.append(bucket(key="/twice"))
+        made.append(bucket(key="/twice", total=3, bad=3, users=("z",), bad_users=("z",)))
+        for i in range(450):
+            start = T0 + 10 * i
+            made.append(bucket(site="big", key=f"/k{i % 7}", start=start, hist={i % 5: 1}))
+        made += [bucket(site=f"site-{i}", hist={}, users=(f"u{i}",)) for i in range(1001)]
+        return made
 
     memory = open_store("memory://")
-    for target in (store, memory):  # the memory store keeps the deltas it is given: fresh ones each time
+    for target in (store, memory):  # memory:// keeps the deltas it is given: fresh ones each time
         target.write(batch())
         target.write(batch()[:5])
 
@@ -210,8 +211,9 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
     for site in ("s", "big", "site-0", "site-1000"):
         for width in (None, 300, 3600):
             assert summary(store, site, width) == summary(memory, site, width), (site, width)
-        cells = [(b, bad) for b in store.read(site, REQUEST, T0 - 3600, T0 + 7200) for bad in (False, True)]
-        mine = [(b, bad) for b in memory.read(site, REQUEST, T0 - 3600, T0 + 7200) for bad in (False, True)]
+        span = (T0 - 3600, T0 + 7200)
+        cells = [(b, bad) for b in store.read(site, REQUEST, *span) for bad in (False, True)]
+        mine = [(b, bad) for b in memory.read(site, REQUEST, *span) for bad in (False, True)]
         assert store.count_users(cells) == memory.count_users(mine), site
     assert store.sites() == memory.sites()
     memory.close()
