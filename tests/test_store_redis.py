@@ -241,6 +241,46 @@ def test_a_server_that_forgot_its_scripts_gets_them_again(redis_db: RedisServer,
     assert got.total == 20 and store.count_users([(got, False)]) == 2
 
 
+def test_a_pass_reads_many_sites_in_batched_calls_like_one_by_one(
+    redis_db: RedisServer, redis_cluster: LocalCluster, store: RedisStore
+) -> None:
+    """On a single Redis, a pass's per-site calls (leases, open incidents, windows) go 50
+    sites to a call; 120 sites read the same as on a cluster, where they go one by one,
+    and a server that forgot its scripts gets the batched ones again."""
+    client = redis_cluster.client()
+    cluster = RedisStore(redis_cluster.nodes[0].url(), client=client)
+    sites = [f"site-{i:03d}" for i in range(120)]
+    try:
+        for s in (store, cluster):
+            s.write([bucket(site, key=f"/k{i % 3}", start=T0 + 10 * (i % 4), total=i + 1) for i, site in enumerate(sites)])
+            s.write([bucket(sites[7], signal=LOGIN, key="", total=2, bad=1, hist={})])
+            s.save_incident(incident("i7", site=sites[7]))
+            s.save_incident(incident("i9", site=sites[9], status=IncidentStatus.RESOLVED, resolved_at=timestamp(START)))
+            assert s.acquire_leases([f"leader:{site}" for site in sites[::2]], "rival", 30, START) == [True] * 60
+
+        def seen(s: RedisStore) -> tuple[Any, ...]:
+            taken = s.acquire_leases([f"leader:{site}" for site in sites], "me", 30, START + 1)
+            open_now = {site: [i.id for i in found] for site, found in s.open_incidents(sites).items()}
+            rows = sorted(s.read_rows(sites, T0, T0 + 40), key=lambda row: (row[0], row[1], row[2], row[3]))
+            return taken, open_now, [(*row[:6], dict(s.decode_hist(row[6]))) for row in rows]
+
+        single, spread = seen(store), seen(cluster)
+        assert single == spread
+        taken, open_now, rows = single
+        assert taken == [i % 2 == 1 for i in range(120)], "a rival's leases stay the rival's"
+        assert open_now[sites[7]] == ["i7"] and sum(map(len, open_now.values())) == 1
+        assert len(rows) == 121 and rows[-1][:6] == (sites[-1], REQUEST, "/k2", T0 + 30, 120, 2)
+        flusher = redis_db.client()
+        try:
+            flusher.script_flush()
+        finally:
+            flusher.close()
+        assert seen(store)[1:] == single[1:]
+    finally:
+        cluster.close()
+        client.close()
+
+
 def test_urls_carry_options_and_never_show_a_password(redis_db: RedisServer) -> None:
     url = f"redis://:s3cret@127.0.0.1:{redis_db.port}/3?timeout=0.25&history=4000&trend=90000&prefix=app1"
     with RedisStore(url) as s:

@@ -79,6 +79,37 @@ log = structlog.get_logger(__name__)
 #: A script call: the script's name, its keys, its other arguments.
 Command = tuple[str, Sequence[Any], Sequence[Any]]
 
+#: Calls of one script that a pass makes per site (leases, open incidents, windows) are
+#: sent to a single Redis as one call of its batched form per this many sites: a script
+#: call costs the client far more than the server, and a chunk this size keeps each
+#: call short (a few milliseconds), so other clients are not held up.
+_BATCH_CALLS: Final = 50
+
+#: Runs a script once per call packed in ARGV: ARGV[1] calls, then per call its number of
+#: keys, its number of arguments and the arguments; KEYS holds every call's keys in turn.
+#: The script's body becomes a function whose parameters shadow KEYS and ARGV.
+_BATCH_LOOP: Final = """
+local out, k, a = {}, 0, 2
+for i = 1, tonumber(ARGV[1]) do
+  local nkeys, nargs = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local keys, args = {}, {}
+  for j = 1, nkeys do keys[j] = KEYS[k + j] end
+  for j = 1, nargs do args[j] = ARGV[a + 1 + j] end
+  local result = call(keys, args)
+  if result == nil then result = false end
+  out[i] = result
+  k = k + nkeys
+  a = a + 2 + nargs
+end
+return out
+"""
+
+
+def _batched(source: str) -> str:
+    """A script that runs ``source`` for several calls at once (single Redis only: on a
+    cluster, the keys of different sites live in different slots)."""
+    return "local function call(KEYS, ARGV)\n" + source + "\nend\n" + _BATCH_LOOP
+
 DEFAULT_TIMEOUT: Final = 1.0
 DEFAULT_HISTORY: Final = 7200
 DEFAULT_TREND: Final = 30 * 86_400
@@ -566,6 +597,10 @@ class StoredUsers(DistinctCounter):
         return f"<StoredUsers {self._count}>"
 
 
+#: The scripts a pass calls once per site, which :meth:`RedisStore._run` may batch.
+_BATCHABLE: Final = {"acquire": _ACQUIRE, "open_incidents": _OPEN_INCIDENTS, "read_many": _READ_MANY}
+
+
 class RedisStore(Store):
     """Buckets, roll-ups, incidents, alerts and leases in Redis (see the module doc).
 
@@ -620,6 +655,7 @@ class RedisStore(Store):
                 ("acquire", _ACQUIRE),
                 ("release", _RELEASE),
                 ("set_with_ttl", _SET_WITH_TTL),
+                *((f"batched:{name}", _batched(source)) for name, source in _BATCHABLE.items()),
             )
         }
         #: Bucket deltas whose users came as an estimate rather than exact hashes (only
@@ -676,12 +712,16 @@ class RedisStore(Store):
 
     # Scripts: EVALSHA, loading the script when the server does not know it yet.
 
-    def _run(self, commands: Sequence[Command]) -> list[Any]:
+    def _run(self, commands: Sequence[Command], *, batch: bool = False) -> list[Any]:
         """Run script calls ``(name, keys, args)`` in one pipelined round trip; return results.
 
+        With ``batch`` (calls of one script, per site, that only read or renew a lease),
+        a single Redis gets them :data:`_BATCH_CALLS` at a time, each batch as one call.
         A server that lost its script cache (a restart, a failover) answers NOSCRIPT: the
         scripts are loaded and only those calls run again.
         """
+        if batch and len(commands) > 1 and not isinstance(self._client, RedisCluster):
+            return self._run_batched(commands)
         results = self._pipeline_scripts(commands)
         retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if retry:
@@ -694,6 +734,21 @@ class RedisStore(Store):
             if isinstance(result, Exception):
                 raise result
         return results
+
+    def _run_batched(self, commands: Sequence[Command]) -> list[Any]:
+        packed: list[Command] = []
+        for i in range(0, len(commands), _BATCH_CALLS):
+            chunk = commands[i : i + _BATCH_CALLS]
+            name = chunk[0][0]
+            keys: list[Any] = []
+            args: list[Any] = [len(chunk)]
+            for script, call_keys, call_args in chunk:
+                if script != name:
+                    raise ValueError(f"one batch runs one script, got {name!r} and {script!r}")
+                keys += call_keys
+                args += (len(call_keys), len(call_args), *call_args)
+            packed.append((f"batched:{name}", keys, args))
+        return [result for replies in self._run(packed) for result in replies]
 
     def _pipeline_scripts(self, commands: Sequence[Command]) -> list[Any]:
         if not isinstance(self._client, RedisCluster):
@@ -861,7 +916,8 @@ class RedisStore(Store):
             [
                 ("read_many", [self._key(site, "signals")], [self._key(site) + b":", low, high, index, kind, *signals])
                 for site in sites
-            ]
+            ],
+            batch=True,
         )
         rows: list[Row] = []
         for site, reply in zip(sites, replies, strict=True):
@@ -986,7 +1042,8 @@ class RedisStore(Store):
 
     def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
         replies = self._run(
-            [("open_incidents", [self._key(site, "incidents"), self._key(site, "open")], []) for site in sites]
+            [("open_incidents", [self._key(site, "incidents"), self._key(site, "open")], []) for site in sites],
+            batch=True,
         )
         found: dict[str, list[Incident]] = {}
         for site, docs in zip(sites, replies, strict=True):
@@ -1064,7 +1121,7 @@ class RedisStore(Store):
     def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
         ms = max(1, round(ttl * 1000))
         args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
-        replies = self._run([("acquire", [self._lease_key(name)], args) for name in names])
+        replies = self._run([("acquire", [self._lease_key(name)], args) for name in names], batch=True)
         return [bool(taken) for taken in replies]
 
     def release_lease(self, name: str, owner: str) -> None:
