@@ -30,18 +30,22 @@ def _wanted(keys: Keys) -> set[str] | None:
     return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
 
 
-def _one(sums: SiteSums, signal: str, key: str) -> Sequence[Bucket]:
-    by_key = sums.get(signal)
-    bucket = None if by_key is None else by_key.get(key)
-    return () if bucket is None else (bucket,)
-
-
-def _every(sums: SiteSums, signal: str) -> Sequence[Bucket]:
+def _pick(sums: SiteSums, signal: str, keys: Keys) -> Sequence[Bucket]:
+    """The summed buckets of ``keys`` (each once) among what a pass read for a signal."""
     by_key = sums.get(signal)
     if by_key is None:
         return ()
-    found = by_key.values()
-    return found if isinstance(found, list) else list(found)
+    if type(keys) is str:
+        bucket = by_key.get(keys)
+        return () if bucket is None else (bucket,)
+    if keys is None:
+        found = by_key.values()
+        return found if isinstance(found, list) else list(found)
+    return [b for key in dict.fromkeys(keys) if (b := by_key.get(key)) is not None]
+
+
+def _every(sums: SiteSums, signal: str) -> Sequence[Bucket]:
+    return _pick(sums, signal, None)
 
 
 class Window:
@@ -160,8 +164,8 @@ class SiteView:
         return rows
 
     def _cells(self, signal: str, keys: Keys, start: float) -> Sequence[Bucket]:
-        if isinstance(keys, str) and self._read_window is not None and start == self._window_start:
-            return _one(self._read_window, signal, keys)
+        if self._read_window is not None and start == self._window_start:
+            return _pick(self._read_window, signal, keys)
         series = self._series(signal, start)
         if isinstance(keys, str):
             if (signal, start) not in self._grouped:
@@ -188,6 +192,8 @@ class SiteView:
 
     def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Window:
         """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets."""
+        if seconds is None and self._read_window is not None:  # what checks ask most
+            return Window(signal, self._window_start, self.end, _pick(self._read_window, signal, keys))
         span = self.settings.window_seconds if seconds is None else seconds
         start = self.end - span
         return Window(signal, start, self.end, self._cells(signal, keys, start))
@@ -195,15 +201,11 @@ class SiteView:
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
         start, end = self._baseline_span
-        if isinstance(keys, str) and self._read_baseline is not None:
-            return Window(signal, start, end, _one(self._read_baseline, signal, keys))
+        if self._read_baseline is not None:
+            return Window(signal, start, end, _pick(self._read_baseline, signal, keys))
         rows = self._coarse.get(signal)
         if rows is None:
-            if self._read_baseline is not None:
-                rows = _every(self._read_baseline, signal)
-            else:
-                rows = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
-            self._coarse[signal] = rows
+            rows = self._coarse[signal] = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
