@@ -165,7 +165,7 @@ class StoreContract:
         found = store.sums(["s", "nobody"], T0, T0 + 20)
         assert dict(found["nobody"]) == {}
         requests = found["s"][REQUEST]
-        assert sorted(requests) == ["/bookings", "/x"]
+        assert sorted(requests) == sorted(dict(requests)) == ["/bookings", "/x"] and len(requests) == 2
         both = requests["/bookings"]
         assert (both.start, both.total, both.bad, dict(both.hist)) == (T0, 14, 3, {1: 3, 40: 11})
         assert requests.get("/nothing") is None

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from .signals import Bucket, hist_add
-from .store.base import Row, SiteSums, Store, StoredBucket
+from .store.base import Lookup, Row, SiteSums, Store, StoredBucket
 
 __all__ = ["REFRESH_SECONDS", "SETTLE_SECONDS", "BucketCache", "Span"]
 
@@ -97,7 +97,7 @@ class _RunSum(StoredBucket):
         return run.merged_hist(decode)
 
 
-class _KeySums(Mapping[str, Bucket]):
+class _KeySums(Lookup[Bucket]):
     """One signal's runs as one summed bucket per key, made when a check asks: they die
     young, so the garbage collector never has to promote and re-scan them."""
 
@@ -116,12 +116,6 @@ class _KeySums(Mapping[str, Bucket]):
             return default
         return _RunSum.of(self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None))
 
-    def __getitem__(self, key: str) -> Bucket:
-        found = self.get(key)
-        if found is None:
-            raise KeyError(key)
-        return found  # type: ignore[no-any-return]
-
     def values(self) -> list[Bucket]:  # type: ignore[override]
         """Every key's sum, in one go (a view would look each key up twice)."""
         site, signal, at, decode = self.site, self.signal, self.start, self.decode
@@ -134,11 +128,8 @@ class _KeySums(Mapping[str, Bucket]):
     def __iter__(self) -> Iterator[str]:
         return (key for key, run in self.runs.items() if run.starts)
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
-
-class _Sums(Mapping[str, Mapping[str, Bucket]]):
+class _Sums(Lookup[Mapping[str, Bucket]]):
     """A site's runs, by signal and key (:data:`~nextmonth_health.store.base.SiteSums`)."""
 
     __slots__ = ("decode", "runs", "site", "start")
@@ -155,17 +146,8 @@ class _Sums(Mapping[str, Mapping[str, Bucket]]):
             return default
         return _KeySums(self.site, signal, self.start, runs, self.decode)
 
-    def __getitem__(self, signal: str) -> Mapping[str, Bucket]:
-        found = self.get(signal)
-        if found is None:
-            raise KeyError(signal)
-        return found  # type: ignore[no-any-return]
-
     def __iter__(self) -> Iterator[str]:
         return (signal for signal, runs in self.runs.items() if any(run.starts for run in runs.values()))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class _Entry:

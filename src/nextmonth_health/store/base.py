@@ -12,13 +12,13 @@ import abc
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["SiteSums", "Store", "StoredBucket", "SumBucket"]
+__all__ = ["Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket"]
 
 
 class Store(abc.ABC):
@@ -237,6 +237,28 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+V = TypeVar("V")
+
+
+class Lookup(Mapping[str, V]):
+    """A mapping that answers through ``get`` (which subclasses define, with ``__iter__``):
+    for lazy views of a store, where a missing key is the common case, not an error."""
+
+    __slots__ = ()
+
+    def get(self, key: str, default: Any = None) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> V:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 #: One site's summed series for a span: signal -> key -> one bucket (see :meth:`Store.sums`).

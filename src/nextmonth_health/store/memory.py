@@ -20,7 +20,7 @@ import attrs
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..values import Alert, Incident
-from .base import HOUR, ROLLUP_WIDTHS, SiteSums, Store, SumBucket, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
 
 __all__ = ["MemoryStore"]
 
@@ -124,22 +124,22 @@ class _KeyedSum(SumBucket):
             return series.merged_hist(start, end)
 
 
-class _SignalSums(Mapping[str, Bucket]):
+class _SignalSums(Lookup[Bucket]):
     """One site and signal's series summed over a span, each summed when looked up."""
 
-    __slots__ = ("at", "end", "keys", "lock", "signal", "site", "start")
+    __slots__ = ("at", "by_key", "end", "lock", "signal", "site", "start")
 
-    def __init__(self, site: str, signal: str, keys: dict[str, _Keyed], start: float, end: float, lock: threading.Lock) -> None:
+    def __init__(self, site: str, signal: str, by_key: dict[str, _Keyed], start: float, end: float, lock: threading.Lock) -> None:
         self.site = site
         self.signal = signal
-        self.keys = keys
+        self.by_key = by_key
         self.start = start
         self.end = end
         self.at = int(start)
         self.lock = lock
 
     def get(self, key: str, default: Any = None) -> Any:
-        series = self.keys.get(key)
+        series = self.by_key.get(key)
         if series is None:
             return default
         start, end, lock = self.start, self.end, self.lock
@@ -153,27 +153,18 @@ class _SignalSums(Mapping[str, Bucket]):
             total, bad = totals[hi] - totals[lo], bads[hi] - bads[lo]
         return _KeyedSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, lock), None, None))
 
-    def __getitem__(self, key: str) -> Bucket:
-        found = self.get(key)
-        if found is None:
-            raise KeyError(key)
-        return found  # type: ignore[no-any-return]
-
     def values(self) -> list[Bucket]:  # type: ignore[override]
         """Every key's sum, in one go (a view would look each key up twice)."""
-        return [b for key in self.keys if (b := self.get(key)) is not None]
+        return [b for key in self.by_key if (b := self.get(key)) is not None]
 
     def __iter__(self) -> Iterator[str]:
         start, end = self.start, self.end
         with self.lock:
-            found = [key for key, series in self.keys.items() if series.holds(start, end)]
+            found = [key for key, series in self.by_key.items() if series.holds(start, end)]
         return iter(found)
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
-
-class _SiteSums(Mapping[str, Mapping[str, Bucket]]):
+class _SiteSums(Lookup[Mapping[str, Bucket]]):
     """One site's signals, as :class:`_SignalSums` made on demand."""
 
     __slots__ = ("end", "lock", "made", "site", "start", "table")
@@ -195,17 +186,8 @@ class _SiteSums(Mapping[str, Mapping[str, Bucket]]):
             found = self.made[signal] = _SignalSums(self.site, signal, keys, self.start, self.end, self.lock)
         return found
 
-    def __getitem__(self, signal: str) -> Mapping[str, Bucket]:
-        found = self.get(signal)
-        if found is None:
-            raise KeyError(signal)
-        return found  # type: ignore[no-any-return]
-
     def __iter__(self) -> Iterator[str]:
         return (signal for signal in SIGNALS if (self.site, signal) in self.table)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 #: (site, signal) -> key -> its buckets.
