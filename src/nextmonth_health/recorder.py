@@ -159,34 +159,29 @@ class Recorder:
                         continue
                 # Amounts are ints or floats, compared and never converted (``float`` raises
                 # on huge ints); NaN fails both comparisons.
-                if signal == request:
-                    if (
-                        type(a) is not int
-                        or not 100 <= a <= 599
-                        or not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SECONDS)
-                    ):
-                        invalid += 1
-                        continue
+                if signal == request or signal == page_load:
+                    if signal == request:
+                        if (
+                            type(a) is not int
+                            or not 100 <= a <= 599
+                            or not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SECONDS)
+                        ):
+                            invalid += 1
+                            continue
+                        bad = a >= 500
+                        value: float | None = float(b)
+                    else:
+                        if not ((type(a) is float or type(a) is int) and 0 <= a <= 3600):
+                            invalid += 1
+                            continue
+                        bad = a > known.slow_page_load
+                        value = float(a)
                     route = known.routes.get(key) if type(key) is str else None
                     if route is None:
                         route = self._route(key, known)
                         if route is None:
                             invalid += 1
                             continue
-                    bad = a >= 500
-                    value: float | None = float(b)
-                elif signal == page_load:
-                    if not ((type(a) is float or type(a) is int) and 0 <= a <= 3600):
-                        invalid += 1
-                        continue
-                    route = known.routes.get(key) if type(key) is str else None
-                    if route is None:
-                        route = self._route(key, known)
-                        if route is None:
-                            invalid += 1
-                            continue
-                    bad = a > known.slow_page_load
-                    value = float(a)
                 elif signal == login or signal == upload:
                     if type(a) is not bool or (
                         b is not None
