@@ -17,6 +17,7 @@ its own and has nothing to save.
 from __future__ import annotations
 
 import bisect
+import threading
 import zlib
 from array import array
 from collections import Counter, defaultdict
@@ -161,7 +162,11 @@ class _Entry:
 
 
 class BucketCache:
-    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``."""
+    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``.
+
+    Two threads may call :meth:`get` at once for different sites (the evaluator reads two
+    batches at a time); a site's runs are only ever touched by one of them.
+    """
 
     def __init__(
         self,
@@ -178,6 +183,7 @@ class BucketCache:
         self._entries: dict[str, _Entry] = {}
         #: Buckets read from the store, in all: what the cache saves shows here.
         self.rows_read = 0
+        self._counting = threading.Lock()
 
     def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
         """Each site's buckets starting in its span, summed per signal and key (as
@@ -245,7 +251,8 @@ class BucketCache:
             if run.hist is not None and blob:
                 hist_add(run.hist, decode(blob))
             n += 1
-        self.rows_read += n
+        with self._counting:
+            self.rows_read += n
 
     def _next_refresh(self, site: str, *, first: bool) -> float:
         """Seconds until a site is read whole again: ``refresh``, stretched by a per-site

@@ -109,6 +109,8 @@ _PLAIN = frozenset({list, tuple, types.GeneratorType})
 
 #: Sites read and judged per worker-thread hop: a few store calls each, whatever its size.
 _BATCH = 200
+#: Batches read at once, each in its own worker thread, ahead of the one being judged.
+_READERS = 2
 
 
 class Evaluator:
@@ -165,21 +167,23 @@ class Evaluator:
         reads: list[_BatchRead | None] = [None] * len(batches)
         ready = [anyio.Event() for _ in batches]
 
-        async def read_ahead() -> None:
-            # The next batch is read while this one is judged: a store's I/O (Redis
-            # answering, SQLite searching) overlaps with the checks' CPU.
-            for i, batch in enumerate(batches):
+        async def read_ahead(first: int) -> None:
+            # Batches are read ahead of the one being judged, _READERS at a time: a store's
+            # work (Redis answering, SQLite searching) overlaps with the client's parsing
+            # and the checks' CPU instead of waiting for them.
+            for i in range(first, len(batches), _READERS):
                 if not self._store_down:
-                    reads[i] = await self.store_call(self._read, batch, now)
+                    reads[i] = await self.store_call(self._read, batches[i], now)
                 ready[i].set()
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(read_ahead)
+            for first in range(_READERS):
+                tg.start_soon(read_ahead, first)
             for i in range(len(batches)):
                 await ready[i].wait()
                 read = reads[i]
                 if read is None:
-                    continue
+                    break  # the store failed: the rest of the pass waits for the next one
                 reads[i] = None
                 for outcome in await self.store_call(self._judge, read, now):
                     led.append(outcome.site)
