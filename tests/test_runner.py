@@ -381,8 +381,8 @@ def test_passes_run_one_at_a_time_even_from_two_threads(fake_clock: FakeClock) -
 async def test_a_failed_read_midway_judges_what_was_read_and_reads_no_more(
     fake_clock: FakeClock, tmp_path: Path
 ) -> None:
-    """450 sites, three batches (read two at a time, ahead of the one judged): when the
-    second read fails, the first batch is still judged and nothing after it."""
+    """450 sites, three batches (read ahead of the one judged): when the second read
+    fails, the first batch is still judged and nothing after it."""
     from nextmonth_health.runner import _BATCH
 
     reads: list[int] = []

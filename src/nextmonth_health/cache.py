@@ -164,8 +164,8 @@ class _Entry:
 class BucketCache:
     """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``.
 
-    Two threads may call :meth:`get` at once for different sites (the evaluator reads two
-    batches at a time); a site's runs are only ever touched by one of them.
+    Two threads may call :meth:`get` at once for different sites (if the evaluator reads
+    batches side by side); a site's runs are only ever touched by one of them.
     """
 
     def __init__(
