@@ -35,17 +35,13 @@ def _pick(sums: SiteSums, signal: str, keys: Keys) -> Sequence[Bucket]:
     by_key = sums.get(signal)
     if by_key is None:
         return ()
-    if type(keys) is str:
+    if isinstance(keys, str):
         bucket = by_key.get(keys)
         return () if bucket is None else (bucket,)
     if keys is None:
         found = by_key.values()
         return found if isinstance(found, list) else list(found)
     return [b for key in dict.fromkeys(keys) if (b := by_key.get(key)) is not None]
-
-
-def _every(sums: SiteSums, signal: str) -> Sequence[Bucket]:
-    return _pick(sums, signal, None)
 
 
 class Window:
@@ -157,7 +153,7 @@ class SiteView:
         rows = self._fine.get((signal, start))
         if rows is None:
             if self._read_window is not None and start == self._window_start:
-                rows = _every(self._read_window, signal)
+                rows = _pick(self._read_window, signal, None)
             else:
                 rows = self._store.read(self.site, signal, start, self.end)
             self._fine[(signal, start)] = rows
