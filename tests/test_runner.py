@@ -416,3 +416,18 @@ async def test_a_failed_read_midway_judges_what_was_read_and_reads_no_more(
     assert partial.sites == tuple(sites[:_BATCH]) and reported == ["store.read"]
     assert len(partial.readings) == _BATCH * len(m.checks) + 2 * _BATCH  # api_errors: 3 routes
     store.close()
+
+
+async def test_a_pass_cancelled_while_waiting_for_another_leaves_the_lock_free(fake_clock: FakeClock) -> None:
+    m = nmh.Monitor("s", clock=fake_clock, load_entrypoints=False)
+    lock = m.evaluator._passing
+    lock.acquire()  # another pass, in another thread, is running
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(m.evaluate)
+            await anyio.wait_all_tasks_blocked()
+            scope.cancel()
+            lock.release()  # that pass ends; the waiting one gets the lock, then its cancellation
+    assert lock.acquire(blocking=False), "the cancelled pass let go of the lock"
+    lock.release()
+    assert (await m.evaluate()).sites == ("s",)

@@ -141,6 +141,8 @@ class Evaluator:
         # One pass at a time, even if a host awaits evaluate() while the loop runs one: the
         # caches (and the views made from them) are not for two passes at once. A thread
         # waits for the lock, not the event loop; the host's pass may run on another loop.
+        # The wait is not abandoned on cancellation (anyio's default): a cancelled caller
+        # gets the lock first, so the finally below gives it back.
         if not self._passing.acquire(blocking=False):
             await anyio.to_thread.run_sync(self._passing.acquire)
         try:
