@@ -17,7 +17,6 @@ its own and has nothing to save.
 from __future__ import annotations
 
 import bisect
-import threading
 import zlib
 from array import array
 from collections import Counter, defaultdict
@@ -119,12 +118,7 @@ class _KeySums(Lookup[Bucket]):
 
     def values(self) -> list[Bucket]:  # type: ignore[override]
         """Every key's sum, in one go (a view would look each key up twice)."""
-        site, signal, at, decode = self.site, self.signal, self.start, self.decode
-        return [
-            _RunSum.of(site, signal, key, at, run.total, run.bad, ((run, decode), None, None))
-            for key, run in self.runs.items()
-            if run.starts
-        ]
+        return [b for key in self.runs if (b := self.get(key)) is not None]
 
     def __iter__(self) -> Iterator[str]:
         return (key for key, run in self.runs.items() if run.starts)
@@ -162,11 +156,7 @@ class _Entry:
 
 
 class BucketCache:
-    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``.
-
-    Two threads may call :meth:`get` at once for different sites (if the evaluator reads
-    batches side by side); a site's runs are only ever touched by one of them.
-    """
+    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``."""
 
     def __init__(
         self,
@@ -183,7 +173,6 @@ class BucketCache:
         self._entries: dict[str, _Entry] = {}
         #: Buckets read from the store, in all: what the cache saves shows here.
         self.rows_read = 0
-        self._counting = threading.Lock()
 
     def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
         """Each site's buckets starting in its span, summed per signal and key (as
@@ -251,8 +240,7 @@ class BucketCache:
             if run.hist is not None and blob:
                 hist_add(run.hist, decode(blob))
             n += 1
-        with self._counting:
-            self.rows_read += n
+        self.rows_read += n
 
     def _next_refresh(self, site: str, *, first: bool) -> float:
         """Seconds until a site is read whole again: ``refresh``, stretched by a per-site

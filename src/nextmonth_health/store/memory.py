@@ -263,27 +263,9 @@ class MemoryStore(Store):
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
     ) -> dict[str, dict[str, list[Bucket]]]:
         """From the running sums: a pass costs the same however many buckets its windows span."""
-        table = self._buckets if width is None else self._rollups[width]
-        at = int(start)
-        bisect_left, make, lock = bisect.bisect_left, _KeyedSum.of, self._lock
         found: dict[str, dict[str, list[Bucket]]] = {}
-        with lock:
-            for site in sites:
-                found[site] = by_signal = {}
-                for signal in SIGNALS:
-                    keys = table.get((site, signal))
-                    if keys is None:
-                        continue
-                    sums = []
-                    for key, series in keys.items():
-                        starts = series.starts
-                        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
-                        if lo < hi:
-                            totals, bads = series.totals, series.bads
-                            source = ((series, start, end, lock), None, None)
-                            sums.append(make(site, signal, key, at, totals[hi] - totals[lo], bads[hi] - bads[lo], source))
-                    if sums:
-                        by_signal[signal] = sums
+        for site, by_signal in self.sums(sites, start, end, width=width).items():
+            found[site] = {signal: rows for signal in SIGNALS if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())}
         return found
 
     def sums(
