@@ -139,8 +139,9 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
         by_site.setdefault(tag, set()).add(key_slot(key))
     assert by_site.keys() == {b"a", b"b%7Bx%7D%3Ay", b"sites", b"alert-sites", b"lease:leader%3Aa"}
     assert all(len(slots) == 1 for slots in by_site.values()), "each site lives in one cluster slot"
-    assert ttls[b"nmh:{a}:b:request:%d:/bookings" % T0] <= 7200
-    assert ttls[b"nmh:{a}:r3600:request:%d:/bookings" % T0] > 7200, "hourly roll-ups keep trends longer"
+    assert ttls[b"nmh:{a}:t:%d" % T0] <= 7200
+    assert ttls[b"nmh:{a}:bu:request:%d:/bookings" % T0] <= 7200
+    assert ttls[b"nmh:{a}:r3600:%d" % (T0 - T0 % 3600)] > 7200, "hourly roll-ups keep trends longer"
 
 
 def test_trim_leaves_no_key_of_what_it_forgot(redis_db: RedisServer, store: RedisStore) -> None:
@@ -183,7 +184,10 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
     odd = ["/50%", "/a%41", "/tab\there", "/new\nline", "/a:b{c}", "", "/é\udc80"]
 
     def batch() -> list[Bucket]:
-        made = [bucket(key=k, start=T0 + i % 3 * 10, hist={i: 1, 40: 2}) for i, k in enumerate(odd)]
+        made = [
+            bucket(key=k, start=T0 + i % 3 * 10, hist={i: 1, 40: 2}, users=(f"u{i}", "a"), bad_users=(f"u{i}",))
+            for i, k in enumerate(odd)
+        ]
         made.append(bucket(key="/twice"))
         made.append(bucket(key="/twice", total=3, bad=3, users=("z",), bad_users=("z",)))
         for i in range(450):
@@ -215,6 +219,16 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
         cells = [(b, bad) for b in store.read(site, REQUEST, *span) for bad in (False, True)]
         mine = [(b, bad) for b in memory.read(site, REQUEST, *span) for bad in (False, True)]
         assert store.count_users(cells) == memory.count_users(mine), site
+        for keys in (None, odd[:5], ["/twice", "/k3"]):
+            parts = [(REQUEST, keys, False), (REQUEST, keys, True)]
+            assert store.window_users(site, parts, *span) == memory.window_users(site, parts, *span), (site, keys)
+        for width in (None, 300):
+
+            def rows(target: Store) -> list[tuple[Any, ...]]:
+                found = target.read_rows([site], *span, width=width)  # noqa: B023
+                return sorted((*row[:6], dict(target.decode_hist(row[6]))) for row in found)
+
+            assert rows(store) == rows(memory), (site, width)
     assert store.sites() == memory.sites()
     memory.close()
 
@@ -290,7 +304,7 @@ def test_urls_carry_options_and_never_show_a_password(redis_db: RedisServer) -> 
         s.write([bucket()])
         client = redis_db.client(db=2)
         try:
-            assert 3990 < client.ttl(b"app1:{s}:b:request:%d:/bookings" % T0) <= 4000
+            assert 3990 < client.ttl(b"app1:{s}:t:%d" % T0) <= 4000
         finally:
             client.close()
     for bad in ("redis://127.0.0.1/0?timeout=0", "redis://127.0.0.1/0?history=soon", "http://127.0.0.1"):

@@ -47,7 +47,7 @@ import os
 import time
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -124,56 +124,63 @@ _OVERFLOWED: Final = b"!"
 _SIGNED: Final = 1 << 63
 _UNSIGNED: Final = 1 << 64
 
-# The kinds of key one raw bucket has (``nmh:{site}:<kind>:<signal>:<start>:<key>``): hash
-# of counts, users set, users HyperLogLog, bad users set, bad users HyperLogLog.
-_RAW_KINDS: Final = ("b", "bu", "bul", "bb", "bbl")
+# The keys of a series' users in one raw bucket (``nmh:{site}:<kind>:<signal>:<start>:<key>``):
+# users set, users HyperLogLog, bad users set, bad users HyperLogLog.
+_USER_KINDS: Final = ("bu", "bul", "bb", "bbl")
 
 # One atomic write of a site's deltas, cheap on both ends. Packing arguments is most of a
 # flush's cost in redis-py, so all of a call's buckets travel as one string. In Redis, each
-# ``redis.call`` costs more than the command it runs, so the script makes few: one HMGET
-# and one HSET per hash rather than a HINCRBY per field, one ZADD per index, and the
-# five-minute and hourly roll-ups summed here from the raw deltas (not sent); sums are Lua
-# numbers, exact up to 2^53. It builds the key names from the site's prefix: every key of
-# a site shares its hash tag, so they all live in the slot KEYS[1] routes to.
-# KEYS: the site's signal set. ARGV: the site's key prefix, raw ttl, exact limit, signal
-# set ttl, W, then W roll-up (width, ttl) pairs, S, the S signal names, the S escaped
-# names; last, the buckets: a line each, "signal TAB key TAB start total bad slot count
-# slot count … TAB users TAB bad users NEWLINE", the signal as its number (from 1) in the
-# list above, the key with '%', TAB and newline percent-escaped, users as signed decimal
-# 64-bit hashes, space-separated.
+# ``redis.call`` costs more than the command it runs, so the layout keeps all of a site's
+# series of one bucket in one hash (``t:<start>``, and ``r300:<start>``, ``r3600:<start>``
+# for the roll-ups, which are summed here from the raw deltas, not sent), a field per
+# series (``<signal> TAB <key>``) holding "total bad users bad_users slot count…". A flush
+# then costs one HMGET, HSET and EXPIRE per bucket start rather than per series, and a read
+# one HGETALL per start. Sums are Lua numbers, exact up to 2^53. Key names are built from
+# the site's prefix: every key of a site shares its hash tag, so they all live in the slot
+# KEYS[1] routes to.
+# KEYS: the site's index. ARGV: the site's key prefix, raw ttl, exact limit, W, then W
+# roll-up (width, ttl) pairs, S, the S escaped signal names; last, the buckets: a line
+# each, "signal TAB key TAB start total bad slot count slot count … TAB users TAB bad
+# users NEWLINE", the signal as its number (from 1) in the list above, the key with '%',
+# TAB and newline percent-escaped, users as signed decimal 64-bit hashes, space-separated.
 _WRITE: Final = r"""
 local call, find, gsub, gmatch = redis.call, string.find, string.gsub, string.gmatch
-local match, fmt, min = string.match, string.format, math.min
-local prefix, raw_ttl, limit, signal_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local nwidths = tonumber(ARGV[5])
--- Per roll-up width: its name, its number, ttl, roll-ups by slot, slots in order.
-local widths = {}
+local match, fmt, min, concat = string.match, string.format, math.min, table.concat
+local prefix, raw_ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local nwidths = tonumber(ARGV[4])
+-- Per width (raw first): hash kind, index, ttl, width in seconds (0: raw).
+local kinds = {{'t', 'ti', raw_ttl, 0}}
 for w = 1, nwidths do
-  local width = ARGV[4 + 2 * w]
-  widths[w] = {width, tonumber(width), ARGV[5 + 2 * w], {}, {}}
+  local width = ARGV[3 + 2 * w]
+  kinds[w + 1] = {'r' .. width, 'ri' .. width, ARGV[4 + 2 * w], tonumber(width)}
 end
-local a = 6 + 2 * nwidths
+local a = 5 + 2 * nwidths
 local nsignals = tonumber(ARGV[a])
 local escaped = {}
-for s = 1, nsignals do escaped[s] = ARGV[a + nsignals + s] end
-if nsignals > 0 then
-  call('SADD', KEYS[1], unpack(ARGV, a + 1, a + nsignals))
-  call('EXPIRE', KEYS[1], signal_ttl)
-end
-local indexes, index_ttls = {}, {}
-local function index(key, score, member, ttl)
-  local list = indexes[key]
-  if not list then
-    list = {}
-    indexes[key] = list
-    index_ttls[key] = ttl
+for s = 1, nsignals do escaped[s] = ARGV[a + s] end
+-- The hashes this call changes, in order, each with its fields' deltas: per field total,
+-- bad, users, bad users (false: unchanged) and the histogram by slot.
+local hashes, order = {}, {}
+local function deltas(kind, start, field)
+  local name = prefix .. kind[1] .. ':' .. start
+  local hash = hashes[name]
+  if not hash then
+    hash = {kind, start, {}, {}}
+    hashes[name] = hash
+    order[#order + 1] = name
   end
-  list[#list + 1] = score
-  list[#list + 1] = member
+  local d = hash[3][field]
+  if not d then
+    d = {0, 0, false, false, {}}
+    hash[3][field] = d
+    hash[4][#hash[4] + 1] = field
+  end
+  return d
 end
 -- Adds users to a bucket's exact set (until it holds more than the limit: then it is
 -- just the '!' marker, so only a set of one member needs looking into) and HyperLogLog;
--- returns their count.
+-- returns their count. TTLs are set when the keys are made (and when the set is
+-- replaced by the marker): a bucket's users are not needed longer after its last write.
 local function add_users(set, hll, list)
   local users, n = {}, 0
   for user in gmatch(list, '%S+') do
@@ -181,6 +188,7 @@ local function add_users(set, hll, list)
     users[n] = user
   end
   local count = call('SCARD', set)
+  local new = count == 0
   local overflowed = count == 1 and call('SISMEMBER', set, '!') == 1
   for i = 1, n, 4000 do
     local j = min(i + 3999, n)
@@ -190,104 +198,80 @@ local function add_users(set, hll, list)
       if count > limit then
         call('DEL', set)
         call('SADD', set, '!')
+        call('EXPIRE', set, raw_ttl)
         overflowed = true
       end
     end
   end
-  call('EXPIRE', set, raw_ttl)
-  call('EXPIRE', hll, raw_ttl)
+  if new then
+    call('EXPIRE', set, raw_ttl)
+    call('EXPIRE', hll, raw_ttl)
+  end
   if overflowed then return call('PFCOUNT', hll) end
   return count
 end
--- fields: name, value, name, value…; the first n values are added to the hash's, the
--- rest set as they are. Changes fields in place.
-local function add_counts(hash, fields, n, ttl)
-  local names = {}
-  for i = 1, n, 2 do names[#names + 1] = fields[i] end
-  local stored = call('HMGET', hash, unpack(names))
-  for i = 1, #names do
-    if stored[i] then fields[2 * i] = stored[i] + fields[2 * i] end
-  end
-  call('HSET', hash, unpack(fields))
-  call('EXPIRE', hash, ttl)
-end
 local function unescape(hex) return string.char(tonumber(hex, 16)) end
-local slot_names = {}
-local line = '(%d+)\t([^\t\n]*)\t(%-?%d+) ([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n'
+local line = '(%d+)\t([^\t\n]*)\t(%-?%d+) (%-?%d+) (%-?%d+) ?([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n'
 local count = 0
-for s, key, start, text, users, bad_users in gmatch(ARGV[#ARGV], line) do
+for s, key, start, total, bad, hist, users, bad_users in gmatch(ARGV[#ARGV], line) do
   count = count + 1
   local signal = escaped[tonumber(s)]
-  if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-  local member = start .. ':' .. key
-  local tail = ':' .. signal .. ':' .. member
-  local total, bad, rest = match(text, '^(%S+) (%S+) ?(.*)$')
-  local deltas, n = {'total', total, 'bad', bad}, 4
-  for slot, value in gmatch(rest, '(%S+) (%S+)') do
-    local name = slot_names[slot]
-    if not name then
-      name = 'h:' .. slot
-      slot_names[slot] = name
-    end
-    deltas[n + 1], deltas[n + 2] = name, value
-    n = n + 2
-  end
-  index(prefix .. 'i:' .. signal, start, member, raw_ttl)
-  local fields, f = {unpack(deltas)}, n
-  if users ~= '' then
-    fields[f + 1] = 'users'
-    fields[f + 2] = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, users)
-    f = f + 2
-  end
-  if bad_users ~= '' then
-    fields[f + 1] = 'bad_users'
-    fields[f + 2] = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, bad_users)
-  end
-  add_counts(prefix .. 'b' .. tail, fields, n, raw_ttl)
+  local field = signal .. '\t' .. key
+  total, bad = tonumber(total), tonumber(bad)
   local first = tonumber(start)
-  for w = 1, nwidths do
-    local width = widths[w]
-    local at = fmt('%d', first - first % width[2])
-    local slot = signal .. ':' .. at .. ':' .. key
-    local rollup = width[4][slot]
-    if not rollup then
-      width[4][slot] = {signal, at, key, deltas, n}
-      width[5][#width[5] + 1] = slot
-    else
-      -- Another bucket of this roll-up in the same call: sum by field name.
-      local sums = rollup[6]
-      if not sums then
-        sums = {}
-        local own = rollup[4]
-        for i = 1, rollup[5], 2 do sums[own[i]] = own[i + 1] end
-        rollup[6] = sums
-      end
-      for i = 1, n, 2 do sums[deltas[i]] = (sums[deltas[i]] or 0) + deltas[i + 1] end
+  for k = 1, #kinds do
+    local kind = kinds[k]
+    local at = start
+    if kind[4] > 0 then at = fmt('%d', first - first % kind[4]) end
+    local d = deltas(kind, at, field)
+    d[1], d[2] = d[1] + total, d[2] + bad
+    local slots = d[5]
+    for slot, n in gmatch(hist, '(%S+) (%S+)') do slots[slot] = (slots[slot] or 0) + tonumber(n) end
+    if k == 1 and (users ~= '' or bad_users ~= '') then
+      if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+      local tail = ':' .. signal .. ':' .. start .. ':' .. key
+      if users ~= '' then d[3] = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, users) end
+      if bad_users ~= '' then d[4] = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, bad_users) end
     end
   end
 end
-for w = 1, nwidths do
-  local width = widths[w]
-  for _, slot in ipairs(width[5]) do
-    local signal, at, key, deltas, n, sums = unpack(width[4][slot])
-    local fields = {}
-    if sums then
-      n = 0
-      for name, value in pairs(sums) do
-        fields[n + 1], fields[n + 2] = name, value
-        n = n + 2
-      end
-    else
-      for i = 1, n do fields[i] = deltas[i] end
+-- One HMGET, HSET and EXPIRE per hash; a field's value is "total bad users bad_users"
+-- then its histogram's (slot, count) pairs.
+local indexes = {}
+for _, name in ipairs(order) do
+  local kind, start, fields, names = unpack(hashes[name])
+  local stored = call('HMGET', name, unpack(names))
+  local values = {}
+  for i, field in ipairs(names) do
+    local d = fields[field]
+    local total, bad, users, bad_users, slots = d[1], d[2], d[3], d[4], d[5]
+    if stored[i] then
+      local t, b, u, bu, rest = match(stored[i], '^(%S+) (%S+) (%S+) (%S+) ?(.*)$')
+      total, bad = total + t, bad + b
+      users, bad_users = users or u, bad_users or bu
+      for slot, n in gmatch(rest, '(%S+) (%S+)') do slots[slot] = (slots[slot] or 0) + tonumber(n) end
     end
-    local member = at .. ':' .. key
-    index(prefix .. 'ri' .. width[1] .. ':' .. signal, at, member, width[3])
-    add_counts(prefix .. 'r' .. width[1] .. ':' .. signal .. ':' .. member, fields, n, width[3])
+    local parts = {fmt('%d %d %d %d', total, bad, users or 0, bad_users or 0)}
+    for slot, n in pairs(slots) do
+      parts[#parts + 1] = slot
+      parts[#parts + 1] = fmt('%d', n)
+    end
+    values[2 * i - 1], values[2 * i] = field, concat(parts, ' ')
   end
+  for i = 1, #values, 4000 do call('HSET', name, unpack(values, i, min(i + 3999, #values))) end
+  call('EXPIRE', name, kind[3])
+  local list = indexes[kind]
+  if not list then
+    list = {}
+    indexes[kind] = list
+  end
+  list[#list + 1] = start
+  list[#list + 1] = start
 end
-for key, list in pairs(indexes) do
-  for i = 1, #list, 4000 do call('ZADD', key, unpack(list, i, min(i + 3999, #list))) end
-  call('EXPIRE', key, index_ttls[key])
+for kind, list in pairs(indexes) do
+  local index = prefix .. kind[2]
+  for i = 1, #list, 4000 do call('ZADD', index, unpack(list, i, min(i + 3999, #list))) end
+  call('EXPIRE', index, kind[3])
 end
 return count
 """
@@ -302,79 +286,70 @@ return 1
 """
 
 # Every bucket (or roll-up) of a site's signals starting in a range, as one string: a line
-# per bucket, "signal TAB member TAB total TAB bad TAB slot count slot count…", members with
-# '%', TAB or newline percent-escaped. One string, not nested replies: redis-py parses a
-# bulk string at C speed and an array element by element in Python.
-# KEYS: the site's signal set (for routing). ARGV: the site's key prefix, low score, high
-# score, index kind, hash kind, then the signals.
+# per bucket, "start TAB signal TAB key TAB total bad users bad_users slot count…", keys
+# with '%', TAB or newline percent-escaped (as they are stored). One string, not nested
+# replies: it costs Redis one concatenation and redis-py one bulk string.
+# KEYS: the site's index (for routing). ARGV: the site's key prefix, low score, high
+# score, index kind, hash kind, then the (escaped) signals wanted.
 _READ_MANY: Final = r"""
 local prefix, low, high, index, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local call, find, sub = redis.call, string.find, string.sub
+local wanted = {}
+for s = 6, #ARGV do wanted[ARGV[s]] = true end
 local out, n = {}, 0
-local find, sub, gsub = string.find, string.sub, string.gsub
-local escapes = {['%'] = '%25', ['\t'] = '%09', ['\n'] = '%0A'}
-for s = 6, #ARGV do
-  local signal = ARGV[s]
-  local head = prefix .. kind .. ':' .. signal .. ':'
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', prefix .. index .. ':' .. signal, low, high)) do
-    local fields = redis.call('HGETALL', head .. member)
-    if #fields > 0 then
-      local total, bad, hist, h = '0', '0', {}, 0
-      for i = 1, #fields, 2 do
-        local name = fields[i]
-        if name == 'total' then total = fields[i + 1]
-        elseif name == 'bad' then bad = fields[i + 1]
-        elseif find(name, 'h:', 1, true) == 1 then
-          hist[h + 1] = sub(name, 3)
-          hist[h + 2] = fields[i + 1]
-          h = h + 2
-        end
-      end
-      if find(member, '[%%\t\n]') then member = gsub(member, '[%%\t\n]', escapes) end
-      if n > 0 then out[n + 1] = '\n'; n = n + 1 end
-      out[n + 1] = signal
+for _, start in ipairs(call('ZRANGEBYSCORE', prefix .. index, low, high)) do
+  local fields = call('HGETALL', prefix .. kind .. ':' .. start)
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    if wanted[sub(field, 1, find(field, '\t', 1, true) - 1)] then
+      out[n + 1] = start
       out[n + 2] = '\t'
-      out[n + 3] = member
+      out[n + 3] = field
       out[n + 4] = '\t'
-      out[n + 5] = total
-      out[n + 6] = '\t'
-      out[n + 7] = bad
-      out[n + 8] = '\t'
-      out[n + 9] = table.concat(hist, ' ')
-      n = n + 9
+      out[n + 5] = fields[i + 1]
+      out[n + 6] = '\n'
+      n = n + 6
     end
   end
 end
 return table.concat(out)
 """
 
-# Forget a site's buckets and roll-ups older than the cutoffs, and its incidents (with their
-# alerts) resolved before one. KEYS: the site's signal set. ARGV: the site's key prefix,
-# "(<before>" for raw buckets and five-minute roll-ups, "(<before>" for hourly ones, the
-# resolved cutoff in seconds. Returns the ids of the incidents forgotten.
+# Forget a site's buckets (with their users) and roll-ups older than the cutoffs, and its
+# incidents (with their alerts) resolved before one. KEYS: the site's index. ARGV: the
+# site's key prefix, "(<before>" for raw buckets and five-minute roll-ups, "(<before>" for
+# hourly ones, the resolved cutoff in seconds. Returns the ids of the incidents forgotten.
 _TRIM: Final = r"""
 local prefix, before, hourly_before, resolved_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local escapes = {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'}
-local tables = {
-  {'i', {'b', 'bu', 'bul', 'bb', 'bbl'}, before},
-  {'ri300', {'r300'}, before},
-  {'ri3600', {'r3600'}, hourly_before},
-}
-for _, raw in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local signal = string.gsub(raw, '[%%:{}]', escapes)
-  for _, t in ipairs(tables) do
-    local index = prefix .. t[1] .. ':' .. signal
-    local old = redis.call('ZRANGEBYSCORE', index, '-inf', t[3])
-    for i = 1, #old, 500 do
-      local j = math.min(i + 499, #old)
-      local doomed = {}
-      for m = i, j do
-        for _, kind in ipairs(t[2]) do doomed[#doomed + 1] = prefix .. kind .. ':' .. signal .. ':' .. old[m] end
-      end
-      redis.call('DEL', unpack(doomed))
-      redis.call('ZREM', index, unpack(old, i, j))
-    end
+local call, find, sub, gsub = redis.call, string.find, string.sub, string.gsub
+local function unescape(hex) return string.char(tonumber(hex, 16)) end
+local doomed = {}
+local function forget(key)
+  doomed[#doomed + 1] = key
+  if #doomed >= 1000 then
+    call('DEL', unpack(doomed))
+    doomed = {}
   end
 end
+for _, t in ipairs({{'ti', 't', before}, {'ri300', 'r300', before}, {'ri3600', 'r3600', hourly_before}}) do
+  local index = prefix .. t[1]
+  local old = call('ZRANGEBYSCORE', index, '-inf', t[3])
+  for _, start in ipairs(old) do
+    local hash = prefix .. t[2] .. ':' .. start
+    if t[2] == 't' then
+      for _, field in ipairs(call('HKEYS', hash)) do
+        local tab = find(field, '\t', 1, true)
+        local key = sub(field, tab + 1)
+        if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+        local tail = ':' .. sub(field, 1, tab - 1) .. ':' .. start .. ':' .. key
+        for _, users in ipairs({'bu', 'bul', 'bb', 'bbl'}) do forget(prefix .. users .. tail) end
+      end
+    end
+    forget(hash)
+  end
+  for i = 1, #old, 1000 do call('ZREM', index, unpack(old, i, math.min(i + 999, #old))) end
+end
+if #doomed > 0 then call('DEL', unpack(doomed)) end
 local incidents = prefix .. 'incidents'
 local fields = redis.call('HGETALL', incidents)
 local gone = {}
@@ -444,12 +419,27 @@ return count(sets, hlls, KEYS[1])
 """
 
 # The users behind a site's buckets starting in a range, over parts (signal, bad only,
-# keys): found with the bucket index, counted in place.
+# keys): the buckets' series found with the index and their hashes' fields, the users
+# counted in place.
 # KEYS: the site's scratch key. ARGV: the site's key prefix, low score, high score, the
 # number of parts, then per part: signal, '1' for bad users only, the number of keys (0:
 # all: -1), the keys.
-_WINDOW_USERS: Final = _COUNT + """
+_WINDOW_USERS: Final = _COUNT + r"""
 local prefix, low, high = ARGV[1], ARGV[2], ARGV[3]
+local call, find, sub, gsub = redis.call, string.find, string.sub, string.gsub
+local function unescape(hex) return string.char(tonumber(hex, 16)) end
+-- Each bucket in the range: its start and its series, as (signal, key).
+local buckets = {}
+for _, start in ipairs(call('ZRANGEBYSCORE', prefix .. 'ti', low, high)) do
+  local series = {}
+  for _, field in ipairs(call('HKEYS', prefix .. 't:' .. start)) do
+    local tab = find(field, '\t', 1, true)
+    local key = sub(field, tab + 1)
+    if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+    series[#series + 1] = {sub(field, 1, tab - 1), key}
+  end
+  buckets[#buckets + 1] = {start, series}
+end
 local sets, hlls, a = {}, {}, 5
 for _ = 1, tonumber(ARGV[4]) do
   local signal, bad, nkeys = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
@@ -461,10 +451,13 @@ for _ = 1, tonumber(ARGV[4]) do
   a = a + 3 + math.max(nkeys, 0)
   local set, hll = 'bu', 'bul'
   if bad then set, hll = 'bb', 'bbl' end
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'i:' .. signal, low, high)) do
-    if wanted == nil or wanted[string.sub(member, string.find(member, ':', 1, true) + 1)] then
-      sets[#sets + 1] = prefix .. set .. ':' .. signal .. ':' .. member
-      hlls[#hlls + 1] = prefix .. hll .. ':' .. signal .. ':' .. member
+  for _, bucket in ipairs(buckets) do
+    for _, series in ipairs(bucket[2]) do
+      if series[1] == signal and (wanted == nil or wanted[series[2]]) then
+        local tail = ':' .. signal .. ':' .. bucket[1] .. ':' .. series[2]
+        sets[#sets + 1] = prefix .. set .. tail
+        hlls[#hlls + 1] = prefix .. hll .. tail
+      end
     end
   end
 end
@@ -694,9 +687,10 @@ class RedisStore(Store):
     def _key(self, site: str, *parts: str) -> bytes:
         return ":".join((self.prefix, "{" + _escape(site) + "}", *parts)).encode("utf-8", "surrogatepass")
 
-    def _bucket_keys(self, site: str, signal: str, member: str, kinds: tuple[str, ...]) -> list[bytes]:
+    def _user_keys(self, site: str, signal: str, start: int, key: str) -> list[bytes]:
+        """The keys of a series' users in one raw bucket: see :data:`_USER_KINDS`."""
         sig = _escape(signal)
-        return [self._key(site, kind, sig, member) for kind in kinds]
+        return [self._key(site, kind, sig, f"{start}:{key}") for kind in _USER_KINDS]
 
     @property
     def _sites_key(self) -> bytes:
@@ -795,7 +789,6 @@ class RedisStore(Store):
         head = [
             self.history_seconds,
             EXACT_LIMIT,
-            self.trend_seconds,
             len(ROLLUP_WIDTHS),
             *(part for width in ROLLUP_WIDTHS for part in (width, self._rollup_ttl(width))),
         ]
@@ -805,7 +798,7 @@ class RedisStore(Store):
             for i in range(0, len(site_buckets), _CHUNK):
                 chunk = site_buckets[i : i + _CHUNK]
                 args = self._write_args(prefix, head, chunk)
-                commands.append(("write", [self._key(site, "signals")], args))
+                commands.append(("write", [prefix + b"ti"], args))
         sites = [_encode(site) for site in by_site]
         for i in range(0, len(sites), _TOUCH_CHUNK):
             touched = [part for site in sites[i : i + _TOUCH_CHUNK] for part in (now, site)]
@@ -818,9 +811,6 @@ class RedisStore(Store):
         number = {signal: str(i) for i, signal in enumerate(signals, 1)}
         lines = []
         for bucket in buckets:
-            key = bucket.key
-            if "%" in key or "\t" in key or "\n" in key:
-                key = key.replace("%", "%25").replace("\t", "%09").replace("\n", "%0A")
             users = []
             for counter in (bucket.users, bucket.bad_users):
                 items = counter.exact_items()
@@ -829,25 +819,18 @@ class RedisStore(Store):
                     items = ()
                 users.append(" ".join([str(h - _UNSIGNED if h >= _SIGNED else h) for h in items]))
             lines.append(
-                f"{number[bucket.signal]}\t{key}\t{_numbers(bucket)}\t{users[0]}\t{users[1]}\n"
+                f"{number[bucket.signal]}\t{_escape_field(bucket.key)}\t{_numbers(bucket)}\t{users[0]}\t{users[1]}\n"
             )
         return [
             prefix,
             *head,
             len(signals),
-            *(_encode(signal) for signal in signals),
             *(_encode(_escape(signal)) for signal in signals),
             _encode("".join(lines)),
         ]
 
     def _rollup_ttl(self, width: int) -> int:
         return self.trend_seconds if width >= HOUR else self.history_seconds
-
-    def _index_key(self, site: str, signal: str, width: int | None) -> bytes:
-        return self._key(site, "i" if width is None else f"ri{width}", _escape(signal))
-
-    def _rollup_key(self, site: str, signal: str, width: int, member: str) -> bytes:
-        return self._key(site, f"r{width}", _escape(signal), member)
 
     def _inexact(self, bucket: Bucket) -> None:
         self.inexact_user_sketches += 1
@@ -861,40 +844,46 @@ class RedisStore(Store):
             )
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
-        members = self._client.zrangebyscore(self._index_key(site, signal, None), start, f"({end}")
-        if not members:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        found = []
-        for raw in members:
-            member = _decode(raw)
-            keys = self._bucket_keys(site, signal, member, _RAW_KINDS)
-            found.append((member, keys))
-            pipe.hgetall(keys[0])
         buckets = []
-        for (member, keys), fields in zip(found, pipe.execute(), strict=True):
-            if fields:  # else expired before trim took it out of the index
-                bucket = _bucket(site, signal, member, fields)
-                bucket.users = StoredUsers(int(fields.get(b"users", 0)), (keys[1], keys[2]))
-                bucket.bad_users = StoredUsers(int(fields.get(b"bad_users", 0)), (keys[3], keys[4]))
-                buckets.append(bucket)
+        for first, key, value in self._read_series(site, signal, None, start, end):
+            bucket = _bucket(site, signal, key, first, value)
+            users = self._user_keys(site, signal, first, key)
+            parts = value.split(b" ", 4)
+            bucket.users = StoredUsers(int(parts[2]), (users[0], users[1]))
+            bucket.bad_users = StoredUsers(int(parts[3]), (users[2], users[3]))
+            buckets.append(bucket)
         return buckets
 
     def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         if width not in ROLLUP_WIDTHS:
             raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
-        members = self._client.zrangebyscore(self._index_key(site, signal, width), start, f"({end}")
-        if not members:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        decoded = [_decode(raw) for raw in members]
-        for member in decoded:
-            pipe.hgetall(self._rollup_key(site, signal, width, member))
         return [
-            _bucket(site, signal, member, fields)
-            for member, fields in zip(decoded, pipe.execute(), strict=True)
-            if fields
+            _bucket(site, signal, key, first, value)
+            for first, key, value in self._read_series(site, signal, width, start, end)
         ]
+
+    def _read_series(
+        self, site: str, signal: str, width: int | None, start: float, end: float
+    ) -> Iterator[tuple[int, str, bytes]]:
+        """(start, key, stored value) of one signal's buckets (or roll-ups) starting in
+        ``[start, end)``, by start, then key."""
+        index, kind = _kinds(width)
+        prefix = self._key(site) + b":"
+        starts = self._client.zrangebyscore(prefix + index, start, f"({end}")
+        if not starts:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for first in starts:
+            pipe.hgetall(prefix + kind + b":" + first)
+        head = _encode(_escape(signal)) + b"\t"
+        for first, fields in zip(starts, pipe.execute(), strict=True):
+            found = sorted(
+                (_unescape_field(field[len(head) :]), value)
+                for field, value in fields.items()
+                if field.startswith(head)
+            )
+            for key, value in found:
+                yield int(first), key, value
 
     def read_many(
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
@@ -907,28 +896,33 @@ class RedisStore(Store):
     ) -> list[Row]:
         if width is not None and width not in ROLLUP_WIDTHS:
             raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
-        index, kind = ("i", "b") if width is None else (f"ri{width}", f"r{width}")
+        index, kind = _kinds(width)
         signals = [_encode(_escape(signal)) for signal in SIGNALS]
         names = {signal: _decode(signal) for signal in signals}
         low, high = repr(float(start)), f"({float(end)!r}"
         sites = list(dict.fromkeys(sites))
-        replies = self._run(
-            [
-                ("read_many", [self._key(site, "signals")], [self._key(site) + b":", low, high, index, kind, *signals])
-                for site in sites
-            ],
-            batch=True,
-        )
+        commands: list[Command] = []
+        for site in sites:
+            prefix = self._key(site) + b":"
+            commands.append(("read_many", [prefix + b"ti"], [prefix, low, high, index, kind, *signals]))
         rows: list[Row] = []
-        for site, reply in zip(sites, replies, strict=True):
+        for site, reply in zip(sites, self._run(commands, batch=True), strict=True):
             if not reply:
                 continue
-            for line in reply.split(b"\n"):
-                signal, member, total, bad, hist = line.split(b"\t")
-                first, _, key = _decode(member).partition(":")
-                if "%" in key:
-                    key = unquote(key)
-                rows.append((site, names[signal], key, int(first), int(total), int(bad), hist))
+            for line in reply[:-1].split(b"\n"):
+                first, signal, key, value = line.split(b"\t")
+                total, bad, _, _, *hist = value.split(b" ", 4)
+                rows.append(
+                    (
+                        site,
+                        names[signal],
+                        _unescape_field(key),
+                        int(first),
+                        int(total),
+                        int(bad),
+                        hist[0] if hist else b"",
+                    )
+                )
         return rows
 
     def decode_hist(self, hist: Any) -> Counter[int]:
@@ -948,9 +942,8 @@ class RedisStore(Store):
             if isinstance(counter, StoredUsers):
                 keys += counter.keys
             else:
-                member = f"{int(bucket.start)}:{bucket.key}"
-                raw = self._bucket_keys(bucket.site, bucket.signal, member, _RAW_KINDS)
-                keys += raw[3:5] if bad else raw[1:3]
+                users = self._user_keys(bucket.site, bucket.signal, int(bucket.start), bucket.key)
+                keys += users[2:] if bad else users[:2]
         [count] = self._run([("count_users", keys, [])])
         return int(count)
 
@@ -1144,7 +1137,7 @@ class RedisStore(Store):
         client.zremrangebyscore(self._sites_key, "-inf", f"({time.time() - self.trend_seconds}")
         sites = sorted(self.sites())
         args = [f"({float(buckets_before)!r}", f"({float(hourly_before)!r}", repr(resolved_before.timestamp())]
-        gone = self._run([("trim", [self._key(site, "signals")], [self._key(site) + b":", *args]) for site in sites])
+        gone = self._run([("trim", [self._key(site, "ti")], [self._key(site) + b":", *args]) for site in sites])
         ids = [incident_id for found in gone for incident_id in found]
         for i in range(0, len(ids), 500):
             client.hdel(self._alert_sites_key, *ids[i : i + 500])
@@ -1206,6 +1199,23 @@ def _loads(cls: type[Any], data: bytes) -> Any:
     return cls(**values)
 
 
+def _kinds(width: int | None) -> tuple[bytes, bytes]:
+    """The index and the hash kind of raw buckets (``width`` None) or of roll-ups."""
+    return (b"ti", b"t") if width is None else (b"ri%d" % width, b"r%d" % width)
+
+
+def _escape_field(key: str) -> str:
+    """A key as its hash field holds it: no TAB or newline, which the scripts' lines use."""
+    if "%" in key or "\t" in key or "\n" in key:
+        return key.replace("%", "%25").replace("\t", "%09").replace("\n", "%0A")
+    return key
+
+
+def _unescape_field(key: bytes) -> str:
+    text = _decode(key)
+    return unquote(text) if "%" in text else text
+
+
 def _numbers(bucket: Bucket) -> str:
     """A bucket's numbers as the write script takes them: start, total, bad, then (slot,
     count) pairs."""
@@ -1229,14 +1239,14 @@ class _CountsBucket(StoredBucket):
         return hist
 
 
-def _bucket(site: str, signal: str, member: str, fields: dict[bytes, bytes]) -> Bucket:
-    first, _, key = member.partition(":")
-    bucket = Bucket(site, signal, key, int(first))
-    bucket.total = int(fields.get(b"total", 0))
-    bucket.bad = int(fields.get(b"bad", 0))
-    for name, value in fields.items():
-        if name.startswith(b"h:"):
-            bucket.hist[int(name[2:])] = int(value)
+def _bucket(site: str, signal: str, key: str, start: int, value: bytes) -> Bucket:
+    """A bucket's counts from its stored value (users aside)."""
+    bucket = Bucket(site, signal, key, start)
+    total, bad, _, _, *hist = value.split(b" ", 4)
+    bucket.total = int(total)
+    bucket.bad = int(bad)
+    if hist:
+        bucket.hist.update(_CountsBucket.decode_hist(hist[0]))
     return bucket
 
 
