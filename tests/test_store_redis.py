@@ -180,7 +180,8 @@ def test_users_are_exact_while_small_and_estimated_beyond(store: RedisStore) -> 
 
 def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: RedisStore) -> None:
     """Keys that need escaping in the packed write, a bucket twice in one batch, several
-    buckets of one roll-up, a site past one script call's 200 buckets, 1,001 sites."""
+    buckets of one roll-up, a site past one script call's 200 buckets, a hash past 4,000
+    fields, 1,001 sites."""
     odd = ["/50%", "/a%41", "/tab\there", "/new\nline", "/a:b{c}", "", "/é\udc80"]
 
     def batch() -> list[Bucket]:
@@ -194,6 +195,8 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
             start = T0 + 10 * i
             made.append(bucket(site="big", key=f"/k{i % 7}", start=start, hist={i % 5: 1}))
         made += [bucket(site=f"site-{i}", hist={}, users=(f"u{i}",)) for i in range(1001)]
+        # One bucket of 200 series with 25 histogram slots each: over 4000 fields in a hash.
+        made += [bucket(site="wide", key=f"/w{i}", hist={j: i for j in range(i % 9, i % 9 + 25)}) for i in range(200)]
         return made
 
     memory = open_store("memory://")
@@ -212,7 +215,7 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
             found += [(b.key, b.start, b.total, b.bad, dict(b.hist)) for b in rows]
         return sorted(found)
 
-    for site in ("s", "big", "site-0", "site-1000"):
+    for site in ("s", "big", "site-0", "site-1000", "wide"):
         for width in (None, 300, 3600):
             assert summary(store, site, width) == summary(memory, site, width), (site, width)
         span = (T0 - 3600, T0 + 7200)

@@ -9,14 +9,15 @@ Why it is built the way it is:
   ``redis.cluster.RedisCluster`` as ``client=`` to use a cluster.
 - **Atomic writes, one round trip.** :meth:`RedisStore.write` sends one Lua call per site
   (per 200 buckets) in one pipeline. Each call adds the counts, the users and the
-  five-minute and hourly roll-ups (summed in the script), and sets every key's TTL in the
-  same atomic step, so no key ever lives without a TTL and a reader never sees
-  half a flush of a site. Delivery is at least once: if a connection dies after Redis
+  five-minute and hourly roll-ups (summed in the script), and gives every key it makes
+  its TTL in the same atomic step, so no key ever lives without a TTL and a reader never
+  sees half a flush of a site. All of a site's series of one bucket share a hash (see
+  :data:`_WRITE`): a flush and a read touch a few keys per site, however many routes. Delivery is at least once: if a connection dies after Redis
   applied a flush but before its reply arrived, the recorder sends those deltas again.
-- **Distinct users, exact while small.** Each bucket keeps its users twice: a HyperLogLog
-  (``PFADD``, ~0.8 % error at any size) and, up to 512 users, an exact set (an intset,
-  8 bytes a user). :meth:`RedisStore.count_users` answers with the exact union while every
-  set is intact and with ``PFCOUNT`` over the HyperLogLogs otherwise. Redis's HyperLogLog
+- **Distinct users, exact while small.** Each series keeps a bucket's users in an exact
+  set (an intset, 8 bytes a user) up to 512 users; past that they move to a HyperLogLog
+  (~0.8 % error at any size). :meth:`RedisStore.count_users` answers with the exact union
+  while every set is intact and with a HyperLogLog union otherwise. Redis's HyperLogLog
   alone miscounts about one 50-user window in ten; "12 users affected" should mean 12.
 - **Idempotent opening.** :meth:`RedisStore.save_incident` refuses to open a second
   incident for a (site, check, key) that already has an open one, and never reopens a
@@ -33,8 +34,8 @@ Why it is built the way it is:
   builds a fresh connection pool in each child, so no socket or lock crosses ``fork()``.
 
 Time: bucket keys use the recorder's wall-clock epochs; TTLs are real seconds from the
-write (``history`` for raw buckets and five-minute roll-ups, ``trend`` for hourly ones,
-incidents and alerts), and
+write that made the key (``history`` for raw buckets and five-minute roll-ups, ``trend``
+for hourly ones, incidents and alerts), and
 :meth:`RedisStore.trim` deletes by the evaluator's clock. A Redis without persistence
 forgets open incidents when it restarts; run it with AOF if they must survive that.
 """
@@ -133,9 +134,9 @@ _USER_KINDS: Final = ("bu", "bul", "bb", "bbl")
 # ``redis.call`` costs more than the command it runs, so the layout keeps all of a site's
 # series of one bucket in one hash (``t:<start>``, and ``r300:<start>``, ``r3600:<start>``
 # for the roll-ups, which are summed here from the raw deltas, not sent), a field per
-# series (``<signal> TAB <key>``) holding "total bad users bad_users slot count…". A flush
-# then costs one HMGET, HSET and EXPIRE per bucket start rather than per series, and a read
-# one HGETALL per start. Sums are Lua numbers, exact up to 2^53. Key names are built from
+# series (``<signal> TAB <key>``) holding its counts (details below). A flush then costs
+# one HMGET and one HSET per bucket start rather than per series, and a read one HGETALL
+# per start. Sums are Lua numbers, exact up to 2^53. Key names are built from
 # the site's prefix: every key of a site shares its hash tag, so they all live in the slot
 # KEYS[1] routes to.
 # KEYS: the site's index. ARGV: the site's key prefix, raw ttl, exact limit, W, then W
@@ -145,7 +146,7 @@ _USER_KINDS: Final = ("bu", "bul", "bb", "bbl")
 # TAB and newline percent-escaped, users as signed decimal 64-bit hashes, space-separated.
 _WRITE: Final = r"""
 local call, find, gsub, gmatch = redis.call, string.find, string.gsub, string.gmatch
-local match, fmt, min, concat = string.match, string.format, math.min, table.concat
+local match, fmt, min, max, concat = string.match, string.format, math.min, math.max, table.concat
 local prefix, raw_ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local nwidths = tonumber(ARGV[4])
 -- Per width (raw first): hash kind, index, ttl, width in seconds (0: raw).
@@ -158,115 +159,179 @@ local a = 5 + 2 * nwidths
 local nsignals = tonumber(ARGV[a])
 local escaped = {}
 for s = 1, nsignals do escaped[s] = ARGV[a + s] end
--- The hashes this call changes, in order, each with its fields' deltas: per field total,
--- bad, users, bad users (false: unchanged) and the histogram by slot.
+-- The hashes this call changes, in order, with their series' deltas: total, bad, the
+-- histogram by slot and, for raw buckets, the users and the bad users to add (lists of
+-- space-separated hashes) and the tail of their keys' names.
 local hashes, order = {}, {}
-local function deltas(kind, start, field)
-  local name = prefix .. kind[1] .. ':' .. start
-  local hash = hashes[name]
+for k = 1, #kinds do hashes[k] = {} end
+local function deltas(k, start, field)
+  local hash = hashes[k][start]
   if not hash then
-    hash = {kind, start, {}, {}}
-    hashes[name] = hash
-    order[#order + 1] = name
+    hash = {kinds[k], start, {}, {}, prefix .. kinds[k][1] .. ':' .. start}
+    hashes[k][start] = hash
+    order[#order + 1] = hash
   end
   local d = hash[3][field]
   if not d then
-    d = {0, 0, false, false, {}}
+    d = {0, 0, {}, false, false, false}
     hash[3][field] = d
     hash[4][#hash[4] + 1] = field
   end
   return d
 end
--- Adds users to a bucket's exact set (until it holds more than the limit: then it is
--- just the '!' marker, so only a set of one member needs looking into) and HyperLogLog;
--- returns their count. TTLs are set when the keys are made (and when the set is
--- replaced by the marker): a bucket's users are not needed longer after its last write.
-local function add_users(set, hll, list)
-  local users, n = {}, 0
-  for user in gmatch(list, '%S+') do
-    n = n + 1
-    users[n] = user
-  end
-  local count = call('SCARD', set)
-  local new = count == 0
-  local overflowed = count == 1 and call('SISMEMBER', set, '!') == 1
-  for i = 1, n, 4000 do
-    local j = min(i + 3999, n)
-    call('PFADD', hll, unpack(users, i, j))
-    if not overflowed then
-      count = count + call('SADD', set, unpack(users, i, j))
-      if count > limit then
-        call('DEL', set)
-        call('SADD', set, '!')
-        call('EXPIRE', set, raw_ttl)
-        overflowed = true
-      end
-    end
-  end
-  if new then
-    call('EXPIRE', set, raw_ttl)
-    call('EXPIRE', hll, raw_ttl)
-  end
-  if overflowed then return call('PFCOUNT', hll) end
-  return count
-end
 local function unescape(hex) return string.char(tonumber(hex, 16)) end
 local line = '(%d+)\t([^\t\n]*)\t(%-?%d+) (%-?%d+) (%-?%d+) ?([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n'
-local count = 0
+local count, ats = 0, {}
 for s, key, start, total, bad, hist, users, bad_users in gmatch(ARGV[#ARGV], line) do
   count = count + 1
   local signal = escaped[tonumber(s)]
   local field = signal .. '\t' .. key
   total, bad = tonumber(total), tonumber(bad)
-  local first = tonumber(start)
+  local counts, h = {}, 0
+  for slot, n in gmatch(hist, '(%S+) (%S+)') do
+    counts[h + 1], counts[h + 2] = slot, tonumber(n)
+    h = h + 2
+  end
+  local starts = ats[start]
+  if not starts then
+    starts = {start}
+    local first = tonumber(start)
+    for k = 2, #kinds do starts[k] = fmt('%d', first - first % kinds[k][4]) end
+    ats[start] = starts
+  end
   for k = 1, #kinds do
-    local kind = kinds[k]
-    local at = start
-    if kind[4] > 0 then at = fmt('%d', first - first % kind[4]) end
-    local d = deltas(kind, at, field)
+    local d = deltas(k, starts[k], field)
     d[1], d[2] = d[1] + total, d[2] + bad
-    local slots = d[5]
-    for slot, n in gmatch(hist, '(%S+) (%S+)') do slots[slot] = (slots[slot] or 0) + tonumber(n) end
-    if k == 1 and (users ~= '' or bad_users ~= '') then
+    local slots = d[3]
+    for i = 1, h, 2 do
+      local slot = counts[i]
+      slots[slot] = (slots[slot] or 0) + counts[i + 1]
+    end
+  end
+  if users ~= '' or bad_users ~= '' then
+    local d = hashes[1][start][3][field]
+    if not d[6] then
       if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-      local tail = ':' .. signal .. ':' .. start .. ':' .. key
-      if users ~= '' then d[3] = add_users(prefix .. 'bu' .. tail, prefix .. 'bul' .. tail, users) end
-      if bad_users ~= '' then d[4] = add_users(prefix .. 'bb' .. tail, prefix .. 'bbl' .. tail, bad_users) end
+      d[6] = ':' .. signal .. ':' .. start .. ':' .. key
+    end
+    if users ~= '' then
+      d[4] = d[4] or {}
+      d[4][#d[4] + 1] = users
+    end
+    if bad_users ~= '' then
+      d[5] = d[5] or {}
+      d[5][#d[5] + 1] = bad_users
     end
   end
 end
--- One HMGET, HSET and EXPIRE per hash; a field's value is "total bad users bad_users"
--- then its histogram's (slot, count) pairs.
+-- Adds users to a series' exact set or, once that held more than the limit, to its
+-- HyperLogLog (then the set is just the '!' marker), given how many it counted before
+-- (from its field: more than the limit once the set overflowed); returns how many it
+-- counts now. Most series never overflow and never need a HyperLogLog: it is made, from
+-- the set's members, when the set overflows. The keys get their TTL when made.
+local function add_users(set, hll, lists, before)
+  local users, n = {}, 0
+  for _, list in ipairs(lists) do
+    for user in gmatch(list, '%S+') do
+      n = n + 1
+      users[n] = user
+    end
+  end
+  local count, overflowed = before, before > limit
+  for i = 1, n, 4000 do
+    local j = min(i + 3999, n)
+    if overflowed then
+      call('PFADD', hll, unpack(users, i, j))
+    else
+      count = count + call('SADD', set, unpack(users, i, j))
+      if count > limit then
+        local members = call('SMEMBERS', set)
+        for m = 1, #members, 4000 do call('PFADD', hll, unpack(members, m, min(m + 3999, #members))) end
+        call('DEL', set)
+        call('SADD', set, '!')
+        call('EXPIRE', set, raw_ttl)
+        call('EXPIRE', hll, raw_ttl)
+        overflowed = true
+      end
+    end
+  end
+  if overflowed then return max(call('PFCOUNT', hll), limit + 1) end
+  if before == 0 then call('EXPIRE', set, raw_ttl) end
+  return count
+end
+-- One HMGET and one HSET per hash (per 4000 fields). A series' field holds "total bad
+-- users bad_users"; in a raw bucket its histogram's (slot, count) pairs follow, in a
+-- roll-up each slot has a field of its own (the series' field, TAB, the slot), so that a
+-- write touches only the slots it adds to, however many an hour has gathered.
+-- A hash gets its TTL and its index entry when made (when none of its series was there:
+-- each is made in the same call as its TTL).
 local indexes = {}
-for _, name in ipairs(order) do
-  local kind, start, fields, names = unpack(hashes[name])
-  local stored = call('HMGET', name, unpack(names))
-  local values = {}
-  for i, field in ipairs(names) do
+for _, hash in ipairs(order) do
+  local kind, start, fields, names, name = unpack(hash)
+  local inline = kind[4] == 0
+  local wanted = {}
+  for _, field in ipairs(names) do
+    wanted[#wanted + 1] = field
+    if not inline then
+      local d, added = fields[field], {}
+      for slot, n in pairs(d[3]) do
+        wanted[#wanted + 1] = field .. '\t' .. slot
+        added[#added + 1] = n
+      end
+      d[3] = added
+    end
+  end
+  local stored = {}
+  for i = 1, #wanted, 4000 do
+    local j = min(i + 3999, #wanted)
+    local got = call('HMGET', name, unpack(wanted, i, j))
+    for m = i, j do stored[m] = got[m - i + 1] end
+  end
+  local values, made, w = {}, true, 0
+  for _, field in ipairs(names) do
     local d = fields[field]
-    local total, bad, users, bad_users, slots = d[1], d[2], d[3], d[4], d[5]
-    if stored[i] then
-      local t, b, u, bu, rest = match(stored[i], '^(%S+) (%S+) (%S+) (%S+) ?(.*)$')
-      total, bad = total + t, bad + b
-      users, bad_users = users or u, bad_users or bu
-      for slot, n in gmatch(rest, '(%S+) (%S+)') do slots[slot] = (slots[slot] or 0) + tonumber(n) end
+    local total, bad, users, bad_users, slots = d[1], d[2], 0, 0, d[3]
+    w = w + 1
+    if stored[w] then
+      made = false
+      local t, b, u, bu, rest = match(stored[w], '^(%S+) (%S+) (%S+) (%S+) ?(.*)$')
+      total, bad, users, bad_users = total + t, bad + b, tonumber(u), tonumber(bu)
+      if inline then
+        for slot, n in gmatch(rest, '(%S+) (%S+)') do slots[slot] = (slots[slot] or 0) + tonumber(n) end
+      end
     end
-    local parts = {fmt('%d %d %d %d', total, bad, users or 0, bad_users or 0)}
-    for slot, n in pairs(slots) do
-      parts[#parts + 1] = slot
-      parts[#parts + 1] = fmt('%d', n)
+    if d[4] then users = add_users(prefix .. 'bu' .. d[6], prefix .. 'bul' .. d[6], d[4], users) end
+    if d[5] then bad_users = add_users(prefix .. 'bb' .. d[6], prefix .. 'bbl' .. d[6], d[5], bad_users) end
+    local value = fmt('%d %d %d %d', total, bad, users, bad_users)
+    if inline then
+      local parts = {value}
+      for slot, n in pairs(slots) do
+        parts[#parts + 1] = slot
+        parts[#parts + 1] = fmt('%d', n)
+      end
+      value = concat(parts, ' ')
     end
-    values[2 * i - 1], values[2 * i] = field, concat(parts, ' ')
+    values[#values + 1] = field
+    values[#values + 1] = value
+    if not inline then
+      for _, n in ipairs(slots) do
+        w = w + 1
+        values[#values + 1] = wanted[w]
+        values[#values + 1] = fmt('%d', n + (stored[w] or 0))
+      end
+    end
   end
   for i = 1, #values, 4000 do call('HSET', name, unpack(values, i, min(i + 3999, #values))) end
-  call('EXPIRE', name, kind[3])
-  local list = indexes[kind]
-  if not list then
-    list = {}
-    indexes[kind] = list
+  if made then
+    call('EXPIRE', name, kind[3])
+    local list = indexes[kind]
+    if not list then
+      list = {}
+      indexes[kind] = list
+    end
+    list[#list + 1] = start
+    list[#list + 1] = start
   end
-  list[#list + 1] = start
-  list[#list + 1] = start
 end
 for kind, list in pairs(indexes) do
   local index = prefix .. kind[2]
@@ -293,26 +358,46 @@ return 1
 # score, index kind, hash kind, then the (escaped) signals wanted.
 _READ_MANY: Final = r"""
 local prefix, low, high, index, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local call, find, sub = redis.call, string.find, string.sub
+local call, find, sub, concat = redis.call, string.find, string.sub, table.concat
 local wanted = {}
 for s = 6, #ARGV do wanted[ARGV[s]] = true end
 local out, n = {}, 0
 for _, start in ipairs(call('ZRANGEBYSCORE', prefix .. index, low, high)) do
   local fields = call('HGETALL', prefix .. kind .. ':' .. start)
+  -- Per series: its counts, then its histogram's slots and counts.
+  local series, names = {}, {}
   for i = 1, #fields, 2 do
     local field = fields[i]
-    if wanted[sub(field, 1, find(field, '\t', 1, true) - 1)] then
-      out[n + 1] = start
-      out[n + 2] = '\t'
-      out[n + 3] = field
-      out[n + 4] = '\t'
-      out[n + 5] = fields[i + 1]
-      out[n + 6] = '\n'
-      n = n + 6
+    local tab = find(field, '\t', 1, true)
+    if wanted[sub(field, 1, tab - 1)] then
+      local slot = find(field, '\t', tab + 1, true)
+      local name = field
+      if slot then name = sub(field, 1, slot - 1) end
+      local s = series[name]
+      if not s then
+        s = {false}
+        series[name] = s
+        names[#names + 1] = name
+      end
+      if slot then
+        s[#s + 1] = sub(field, slot + 1)
+        s[#s + 1] = fields[i + 1]
+      else
+        s[1] = fields[i + 1]
+      end
+    end
+  end
+  for _, name in ipairs(names) do
+    local s = series[name]
+    if s[1] then
+      s[1] = start .. '\t' .. name .. '\t' .. s[1]
+      out[n + 1] = concat(s, ' ')
+      n = n + 1
     end
   end
 end
-return table.concat(out)
+if n == 0 then return '' end
+return concat(out, '\n') .. '\n'
 """
 
 # Forget a site's buckets (with their users) and roll-ups older than the cutoffs, and its
@@ -340,9 +425,11 @@ for _, t in ipairs({{'ti', 't', before}, {'ri300', 'r300', before}, {'ri3600', '
       for _, field in ipairs(call('HKEYS', hash)) do
         local tab = find(field, '\t', 1, true)
         local key = sub(field, tab + 1)
-        if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-        local tail = ':' .. sub(field, 1, tab - 1) .. ':' .. start .. ':' .. key
-        for _, users in ipairs({'bu', 'bul', 'bb', 'bbl'}) do forget(prefix .. users .. tail) end
+        if not find(key, '\t', 1, true) then  -- a series, not one of its histogram's slots
+          if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+          local tail = ':' .. sub(field, 1, tab - 1) .. ':' .. start .. ':' .. key
+          for _, users in ipairs({'bu', 'bul', 'bb', 'bbl'}) do forget(prefix .. users .. tail) end
+        end
       end
     end
     forget(hash)
@@ -376,34 +463,49 @@ return redis.call('HMGET', KEYS[1], unpack(ids))
 """
 
 # Distinct users of cells, given as two lists of keys (exact sets, HyperLogLogs): the exact
-# union while no set overflowed its limit, else a HyperLogLog union (PFMERGE into the
-# scratch key past 1000 cells, as PFCOUNT takes only so many keys at once).
+# union while no set overflowed its limit, else a HyperLogLog union in the scratch key of
+# the overflowed cells' HyperLogLogs and the other cells' users (those have no HyperLogLog).
 _COUNT: Final = """
+local call, min = redis.call, math.min
 local function count(sets, hlls, scratch)
   local n = #sets
   if n == 0 then return 0 end
-  for i = 1, n do
-    if redis.call('SISMEMBER', sets[i], '!') == 1 then
-      if n <= 1000 then return redis.call('PFCOUNT', unpack(hlls)) end
-      for j = 1, n, 1000 do
-        redis.call('PFMERGE', scratch, unpack(hlls, j, math.min(j + 999, n)))
-        redis.call('PEXPIRE', scratch, 60000)
-      end
-      local c = redis.call('PFCOUNT', scratch)
-      redis.call('DEL', scratch)
-      return c
-    end
-  end
-  if n == 1 then return redis.call('SCARD', sets[1]) end
-  local seen, c = {}, 0
-  for i = 1, n do
-    for _, m in ipairs(redis.call('SMEMBERS', sets[i])) do
-      if not seen[m] then
-        seen[m] = true
-        c = c + 1
+  local overflowed = {}
+  for i = 1, n do overflowed[i] = call('SISMEMBER', sets[i], '!') == 1 end
+  local any = false
+  for i = 1, n do any = any or overflowed[i] end
+  if not any then
+    if n == 1 then return call('SCARD', sets[1]) end
+    local seen, c = {}, 0
+    for i = 1, n do
+      for _, m in ipairs(call('SMEMBERS', sets[i])) do
+        if not seen[m] then
+          seen[m] = true
+          c = c + 1
+        end
       end
     end
+    return c
   end
+  call('DEL', scratch)
+  call('PFADD', scratch)
+  call('PEXPIRE', scratch, 60000)
+  local merge = {}
+  for i = 1, n do
+    if overflowed[i] then
+      merge[#merge + 1] = hlls[i]
+      if #merge == 1000 then
+        call('PFMERGE', scratch, unpack(merge))
+        merge = {}
+      end
+    else
+      local members = call('SMEMBERS', sets[i])
+      for m = 1, #members, 4000 do call('PFADD', scratch, unpack(members, m, min(m + 3999, #members))) end
+    end
+  end
+  if #merge > 0 then call('PFMERGE', scratch, unpack(merge)) end
+  local c = call('PFCOUNT', scratch)
+  call('DEL', scratch)
   return c
 end
 """
@@ -435,8 +537,10 @@ for _, start in ipairs(call('ZRANGEBYSCORE', prefix .. 'ti', low, high)) do
   for _, field in ipairs(call('HKEYS', prefix .. 't:' .. start)) do
     local tab = find(field, '\t', 1, true)
     local key = sub(field, tab + 1)
-    if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-    series[#series + 1] = {sub(field, 1, tab - 1), key}
+    if not find(key, '\t', 1, true) then  -- a series, not one of its histogram's slots
+      if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
+      series[#series + 1] = {sub(field, 1, tab - 1), key}
+    end
   end
   buckets[#buckets + 1] = {start, series}
 end
@@ -845,28 +949,24 @@ class RedisStore(Store):
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         buckets = []
-        for first, key, value in self._read_series(site, signal, None, start, end):
-            bucket = _bucket(site, signal, key, first, value)
-            users = self._user_keys(site, signal, first, key)
-            parts = value.split(b" ", 4)
-            bucket.users = StoredUsers(int(parts[2]), (users[0], users[1]))
-            bucket.bad_users = StoredUsers(int(parts[3]), (users[2], users[3]))
+        for bucket, counts in self._read_series(site, signal, None, start, end):
+            users = self._user_keys(site, signal, int(bucket.start), bucket.key)
+            _, _, n_users, n_bad_users = counts.split(b" ", 4)[:4]
+            bucket.users = StoredUsers(int(n_users), (users[0], users[1]))
+            bucket.bad_users = StoredUsers(int(n_bad_users), (users[2], users[3]))
             buckets.append(bucket)
         return buckets
 
     def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         if width not in ROLLUP_WIDTHS:
             raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
-        return [
-            _bucket(site, signal, key, first, value)
-            for first, key, value in self._read_series(site, signal, width, start, end)
-        ]
+        return [bucket for bucket, _ in self._read_series(site, signal, width, start, end)]
 
     def _read_series(
         self, site: str, signal: str, width: int | None, start: float, end: float
-    ) -> Iterator[tuple[int, str, bytes]]:
-        """(start, key, stored value) of one signal's buckets (or roll-ups) starting in
-        ``[start, end)``, by start, then key."""
+    ) -> Iterator[tuple[Bucket, bytes]]:
+        """One signal's buckets (or roll-ups) starting in ``[start, end)``, by start, then
+        key, each with its counts field as stored (see :data:`_WRITE`)."""
         index, kind = _kinds(width)
         prefix = self._key(site) + b":"
         starts = self._client.zrangebyscore(prefix + index, start, f"({end}")
@@ -877,13 +977,22 @@ class RedisStore(Store):
             pipe.hgetall(prefix + kind + b":" + first)
         head = _encode(_escape(signal)) + b"\t"
         for first, fields in zip(starts, pipe.execute(), strict=True):
-            found = sorted(
-                (_unescape_field(field[len(head) :]), value)
-                for field, value in fields.items()
-                if field.startswith(head)
-            )
-            for key, value in found:
-                yield int(first), key, value
+            found: dict[bytes, tuple[Bucket, bytes]] = {}
+            # Sorted, a series' counts field comes before its slots' (it is their prefix).
+            for field, value in sorted(fields.items()):
+                if not field.startswith(head):
+                    continue
+                key, _, slot = field[len(head) :].partition(b"\t")
+                if not slot:
+                    bucket = Bucket(site, signal, _unescape_field(key), int(first))
+                    total, bad, _, _, *pairs = value.split(b" ", 4)
+                    bucket.total, bucket.bad = int(total), int(bad)
+                    if pairs:
+                        bucket.hist.update(_CountsBucket.decode_hist(pairs[0]))
+                    found[key] = (bucket, value)
+                elif key in found:
+                    found[key][0].hist[int(slot)] = int(value)
+            yield from found.values()
 
     def read_many(
         self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
@@ -1237,17 +1346,6 @@ class _CountsBucket(StoredBucket):
             parts = [int(part) for part in text.split()]
             dict.update(hist, zip(parts[::2], parts[1::2], strict=True))
         return hist
-
-
-def _bucket(site: str, signal: str, key: str, start: int, value: bytes) -> Bucket:
-    """A bucket's counts from its stored value (users aside)."""
-    bucket = Bucket(site, signal, key, start)
-    total, bad, _, _, *hist = value.split(b" ", 4)
-    bucket.total = int(total)
-    bucket.bad = int(bad)
-    if hist:
-        bucket.hist.update(_CountsBucket.decode_hist(hist[0]))
-    return bucket
 
 
 def _alert(doc: bytes, created: bytes | None, acknowledged: bytes | None) -> Alert:
