@@ -1015,23 +1015,23 @@ class RedisStore(Store):
             prefix = self._key(site) + b":"
             commands.append(("read_many", [prefix + b"ti"], [prefix, low, high, index, kind, *signals]))
         rows: list[Row] = []
+        # Keys and starts repeat across buckets and sites: each is decoded once.
+        keys: dict[bytes, str] = {}
+        starts: dict[bytes, int] = {}
         for site, reply in zip(sites, self._run(commands, batch=True), strict=True):
             if not reply:
                 continue
             for line in reply[:-1].split(b"\n"):
                 first, signal, key, value = line.split(b"\t")
-                total, bad, _, _, *hist = value.split(b" ", 4)
-                rows.append(
-                    (
-                        site,
-                        names[signal],
-                        _unescape_field(key),
-                        int(first),
-                        int(total),
-                        int(bad),
-                        hist[0] if hist else b"",
-                    )
-                )
+                parts = value.split(b" ", 4)
+                name = keys.get(key)
+                if name is None:
+                    name = keys[key] = _unescape_field(key)
+                at = starts.get(first)
+                if at is None:
+                    at = starts[first] = int(first)
+                hist = parts[4] if len(parts) == 5 else b""
+                rows.append((site, names[signal], name, at, int(parts[0]), int(parts[1]), hist))
         return rows
 
     def decode_hist(self, hist: Any) -> Counter[int]:
