@@ -267,10 +267,10 @@ def _instrument(monitor: nmh.Monitor, batches: list[Batch]) -> None:
     write = store.write
     current: list[Batch] = []
 
-    def timed_write(buckets: Any) -> None:
+    def timed_write(buckets: Any, **options: Any) -> None:
         w0, c0 = time.perf_counter(), time.thread_time()
         try:
-            write(buckets)
+            write(buckets, **options)
         finally:
             if current:
                 current[-1].store_wall += time.perf_counter() - w0

@@ -207,6 +207,72 @@ class SilentServer:
         self.listener.close()
 
 
+class ReplyCutter:
+    """A TCP relay to a real Redis that can lose one answer: after :meth:`cut_next`, the
+    next reply reaches the relay but not the client, whose connection is closed, while
+    Redis goes on with everything it was sent (the link to it stays open): the worst
+    moment for a connection to die."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.cuts = 0
+        self._cut = threading.Event()
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def url(self, **options: object) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"redis://127.0.0.1:{self.port}/0" + (f"?{query}" if query else "")
+
+    def cut_next(self) -> None:
+        self._cut.set()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += (client, upstream)
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                upstream.sendall(data)
+
+    def _replies(self, upstream: socket.socket, client: socket.socket) -> None:
+        delivering = True
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if delivering and self._cut.is_set():
+                    self._cut.clear()
+                    self.cuts += 1
+                    delivering = False
+                    client.close()
+                if delivering:
+                    client.sendall(data)
+
+    def __enter__(self) -> ReplyCutter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sock in self._sockets:
+            sock.close()
+        self.listener.close()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One private server for the session; tests get a clean database from ``redis_db``."""

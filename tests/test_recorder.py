@@ -61,7 +61,7 @@ def test_events_going_back_and_forth_between_buckets_add_to_what_a_failed_write_
     store = monitor.store
     write = store.write
 
-    def down(buckets: Any) -> None:
+    def down(buckets: Any, **options: Any) -> None:
         raise ConnectionError("the store is down")
 
     def record(offset: float, status: int, user: str) -> None:
@@ -87,6 +87,58 @@ def test_events_going_back_and_forth_between_buckets_add_to_what_a_failed_write_
     login = one(monitor, sig.LOGIN)
     assert (login.start, login.total, login.bad) == (START, 1, 1)
     assert (len(login.users), len(login.bad_users)) == (1, 1)
+
+
+def test_a_failed_batch_is_sent_again_unchanged_before_anything_newer(fake_clock):
+    """A write that failed may have been applied (a lost reply): it goes again as it was,
+    under its name, and what came after waits for it, so a store can apply it once."""
+    monitor = nmh.Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)
+    write = monitor.store.write
+    sent: list[tuple[Any, int]] = []
+    failures = [ConnectionError("reply lost"), ConnectionError("still down")]
+
+    def flaky(buckets: Any, *, batch: Any = None) -> None:
+        sent.append((batch, len(buckets)))
+        if failures:
+            raise failures.pop(0)
+        write(buckets, batch=batch)
+
+    monitor.store.write = flaky  # type: ignore[method-assign]
+    monitor.record_request("/bookings", status=503, duration=0.1, user="u1")
+    monitor.record_login(ok=False, user="u1")
+    monitor.flush()  # fails
+    monitor.record_upload(ok=False, user="u2")
+    monitor.flush()  # the failed batch fails again; the upload waits
+    assert monitor.status().unsent == 3
+    monitor.record_upload(ok=True, user="u3")
+    monitor.flush()
+    writer = monitor.recorder.writer
+    assert sent == [((writer, 1), 2), ((writer, 1), 2), ((writer, 1), 2), ((writer, 2), 1)]
+    assert monitor.status().unsent == 0 and monitor.status().drops == {}
+    assert (one(monitor, sig.UPLOAD).total, one(monitor, sig.UPLOAD).bad) == (2, 1)
+    assert recorded_total(monitor) == 4
+
+
+def test_what_waits_for_a_store_that_stays_down_is_bounded_and_the_rest_counted(fake_clock, monkeypatch):
+    from nextmonth_health import recorder
+
+    monkeypatch.setattr(recorder, "_MAX_PENDING_BUCKETS", 3)
+    monitor = nmh.Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)
+
+    def down(buckets: Any, **options: Any) -> None:
+        raise ConnectionError("the store is down")
+
+    monitor.store.write = down  # type: ignore[method-assign]
+    monitor.record_request("/bookings", status=503, duration=0.1, user="u1")
+    monitor.record_login(ok=False, user="u1")
+    monitor.flush()
+    for _ in range(2):
+        monitor.record_upload(ok=False, user="u2")  # one bucket: kept
+    monitor.record_session_expired(user="u3")
+    monitor.record_page_load("/dashboard", 1.0, user="u3")
+    monitor.flush()
+    status = monitor.status()
+    assert status.unsent == 3 and status.drops == {"store": 2}
 
 
 def test_bucket_edges_are_wall_clock_multiples_of_ten_seconds(monitor, fake_clock):

@@ -36,6 +36,7 @@ from nextmonth_health.values import IncidentStatus, timestamp
 from .redis_server import (  # noqa: F401  (fixtures)
     LocalCluster,
     RedisServer,
+    ReplyCutter,
     SilentServer,
     durable_redis,
     redis_cluster,
@@ -234,6 +235,50 @@ def test_a_write_adds_up_like_memory_whatever_the_keys_and_the_batch(store: Redi
             assert rows(store) == rows(memory), (site, width)
     assert store.sites() == memory.sites()
     memory.close()
+
+
+def test_a_named_batch_applies_once_per_writer(store: RedisStore) -> None:
+    big = [bucket(key=f"/k{i % 9}", start=T0 + 10 * i, users=(f"u{i}",)) for i in range(450)]  # 3 calls
+    store.write(big, batch=("w1", 1))
+    store.write(big, batch=("w1", 1))  # sent again after a lost reply: skipped, every call of it
+    store.write([bucket()], batch=("w1", 2))
+    store.write(big, batch=("w1", 1))  # an older batch: skipped
+    store.write([bucket()], batch=("w2", 1))  # another writer's first batch
+    store.write([bucket()])  # unnamed: always applied
+    memory = open_store("memory://")
+    memory.write([bucket(key=f"/k{i % 9}", start=T0 + 10 * i, users=(f"u{i}",)) for i in range(450)])
+    memory.write([bucket(), bucket(), bucket()])
+    span = (T0 - 10, T0 + 4500)
+    assert sorted(r[:6] for r in store.read_rows(["s"], *span)) == sorted(r[:6] for r in memory.read_rows(["s"], *span))
+    assert totals(store, "s", REQUEST).total == totals(memory, "s", REQUEST).total == 450 * 10 + 3 * 10
+    cells = [(b, False) for b in store.read("s", REQUEST, *span)]
+    assert store.count_users(cells) == 452
+    memory.close()
+
+
+def test_a_flush_whose_reply_was_lost_is_sent_again_and_counted_once(redis_db: RedisServer) -> None:
+    with ReplyCutter(redis_db.port) as cutter:
+        monitor = Monitor("acme", store=cutter.url(timeout=2), clock=FakeClock(), load_entrypoints=False)
+        monitor.record_login(ok=True, user="early", site="s0")
+        assert monitor.flush() == 1  # Redis knows the scripts: the next flush is applied at once
+        for user in range(300):
+            monitor.record_request("/bookings", 503, 0.1, user=f"u{user}", site=f"s{user % 3}")
+        cutter.cut_next()
+        assert monitor.flush() == 300
+        status = monitor.status()
+        assert cutter.cuts == 1 and status.internal_errors == {"recorder.flush": 1}
+        assert status.unsent == 3, "the batch waits to be sent again"
+        monitor.record_login(ok=False, user="late", site="s0")
+        assert monitor.flush() == 1
+        status = monitor.status()
+        assert status.unsent == 0 and status.drops == {} and status.internal_errors == {"recorder.flush": 1}
+        monitor.store.close()
+    with RedisStore(redis_db.url()) as direct:
+        for site in ("s0", "s1", "s2"):
+            assert (totals(direct, site, REQUEST).total, totals(direct, site, REQUEST).bad) == (100, 100), site
+            cells = [(b, True) for b in direct.read(site, REQUEST, 0, 2**40)]
+            assert direct.count_users(cells) == 100
+        assert totals(direct, "s0", LOGIN).total == 2
 
 
 def test_a_delta_with_estimated_users_keeps_its_counts_and_is_counted(store: RedisStore) -> None:

@@ -55,6 +55,8 @@ class MonitorStatus:
     plugin_failures: tuple[PluginFailure, ...]
     #: What plugins report of themselves (a sink's or check's ``stats``), by name.
     plugin_stats: Mapping[str, Any]
+    #: Buckets folded but not yet stored: a failed write waiting to be sent again.
+    unsent: int = 0
 
 
 class Monitor:
@@ -370,6 +372,7 @@ class Monitor:
             store=self.store.url,
             events_flushed=self.recorder.events_flushed,
             buffered=self.recorder.buffered,
+            unsent=self.recorder.unsent,
             drops=dict(self.recorder.drops),
             internal_errors=dict(self.errors.counts),
             sink_pending=self.delivery.pending,

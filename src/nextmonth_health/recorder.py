@@ -12,6 +12,8 @@ counts and hands them to the store in one batch. Whatever cannot be kept is coun
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -22,7 +24,7 @@ from .errors import ErrorReporter
 from .settings import Settings
 from .signals import Bucket
 from .sketch import user_hash
-from .store.base import Store
+from .store.base import BatchId, Store
 
 __all__ = ["Recorder"]
 
@@ -62,7 +64,14 @@ class Recorder:
         self._errors = errors
         self._sites: set[str] = set()
         self._drops: Counter[str] = Counter()
+        #: Deltas not sent yet (their write waits for an unsure batch): merged with the next.
         self._pending: dict[BucketKey, Bucket] = {}
+        #: A batch whose write failed, with its number: the store may have applied it (a
+        #: reply lost), so it is sent again as it was, before anything newer.
+        self._unsure: tuple[BatchId, list[Bucket]] | None = None
+        self._batches = itertools.count(1)
+        #: Names this recorder's batches to the store; a forked child takes a new one.
+        self.writer = secrets.token_hex(8)
         #: Routes by path, per settings object: sites sharing settings share their routes,
         #: so a thousand sites on the defaults do not thrash one cache keyed by site.
         self._route_cache: dict[int, dict[str, str]] = {}
@@ -78,33 +87,56 @@ class Recorder:
         return counts
 
     def flush(self) -> int:
-        """Fold every buffered event into buckets and write them; returns events folded."""
+        """Fold every buffered event into buckets and write them; returns events folded.
+
+        Each write is a numbered batch. One that fails is sent again unchanged, under its
+        number, before any newer deltas, so a store that can tell a batch it already
+        applied (Redis, when a reply was lost) counts it once; meanwhile new deltas wait,
+        merged, up to a bound past which they are dropped and counted.
+        """
         with self._lock:
             buckets = self._pending
             self._pending = {}
             folded = self._fold(buckets)
-            if buckets:
+            self.events_flushed += folded
+            if self._unsure is not None:
+                name, batch = self._unsure
                 try:
-                    self.store.write(list(buckets.values()))
+                    self.store.write(batch, batch=name)
                 except Exception as exc:
                     self._errors.report("recorder.flush", exc)
-                    self._keep_pending(buckets)
-            self.events_flushed += folded
+                    self._keep_pending(buckets, room=_MAX_PENDING_BUCKETS - len(batch))
+                    return folded
+                self._unsure = None
+            if buckets:
+                name = (self.writer, next(self._batches))
+                batch = list(buckets.values())
+                try:
+                    self.store.write(batch, batch=name)
+                except Exception as exc:
+                    self._errors.report("recorder.flush", exc)
+                    self._unsure = (name, batch)
             return folded
 
-    def _keep_pending(self, buckets: dict[BucketKey, Bucket]) -> None:
+    def _keep_pending(self, buckets: dict[BucketKey, Bucket], room: int) -> None:
+        """Keep deltas for the next flush, at most ``room`` buckets; count the rest dropped."""
         for key, bucket in buckets.items():
-            if key in self._pending:
-                self._pending[key].merge(bucket)
-            elif len(self._pending) < _MAX_PENDING_BUCKETS:
+            if len(self._pending) < room:
                 self._pending[key] = bucket
             else:
                 self._drops["store"] += bucket.total
+
+    @property
+    def unsent(self) -> int:
+        """Buckets waiting for the store: a failed batch's, and those queued behind it."""
+        return len(self._pending) + (len(self._unsure[1]) if self._unsure is not None else 0)
 
     def after_fork(self) -> None:
         """In a forked child: drop the parent's unflushed events and pending buckets."""
         del self.buffer[:]
         self._pending = {}
+        self._unsure = None
+        self.writer = secrets.token_hex(8)
         self._lock = threading.Lock()
 
     @property

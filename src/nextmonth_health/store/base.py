@@ -18,7 +18,10 @@ from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket"]
+__all__ = ["BatchId", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket"]
+
+#: A recorder's write, as :meth:`Store.write` is told it: (the recorder's id, its number).
+BatchId = tuple[str, int]
 
 
 class Store(abc.ABC):
@@ -29,10 +32,15 @@ class Store(abc.ABC):
     blocking: bool = False
 
     @abc.abstractmethod
-    def write(self, buckets: Sequence[Bucket]) -> None:
+    def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
         """Add bucket deltas to what is stored (counts add up, user sets union).
 
         The store may keep the given objects; the caller does not use them afterwards.
+        ``batch`` names a recorder's write: the recorder's id and a number that grows with
+        each write. After a failed write the recorder sends the same buckets, in the same
+        order, under the same name before anything newer. A store whose write can fail
+        after it applied the deltas (a reply lost on the network) uses it to apply each
+        batch once; the others may ignore it.
         """
 
     @abc.abstractmethod

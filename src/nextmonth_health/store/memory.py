@@ -20,7 +20,7 @@ import attrs
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..values import Alert, Incident
-from .base import HOUR, ROLLUP_WIDTHS, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
 
 __all__ = ["MemoryStore"]
 
@@ -216,7 +216,7 @@ class MemoryStore(Store):
         self._leases: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def write(self, buckets: Sequence[Bucket]) -> None:
+    def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
         with self._lock:
             for bucket in buckets:
                 name = (bucket.site, bucket.signal)

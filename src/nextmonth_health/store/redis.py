@@ -12,8 +12,10 @@ Why it is built the way it is:
   five-minute and hourly roll-ups (summed in the script), and gives every key it makes
   its TTL in the same atomic step, so no key ever lives without a TTL and a reader never
   sees half a flush of a site. All of a site's series of one bucket share a hash (see
-  :data:`_WRITE`): a flush and a read touch a few keys per site, however many routes. Delivery is at least once: if a connection dies after Redis
-  applied a flush but before its reply arrived, the recorder sends those deltas again.
+  :data:`_WRITE`): a flush and a read touch a few keys per site, however many routes.
+- **Each flush counts once.** A connection that dies after Redis applied a flush but
+  before its reply arrived makes the recorder send the same batch again; each script call
+  leaves its writer a mark, so the calls already applied are skipped.
 - **Distinct users, exact while small.** Each series keeps a bucket's users in an exact
   set (an intset, 8 bytes a user) up to 512 users; past that they move to a HyperLogLog
   (~0.8 % error at any size). :meth:`RedisStore.count_users` answers with the exact union
@@ -60,7 +62,7 @@ from ..errors import ConfigError
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, newest_first
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, newest_first
 
 try:
     import redis
@@ -139,23 +141,35 @@ _USER_KINDS: Final = ("bu", "bul", "bb", "bbl")
 # per start. Sums are Lua numbers, exact up to 2^53. Key names are built from
 # the site's prefix: every key of a site shares its hash tag, so they all live in the slot
 # KEYS[1] routes to.
-# KEYS: the site's index. ARGV: the site's key prefix, raw ttl, exact limit, W, then W
-# roll-up (width, ttl) pairs, S, the S escaped signal names; last, the buckets: a line
+# KEYS: the site's index and, for a named batch, its writer's mark. ARGV: the site's key
+# prefix, raw ttl, exact limit, the mark ("<batch> <call>", or empty), W, then W roll-up
+# (width, ttl) pairs, S, the S escaped signal names; last, the buckets: a line
 # each, "signal TAB key TAB start total bad slot count slot count … TAB users TAB bad
 # users NEWLINE", the signal as its number (from 1) in the list above, the key with '%',
 # TAB and newline percent-escaped, users as signed decimal 64-bit hashes, space-separated.
 _WRITE: Final = r"""
 local call, find, gsub, gmatch = redis.call, string.find, string.gsub, string.gmatch
 local match, fmt, min, max, concat = string.match, string.format, math.min, math.max, table.concat
-local prefix, raw_ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local nwidths = tonumber(ARGV[4])
+local prefix, raw_ttl, limit, mark = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+-- A batch's call applies once: KEYS[2] holds the last "batch call" its writer applied.
+if mark ~= '' then
+  local done = call('GET', KEYS[2])
+  if done then
+    local batch, part = match(done, '^(%d+) (%d+)$')
+    local new_batch, new_part = match(mark, '^(%d+) (%d+)$')
+    batch, part, new_batch, new_part = tonumber(batch), tonumber(part), tonumber(new_batch), tonumber(new_part)
+    if batch > new_batch or (batch == new_batch and part >= new_part) then return -1 end
+  end
+  call('SET', KEYS[2], mark, 'EX', raw_ttl)
+end
+local nwidths = tonumber(ARGV[5])
 -- Per width (raw first): hash kind, index, ttl, width in seconds (0: raw).
 local kinds = {{'t', 'ti', raw_ttl, 0}}
 for w = 1, nwidths do
-  local width = ARGV[3 + 2 * w]
-  kinds[w + 1] = {'r' .. width, 'ri' .. width, ARGV[4 + 2 * w], tonumber(width)}
+  local width = ARGV[4 + 2 * w]
+  kinds[w + 1] = {'r' .. width, 'ri' .. width, ARGV[5 + 2 * w], tonumber(width)}
 end
-local a = 5 + 2 * nwidths
+local a = 6 + 2 * nwidths
 local nsignals = tonumber(ARGV[a])
 local escaped = {}
 for s = 1, nsignals do escaped[s] = ARGV[a + s] end
@@ -882,27 +896,35 @@ class RedisStore(Store):
 
     # Buckets.
 
-    def write(self, buckets: Sequence[Bucket]) -> None:
-        """One script call per site (per 200 buckets) and one for the site list, pipelined."""
+    def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
+        """One script call per site (per 200 buckets) and one for the site list, pipelined.
+
+        A named ``batch`` applies once: each call leaves its writer a mark (per site, as
+        long as raw buckets live), and a call the mark shows applied is skipped, so a
+        batch sent again after a lost reply is not counted twice.
+        """
         by_site: dict[str, list[Bucket]] = defaultdict(list)
         for bucket in buckets:
             by_site[bucket.site].append(bucket)
         if not by_site:
             return
         now = repr(time.time())
-        head = [
-            self.history_seconds,
-            EXACT_LIMIT,
-            len(ROLLUP_WIDTHS),
-            *(part for width in ROLLUP_WIDTHS for part in (width, self._rollup_ttl(width))),
-        ]
+        widths = [part for width in ROLLUP_WIDTHS for part in (width, self._rollup_ttl(width))]
+        mark = b"" if batch is None else b"applied:" + _encode(_escape(batch[0]))
         commands: list[Command] = []
         for site, site_buckets in by_site.items():
             prefix = self._key(site) + b":"
-            for i in range(0, len(site_buckets), _CHUNK):
+            keys = [prefix + b"ti"] if batch is None else [prefix + b"ti", prefix + mark]
+            for call, i in enumerate(range(0, len(site_buckets), _CHUNK)):
                 chunk = site_buckets[i : i + _CHUNK]
-                args = self._write_args(prefix, head, chunk)
-                commands.append(("write", [prefix + b"ti"], args))
+                head = [
+                    self.history_seconds,
+                    EXACT_LIMIT,
+                    "" if batch is None else f"{batch[1]} {call}",
+                    len(ROLLUP_WIDTHS),
+                    *widths,
+                ]
+                commands.append(("write", keys, self._write_args(prefix, head, chunk)))
         sites = [_encode(site) for site in by_site]
         for i in range(0, len(sites), _TOUCH_CHUNK):
             touched = [part for site in sites[i : i + _TOUCH_CHUNK] for part in (now, site)]

@@ -49,7 +49,7 @@ from ..errors import ConfigError
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, Row, Store, StoredBucket, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -370,7 +370,7 @@ class SQLiteStore(Store):
 
     # Buckets.
 
-    def write(self, buckets: Sequence[Bucket]) -> None:
+    def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
         """Merge the deltas with their stored rows in one transaction.
 
         Roll-ups are summed into plain :class:`_Sums` (counts and a histogram dict): they
