@@ -393,7 +393,9 @@ def test_resolved_incidents_stay_24_hours_then_leave(app: HealthApp, monitor: nm
     assert data(get(app, "/api/alerts"))["alerts"] == []
 
 
-def test_the_monitor_itself_is_shown(app: HealthApp, monitor: nmh.Monitor, clock: FakeClock) -> None:
+def test_the_monitor_itself_is_shown(
+    app: HealthApp, monitor: nmh.Monitor, clock: FakeClock, internal_errors: Callable[[Any], Any]
+) -> None:
     monitor.record_request("/media-upload", 999, 0.1)  # invalid: dropped and counted, never raised
     clock.advance(15)
     evaluate(monitor)
@@ -401,6 +403,18 @@ def test_the_monitor_itself_is_shown(app: HealthApp, monitor: nmh.Monitor, clock
     assert "The monitor itself" in html
     assert "Dropped (" in html and "memory://" in html
     assert "last check just now" in html
+    assert "a write the store refused" not in html
+
+    def down(buckets: object, **options: object) -> None:
+        raise ConnectionError("the store is down")
+
+    monitor.store.write = down  # type: ignore[method-assign]
+    swallowed = internal_errors(monitor)
+    monitor.record_request("/media-upload", 503, 0.1)
+    monitor.flush()
+    assert "1 buckets of a write the store refused" in text(get(app, "/"))
+    assert {where for where, _ in swallowed} == {"recorder.flush"}
+    swallowed.clear()  # expected: the store is down
 
 
 # Trends -----------------------------------------------------------------------------------
