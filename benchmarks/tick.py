@@ -272,14 +272,14 @@ class _Scaled:
         self.store = store
         self.factor = factor
 
-    def write(self, buckets: Any) -> None:
+    def write(self, buckets: Any, **options: Any) -> None:
         k = self.factor
         for bucket in buckets:
             bucket.total *= k
             bucket.bad *= k
             for slot in bucket.hist:
                 bucket.hist[slot] *= k
-        self.store.write(buckets)
+        self.store.write(buckets, **options)
 
 
 class Traffic:
@@ -664,6 +664,11 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
         odd = {k: v for s in mine.values() for k, v in s.errors.items()}
         if odd:
             section.notes.append(f"UNEXPECTED internal errors on {spec.name}: {odd}")
+        if mine:
+            lost = sum(sum(s.drops.values()) for s in mine.values())
+            section.goals.append(
+                Goal(f"{spec.name}: internal errors and events dropped, all scenarios", sum(odd.values()) + lost, "<=", 0, "")
+            )
     section.notes += [
         (
             "first pass = right after the prefill (cold caches, opens the incidents of the 1 % failing "
