@@ -9,18 +9,18 @@ unless asked to, and can be killed and restarted by the fault tests. A missing
 from __future__ import annotations
 
 import contextlib
-import random
-import tempfile
-import shutil
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import redis
@@ -170,13 +170,13 @@ class LocalCluster:
         return RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=5)
 
 
-class SilentServer:
-    """A TCP server that accepts connections and never answers: a hung Redis."""
+class _Loopback:
+    """A TCP server on a free loopback port that hands each connection to ``_serve``."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
-        self.accepted: list[socket.socket] = []
+        self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -193,56 +193,55 @@ class SilentServer:
                 continue
             except OSError:
                 return
-            self.accepted.append(conn)
+            self._sockets.append(conn)
+            self._serve(conn)
 
-    def __enter__(self) -> SilentServer:
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        for conn in self.accepted:
-            conn.close()
+        for sock in self._sockets:
+            sock.close()
         self.listener.close()
 
 
-class ReplyCutter:
-    """A TCP relay to a real Redis that can lose one answer: after :meth:`cut_next`, the
-    next reply reaches the relay but not the client, whose connection is closed, while
-    Redis goes on with everything it was sent (the link to it stays open): the worst
-    moment for a connection to die."""
+class SilentServer(_Loopback):
+    """Accepts connections and never answers: a hung Redis."""
+
+    @property
+    def accepted(self) -> list[socket.socket]:
+        return self._sockets
+
+    def _serve(self, conn: socket.socket) -> None:
+        pass
+
+
+class ReplyCutter(_Loopback):
+    """A relay to a real Redis that can lose one answer: after :meth:`cut_next`, the next
+    reply reaches the relay but not the client, whose connection is closed, while Redis
+    goes on with everything it was sent (the link to it stays open): the worst moment for
+    a connection to die."""
 
     def __init__(self, upstream_port: int) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
         self.cuts = 0
         self._cut = threading.Event()
-        self._stop = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def url(self, **options: object) -> str:
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"redis://127.0.0.1:{self.port}/0" + (f"?{query}" if query else "")
 
     def cut_next(self) -> None:
         self._cut.set()
 
-    def _accept(self) -> None:
-        self.listener.settimeout(0.05)
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self._sockets += (client, upstream)
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        self._sockets.append(upstream)
+        threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
 
     def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -260,17 +259,6 @@ class ReplyCutter:
                     client.close()
                 if delivering:
                     client.sendall(data)
-
-    def __enter__(self) -> ReplyCutter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for sock in self._sockets:
-            sock.close()
-        self.listener.close()
 
 
 @pytest.fixture(scope="session")
