@@ -519,13 +519,15 @@ def projected_seconds(last: Scenario, n_sites: int, volume: int, passes: int) ->
 # Profile --------------------------------------------------------------------------------
 
 
-def profile_pass(spec: StoreSpec, n_sites: int = 1000, top: int = 15, sort: str = "tottime") -> str:
+def profile_pass(
+    spec: StoreSpec, n_sites: int = 1000, top: int = 15, sort: str = "tottime", volume: int = 1
+) -> str:
     """cProfile of one steady-state pass (after a first one), top functions by ``sort``."""
     import cProfile
     import io
     import pstats
 
-    monitor, clock, traffic, _ = build(spec, n_sites, 1)
+    monitor, clock, traffic, _ = build(spec, n_sites, volume)
     profiler = cProfile.Profile()
 
     async def main() -> None:
@@ -781,6 +783,7 @@ if __name__ == "__main__":  # pragma: no cover - convenience
         "--profile", choices=("memory", "sqlite", "redis"), help="cProfile one pass at 1,000 sites"
     )
     parser.add_argument("--sites", type=int, default=1000, help="sites for --profile")
+    parser.add_argument("--volume", type=int, default=1, help="traffic volume for --profile (1 or 5)")
     parser.add_argument(
         "--sort", default="tottime", help="cProfile sort key for --profile (e.g. cumulative)"
     )
@@ -798,7 +801,7 @@ if __name__ == "__main__":  # pragma: no cover - convenience
             spec = next(s for s in specs if s.name == args.profile)
             if spec.url is None:
                 sys.exit(f"{spec.name}: n/a: {spec.reason}")
-            print(profile_pass(spec, args.sites, args.top, args.sort))
+            print(profile_pass(spec, args.sites, args.top, args.sort, args.volume))
     else:
         budget = None if args.budget is None else (math.inf if args.budget <= 0 else args.budget)
         print(render(run(quick=args.quick, budget=budget), "evaluation tick"))
