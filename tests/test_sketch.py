@@ -208,6 +208,25 @@ class TestCopyAndSerialisation:
         with pytest.raises(ValueError):
             DistinctCounter.from_bytes(data)
 
+    @pytest.mark.parametrize("n", [0, 1, 100, EXACT_LIMIT, EXACT_LIMIT + 1, 50_000])
+    def test_packed_counters_are_untracked_and_count_the_same(self, n: int) -> None:
+        c = counter(0, n)
+        packed = c.pack()
+        assert (packed is None) == (n == 0)
+        assert not gc.is_tracked(packed), "what a store keeps by the thousand is no work for the collector"
+        back = DistinctCounter.unpack(packed)
+        assert back.is_exact == c.is_exact and back.to_bytes() == c.to_bytes()
+        back.update(hashes(n, n + 10))
+        assert DistinctCounter.unpack(packed).to_bytes() == c.to_bytes(), "unpacking copies"
+
+    @pytest.mark.parametrize(("a", "b"), [(10, 10), (400, 200), (10, 5_000), (5_000, 10), (5_000, 3_000)])
+    def test_merging_packed_is_merging(self, a: int, b: int) -> None:
+        left, right = counter(0, a), counter(a // 2, a // 2 + b)
+        expected = left.copy()
+        expected.merge(right)
+        left.merge_packed(right.pack())
+        assert left.is_exact == expected.is_exact and left.to_bytes() == expected.to_bytes()
+
     def test_copy_is_independent(self) -> None:
         for n in (10, 5_000):
             c = counter(0, n)

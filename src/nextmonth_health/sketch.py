@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from array import array
 from collections.abc import Iterable
 from itertools import islice
 
-__all__ = ["EXACT_LIMIT", "HLL_PRECISION", "DistinctCounter", "user_hash"]
+__all__ = ["EXACT_LIMIT", "HLL_PRECISION", "DistinctCounter", "Packed", "user_hash"]
 
 EXACT_LIMIT = 512
 HLL_PRECISION = 12
@@ -30,6 +31,12 @@ _ALPHA_INF = 1.0 / (2.0 * math.log(2.0))
 _TAG_EXACT = 0
 _UNBOUNDED = 1 << 62
 _TAG_HLL = 1
+
+#: A counter as plain data, which the garbage collector does not track (see
+#: :meth:`DistinctCounter.pack`): the hashes of an exact one as ``bytes`` of native
+#: unsigned 64-bit ints, the registers of an estimating one as a ``bytearray``, or None
+#: when empty.
+Packed = bytes | bytearray | None
 
 
 def user_hash(user: str) -> int:
@@ -158,6 +165,43 @@ class DistinctCounter:
             self._to_hll()
         assert self._regs is not None and other._regs is not None
         self._regs = bytearray(map(max, self._regs, other._regs))
+
+    def pack(self) -> Packed:
+        """This counter as plain data (see :data:`Packed`): for a store that keeps
+        thousands of sketches, which as objects would slow every garbage collection."""
+        if self._exact is not None:
+            return array("Q", [h & _MASK64 for h in self._exact]).tobytes() if self._exact else None
+        assert self._regs is not None
+        return bytearray(self._regs)
+
+    @classmethod
+    def unpack(cls, packed: Packed) -> DistinctCounter:
+        """A bounded counter from what :meth:`pack` gave."""
+        new = cls()
+        new.merge_packed(packed)
+        return new
+
+    def merge_packed(self, packed: Packed) -> None:
+        """:meth:`merge` a counter as :meth:`pack` gave it, without unpacking it first."""
+        if packed is None:
+            return
+        if type(packed) is bytes:
+            hashes = array("Q")
+            hashes.frombytes(packed)
+            if self._exact is not None:
+                self._exact.update(hashes)
+                if len(self._exact) > self._limit:
+                    self._to_hll()
+            else:
+                regs = self._regs
+                assert regs is not None
+                for h in hashes:
+                    _hll_add(regs, h)
+            return
+        if self._exact is not None:
+            self._to_hll()
+        assert self._regs is not None
+        self._regs = bytearray(map(max, self._regs, packed))
 
     def copy(self) -> DistinctCounter:
         new = DistinctCounter.__new__(DistinctCounter)

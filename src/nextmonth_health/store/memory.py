@@ -1,124 +1,37 @@
 """``memory://`` — the store for tests and single-process scripts: same semantics, no durability.
 
-It keeps the buckets it is given and hands out the ones it holds, without copies: the
-recorder never touches a bucket after writing it, and readers only merge from them.
+Each series of buckets is packed into arrays and bytes (see :mod:`.series`), so that a
+store of many sites adds little to the host's garbage collections; readers get buckets
+made for them.
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
-from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import attrs
 
-from ..signals import SIGNALS, Bucket, hist_add
+from ..signals import SIGNALS, Bucket
+from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 from .base import HOUR, ROLLUP_WIDTHS, BatchId, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
+from .series import Series
 
 __all__ = ["MemoryStore"]
 
 
-class _Keyed:
-    """One (site, signal, key) over time: buckets ordered by start, with running sums of
-    their counts, so the counts of any range cost two bisections, however long it is.
-
-    The histogram of the range last asked for is kept too, and kept up to date by writes:
-    a pass later moves it by the few buckets that entered or left its range, instead of
-    merging thirty histograms again.
-    """
-
-    __slots__ = ("bads", "buckets", "hist", "hist_span", "starts", "totals")
-
-    def __init__(self) -> None:
-        # Machine integers, not int objects: a bisection then reads one block of memory
-        # instead of chasing a pointer per step (a pass bisects thousands of series).
-        self.starts = array("q")
-        self.buckets: list[Bucket] = []
-        # totals[i]: what every bucket before buckets[i] counted (trimmed ones included).
-        self.totals = array("q", [0])
-        self.bads = array("q", [0])
-        self.hist: Counter[int] | None = None
-        self.hist_span = (0.0, 0.0)
-
-    def add(self, delta: Bucket, start: int, new: Callable[[], Bucket], merge: Callable[[Bucket, Bucket], None]) -> None:
-        starts = self.starts
-        i = len(starts) - 1
-        if i < 0 or start > starts[i]:
-            i += 1
-        elif starts[i] != start:  # a late write, before the newest bucket
-            i = bisect.bisect_left(starts, start)
-        stored = None if i == len(starts) or starts[i] != start else self.buckets[i]
-        if stored is None:
-            starts.insert(i, start)
-            self.buckets.insert(i, stored := new())
-            self.totals.insert(i + 1, self.totals[i])
-            self.bads.insert(i + 1, self.bads[i])
-        if stored is not delta:
-            merge(stored, delta)
-        totals, bads = self.totals, self.bads
-        for j in range(i + 1, len(totals)):
-            totals[j] += delta.total
-            bads[j] += delta.bad
-        if self.hist is not None and delta.hist and self.hist_span[0] <= start < self.hist_span[1]:
-            hist_add(self.hist, delta.hist)
-
-    def span(self, start: float, end: float) -> tuple[int, int]:
-        return bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
-
-    def holds(self, start: float, end: float) -> bool:
-        """Whether any bucket starts in ``[start, end)``."""
-        lo, hi = self.span(start, end)
-        return lo < hi
-
-    def merged_hist(self, start: float, end: float) -> Counter[int]:
-        """A copy of the histogram of the buckets starting in ``[start, end)``."""
-        hist, (was_start, was_end) = self.hist, self.hist_span
-        if hist is None or start >= was_end or end <= was_start:
-            hist = self.hist = Counter()
-            self._move(hist, start, end, 1)
-        else:
-            if start != was_start:
-                self._move(hist, *sorted((start, was_start)), 1 if start < was_start else -1)
-            if end != was_end:
-                self._move(hist, *sorted((end, was_end)), 1 if end > was_end else -1)
-        self.hist_span = (start, end)
-        return Counter(hist)
-
-    def _move(self, hist: Counter[int], start: float, end: float, sign: int) -> None:
-        """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
-        lo, hi = self.span(start, end)
-        for bucket in self.buckets[lo:hi]:
-            if sign > 0:
-                hist_add(hist, bucket.hist)
-            else:
-                for slot, n in bucket.hist.items():
-                    left = hist[slot] - n
-                    if left > 0:
-                        hist[slot] = left
-                    else:
-                        del hist[slot]
-
-    def forget_before(self, before: float) -> None:
-        cut = bisect.bisect_left(self.starts, before)
-        del self.starts[:cut], self.buckets[:cut], self.totals[:cut], self.bads[:cut]
-        if self.hist_span[0] < before:
-            self.hist = None
-
-
-class _KeyedSum(SumBucket):
+class _SeriesSum(SumBucket):
     """A series' counts over a span; its histogram is the series' running one, on first use."""
 
     __slots__ = ()
 
     @staticmethod
-    def decode_hist(source: tuple[_Keyed, float, float, threading.Lock]) -> Counter[int]:
+    def decode_hist(source: tuple[Series, float, float, threading.Lock]) -> Counter[int]:
         series, start, end, lock = source
         with lock:
             return series.merged_hist(start, end)
@@ -129,7 +42,7 @@ class _SignalSums(Lookup[Bucket]):
 
     __slots__ = ("at", "by_key", "end", "lock", "signal", "site", "start")
 
-    def __init__(self, site: str, signal: str, by_key: dict[str, _Keyed], start: float, end: float, lock: threading.Lock) -> None:
+    def __init__(self, site: str, signal: str, by_key: dict[str, Series], start: float, end: float, lock: threading.Lock) -> None:
         self.site = site
         self.signal = signal
         self.by_key = by_key
@@ -151,7 +64,7 @@ class _SignalSums(Lookup[Bucket]):
                 return default
             totals, bads = series.totals, series.bads
             total, bad = totals[hi] - totals[lo], bads[hi] - bads[lo]
-        return _KeyedSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, lock), None, None))
+        return _SeriesSum.of(self.site, self.signal, key, self.at, total, bad, ((series, start, end, lock), None, None))
 
     def values(self) -> list[Bucket]:  # type: ignore[override]
         """Every key's sum, in one go (a view would look each key up twice)."""
@@ -191,15 +104,7 @@ class _SiteSums(Lookup[Mapping[str, Bucket]]):
 
 
 #: (site, signal) -> key -> its buckets.
-_Table = dict[tuple[str, str], dict[str, _Keyed]]
-
-
-def _merge(stored: Bucket, delta: Bucket) -> None:
-    stored.merge(delta)
-
-
-def _add_counts(stored: Bucket, delta: Bucket) -> None:
-    stored.add_counts(delta)
+_Table = dict[tuple[str, str], dict[str, Series]]
 
 
 def _start(bucket: Bucket) -> int:
@@ -220,21 +125,19 @@ class MemoryStore(Store):
         with self._lock:
             for bucket in buckets:
                 name = (bucket.site, bucket.signal)
-                site, signal, key = bucket.site, bucket.signal, bucket.key
+                key = bucket.key
                 for width, table in self._rollups.items():
-                    at = rollup_of(bucket.start, width)
                     keys = table.get(name) or table.setdefault(name, {})
-                    series = keys.get(key) or keys.setdefault(key, _Keyed())
-                    series.add(bucket, at, partial(Bucket, site, signal, key, at), _add_counts)
+                    series = keys.get(key) or keys.setdefault(key, Series(users=False))
+                    series.add(bucket, rollup_of(bucket.start, width))
                 keys = self._buckets.get(name) or self._buckets.setdefault(name, {})
-                series = keys.get(key) or keys.setdefault(key, _Keyed())
-                series.add(bucket, bucket.start, bucket.compact, _merge)
+                series = keys.get(key) or keys.setdefault(key, Series(users=True))
+                series.add(bucket, bucket.start, keep=True)
 
     def _rows(self, table: _Table, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         rows: list[Bucket] = []
-        for series in table.get((site, signal), {}).values():
-            lo, hi = series.span(start, end)
-            rows += series.buckets[lo:hi]
+        for key, series in table.get((site, signal), {}).items():
+            rows += series.buckets(site, signal, key, start, end)
         rows.sort(key=_start)
         return rows
 
@@ -274,6 +177,22 @@ class MemoryStore(Store):
         """Lazily: a series is summed (two bisections) when a check looks it up."""
         table = self._buckets if width is None else self._rollups[width]
         return {site: _SiteSums(table, site, start, end, self._lock) for site in sites}
+
+    def window_users(
+        self, site: str, parts: Sequence[tuple[str, Sequence[str] | None, bool]], start: float, end: float
+    ) -> int:
+        """Counted from the packed sketches, with no bucket made for it."""
+        merged = DistinctCounter()
+        with self._lock:
+            for signal, keys, bad in parts:
+                by_key = self._buckets.get((site, signal))
+                if by_key is None:
+                    continue
+                for key in by_key if keys is None else dict.fromkeys(keys):
+                    series = by_key.get(key)
+                    if series is not None:
+                        series.merge_users(merged, start, end, bad=bad)
+        return len(merged)
 
     def sites(self) -> set[str]:
         with self._lock:
