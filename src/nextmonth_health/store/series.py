@@ -79,15 +79,16 @@ class Series:
     merging thirty histograms again.
     """
 
-    __slots__ = ("bad_users", "bads", "hist", "hist_span", "hists", "starts", "totals", "users")
+    __slots__ = ("bad_users", "hist", "hist_span", "hists", "starts", "sums", "users")
 
     def __init__(self, *, users: bool) -> None:
         # Machine integers, not int objects: a bisection then reads one block of memory
         # instead of chasing a pointer per step (a pass bisects thousands of series).
         self.starts = array("q")
-        # totals[i]: what every bucket before the i-th counted (trimmed ones included).
-        self.totals = array("q", [0])
-        self.bads = array("q", [0])
+        # sums[2i], sums[2i + 1]: the events and bad ones every bucket before the i-th
+        # counted (trimmed ones included). One array, not two: one fewer cache miss for
+        # each series a pass sums.
+        self.sums = array("q", [0, 0])
         self.hists: list[Hist] = []
         self.users: list[Users] | None = [] if users else None
         self.bad_users: list[Users] | None = [] if users else None
@@ -112,11 +113,10 @@ class Series:
             self._add_newest(delta)
         else:
             self._add_packed(i, delta)
-        totals, bads = self.totals, self.bads
-        total, bad = delta.total, delta.bad
-        for j in range(i + 1, len(totals)):
-            totals[j] += total
-            bads[j] += bad
+        sums, total, bad = self.sums, delta.total, delta.bad
+        for j in range(2 * i + 2, len(sums), 2):
+            sums[j] += total
+            sums[j + 1] += bad
         if self.hist is not None and delta.hist and self.hist_span[0] <= start < self.hist_span[1]:
             hist_add(self.hist, delta.hist)
 
@@ -129,8 +129,7 @@ class Series:
                 users[-1] = _pack_users(users[-1])
                 bad_users[-1] = _pack_users(bad_users[-1])
         self.starts.insert(i, start)
-        self.totals.insert(i + 1, self.totals[i])
-        self.bads.insert(i + 1, self.bads[i])
+        self.sums[2 * i + 2 : 2 * i + 2] = self.sums[2 * i : 2 * i + 2]
         if newest:
             hists.append((delta.hist if keep else _unpack_hist(delta.hist)) if delta.hist else None)
             if users is not None and bad_users is not None:
@@ -180,19 +179,12 @@ class Series:
     def buckets(self, site: str, signal: str, key: str, start: float, end: float) -> list[Bucket]:
         """The buckets starting in ``[start, end)``, as new objects of their own."""
         lo, hi = self.span(start, end)
-        starts, totals, bads, hists, users, bad_users = (
-            self.starts,
-            self.totals,
-            self.bads,
-            self.hists,
-            self.users,
-            self.bad_users,
-        )
+        starts, sums, hists, users, bad_users = self.starts, self.sums, self.hists, self.users, self.bad_users
         found = []
         for i in range(lo, hi):
             bucket = Bucket(site, signal, key, starts[i])
-            bucket.total = totals[i + 1] - totals[i]
-            bucket.bad = bads[i + 1] - bads[i]
+            bucket.total = sums[2 * i + 2] - sums[2 * i]
+            bucket.bad = sums[2 * i + 3] - sums[2 * i + 1]
             add_hist(bucket.hist, hists[i])
             if users is not None and bad_users is not None:
                 _merge_users(bucket.users, users[i])
@@ -221,7 +213,7 @@ class Series:
             if end != was_end:
                 self._move(hist, *sorted((end, was_end)), 1 if end > was_end else -1)
         self.hist_span = (start, end)
-        return Counter(hist)
+        return _copy(hist)
 
     def _move(self, hist: Counter[int], start: float, end: float, sign: int) -> None:
         """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
@@ -231,11 +223,19 @@ class Series:
 
     def forget_before(self, before: float) -> None:
         cut = bisect.bisect_left(self.starts, before)
-        del self.starts[:cut], self.totals[:cut], self.bads[:cut], self.hists[:cut]
+        del self.starts[:cut], self.sums[: 2 * cut], self.hists[:cut]
         if self.users is not None and self.bad_users is not None:
             del self.users[:cut], self.bad_users[:cut]
         if self.hist_span[0] < before:
             self.hist = None
+
+
+def _copy(hist: Counter[int]) -> Counter[int]:
+    """``Counter(hist)`` at half the cost: without its generic ``update`` (an ABC check
+    and a Python call), which a pass paid for every window it read values of."""
+    copy: Counter[int] = Counter.__new__(Counter)
+    dict.update(copy, hist)
+    return copy
 
 
 def _merge_users(into: DistinctCounter, users: Users) -> None:
