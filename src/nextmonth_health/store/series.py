@@ -11,6 +11,7 @@ the collector tracks. Only the newest bucket stays unpacked, since every flush a
 from __future__ import annotations
 
 import bisect
+import struct
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -21,11 +22,15 @@ from ..sketch import DistinctCounter, Packed
 
 __all__ = ["Series", "add_hist"]
 
-#: A bucket's histogram: a Counter while the bucket is its series' newest, else
-#: ``array('q')`` bytes of (slot, count) pairs, or None when empty.
+#: A bucket's histogram: a Counter while the bucket is its series' newest, else bytes
+#: of native 64-bit (slot, count) pairs, or None when empty.
 Hist = Counter[int] | bytes | None
 #: A bucket's users: a DistinctCounter while the bucket is its series' newest, else packed.
 Users = DistinctCounter | Packed
+
+
+#: A histogram slot and its count, packed.
+_PAIR = struct.Struct("=qq")
 
 
 def pack_hist(hist: Mapping[int, int] | None) -> bytes | None:
@@ -37,9 +42,7 @@ def add_hist(hist: Counter[int], part: Hist, sign: int = 1) -> None:
     if not part:
         return
     if type(part) is bytes:
-        flat = array("q")
-        flat.frombytes(part)
-        pairs: Iterable[tuple[int, int]] = zip(flat[::2], flat[1::2])
+        pairs: Iterable[tuple[int, int]] = _PAIR.iter_unpack(part)
     else:
         pairs = part.items()  # type: ignore[union-attr]
     get = hist.get
