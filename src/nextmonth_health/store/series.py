@@ -4,8 +4,9 @@ arrays and bytes rather than held as an object per bucket.
 A thousand sites hold half a million buckets. As objects — each with a histogram Counter
 and two user sketches — they were three million objects for the host's garbage collector
 to walk (a full collection took seconds) and a heap that scattered a pass's reads. Packed,
-a series is a handful of objects however long it is: arrays, bytes and ints, none of which
-the collector tracks. Only the newest bucket stays unpacked, since every flush adds to it.
+a series is a handful of objects however long it is: a few arrays and lists, holding bytes,
+bytearrays and ints, which the collector does not track. Only the newest bucket stays
+unpacked, since every flush adds to it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from itertools import chain
 from ..signals import Bucket, hist_add
 from ..sketch import DistinctCounter, Packed
 
-__all__ = ["Series", "add_hist"]
+__all__ = ["Series"]
 
 #: A bucket's histogram: a Counter while the bucket is its series' newest, else bytes
 #: of native 64-bit (slot, count) pairs, or None when empty.
@@ -33,11 +34,11 @@ Users = DistinctCounter | Packed
 _PAIR = struct.Struct("=qq")
 
 
-def pack_hist(hist: Mapping[int, int] | None) -> bytes | None:
+def _pack_hist(hist: Mapping[int, int] | None) -> bytes | None:
     return array("q", chain.from_iterable(hist.items())).tobytes() if hist else None
 
 
-def add_hist(hist: Counter[int], part: Hist, sign: int = 1) -> None:
+def _add_hist(hist: Counter[int], part: Hist, sign: int = 1) -> None:
     """Add a kept histogram into ``hist`` (``sign`` -1: take it away; slots left empty go)."""
     if not part:
         return
@@ -60,16 +61,16 @@ def add_hist(hist: Counter[int], part: Hist, sign: int = 1) -> None:
 
 def _unpack_hist(part: Hist) -> Counter[int]:
     hist: Counter[int] = Counter()
-    add_hist(hist, part)
+    _add_hist(hist, part)
     return hist
+
+
+def _pack_newest_hist(hist: Hist) -> bytes | None:
+    return hist if hist is None or type(hist) is bytes else _pack_hist(hist)
 
 
 def _pack_users(users: Users) -> Packed:
     return users.pack() if isinstance(users, DistinctCounter) else users
-
-
-def _unpack_users(users: Users) -> DistinctCounter:
-    return users if isinstance(users, DistinctCounter) else DistinctCounter.unpack(users)
 
 
 class Series:
@@ -127,7 +128,7 @@ class Series:
         newest = i == len(self.starts)
         hists, users, bad_users = self.hists, self.users, self.bad_users
         if newest and hists:  # the newest until now: no flush adds to it anymore
-            hists[-1] = pack_hist(hists[-1])  # type: ignore[arg-type]
+            hists[-1] = _pack_newest_hist(hists[-1])
             if users is not None and bad_users is not None:
                 users[-1] = _pack_users(users[-1])
                 bad_users[-1] = _pack_users(bad_users[-1])
@@ -140,7 +141,7 @@ class Series:
                 users.append(delta.users if keep else delta.users.copy())
                 bad_users.append(delta.bad_users if keep else delta.bad_users.copy())
         else:
-            hists.insert(i, pack_hist(delta.hist))
+            hists.insert(i, _pack_hist(delta.hist))
             if users is not None and bad_users is not None:
                 delta.compact()
                 users.insert(i, delta.users.pack())
@@ -164,7 +165,7 @@ class Series:
         if delta.hist:
             hist = _unpack_hist(self.hists[i])
             hist_add(hist, delta.hist)
-            self.hists[i] = pack_hist(hist)
+            self.hists[i] = _pack_hist(hist)
         if self.users is not None and self.bad_users is not None:
             for kept, more in ((self.users, delta.users), (self.bad_users, delta.bad_users)):
                 users = DistinctCounter.unpack(kept[i])  # type: ignore[arg-type]
@@ -188,7 +189,7 @@ class Series:
             bucket = Bucket(site, signal, key, starts[i])
             bucket.total = sums[2 * i + 2] - sums[2 * i]
             bucket.bad = sums[2 * i + 3] - sums[2 * i + 1]
-            add_hist(bucket.hist, hists[i])
+            _add_hist(bucket.hist, hists[i])
             if users is not None and bad_users is not None:
                 _merge_users(bucket.users, users[i])
                 _merge_users(bucket.bad_users, bad_users[i])
@@ -222,7 +223,7 @@ class Series:
         """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
         lo, hi = self.span(start, end)
         for part in self.hists[lo:hi]:
-            add_hist(hist, part, sign)
+            _add_hist(hist, part, sign)
 
     def forget_before(self, before: float) -> None:
         cut = bisect.bisect_left(self.starts, before)
