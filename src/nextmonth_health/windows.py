@@ -74,11 +74,16 @@ class Window:
 
     @property
     def hist(self) -> Counter[int]:
+        """The window's values by histogram slot (read-only: it may be a bucket's own)."""
         if self._hist is None:
-            self._hist = Counter()
-            for bucket in self._buckets:
-                if bucket.hist:
-                    hist_add(self._hist, bucket.hist)
+            buckets = self._buckets
+            if len(buckets) == 1:  # one key's sum: its histogram is already the window's
+                self._hist = buckets[0].hist
+            else:
+                self._hist = Counter()
+                for bucket in buckets:
+                    if bucket.hist:
+                        hist_add(self._hist, bucket.hist)
         return self._hist
 
     @property
