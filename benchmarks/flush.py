@@ -450,7 +450,7 @@ def run(quick: bool = False) -> list[Section]:
         (
             "a flush capacity under the producer's rate means a flusher that never catches up: its "
             "batches grow each time until the buffer is full and events drop, later than these "
-            f"{seconds:g} s show (a 25 s run at 100 k/s over 1,000 sites dropped on SQLite and Redis)"
+            f"{seconds:g} s may show"
         ),
         (
             "GIL: the producer and the flusher share it (switched every "
