@@ -35,8 +35,8 @@ class Store(abc.ABC):
     def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
         """Add bucket deltas to what is stored (counts add up, user sets union).
 
-        The store may keep the given objects; the caller does not use them afterwards.
-        ``batch`` names a recorder's write: the recorder's id and a number that grows with
+        The store may keep the given objects: the caller never changes them, and sends
+        them again only after this call raised. ``batch`` names a recorder's write: the recorder's id and a number that grows with
         each write. After a failed write the recorder sends the same buckets, in the same
         order, under the same name before anything newer. A store whose write can fail
         after it applied the deltas (a reply lost on the network) uses it to apply each
