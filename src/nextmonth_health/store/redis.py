@@ -122,7 +122,6 @@ _CHUNK: Final = 200
 #: Sites per call marking them active after a write.
 _TOUCH_CHUNK: Final = 1000
 _HEALTH_CHECK_INTERVAL: Final = 30
-_OVERFLOWED: Final = b"!"
 # User hashes go to Redis as signed 64-bit ints, so small sets stay compact intsets.
 _SIGNED: Final = 1 << 63
 _UNSIGNED: Final = 1 << 64
@@ -414,14 +413,32 @@ if n == 0 then return '' end
 return concat(out, '\n') .. '\n'
 """
 
+# A raw bucket's series, as (signal, key) pairs: its hash's fields, keys unescaped as the
+# names of their users' keys have them (a raw bucket keeps its histogram inline, so every
+# field is a series).
+_SERIES_OF: Final = r"""
+local function series_of(hash)
+  local find, sub = string.find, string.sub
+  local found = {}
+  for _, field in ipairs(redis.call('HKEYS', hash)) do
+    local tab = find(field, '\t', 1, true)
+    local key = sub(field, tab + 1)
+    if find(key, '%', 1, true) then
+      key = string.gsub(key, '%%(%x%x)', function(hex) return string.char(tonumber(hex, 16)) end)
+    end
+    found[#found + 1] = {sub(field, 1, tab - 1), key}
+  end
+  return found
+end
+"""
+
 # Forget a site's buckets (with their users) and roll-ups older than the cutoffs, and its
 # incidents (with their alerts) resolved before one. KEYS: the site's index. ARGV: the
 # site's key prefix, "(<before>" for raw buckets and five-minute roll-ups, "(<before>" for
 # hourly ones, the resolved cutoff in seconds. Returns the ids of the incidents forgotten.
-_TRIM: Final = r"""
+_TRIM: Final = _SERIES_OF + r"""
 local prefix, before, hourly_before, resolved_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local call, find, sub, gsub = redis.call, string.find, string.sub, string.gsub
-local function unescape(hex) return string.char(tonumber(hex, 16)) end
+local call = redis.call
 local doomed = {}
 local function forget(key)
   doomed[#doomed + 1] = key
@@ -436,14 +453,9 @@ for _, t in ipairs({{'ti', 't', before}, {'ri300', 'r300', before}, {'ri3600', '
   for _, start in ipairs(old) do
     local hash = prefix .. t[2] .. ':' .. start
     if t[2] == 't' then
-      for _, field in ipairs(call('HKEYS', hash)) do
-        local tab = find(field, '\t', 1, true)
-        local key = sub(field, tab + 1)
-        if not find(key, '\t', 1, true) then  -- a series, not one of its histogram's slots
-          if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-          local tail = ':' .. sub(field, 1, tab - 1) .. ':' .. start .. ':' .. key
-          for _, users in ipairs({'bu', 'bul', 'bb', 'bbl'}) do forget(prefix .. users .. tail) end
-        end
+      for _, series in ipairs(series_of(hash)) do
+        local tail = ':' .. series[1] .. ':' .. start .. ':' .. series[2]
+        for _, users in ipairs({'bu', 'bul', 'bb', 'bbl'}) do forget(prefix .. users .. tail) end
       end
     end
     forget(hash)
@@ -540,23 +552,12 @@ return count(sets, hlls, KEYS[1])
 # KEYS: the site's scratch key. ARGV: the site's key prefix, low score, high score, the
 # number of parts, then per part: signal, '1' for bad users only, the number of keys (0:
 # all: -1), the keys.
-_WINDOW_USERS: Final = _COUNT + r"""
+_WINDOW_USERS: Final = _COUNT + _SERIES_OF + r"""
 local prefix, low, high = ARGV[1], ARGV[2], ARGV[3]
-local call, find, sub, gsub = redis.call, string.find, string.sub, string.gsub
-local function unescape(hex) return string.char(tonumber(hex, 16)) end
--- Each bucket in the range: its start and its series, as (signal, key).
+-- Each bucket in the range: its start and its series.
 local buckets = {}
 for _, start in ipairs(call('ZRANGEBYSCORE', prefix .. 'ti', low, high)) do
-  local series = {}
-  for _, field in ipairs(call('HKEYS', prefix .. 't:' .. start)) do
-    local tab = find(field, '\t', 1, true)
-    local key = sub(field, tab + 1)
-    if not find(key, '\t', 1, true) then  -- a series, not one of its histogram's slots
-      if find(key, '%', 1, true) then key = gsub(key, '%%(%x%x)', unescape) end
-      series[#series + 1] = {sub(field, 1, tab - 1), key}
-    end
-  end
-  buckets[#buckets + 1] = {start, series}
+  buckets[#buckets + 1] = {start, series_of(prefix .. 't:' .. start)}
 end
 local sets, hlls, a = {}, {}, 5
 for _ = 1, tonumber(ARGV[4]) do
