@@ -79,6 +79,35 @@ def test_window_histograms_follow_writes_moving_spans_and_trims() -> None:
         now += rng.choice([10, 15, 15, 20])
 
 
+def test_sums_asked_again_follow_writes_and_trims() -> None:
+    """memory:// remembers each series' last sum until a write or a trim touches its range
+    (a baseline is asked for the same range pass after pass); a remembered sum is never
+    stale, for raw buckets and roll-ups alike."""
+    rng = random.Random(5)
+    store = MemoryStore()
+    t0 = int(START) - int(START) % 3600
+    spans = [(t0 + 600, t0 + 1800), (t0 + 1200, t0 + 2400)]
+    for step in range(300):
+        batch = []
+        for _ in range(rng.randint(0, 3)):
+            b = Bucket("s", REQUEST, rng.choice(["/x", "/y"]), t0 + 10 * rng.randint(0, 300))
+            b.total = rng.randint(1, 5)
+            b.bad = rng.randint(0, b.total)
+            batch.append(b)
+        store.write(batch)
+        if step % 40 == 39:
+            store.trim(buckets_before=t0 + 10 * step, hourly_before=0, resolved_before=timestamp(0))
+        start, end = spans[0] if step % 9 else spans[1]  # mostly the same range, now and then another
+        for width in (None, 300):
+            rows = store.read("s", REQUEST, start, end) if width is None else store.read_rollup("s", REQUEST, width, start, end)
+            sums = store.sums(["s"], start, end, width=width)["s"].get(REQUEST) or {}
+            for key in ("/x", "/y"):
+                parts = [b for b in rows if b.key == key]
+                got = sums.get(key)
+                expected = None if not parts else (sum(b.total for b in parts), sum(b.bad for b in parts))
+                assert (None if got is None else (got.total, got.bad)) == expected, (step, width, key)
+
+
 class _Reference:
     """What memory:// must answer, kept the plain way: one merged Bucket per stored bucket."""
 

@@ -80,10 +80,13 @@ class Series:
 
     The histogram of the range last asked for is kept too, and kept up to date by writes:
     a pass later moves it by the few buckets that entered or left its range, instead of
-    merging thirty histograms again.
+    merging thirty histograms again. So are the counts of the range last summed (``memo``:
+    the range, ``memo_total`` and ``memo_bad``), until a write or a trim touches the range:
+    a baseline's range stays the same for five minutes. Plain ints, not an object: what
+    outlives a pass costs the garbage collector.
     """
 
-    __slots__ = ("bad_users", "hist", "hist_span", "hists", "starts", "sums", "users")
+    __slots__ = ("bad_users", "hist", "hist_span", "hists", "memo", "memo_bad", "memo_total", "starts", "sums", "users")
 
     def __init__(self, *, users: bool) -> None:
         # Machine integers, not int objects: a bisection then reads one block of memory
@@ -98,6 +101,8 @@ class Series:
         self.bad_users: list[Users] | None = [] if users else None
         self.hist: Counter[int] | None = None
         self.hist_span = (0.0, 0.0)
+        self.memo: tuple[float, float] | None = None
+        self.memo_total = self.memo_bad = 0
 
     def add(self, delta: Bucket, start: int, *, keep: bool = False) -> None:
         """Add a delta (counts, histogram, users) to the bucket starting at ``start``.
@@ -123,6 +128,8 @@ class Series:
             sums[j + 1] += bad
         if self.hist is not None and delta.hist and self.hist_span[0] <= start < self.hist_span[1]:
             hist_add(self.hist, delta.hist)
+        if self.memo is not None and self.memo[0] <= start < self.memo[1]:
+            self.memo = None
 
     def _insert(self, i: int, start: int, delta: Bucket, keep: bool) -> None:
         newest = i == len(self.starts)
@@ -212,17 +219,22 @@ class Series:
             hist = self.hist = Counter()
             self._move(hist, start, end, 1)
         else:
-            if start != was_start:
-                self._move(hist, *sorted((start, was_start)), 1 if start < was_start else -1)
-            if end != was_end:
-                self._move(hist, *sorted((end, was_end)), 1 if end > was_end else -1)
+            if start < was_start:
+                self._move(hist, start, was_start, 1)
+            elif start > was_start:
+                self._move(hist, was_start, start, -1)
+            if end > was_end:
+                self._move(hist, was_end, end, 1)
+            elif end < was_end:
+                self._move(hist, end, was_end, -1)
         self.hist_span = (start, end)
         return _copy(hist)
 
     def _move(self, hist: Counter[int], start: float, end: float, sign: int) -> None:
         """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
-        lo, hi = self.span(start, end)
-        for part in self.hists[lo:hi]:
+        starts = self.starts
+        lo = bisect.bisect_left(starts, start)
+        for part in self.hists[lo : bisect.bisect_left(starts, end, lo)]:
             _add_hist(hist, part, sign)
 
     def forget_before(self, before: float) -> None:
@@ -232,6 +244,8 @@ class Series:
             del self.users[:cut], self.bad_users[:cut]
         if self.hist_span[0] < before:
             self.hist = None
+        if self.memo is not None and self.memo[0] < before:
+            self.memo = None
 
 
 def _copy(hist: Counter[int]) -> Counter[int]:
