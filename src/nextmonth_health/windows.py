@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 
 from .settings import Settings
 from .signals import Bucket, hist_add, hist_quantile
@@ -30,11 +31,17 @@ def _wanted(keys: Keys) -> set[str] | None:
     return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
 
 
+#: Key collections a one-key window is often asked with (``dashboard_pages``).
+_ONE_OF = (tuple, list)
+
+
 def _pick(sums: SiteSums, signal: str, keys: Keys) -> Sequence[Bucket]:
     """The summed buckets of ``keys`` (each once) among what a pass read for a signal."""
     by_key = sums.get(signal)
     if by_key is None:
         return ()
+    if type(keys) in _ONE_OF and len(keys) == 1:  # type: ignore[arg-type]
+        keys = keys[0]  # type: ignore[index]
     if isinstance(keys, str):
         bucket = by_key.get(keys)
         return () if bucket is None else (bucket,)
@@ -120,10 +127,6 @@ class SiteView:
         self.settings = settings
         self._store = store
         self._incidents = incidents or {}
-        self._fine: dict[tuple[str, float], Sequence[Bucket]] = {}
-        self._by_key: dict[tuple[str, float, str], list[Bucket]] = {}
-        self._grouped: set[tuple[str, float]] = set()
-        self._coarse: dict[str, Sequence[Bucket]] = {}
         (self._window_start, end), self._baseline_span = self.spans(now, settings)
         #: The end of the bucket now is in: the freshest counts are judged too.
         self.end = end
@@ -143,6 +146,25 @@ class SiteView:
         window_start = end - settings.window_seconds
         baseline_end = window_start - window_start % BASELINE_ROLLUP
         return (window_start, end), (baseline_end - settings.baseline_seconds, baseline_end)
+
+    # What the view read from the store itself (spans other than the pass's), made on
+    # first use: most views never need them, and a pass makes a thousand views.
+
+    @cached_property
+    def _fine(self) -> dict[tuple[str, float], Sequence[Bucket]]:
+        return {}
+
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, float, str], list[Bucket]]:
+        return {}
+
+    @cached_property
+    def _grouped(self) -> set[tuple[str, float]]:
+        return set()
+
+    @cached_property
+    def _coarse(self) -> dict[str, Sequence[Bucket]]:
+        return {}
 
     def incident(self, check: str, key: str) -> Incident | None:
         """The open incident of a check and key, if any.
