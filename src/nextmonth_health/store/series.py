@@ -51,12 +51,13 @@ def _add_hist(hist: Counter[int], part: Hist, sign: int = 1) -> None:
         for slot, n in pairs:
             hist[slot] = get(slot, 0) + n
         return
+    pop = hist.pop  # not ``del``: Counter's __delitem__ is Python, pop is the dict's own
     for slot, n in pairs:
         left = get(slot, 0) - n
         if left > 0:
             hist[slot] = left
         else:
-            del hist[slot]
+            pop(slot, None)
 
 
 def _unpack_hist(part: Hist) -> Counter[int]:
@@ -234,7 +235,8 @@ class Series:
         """Add (``sign`` 1) or take away (-1) the histograms of buckets starting in ``[start, end)``."""
         starts = self.starts
         lo = bisect.bisect_left(starts, start)
-        for part in self.hists[lo : bisect.bisect_left(starts, end, lo)]:
+        hi = len(starts) if starts and end > starts[-1] else bisect.bisect_left(starts, end, lo)  # often: to the newest
+        for part in self.hists[lo:hi]:
             _add_hist(hist, part, sign)
 
     def forget_before(self, before: float) -> None:
