@@ -82,12 +82,12 @@ class _SignalSums(Lookup[Bucket]):
         if series is None:
             return default
         span = self.span
-        if series.memo is span.bounds:  # compared by identity: no int objects touched
-            total, bad = series.memo_total, series.memo_bad
-        else:
-            lock = span.lock
-            lock.acquire()  # not ``with``: half the cost, paid thousands of times a pass
-            try:
+        lock = span.lock
+        lock.acquire()  # not ``with``: half the cost, paid thousands of times a pass
+        try:
+            if series.memo is span.bounds:  # compared by identity: no int objects touched
+                total, bad = series.memo_total, series.memo_bad
+            else:
                 starts = series.starts
                 lo = bisect_left(starts, span.start)
                 hi = bisect_left(starts, span.end, lo)
@@ -99,8 +99,8 @@ class _SignalSums(Lookup[Bucket]):
                 total = series.memo_total = sums[hi] - sums[lo]
                 bad = series.memo_bad = sums[hi + 1] - sums[lo + 1]
                 series.memo = span.bounds
-            finally:
-                lock.release()
+        finally:
+            lock.release()
         found = _new(_SeriesSum)  # StoredBucket.of, less a call: a pass makes thousands
         found.site = self.site
         found.signal = self.signal
