@@ -17,6 +17,7 @@ its own and has nothing to save.
 from __future__ import annotations
 
 import bisect
+import math
 import zlib
 from array import array
 from collections import Counter, defaultdict
@@ -56,25 +57,34 @@ class _Run:
         self.bad = 0
         self.hist: Counter[int] | None = None
 
-    def cut(self, start: float, decode: Callable[[Any], Counter[int]], *, tail: bool) -> None:
-        """Forget the buckets from ``start`` on (``tail``) or before it, and their counts."""
+    def keep(self, start: float, end: float, decode: Callable[[Any], Counter[int]]) -> None:
+        """Forget the buckets starting before ``start`` or from ``end`` on, and their counts.
+
+        One call for both ends: a pass drops the bucket or two that left the window and
+        the unsettled ones it reads again, for every series of every site.
+        """
         starts = self.starts
-        if not starts or (starts[-1] < start if tail else starts[0] >= start):
+        n = len(starts)
+        if not n:
             return
-        i = bisect.bisect_left(starts, start)
-        gone = slice(i, None) if tail else slice(0, i)
-        self.total -= sum(self.totals[gone])
-        self.bad -= sum(self.bads[gone])
+        lo = 0 if starts[0] >= start else bisect.bisect_left(starts, start)
+        hi = n if starts[n - 1] < end else bisect.bisect_left(starts, end, lo)
+        if lo == 0 and hi == n:
+            return
+        totals, bads, hists = self.totals, self.bads, self.hists
+        self.total -= sum(totals[:lo]) + sum(totals[hi:])
+        self.bad -= sum(bads[:lo]) + sum(bads[hi:])
         if self.hist is not None:
             hist = self.hist
-            for blob in self.hists[gone]:
-                for slot, n in decode(blob).items():
-                    left = hist[slot] - n
+            for blob in hists[:lo] + hists[hi:]:
+                for slot, count in decode(blob).items():
+                    left = hist[slot] - count
                     if left > 0:
                         hist[slot] = left
                     else:
-                        del hist[slot]
-        del starts[gone], self.totals[gone], self.bads[gone], self.hists[gone]
+                        hist.pop(slot, None)
+        del starts[hi:], totals[hi:], bads[hi:], hists[hi:]
+        del starts[:lo], totals[:lo], bads[:lo], hists[:lo]
 
     def merged_hist(self, decode: Callable[[Any], Counter[int]]) -> Counter[int]:
         """The histogram of the run, kept up to date from now on."""
@@ -192,10 +202,13 @@ class BucketCache:
                 read_from = start
             else:
                 read_from = max(start, entry.settled)
-                if read_from < end:
+                # What left the span, and what is read again (not yet settled).
+                if read_from < end or entry.start < start:
+                    until = read_from if read_from < end else math.inf
                     for runs in entry.runs.values():
                         for run in runs.values():
-                            run.cut(read_from, decode, tail=True)
+                            run.keep(start, until, decode)
+                    entry.start = start
             if read_from < end:
                 reads[(read_from, end)].append(site)
             # Buckets that ended `settle` ago are final, but only up to what was read.
@@ -209,13 +222,7 @@ class BucketCache:
             self._add(rows, decode)
         result: dict[str, SiteSums] = {}
         for site, (start, _, _) in spans.items():
-            entry = entries[site]
-            if entry.start < start:
-                for runs in entry.runs.values():
-                    for run in runs.values():
-                        run.cut(start, decode, tail=False)
-                entry.start = start
-            result[site] = _Sums(site, int(start), entry.runs, decode)
+            result[site] = _Sums(site, int(start), entries[site].runs, decode)
         return result
 
     def _add(self, rows: Iterable[Row], decode: Callable[[Any], Counter[int]]) -> None:
