@@ -576,9 +576,10 @@ def machine_reference_us() -> float:
     """How fast this machine runs plain Python: the best of 5 × 2,000 runs of a loop of
     1,000 dict lookups, in µs per loop.
 
-    The tick's goals are absolute milliseconds, and a pass is a lot of plain Python: the
-    same code measured 112 ms on one 2-core VM and 262 ms on another. This figure, taken
-    in the same run, says which kind of machine a tick table came from.
+    The tick's and the flush's goals are absolute (milliseconds, events per second), and
+    both are mostly plain Python: the same pass measured 112 ms on one 2-core VM and
+    262 ms on another. This figure, taken in the same run, says which kind of machine a
+    table came from.
     """
     import timeit
 
