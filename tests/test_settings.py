@@ -297,6 +297,24 @@ def test_a_store_object_is_used_as_given():
     assert make(store="memory://").store.url == "memory://"
 
 
+def test_a_store_object_whose_write_takes_no_batch_is_refused_at_start_up():
+    from nextmonth_health.store import MemoryStore
+
+    class OldStore(MemoryStore):
+        def write(self, buckets):  # type: ignore[override]
+            super().write(buckets)
+
+    class OpenStore(MemoryStore):
+        def write(self, buckets, **options):  # type: ignore[override]
+            super().write(buckets)
+
+    message = config_error(store=OldStore())
+    assert "OldStore.write must accept a keyword argument 'batch'" in message
+    assert "write(self, buckets, *, batch=None)" in message
+    store = OpenStore()
+    assert make(store=store).store is store
+
+
 class SyncSleepClock:
     def now(self) -> float:
         return 0.0

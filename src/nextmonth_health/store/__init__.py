@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 
@@ -43,6 +44,7 @@ def open_store(store: str | Store | None) -> Store:
     if store is None:
         store = default_store_url()
     if isinstance(store, Store):
+        _check_write(store)
         return store
     if not isinstance(store, str):
         raise ConfigError(f"store must be a URL string like 'memory://' or a Store object, got {store!r}")
@@ -52,3 +54,22 @@ def open_store(store: str | Store | None) -> Store:
         known = ", ".join(f"{s}://" for s in SCHEMES)
         raise ConfigError(f"unknown store URL {store!r}: use one of {known}")
     return factory(store)
+
+
+def _check_write(store: Store) -> None:
+    """A store object from elsewhere must take ``write(buckets, batch=…)``: found at start-up,
+    not as a ``TypeError`` on every flush in the background, with the events dropped."""
+    try:
+        params = inspect.signature(store.write).parameters
+    except (TypeError, ValueError):  # a builtin or C callable we cannot look into: trust it
+        return
+    takes = "batch" in params and params["batch"].kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+    if not takes and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        name = type(store).__qualname__
+        raise ConfigError(
+            f"{name}.write must accept a keyword argument 'batch' (the recorder's name for the"
+            f" write; a store may ignore it): define it as write(self, buckets, *, batch=None)"
+        )
