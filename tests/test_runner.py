@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 import nextmonth_health as nmh
 from nextmonth_health.testing import FakeClock
@@ -54,6 +55,31 @@ async def test_running_detects_and_resolves_without_manual_passes(monitor: nmh.M
         [incident] = monitor.incidents()
         assert incident.status == "resolved"
         assert monitor.notices("uploads") == []
+
+
+async def test_running_says_once_how_the_store_may_lose_incidents(monitor: nmh.Monitor) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with monitor.running():
+            await anyio.wait_all_tasks_blocked()
+            [caveat] = monitor.status().store_caveats
+        async with monitor.running():  # a second run of the same monitor does not repeat it
+            await anyio.wait_all_tasks_blocked()
+    assert caveat.startswith("memory:// keeps incidents and alerts in this process only")
+    said = [e for e in logs if e["event"] == "nextmonth_health.store_caveat"]
+    assert [(e["log_level"], e["caveat"], e["store"]) for e in said] == [("warning", caveat, "memory://")]
+
+
+async def test_a_store_that_fails_to_say_its_caveats_does_not_stop_the_monitor(fake_clock: FakeClock) -> None:
+    class Grumpy(nmh.store.MemoryStore):
+        def caveats(self) -> tuple[str, ...]:
+            raise RuntimeError("cannot tell")
+
+    monitor = nmh.Monitor("acme", store=Grumpy(), clock=fake_clock, load_entrypoints=False)
+    async with monitor.running():
+        await anyio.wait_all_tasks_blocked()
+        assert monitor.status().last_evaluation is not None, "it evaluated all the same"
+    assert monitor.status().store_caveats == ()
+    assert monitor.status().internal_errors == {"store.caveats": 1}
 
 
 async def test_run_is_cancellable_and_flushes_on_the_way_out(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:

@@ -700,3 +700,15 @@ async def test_a_stalled_leader_never_produces_a_second_incident(
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_a_redis_that_keeps_nothing_on_disk_says_so(
+    redis_db: RedisServer, durable_redis: RedisServer, silent_server: SilentServer
+) -> None:
+    with RedisStore(redis_db.url()) as volatile:
+        [caveat] = volatile.caveats()
+    assert f"Redis at {redis_db.url()} keeps nothing on disk" in caveat and "set appendonly yes" in caveat
+    with RedisStore(durable_redis.url()) as durable:
+        assert durable.caveats() == ()
+    with RedisStore(silent_server.url(timeout=0.2)) as hung:
+        assert hung.caveats() == (), "a Redis that does not answer CONFIG cannot tell: no caveat, no error"

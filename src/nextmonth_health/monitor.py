@@ -57,6 +57,8 @@ class MonitorStatus:
     plugin_stats: Mapping[str, Any]
     #: Buckets folded but not yet stored: a failed write waiting to be sent again.
     unsent: int = 0
+    #: Ways the store may lose what it keeps (``Store.caveats``), read when the monitor started.
+    store_caveats: tuple[str, ...] = ()
 
 
 class Monitor:
@@ -128,6 +130,8 @@ class Monitor:
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
         self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
+        #: What the store said of itself when the monitor last started running.
+        self.store_caveats: tuple[str, ...] = ()
         self._running = False
         self._rendered: dict[tuple[str, str], Notice | None] = {}
         self._portal: contextlib.AbstractContextManager[Any] | None = None
@@ -228,12 +232,25 @@ class Monitor:
         """Flush every ``flush_seconds`` and evaluate every ``tick_seconds``, until cancelled."""
         self._running = True
         try:
+            await self._read_caveats()
             await self.evaluator.run_forever()
         finally:
             self._running = False
             with anyio.CancelScope(shield=True):
                 await self.evaluator.store_call(self.recorder.flush)
                 await self._close_plugins()
+
+    async def _read_caveats(self) -> None:
+        """Tell the operator, once per run, how the store may lose incidents (``Store.caveats``)."""
+        try:
+            caveats = tuple(await self.evaluator.store_call(self.store.caveats))
+        except Exception as exc:
+            self.errors.report("store.caveats", exc)
+            return
+        if caveats != self.store_caveats:
+            for caveat in caveats:
+                log.warning("nextmonth_health.store_caveat", store=self.store.url, caveat=caveat)
+        self.store_caveats = caveats
 
     async def _close_plugins(self) -> None:
         """Let checks and sinks with a ``close()`` drain queues and release connections."""
@@ -373,6 +390,7 @@ class Monitor:
             events_flushed=self.recorder.events_flushed,
             buffered=self.recorder.buffered,
             unsent=self.recorder.unsent,
+            store_caveats=self.store_caveats,
             drops=dict(self.recorder.drops),
             internal_errors=dict(self.errors.counts),
             sink_pending=self.delivery.pending,

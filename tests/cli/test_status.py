@@ -10,6 +10,7 @@ import anyio
 import nextmonth_health as nmh
 from nextmonth_health.testing import FakeClock
 
+from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
 from .conftest import Run, one_line_error
 
 
@@ -30,7 +31,7 @@ def test_status_shows_open_incidents_notices_and_alerts(run: Run, tmp_path: Path
     result = run("status", "--store", store, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["store"] == store
+    assert report["store"] == store and report["store_caveats"] == []
     sites = {s["site"]: s for s in report["sites"]}
     assert set(sites) == {"acme-studio", "quiet-shop"}
     acme = sites["acme-studio"]
@@ -68,3 +69,11 @@ def test_status_needs_a_store_that_exists(run: Run, tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists(), "status never creates a store"
     one_line_error(run("status", "--store", "memory://"), "memory://")
     one_line_error(run("status"), "no store at")  # the default file in the working directory
+
+
+def test_status_says_how_a_redis_may_lose_incidents(run: Run, redis_db: RedisServer) -> None:
+    store = redis_db.url()
+    record_an_outage(store)
+    out = run("status", "--store", store).stdout
+    assert f"Store: {store}\n  Caveat: Redis at {store} keeps nothing on disk" in out
+    assert "acme-studio" in out

@@ -404,6 +404,9 @@ def test_the_monitor_itself_is_shown(
     assert "Dropped (" in html and "memory://" in html
     assert "last check just now" in html
     assert "a write the store refused" not in html
+    assert "Store: memory:// keeps" not in html, "caveats are read when the monitor starts running"
+    monitor.store_caveats = ("keeps <b>nothing</b> on disk",)
+    assert "Store: keeps &lt;b&gt;nothing&lt;/b&gt; on disk" in text(get(app, "/"))
 
     def down(buckets: object, **options: object) -> None:
         raise ConnectionError("the store is down")

@@ -96,6 +96,7 @@ def command(as_json: bool) -> None:
     store = open_existing_store(url)
     try:
         probe_store(store)
+        caveats = store.caveats()
         monitor = build_monitor(
             site=opts.site_name(),
             store=store,
@@ -129,9 +130,13 @@ def command(as_json: bool) -> None:
     finally:
         store.close()
     if as_json:
-        echo_json({"store": url, "last_evaluation_known": evaluated is not None, "sites": report})
+        echo_json(
+            {"store": url, "store_caveats": list(caveats), "last_evaluation_known": evaluated is not None, "sites": report}
+        )
         return
     click.echo(f"Store: {url}")
+    for caveat in caveats:
+        click.echo(f"  Caveat: {caveat}")
     if not report:
         click.echo("No site has recorded anything into this store yet.")
     for entry in report:

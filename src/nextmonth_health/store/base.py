@@ -43,6 +43,15 @@ class Store(abc.ABC):
         batch once; the others may ignore it.
         """
 
+    def caveats(self) -> tuple[str, ...]:
+        """Ways this store, as configured, may lose what it keeps, in words for the operator.
+
+        Asked once when a monitor starts running (in a worker thread for a blocking
+        store), logged as warnings and shown on the admin page and in ``status()``. A
+        store that cannot tell says nothing; it must not raise.
+        """
+        return ()
+
     @abc.abstractmethod
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         """Stored buckets of one site and signal whose start lies in ``[start, end)``.

@@ -186,6 +186,12 @@ class MemoryStore(Store):
                 series = keys.get(key) or keys.setdefault(key, Series(users=True))
                 series.add(bucket, bucket.start, keep=True)
 
+    def caveats(self) -> tuple[str, ...]:
+        return (
+            "memory:// keeps incidents and alerts in this process only: a restart forgets them,"
+            " and every worker process has its own; use sqlite:// or redis:// to keep and share them",
+        )
+
     def _rows(self, table: _Table, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         rows: list[Bucket] = []
         for key, series in table.get((site, signal), {}).items():

@@ -713,6 +713,16 @@ class StoredUsers(DistinctCounter):
 _BATCHABLE: Final = {"acquire": _ACQUIRE, "open_incidents": _OPEN_INCIDENTS, "read_many": _READ_MANY}
 
 
+def _config_value(reply: Any, name: str) -> str | None:
+    """One setting from a ``CONFIG GET`` reply (str or bytes), or None if it is not there."""
+    if not isinstance(reply, dict):
+        return None
+    for key, value in reply.items():
+        if (key.decode() if isinstance(key, bytes) else key) == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
 class RedisStore(Store):
     """Buckets, roll-ups, incidents, alerts and leases in Redis (see the module doc).
 
@@ -796,6 +806,25 @@ class RedisStore(Store):
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
+
+    def caveats(self) -> tuple[str, ...]:
+        """A Redis that keeps nothing on disk (no append-only file, no save points).
+
+        A managed Redis that refuses ``CONFIG`` (or one that is down) cannot tell, and
+        says nothing.
+        """
+        try:
+            aof = _config_value(self._client.config_get("appendonly"), "appendonly")
+            save = _config_value(self._client.config_get("save"), "save")
+        except Exception:
+            return ()
+        if aof == "no" and save == "":
+            return (
+                f"Redis at {self.url} keeps nothing on disk (appendonly no, no save points):"
+                " a restart forgets open incidents and alerts, and the next pass opens and"
+                " alerts them again; set appendonly yes",
+            )
+        return ()
 
     def close(self) -> None:
         if self._own_client:
