@@ -310,6 +310,51 @@ def test_a_monitor_built_before_fork_works_in_the_child_and_counts_each_event_on
     assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"
 
 
+def test_a_monitor_started_before_fork_flushes_in_the_child_without_being_started_again(tmp_path, internal_errors) -> None:  # type: ignore[no-untyped-def]
+    """An app module that calls start() at import, under gunicorn --preload: each worker
+    gets its own background loop, so its events reach the store with no post_fork hook."""
+    import os
+    import signal
+    import time
+
+    from nextmonth_health.signals import LOGIN
+
+    db = tmp_path / "fork.db"
+    m = nmh.Monitor("forked", store=f"sqlite:///{db}", load_entrypoints=False, flush_seconds=0.02)
+    internal_errors(m)
+    m.start()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: never calls start()
+            code = 1
+            try:
+                m.record_login(False, user="child")
+                deadline = time.monotonic() + 10
+                while m.status().events_flushed == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if m.status().events_flushed == 1 and m._future is not None:
+                    code = 0
+                m.stop()
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError("the child hung at fork, or its loop never flushed")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child's own loop flushed its event"
+        m.record_login(True, user="parent")
+    finally:
+        m.stop()
+    rows = m.store.read("forked", LOGIN, 0, 2**40)
+    assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"
+
+
 def test_the_core_import_stays_light() -> None:
     import subprocess
     import sys

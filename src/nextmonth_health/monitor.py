@@ -137,6 +137,7 @@ class Monitor:
         self._portal: contextlib.AbstractContextManager[Any] | None = None
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
+        self._parents_portals: list[tuple[Any, Any]] = []
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
 
@@ -144,13 +145,27 @@ class Monitor:
         """A pre-fork server's child starts clean: its own loop, buffer and leader identity.
 
         Events the parent buffered stay the parent's to flush (the child would count them
-        twice), and the parent's background thread does not exist here.
+        twice). The parent's background thread does not exist here: if the parent had
+        called :meth:`start` (an app module that starts its monitor, under gunicorn
+        ``--preload``), the child starts its own, as OpenTelemetry's batch processor does,
+        so that every worker flushes without a ``post_fork`` hook.
         """
+        started = self._future is not None
+        if started:
+            # Never closed here: closing the parent's portal waits for its loop thread,
+            # which the child does not have, so dropping it (and letting it be collected)
+            # would hang the child in this hook.
+            self._parents_portals.append((self._portal, self._future))
         self._future = self._portal = None
         self._thread_lock = threading.Lock()
         self._running = False
         self.recorder.after_fork()
         self.evaluator = Evaluator(self)
+        if started:
+            try:
+                self.start()
+            except Exception as exc:
+                self.errors.report("monitor.start_after_fork", exc)
 
     def __repr__(self) -> str:
         return f"Monitor(site={self.site!r}, store={self.store.url!r})"
