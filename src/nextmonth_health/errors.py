@@ -47,6 +47,10 @@ class ErrorReporter:
         for listener in listeners:
             listener(where, exc)
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held by a thread the child lacks)."""
+        self._lock = threading.Lock()
+
     def subscribe(self, listener: Callable[[str, BaseException], None]) -> Callable[[], None]:
         """Call ``listener(where, exc)`` for every reported error; returns an unsubscribe."""
         with self._lock:

@@ -22,6 +22,7 @@ from . import signals as sig
 from .checks import Check
 from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
+from .forking import ForkGate
 from .incidents import IncidentTracker
 from .notices import MessageRenderer
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
@@ -138,8 +139,14 @@ class Monitor:
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
         self._parents_portals: list[tuple[Any, Any]] = []
+        #: Lets a fork wait for the background work under way (see ``forking``).
+        self.fork_gate = ForkGate()
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
+        os.register_at_fork(
+            before=lambda: (m := me()) is not None and m.fork_gate.before_fork(),
+            after_in_parent=lambda: (m := me()) is not None and m.fork_gate.after_fork_in_parent(),
+            after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child(),
+        )
 
     def _after_fork_in_child(self) -> None:
         """A pre-fork server's child starts clean: its own loop, buffer and leader identity.
@@ -159,6 +166,8 @@ class Monitor:
         self._future = self._portal = None
         self._thread_lock = threading.Lock()
         self._running = False
+        self.fork_gate = ForkGate()
+        self.errors.after_fork()
         self.recorder.after_fork()
         self.evaluator = Evaluator(self)
         if started:
@@ -247,13 +256,15 @@ class Monitor:
         """Flush every ``flush_seconds`` and evaluate every ``tick_seconds``, until cancelled."""
         self._running = True
         try:
-            await self._read_caveats()
+            async with self.fork_gate.unit():
+                await self._read_caveats()
             await self.evaluator.run_forever()
         finally:
             self._running = False
             with anyio.CancelScope(shield=True):
-                await self.evaluator.store_call(self.recorder.flush)
-                await self._close_plugins()
+                async with self.fork_gate.unit():
+                    await self.evaluator.store_call(self.recorder.flush)
+                    await self._close_plugins()
 
     async def _read_caveats(self) -> None:
         """Tell the operator, once per run, how the store may lose incidents (``Store.caveats``)."""

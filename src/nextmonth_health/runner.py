@@ -341,8 +341,9 @@ class Evaluator:
         while True:
             await m.clock.sleep(m.settings.flush_seconds)
             try:
-                await self.store_call(m.recorder.flush)
-                await self.store_call(m.refresh_notices)
+                async with m.fork_gate.unit():
+                    await self.store_call(m.recorder.flush)
+                    await self.store_call(m.refresh_notices)
             except Exception as exc:
                 m.errors.report("recorder.flush", exc)
 
@@ -352,7 +353,8 @@ class Evaluator:
             tg.start_soon(self.flush_forever)
             while True:
                 try:
-                    await self.evaluate()
+                    async with m.fork_gate.unit():
+                        await self.evaluate()
                 except Exception as exc:
                     m.errors.report("runner.evaluate", exc)
                 await m.clock.sleep(m.settings.tick_seconds)
