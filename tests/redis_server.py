@@ -32,7 +32,10 @@ def free_port(*, cluster_bus: bool = False) -> int:
     """A free loopback port; with ``cluster_bus``, one whose cluster bus port (+10000) is free too."""
     while True:
         with socket.socket() as s:
-            s.bind(("127.0.0.1", random.randint(20_000, 45_000) if cluster_bus else 0))
+            try:
+                s.bind(("127.0.0.1", random.randint(20_000, 45_000) if cluster_bus else 0))
+            except OSError:  # a random port that happens to be taken: draw again
+                continue
             port = int(s.getsockname()[1])
         if not cluster_bus:
             return port

@@ -355,6 +355,26 @@ def test_a_monitor_started_before_fork_flushes_in_the_child_without_being_starte
     assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"
 
 
+def test_a_started_monitor_flushes_when_its_process_exits_without_stop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from nextmonth_health.signals import UPLOAD
+    from nextmonth_health.store import SQLiteStore
+
+    db = tmp_path / "exit.db"
+    code = (
+        "import nextmonth_health as nmh; "
+        f"m = nmh.Monitor('acme', store='sqlite:///{db}', load_entrypoints=False, flush_seconds=3600); "
+        "m.start(); "
+        "[m.record_upload(False, user=f'u{n}') for n in range(7)]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with SQLiteStore(f"sqlite:///{db}") as store:
+        rows = store.read("acme", UPLOAD, 0, 2**40)
+    assert sum(b.bad for b in rows) == 7, "stop() ran at exit and flushed what was buffered"
+
+
 def test_the_core_import_stays_light() -> None:
     import subprocess
     import sys

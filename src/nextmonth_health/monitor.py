@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import inspect
 import os
@@ -139,6 +140,7 @@ class Monitor:
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
         self._parents_portals: list[tuple[Any, Any]] = []
+        self._stops_at_exit = False
         #: Lets a fork wait for the background work under way (see ``forking``).
         self.fork_gate = ForkGate()
         me = weakref.ref(self)
@@ -303,13 +305,21 @@ class Monitor:
                 tg.cancel_scope.cancel()
 
     def start(self) -> None:
-        """Run the monitor in a background thread, for sync hosts (Flask, Django WSGI)."""
+        """Run the monitor in a background thread, for sync hosts (Flask, Django WSGI).
+
+        A process that exits without calling :meth:`stop` still has it called at exit
+        (``atexit``), so the last second's events are flushed, as Sentry's SDK does.
+        """
         with self._thread_lock:
             if self._future is not None:
                 raise RuntimeError("this monitor is already started; call stop() first")
             self._portal = anyio.from_thread.start_blocking_portal()
             portal = self._portal.__enter__()
             self._future = portal.start_task_soon(self.run)
+            if not self._stops_at_exit:
+                me = weakref.ref(self)
+                atexit.register(lambda: (m := me()) is not None and m.stop())
+                self._stops_at_exit = True
 
     def stop(self) -> None:
         """Stop the background thread started by :meth:`start`, flushing what is buffered."""
