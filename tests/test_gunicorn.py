@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import Store, open_store
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
+from .redis_server import RedisServer, free_port, redis_db, redis_server  # noqa: F401 (fixtures)
 
 pytest.importorskip("gunicorn")
 
@@ -68,12 +67,6 @@ def worker_exit(server, worker):
 '''
 
 UPLOADS, PAGES = 30, 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, condition: Callable[[], object], seconds: float = 30) -> None:

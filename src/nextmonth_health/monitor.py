@@ -139,7 +139,7 @@ class Monitor:
         self._portal: contextlib.AbstractContextManager[Any] | None = None
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
-        self._parents_portals: list[tuple[Any, Any]] = []
+        self._parents_portals: list[Any] = []
         self._stops_at_exit = False
         #: Lets a fork wait for the background work under way (see ``forking``).
         self.fork_gate = ForkGate()
@@ -164,7 +164,7 @@ class Monitor:
             # Never closed here: closing the parent's portal waits for its loop thread,
             # which the child does not have, so dropping it (and letting it be collected)
             # would hang the child in this hook.
-            self._parents_portals.append((self._portal, self._future))
+            self._parents_portals.append(self._portal)
         self._future = self._portal = None
         self._thread_lock = threading.Lock()
         self._running = False
