@@ -152,7 +152,13 @@ def test_one_problem_in_one_area_raises_one_alert(d: Driver) -> None:
 def test_problems_in_different_areas_raise_separate_alerts(d: Driver) -> None:
     [a] = d.step(reading("critical"))
     other = Reading(
-        check="session_failures", site="s", key="", area="login", status=Health.CRITICAL, subject="Session failures"
+        check="session_failures",
+        site="s",
+        key="",
+        area="login",
+        status=Health.CRITICAL,
+        subject="Session failures",
+        affected_users=4,
     )
     [b] = d.step(reading("critical"), other, ran=("api_errors", "session_failures"))
     assert a.alert is not None and b.alert is not None

@@ -197,8 +197,8 @@ async def test_at_most_one_notice_per_area_the_most_severe(fake_clock, checked):
 
 async def test_one_notice_per_area_from_real_traffic(fake_clock, checked):
     monitor = checked(build(fake_clock))
-    for i in range(20):
-        monitor.record_upload(ok=i >= 3, user=f"u-{i}")  # 15 % of uploads fail: degraded
+    for i in range(200):
+        monitor.record_upload(ok=i >= 40, user=f"u-{i}")  # 20 % of uploads fail: degraded
     await monitor.evaluate()
     [notice] = monitor.notices("uploads")
     assert (notice.severity, notice.title) == (Severity.DEGRADED, TEMPLATES["uploads"][Severity.DEGRADED][0])

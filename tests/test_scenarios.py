@@ -160,15 +160,15 @@ async def test_upload_failures_over_ten_percent(
 ) -> None:
     await warm()
 
-    def failing_uploads() -> None:
+    def failing_uploads() -> None:  # 20 % of uploads fail: surely over the 10 % line
         normal_minute(monitor)
-        for user in USERS[:6]:
+        for user in USERS[:10]:
             monitor.record_upload(False, user=user)
 
     passes = await play(monitor, fake_clock, 5, failing_uploads)
     assert transitions(passes) == [("opened", "upload_failures", "degraded")]
     [incident] = monitor.incidents()
-    assert incident.area == "uploads" and incident.affected_users == 6
+    assert incident.area == "uploads" and incident.affected_users == 10
     assert monitor.alerts() == []
 
 
@@ -284,7 +284,7 @@ async def test_a_noisy_signal_does_not_flap(
     def wobbling() -> None:
         normal_minute(monitor)
         if state["bad"]:
-            for user in USERS[:10]:
+            for user in USERS[:20]:
                 monitor.record_upload(False, user=user)
         state["bad"] = not state["bad"]
 
@@ -293,3 +293,76 @@ async def test_a_noisy_signal_does_not_flap(
     assert kinds.count("opened") == 1
     assert "resolved" not in kinds
     assert len(monitor.incidents()) == 1
+
+
+async def test_people_are_counted_over_the_incidents_life_not_one_window(
+    monitor: nmh.Monitor, fake_clock: FakeClock, warm: Callable[[], object]
+) -> None:
+    await warm()
+    # Twelve minutes of failing uploads, each minute hurting three new people: no five-minute
+    # window holds more than fifteen of them, but thirty-six were hurt.
+    for minute in range(12):
+        hurt = USERS[(3 * minute) % 40 : (3 * minute) % 40 + 3]
+
+        def failing(hurt: list[str] = hurt) -> None:
+            normal_minute(monitor)
+            for user in hurt:
+                for _ in range(4):
+                    monitor.record_request("/media-upload", 503, 0.2, user=user)
+
+        await play(monitor, fake_clock, 1, failing)
+    [incident] = monitor.incidents()
+    assert incident.affected_users == 36, "the union since it opened"
+    assert 3 <= incident.affected_now <= 18, "and the people of the latest window beside it"
+    [alert] = monitor.alerts()
+    assert "Impact detected for 36 users." in alert.message
+
+
+async def test_a_backend_down_on_every_route_is_one_site_wide_incident_seen_in_every_area(
+    fake_clock: FakeClock, internal_errors: object
+) -> None:
+    m = nmh.Monitor("night", clock=fake_clock, load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    people = [f"n{i}" for i in range(30)]
+    paths = ("/", "/assets/site.css", "/media-upload", "/bookings/3", "/portal/home", "/login")
+
+    def quiet_minute(status: int = 200) -> None:
+        # A night: a few people, one request each somewhere on the site.
+        for n, person in enumerate(people[:6]):
+            m.record_request(paths[n % len(paths)], status, 0.1, user=person)
+
+    await play(m, fake_clock, 70, quiet_minute)
+    assert m.incidents() == []
+    passes = await play(m, fake_clock, 5, lambda: quiet_minute(502))
+    opened = [t.incident for p in passes for t in p.opened]
+    assert [(i.check, i.key, i.area) for i in opened] == [("api_errors", "*", "site")], "one incident, not one per route"
+    [incident] = m.incidents()
+    assert incident.summary == "API Errors across the site"
+    for area in ("uploads", "bookings", "portal", "login", "dashboard"):
+        [notice] = m.notices(area)
+        assert notice.area == "site"
+
+
+async def test_a_site_wide_alert_absorbs_the_alert_of_a_route(fake_clock: FakeClock, internal_errors: object) -> None:
+    m = nmh.Monitor("acme", clock=fake_clock, load_entrypoints=False)
+    internal_errors(m)  # type: ignore[operator]
+    await play(m, fake_clock, 65, lambda: normal_minute(m))
+
+    def uploads_fail() -> None:
+        normal_minute(m)
+        for user in USERS[:20]:
+            m.record_request("/media-upload", 503, 0.2, user=user)
+
+    await play(m, fake_clock, 2, uploads_fail)
+    [route_alert] = m.alerts()
+
+    def everything_fails() -> None:
+        uploads_fail()
+        for user in USERS:
+            for path in ("/", "/assets/app.js", "/help"):
+                m.record_request(path, 502, 0.1, user=user)
+
+    await play(m, fake_clock, 2, everything_fails)
+    assert {(i.key, i.area) for i in m.incidents()} == {("/media-upload", "uploads"), ("*", "site")}
+    [alert] = m.alerts()
+    assert alert.incident_id == route_alert.incident_id and len(alert.incident_ids) == 2, "one problem, one alert"

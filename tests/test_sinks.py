@@ -233,14 +233,14 @@ async def test_sinks_hear_about_each_site_separately(fake_clock, internal_errors
     monitor = build(fake_clock, SinkPlugin(lambda m: sink))
     internal_errors(monitor)
     api_outage(monitor, site="beta")
-    api_outage(monitor, route="/portal", site="gamma", users=6)
+    api_outage(monitor, route="/portal", site="gamma", users=8)
     evaluation = await monitor.evaluate()
     assert sorted((t.incident.site, t.incident.key) for t in evaluation.transitions) == [
         ("beta", "/media-upload"),
         ("gamma", "/portal"),
     ]
     assert [a.site for a in monitor.alerts("beta")] == ["beta"]
-    assert monitor.alerts("gamma")[0].affected_users == 6
+    assert monitor.alerts("gamma")[0].affected_users == 8
     assert monitor.alerts("acme") == []
 
 
@@ -281,8 +281,8 @@ async def test_the_log_sink_emits_structlog_events_for_each_transition(fake_cloc
 async def test_the_log_sink_logs_degraded_incidents_at_info(fake_clock, internal_errors):
     monitor = build(fake_clock)
     internal_errors(monitor)
-    for i in range(20):
-        monitor.record_upload(ok=i >= 3, user=f"u-{i}")  # 3 of 20 fail: 15 %, over 10 %, under 25 %
+    for i in range(200):
+        monitor.record_upload(ok=i >= 40, user=f"u-{i}")  # 40 of 200 fail: 20 %, surely over 10 %, under 25 %
     with capture_logs() as logs:
         evaluation = await monitor.evaluate()
     assert [(t.incident.check, t.incident.severity, t.alert) for t in evaluation.transitions] == [

@@ -10,10 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nextmonth_health.stats import (
+    beta_binomial_sf,
     binomial_sf,
+    count_tail,
     is_binomial_spike,
     is_poisson_spike,
+    negative_binomial_sf,
     poisson_sf,
+    ratio_tail,
 )
 
 
@@ -218,3 +222,106 @@ def test_cross_check_against_scipy() -> None:
         ref = float(scipy_stats.binom.sf(k - 1, n, p))
         if ref > 1e-280:
             assert binomial_sf(k, n, p) == pytest.approx(ref, rel=1e-6), (k, n, p)
+
+
+# The predictive tails: a window judged against what a baseline sample says normal is.
+
+
+def _beta_binomial_sf_direct(k: int, n: int, a: float, b: float) -> float:
+    def log_pmf(x: int) -> float:
+        return (
+            math.lgamma(n + 1)
+            - math.lgamma(x + 1)
+            - math.lgamma(n - x + 1)
+            + math.lgamma(x + a)
+            + math.lgamma(n - x + b)
+            - math.lgamma(n + a + b)
+            + math.lgamma(a + b)
+            - math.lgamma(a)
+            - math.lgamma(b)
+        )
+
+    return math.fsum(math.exp(log_pmf(x)) for x in range(k, n + 1))
+
+
+def _negative_binomial_sf_direct(k: int, r: float, p: float) -> float:
+    def pmf(x: int) -> float:
+        return math.exp(math.lgamma(x + r) - math.lgamma(x + 1) - math.lgamma(r) + r * math.log(p) + x * math.log1p(-p))
+
+    return 1.0 - math.fsum(pmf(x) for x in range(k))
+
+
+class TestBetaBinomialSf:
+    @pytest.mark.parametrize(("n", "a", "b"), [(10, 0.5, 0.5), (150, 2.5, 180.5), (1200, 144.5, 14256.5), (40, 30.0, 3.0)])
+    def test_matches_direct_sum(self, n: int, a: float, b: float) -> None:
+        for k in range(0, n + 1, max(1, n // 40)):
+            ref = _beta_binomial_sf_direct(k, n, a, b)
+            if ref > 1e-250:
+                assert beta_binomial_sf(k, n, a, b) == pytest.approx(ref, rel=1e-9, abs=1e-15), k
+
+    def test_edges(self) -> None:
+        assert beta_binomial_sf(0, 10, 1.0, 1.0) == 1.0
+        assert beta_binomial_sf(11, 10, 1.0, 1.0) == 0.0
+        assert beta_binomial_sf(3, 10, 0.0, 1.0) == 0.0
+        assert beta_binomial_sf(3, 10, 1.0, 0.0) == 1.0
+
+    def test_a_sharp_baseline_is_the_binomial(self) -> None:
+        # Beta(1e6 p, 1e6 (1 - p)) is all but a point mass at p.
+        assert beta_binomial_sf(12, 300, 1e4, 99e4) == pytest.approx(binomial_sf(12, 300, 0.01), rel=1e-2)
+
+    def test_an_uncertain_baseline_is_more_cautious(self) -> None:
+        # Two errors in 180 requests: the usual ratio could well be 3 %, so 8 of 150 surprise less.
+        assert beta_binomial_sf(8, 150, 2.5, 178.5) > 10 * binomial_sf(8, 150, 2.5 / 181)
+
+
+class TestNegativeBinomialSf:
+    @pytest.mark.parametrize(("r", "p"), [(0.5, 0.9), (12.5, 0.92), (300.0, 0.5), (3.0, 0.1)])
+    def test_matches_direct_sum(self, r: float, p: float) -> None:
+        for k in range(0, 200, 3):
+            ref = _negative_binomial_sf_direct(k, r, p)
+            if ref > 1e-9:
+                assert negative_binomial_sf(k, r, p) == pytest.approx(ref, rel=1e-7), k
+
+    def test_edges(self) -> None:
+        assert negative_binomial_sf(0, 2.0, 0.5) == 1.0
+        assert negative_binomial_sf(1, 0.0, 0.5) == 0.0
+        assert negative_binomial_sf(1, 2.0, 1.0) == 0.0
+        assert negative_binomial_sf(1, 2.0, 0.0) == 1.0
+
+
+class TestRatioTail:
+    def test_a_spotless_hour_is_judged_at_the_floor(self) -> None:
+        assert ratio_tail(7, 150, 0, 14_400, floor=0.01) == binomial_sf(7, 150, 0.01)
+
+    def test_the_baseline_ratio_with_its_uncertainty(self) -> None:
+        assert ratio_tail(25, 1200, 144, 14_400, floor=0.01) == beta_binomial_sf(25, 1200, 144.5, 14_256.5)
+
+    def test_more_history_means_sharper_answers(self) -> None:
+        thin, thick = ratio_tail(12, 300, 3, 150, floor=0.01), ratio_tail(12, 300, 30, 1500, floor=0.01)
+        assert thick < thin < 1.0
+
+    def test_an_empty_baseline_proves_nothing(self) -> None:
+        assert ratio_tail(60, 150, 0, 0, floor=0.01) > 0.1
+
+
+class TestCountTail:
+    def test_against_exposure_not_the_clock(self) -> None:
+        # Twelve failures per 1,000 requests last hour: 40 in a window of 1,000 requests is a
+        # storm, 40 in a window of 3,300 requests is a busy morning.
+        assert count_tail(40, 1000, 144, 12_000) < 1e-8
+        assert count_tail(40, 3300, 144, 12_000) > 0.3
+
+    def test_the_floor(self) -> None:
+        assert count_tail(5, 300, 0, 3600, floor=1.0) == poisson_sf(5, 1.0)
+        assert count_tail(5, 0, 10, 3600, floor=1.0) == poisson_sf(5, 1.0)
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        count=st.integers(min_value=0, max_value=500),
+        usual=st.integers(min_value=0, max_value=5000),
+        exposure=st.floats(min_value=1.0, max_value=1e5),
+    )
+    def test_bounded_and_monotone(self, count: int, usual: int, exposure: float) -> None:
+        here = count_tail(count, exposure, usual, 1e5, floor=1.0)
+        assert 0.0 <= here <= 1.0
+        assert count_tail(count + 1, exposure, usual, 1e5, floor=1.0) <= here * (1 + 1e-9) + 1e-300

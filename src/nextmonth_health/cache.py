@@ -107,24 +107,56 @@ class _RunSum(StoredBucket):
         return run.merged_hist(decode)
 
 
+class _TailSum(StoredBucket):
+    """The newest buckets of a run as one bucket; its histogram is merged from their blobs on use."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def decode_hist(source: tuple[list[Any], Callable[[Any], Counter[int]]]) -> Counter[int]:
+        blobs, decode = source
+        hist: Counter[int] = Counter()
+        for blob in blobs:
+            if blob:
+                hist_add(hist, decode(blob))
+        return hist
+
+
 class _KeySums(Lookup[Bucket]):
     """One signal's runs as one summed bucket per key, made when a check asks: they die
-    young, so the garbage collector never has to promote and re-scan them."""
+    young, so the garbage collector never has to promote and re-scan them. With ``since``
+    set, only each run's buckets starting from then are summed (a window's recent part)."""
 
-    __slots__ = ("decode", "runs", "signal", "site", "start")
+    __slots__ = ("decode", "runs", "signal", "since", "site", "start")
 
-    def __init__(self, site: str, signal: str, start: int, runs: dict[str, _Run], decode: Callable[[Any], Counter[int]]) -> None:
+    def __init__(
+        self,
+        site: str,
+        signal: str,
+        start: int,
+        runs: dict[str, _Run],
+        decode: Callable[[Any], Counter[int]],
+        since: float | None = None,
+    ) -> None:
         self.site = site
         self.signal = signal
         self.start = start
         self.runs = runs
         self.decode = decode
+        self.since = since
 
     def get(self, key: str, default: Any = None) -> Any:
         run = self.runs.get(key)
         if run is None or not run.starts:
             return default
-        return _RunSum.of(self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None))
+        if self.since is None:
+            return _RunSum.of(self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None))
+        i = bisect.bisect_left(run.starts, self.since)
+        if i == len(run.starts):
+            return default
+        return _TailSum.of(
+            self.site, self.signal, key, self.start, sum(run.totals[i:]), sum(run.bads[i:]), ((run.hists[i:], self.decode), None, None)
+        )
 
     def values(self) -> list[Bucket]:  # type: ignore[override]
         """Every key's sum, in one go (a view would look each key up twice)."""
@@ -135,24 +167,38 @@ class _KeySums(Lookup[Bucket]):
 
 
 class _Sums(Lookup[Mapping[str, Bucket]]):
-    """A site's runs, by signal and key (:data:`~nextmonth_health.store.base.SiteSums`)."""
+    """A site's runs, by signal and key (:data:`~nextmonth_health.store.base.SiteSums`);
+    with ``since`` set, only their buckets starting from then."""
 
-    __slots__ = ("decode", "runs", "site", "start")
+    __slots__ = ("decode", "runs", "since", "site", "start")
 
-    def __init__(self, site: str, start: int, runs: dict[str, dict[str, _Run]], decode: Callable[[Any], Counter[int]]) -> None:
+    def __init__(
+        self,
+        site: str,
+        start: int,
+        runs: dict[str, dict[str, _Run]],
+        decode: Callable[[Any], Counter[int]],
+        since: float | None = None,
+    ) -> None:
         self.site = site
         self.start = start
         self.runs = runs
         self.decode = decode
+        self.since = since
 
     def get(self, signal: str, default: Any = None) -> Any:
         runs = self.runs.get(signal)
         if runs is None:
             return default
-        return _KeySums(self.site, signal, self.start, runs, self.decode)
+        return _KeySums(self.site, signal, self.start, runs, self.decode, self.since)
 
     def __iter__(self) -> Iterator[str]:
-        return (signal for signal, runs in self.runs.items() if any(run.starts for run in runs.values()))
+        since = self.since
+        return (
+            signal
+            for signal, runs in self.runs.items()
+            if any(run.starts and (since is None or run.starts[-1] >= since) for run in runs.values())
+        )
 
 
 class _Entry:
@@ -224,6 +270,19 @@ class BucketCache:
         for site, (start, _, _) in spans.items():
             result[site] = _Sums(site, int(start), entries[site].runs, decode)
         return result
+
+    def recent(self, spans: Mapping[str, Span]) -> dict[str, SiteSums]:
+        """The newest part of what :meth:`get` last returned for each site: its buckets
+        starting in ``spans[site]`` (a window's last minute, ending where the window
+        ends), summed from what is kept, with no store read. Valid during the same pass
+        as that ``get``."""
+        decode = self.store.decode_hist
+        entries = self._entries
+        return {
+            site: _Sums(site, int(start), entries[site].runs, decode, start)
+            for site, (start, _, _) in spans.items()
+            if site in entries
+        }
 
     def _add(self, rows: Iterable[Row], decode: Callable[[Any], Counter[int]]) -> None:
         entries = self._entries

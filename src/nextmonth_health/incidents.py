@@ -1,10 +1,15 @@
 """Readings in, incident transitions out: open, escalate, update, resolve — calmly.
 
 One open incident per (site, check, key). Severity only rises. A problem reading opens an
-incident at its severity; one still open after ``escalate_after`` becomes critical. An
-incident resolves only after its signal has read healthy for a whole ``cooldown_seconds``
-(anything but healthy restarts that count), so a noisy signal cannot flap. ``elevated``
-readings hold everything where it is; ``unknown`` readings (failed checks) change nothing.
+incident at its severity; one still open after ``escalate_after`` becomes critical. Critical
+means the admin is alerted, so a check that counts people also needs ``alert_min_users``
+of them hurt since the incident opened: one client retrying a failing endpoint thirty
+times a second is shown the notice, and Rob is not paged for it. (A check that counts
+nobody, such as a probe of a CDN or a database, reports 0 and alerts on its own
+judgement.) An incident resolves only after its signal has
+read healthy for a whole ``cooldown_seconds`` (anything but healthy restarts that count),
+so a noisy signal cannot flap. ``elevated`` readings hold everything where it is;
+``unknown`` readings (failed checks) change nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from .alerts import alert_for
 from .settings import Settings
 from .store.base import Store
 from .values import (
+    SITE_AREA,
     Health,
     Incident,
     IncidentStatus,
@@ -30,6 +36,13 @@ from .values import (
 )
 
 __all__ = ["IncidentTracker"]
+
+#: A growing count of people hurt is announced (an ``updated`` transition, the alert text
+#: rewritten) at once when it jumps by this factor, else at most every ``_ANNOUNCE_EVERY``
+#: seconds; in between the incident keeps the exact count quietly, so a long outage
+#: whose count creeps up by a person or two a pass does not message the sinks every pass.
+_ANNOUNCE_JUMP = 1.2
+_ANNOUNCE_EVERY = 60.0
 
 
 class IncidentTracker:
@@ -83,22 +96,25 @@ class IncidentTracker:
         self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings
     ) -> Transition | None:
         health = reading.status
+        now_users = reading.affected_users if reading.affected_now is None else reading.affected_now
         if incident is None:
             if not health.is_problem:
                 return None
+            critical = health is Health.CRITICAL and _enough_people(reading.affected_users, settings)
             opened = Incident(
                 id=uuid.uuid4().hex,
                 site=reading.site,
                 check=reading.check,
                 area=reading.area,
                 key=reading.key,
-                severity=Severity(health.value),
+                severity=Severity.CRITICAL if critical else Severity.DEGRADED,
                 status=IncidentStatus.OPEN,
                 affected_users=reading.affected_users,
+                affected_now=now_users,
                 opened_at=at,
                 updated_at=at,
                 summary=reading.subject,
-                escalated_at=at if health is Health.CRITICAL else None,
+                escalated_at=at if critical else None,
                 value=reading.value,
                 threshold=reading.threshold,
             )
@@ -117,10 +133,12 @@ class IncidentTracker:
             )
             return Transition(kind=TransitionKind.RESOLVED, incident=resolved, previous=incident)
         held = (at - incident.opened_at).total_seconds() >= settings.escalate_after
-        escalate = incident.severity is Severity.DEGRADED and (
-            health is Health.CRITICAL or (health is Health.DEGRADED and held)
-        )
         users = max(incident.affected_users, reading.affected_users)
+        escalate = (
+            incident.severity is Severity.DEGRADED
+            and _enough_people(users, settings)
+            and (health is Health.CRITICAL or (health is Health.DEGRADED and held))
+        )
         if escalate:
             changed = attrs.evolve(
                 incident,
@@ -128,17 +146,30 @@ class IncidentTracker:
                 escalated_at=at,
                 updated_at=at,
                 affected_users=users,
+                affected_now=now_users,
                 recovering_since=None,
                 value=reading.value,
             )
             return Transition(kind=TransitionKind.ESCALATED, incident=changed, previous=incident)
-        if users > incident.affected_users:
+        if users > incident.affected_users and (
+            users >= _ANNOUNCE_JUMP * incident.affected_users
+            or (at - incident.updated_at).total_seconds() >= _ANNOUNCE_EVERY
+        ):
             changed = attrs.evolve(
-                incident, affected_users=users, updated_at=at, recovering_since=None, value=reading.value
+                incident,
+                affected_users=users,
+                affected_now=now_users,
+                updated_at=at,
+                recovering_since=None,
+                value=reading.value,
             )
             return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident)
-        if incident.recovering_since is not None:
-            self.store.save_incident(attrs.evolve(incident, recovering_since=None, value=reading.value))
+        if incident.recovering_since is not None or now_users != incident.affected_now or users != incident.affected_users:
+            self.store.save_incident(
+                attrs.evolve(
+                    incident, recovering_since=None, affected_users=users, affected_now=now_users, value=reading.value
+                )
+            )
         return None
 
     def _commit(self, transitions: list[Transition], open_before: Iterable[Incident], at: datetime) -> list[Transition]:
@@ -147,7 +178,9 @@ class IncidentTracker:
         One problem, one alert: a critical incident in an area that already has an
         active alert joins it (``alert_id``) instead of raising another, so failing
         uploads that show up as both 5xx on /media-upload and failed uploads page the
-        admin once. The alert stays active until its last incident resolves.
+        admin once. A site-wide incident (area ``site``) is in every area: it joins, and
+        is joined by, any of the site's. The alert stays active until its last incident
+        resolves.
         """
         current = {i.id: i for i in open_before}
         for index, transition in enumerate(transitions):
@@ -158,7 +191,7 @@ class IncidentTracker:
                     (
                         i.alert_id
                         for i in sorted(current.values(), key=lambda i: i.opened_at)
-                        if i.is_open and i.area == incident.area and i.alert_id is not None
+                        if i.is_open and i.alert_id is not None and _one_area(i.area, incident.area)
                     ),
                     incident.id,
                 )
@@ -178,3 +211,13 @@ class IncidentTracker:
                 transition = attrs.evolve(transition, alert=alert_for(incident.alert_id, members, at))
             committed.append(transition)
         return committed
+
+
+def _one_area(a: str, b: str) -> bool:
+    """Whether incidents in areas ``a`` and ``b`` share an alert: the same area, or one is site-wide."""
+    return a == b or SITE_AREA in (a, b)
+
+
+def _enough_people(users: int, settings: Settings) -> bool:
+    """Whether an incident hurting ``users`` people may alert: 0 means its check counts nobody."""
+    return users == 0 or users >= settings.alert_min_users

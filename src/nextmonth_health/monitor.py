@@ -32,7 +32,8 @@ from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
 from .store import Store, open_store
-from .values import Alert, Incident, Notice, timestamp
+from .values import SITE_AREA, Alert, Incident, Notice, timestamp
+from .windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
 
@@ -61,6 +62,9 @@ class MonitorStatus:
     unsent: int = 0
     #: Ways the store may lose what it keeps (``Store.caveats``), read when the monitor started.
     store_caveats: tuple[str, ...] = ()
+    #: Sites still learning what normal looks like (judged on fixed lines only), as of the
+    #: last pass this process led for them; see :meth:`Monitor.learning`.
+    learning: tuple[str, ...] = ()
 
 
 class Monitor:
@@ -371,11 +375,12 @@ class Monitor:
     def notices(self, area: str, site: str | None = None) -> list[Notice]:
         """The notice users should see at ``area`` now: empty while all is well there.
 
-        At most one notice per area: the most serious open incident's. Never raises.
+        At most one notice per area: the most serious open incident's, a site-wide one
+        (area ``site``, every route failing) counting in every area. Never raises.
         """
         try:
             site = site or self.site
-            incidents = [i for i in self._open_incidents(site) if i.area == area]
+            incidents = [i for i in self._open_incidents(site) if i.area == area or i.area == SITE_AREA]
             incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
             for incident in incidents:
                 notice = self._render(incident)
@@ -417,6 +422,20 @@ class Monitor:
         since = timestamp(self.clock.now() - self.settings.resolved_retention)
         return [a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since]
 
+    def learning(self, site: str | None = None) -> bool:
+        """True while a site's baseline is still being learned, read from the store now.
+
+        That is while its last hour holds less than ``baseline_min_share`` of what its
+        current traffic would fill it with: it started recording recently, came back
+        after a quiet spell, or its traffic jumped. Its checks then judge only on fixed,
+        conservative lines. SQLite and Redis keep the hour across restarts, so a restart
+        is not a cold start. Reads the store: for the command line and the admin view,
+        never the request path.
+        """
+        site = site or self.site
+        view = SiteView(site, self.clock.now(), self.settings_for(site), self.store)
+        return view.learning(sig.REQUEST) if view.window(sig.REQUEST).total else view.learning(sig.LOGIN)
+
     def status(self) -> MonitorStatus:
         """The monitor's own health: drops, internal errors, sink backlog, last pass."""
         last = self.evaluator.last_evaluation
@@ -427,6 +446,7 @@ class Monitor:
             buffered=self.recorder.buffered,
             unsent=self.recorder.unsent,
             store_caveats=self.store_caveats,
+            learning=tuple(sorted(self.evaluator.learning)),
             drops=dict(self.recorder.drops),
             internal_errors=dict(self.errors.counts),
             sink_pending=self.delivery.pending,

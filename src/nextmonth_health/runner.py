@@ -102,6 +102,7 @@ class _BatchRead(NamedTuple):
     open_now: dict[str, list[Incident]]
     windows: dict[str, SiteSums]
     baselines: dict[str, SiteSums]
+    recents: dict[str, SiteSums]
 
 
 #: What plain checks return: surely not awaitable (an ABC check per call is not free).
@@ -121,6 +122,9 @@ class Evaluator:
         self._last_trim = float("-inf")
         self._store_down = False
         self.last_evaluation: float | None = None
+        #: Sites whose checks judged on fixed lines at their last pass here: still learning
+        #: what normal looks like (a reading's ``detail["learning"]``).
+        self.learning: frozenset[str] = frozenset()
         self._passing = threading.Lock()
         store = monitor.store
         # A store doing I/O is read through caches; memory:// answers from its running sums.
@@ -192,6 +196,7 @@ class Evaluator:
                     readings += outcome.readings
                     failures += outcome.failures
                     transitions += outcome.transitions or ()
+        self.learning = (self.learning - set(led)) | {r.site for r in readings if r.detail.get("learning")}
         if led:
             try:
                 await self.store_call(m.store.note_evaluations, led, now)
@@ -240,7 +245,7 @@ class Evaluator:
             self._windows.forget(lost)  # read whole when this process leads them again
             self._baselines.forget(lost)
             if not mine:
-                return _BatchRead([], {}, {}, {}, {})
+                return _BatchRead([], {}, {}, {}, {}, {})
             open_now = m.store.open_incidents(mine)
         except Exception as exc:
             m.errors.report("store.lease", exc)
@@ -249,13 +254,14 @@ class Evaluator:
         settings = {site: m.settings_for(site) for site in mine}
         spans = {site: SiteView.spans(now, settings[site]) for site in mine}
         try:
-            windows = self._windows.get({s: (*spans[s][0], settings[s].bucket_seconds) for s in mine}, now)
-            baselines = self._baselines.get({s: (*spans[s][1], BASELINE_ROLLUP) for s in mine}, now)
+            windows = self._windows.get({s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now)
+            recents = self._windows.recent({s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine})
+            baselines = self._baselines.get({s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now)
         except Exception as exc:
             m.errors.report("store.read", exc)
             self._store_down = True
             return None
-        return _BatchRead(mine, settings, open_now, windows, baselines)
+        return _BatchRead(mine, settings, open_now, windows, baselines, recents)
 
     def _judge(self, read: _BatchRead, now: float) -> list[_SitePass]:
         """Run each site's plain checks on what was read and fold their readings into
@@ -273,6 +279,7 @@ class Evaluator:
                 {(i.check, i.key): i for i in outcome.open_now},
                 window=read.windows[site],
                 baseline=read.baselines[site],
+                recent=read.recents.get(site),
             )
             self._run_checks(outcome, view, now)
             if not outcome.pending:
@@ -375,6 +382,9 @@ class _Direct:
         for (start, end), sites in groups.items():
             found.update(self.store.sums(sites, start, end, width=self.width))
         return found
+
+    def recent(self, spans: Mapping[str, Span]) -> dict[str, SiteSums]:
+        return self.get(spans, 0.0)
 
     def forget(self, sites: list[str] | None = None) -> None:
         pass

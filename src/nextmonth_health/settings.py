@@ -143,7 +143,36 @@ class Settings:
     dashboard_pages: tuple[str, ...] = _setting(
         ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_pages
     )
-    alpha: float = _setting(0.001, "Significance level for 'spike above baseline' tests.", validator=_ratio)
+    alpha: float = _setting(
+        1e-6,
+        "Evidence a problem needs, per look: how unlikely normal traffic must be to show it. A key is "
+        "looked at ~40,000 times a week; see docs/checks.md for the false-alarm budget.",
+        validator=_ratio,
+    )
+    line_alpha: float = _setting(
+        1e-4,
+        "Evidence a fixed line (10 % of uploads failing, a 3 s p75) needs, per look: how sure it must "
+        "be that the true value is past the line, not just the point value of a few samples.",
+        validator=_ratio,
+    )
+    fast_window_seconds: int = _setting(
+        60,
+        "The short window a sharp outage is also judged on (half the evidence budget each), and "
+        "recovery: an incident heals once this much of recent traffic looks normal.",
+        validator=_count,
+    )
+    baseline_min_share: float = _setting(
+        0.25,
+        "A baseline holding less than this share of what current traffic would fill it with is still "
+        "being learned: checks then judge only on fixed lines.",
+        validator=_ratio,
+    )
+    alert_min_users: int = _setting(
+        3,
+        "Fewest distinct people hurt since an incident opened before it alerts the admin; one client's "
+        "retry storm stays a user notice.",
+        validator=_count,
+    )
 
     api_error_min_count: int = _setting(5, "Fewest 5xx in a window that can open an incident.", validator=_count)
     api_error_ratio: float = _setting(
@@ -155,6 +184,11 @@ class Settings:
     api_error_critical_ratio: float = _setting(0.25, "Error ratio that alerts the admin at once.", validator=_ratio)
     api_error_recovery_ratio: float = _setting(
         0.005, "Error ratio under which a route has recovered (or 1.5x its usual ratio, if higher).", validator=_ratio
+    )
+    api_error_learning_ratio: float = _setting(
+        0.10,
+        "While a route's baseline is being learned, errors must be significantly above this ratio.",
+        validator=_ratio,
     )
 
     page_load_slow_seconds: float = _setting(3.0, "A page load slower than this is a problem (the seed's 3 s).", validator=_positive)
@@ -170,6 +204,12 @@ class Settings:
     session_spike_factor: float = _setting(3.0, "A spike is at least this many times the baseline.", validator=_positive)
     session_critical_factor: float = _setting(10.0, "A spike this many times the baseline alerts at once.", validator=_positive)
     session_recovery_factor: float = _setting(1.5, "At most this many times the baseline counts as recovered.", validator=_positive)
+    session_learning_ratio: float = _setting(
+        0.5,
+        "While the baseline is being learned, only failed sign-ins judged against attempts count: "
+        "significantly above this share of them.",
+        validator=_ratio,
+    )
 
     upload_failure_ratio: float = _setting(0.10, "Upload failure ratio that shows users a notice (the seed's 10 %).", validator=_ratio)
     upload_critical_ratio: float = _setting(0.25, "Upload failure ratio that alerts the admin at once.", validator=_ratio)
@@ -202,8 +242,18 @@ class Settings:
         ):
             if getattr(self, low) >= getattr(self, high):
                 raise ConfigError(f"{low} ({getattr(self, low)}) must be below {high} ({getattr(self, high)})")
-        if self.window_seconds % self.bucket_seconds or self.baseline_seconds % self.bucket_seconds:
-            raise ConfigError("window_seconds and baseline_seconds must be whole multiples of bucket_seconds")
+        if (
+            self.window_seconds % self.bucket_seconds
+            or self.baseline_seconds % self.bucket_seconds
+            or self.fast_window_seconds % self.bucket_seconds
+        ):
+            raise ConfigError(
+                "window_seconds, fast_window_seconds and baseline_seconds must be whole multiples of bucket_seconds"
+            )
+        if self.fast_window_seconds >= self.window_seconds:
+            raise ConfigError(
+                f"fast_window_seconds ({self.fast_window_seconds}) must be shorter than window_seconds ({self.window_seconds})"
+            )
         if self.baseline_seconds % 300:
             raise ConfigError(
                 f"baseline_seconds ({self.baseline_seconds}) must be a whole number of five-minute roll-ups (a multiple of 300)"

@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "beta_binomial_sf",
     "binomial_sf",
+    "count_tail",
     "is_binomial_spike",
     "is_poisson_spike",
+    "negative_binomial_sf",
     "poisson_sf",
+    "ratio_tail",
 ]
 
 _EPS = 1e-15
@@ -140,11 +144,20 @@ def _log_beta_prefactor(a: float, b: float, x: float) -> float:
     )
 
 
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), for a, b > 0 and 0 < x < 1,
+    evaluating whichever side of the symmetry relation converges."""
+    if x < (a + 1.0) / (a + b + 2.0):
+        return min(1.0, math.exp(_log_beta_prefactor(a, b, x) + _beta_cf(a, b, x)))
+    y = 1.0 - x
+    lower = math.exp(_log_beta_prefactor(b, a, y) + _beta_cf(b, a, y))
+    return min(1.0, max(0.0, 1.0 - lower))
+
+
 def binomial_sf(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p).
 
-    Uses P(X >= k) = I_p(k, n - k + 1), the regularised incomplete beta
-    function, evaluating whichever side of the symmetry relation converges.
+    Uses P(X >= k) = I_p(k, n - k + 1), the regularised incomplete beta function.
     """
     k = int(k)
     n = int(n)
@@ -157,13 +170,82 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 0.0
     if p >= 1.0:
         return 1.0
-    a = float(k)
-    b = float(n - k + 1)
-    if p < (a + 1.0) / (a + b + 2.0):
-        return min(1.0, math.exp(_log_beta_prefactor(a, b, p) + _beta_cf(a, b, p)))
-    q = 1.0 - p
-    lower = math.exp(_log_beta_prefactor(b, a, q) + _beta_cf(b, a, q))
-    return min(1.0, max(0.0, 1.0 - lower))
+    return _betainc(float(k), float(n - k + 1), p)
+
+
+def negative_binomial_sf(k: int, r: float, p: float) -> float:
+    """P(X >= k) for X ~ NegativeBinomial(r, p): failures before the r-th success, each
+    try succeeding with probability p; ``r`` may be any positive number.
+
+    It is what a Poisson count looks like when its rate is itself uncertain (a gamma
+    posterior): the count a window can show given what a baseline saw. Uses
+    P(X >= k) = I_(1-p)(k, r).
+    """
+    k = int(k)
+    if k <= 0:
+        return 1.0
+    r = _clean(r)
+    p = _clean(p)
+    if r <= 0.0 or p >= 1.0:
+        return 0.0
+    if p <= 0.0:
+        return 1.0
+    return _betainc(float(k), r, 1.0 - p)
+
+
+def beta_binomial_sf(k: int, n: int, a: float, b: float) -> float:
+    """P(X >= k) for X ~ BetaBinomial(n, a, b): ``n`` tries whose success probability is
+    itself uncertain, distributed Beta(a, b).
+
+    It is what a ratio looks like when the usual ratio is only known from a sample (a
+    beta posterior): how many of a window's ``n`` requests can fail given what a
+    baseline saw. The tail is summed term by term from the nearer end, in log space; the
+    terms fall off geometrically past the mode, so a far tail costs a few dozen terms.
+    """
+    k = int(k)
+    n = int(n)
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    a = _clean(a)
+    b = _clean(b)
+    if a <= 0.0:
+        return 0.0
+    if b <= 0.0:
+        return 1.0
+    log_norm = math.lgamma(n + 1) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) - math.lgamma(n + a + b)
+
+    def log_pmf(x: int) -> float:
+        return (
+            log_norm
+            - math.lgamma(x + 1)
+            - math.lgamma(n - x + 1)
+            + math.lgamma(x + a)
+            + math.lgamma(n - x + b)
+        )
+
+    mean = n * a / (a + b)
+    upper = k > mean
+    x = k if upper else k - 1
+    term = math.exp(log_pmf(x))
+    total = term
+    while True:
+        if upper:
+            if x >= n:
+                break
+            term *= (n - x) * (x + a) / ((x + 1) * (n - x - 1 + b))
+            x += 1
+        else:
+            if x <= 0:
+                break
+            term *= x * (n - x + b) / ((n - x + 1) * (x - 1 + a))
+            x -= 1
+        total += term
+        if term < total * _EPS and (x > mean if upper else x < mean):
+            break
+    total = min(1.0, total)
+    return total if upper else max(0.0, 1.0 - total)
 
 
 def is_poisson_spike(
@@ -208,3 +290,45 @@ def is_binomial_spike(
     if bad / total <= ratio:
         return False
     return binomial_sf(bad, total, ratio) < alpha
+
+
+def ratio_tail(bad: int, total: int, usual_bad: int, usual_total: int, *, floor: float = 0.0) -> float:
+    """How likely ``bad`` or more failures out of ``total`` are if the ratio were still
+    what a baseline showed (``usual_bad`` out of ``usual_total``), never less than ``floor``.
+
+    The usual ratio is only known from its sample, so it is taken with its uncertainty:
+    a Beta posterior (Jeffreys prior) of the baseline, and the window's count from the
+    beta-binomial it predicts. An hour of 30 requests says little about normal, and the
+    answer is cautious; an hour of 14,400 says much, and it is sharp. A baseline whose
+    ratio is under ``floor`` is taken as the floor itself (a binomial), so a spotless hour
+    does not make one error look impossible.
+    """
+    a = _clean(usual_bad) + 0.5
+    b = max(_clean(usual_total) - _clean(usual_bad), 0.0) + 0.5
+    floor = _clean(floor)
+    if a < floor * (a + b):
+        return binomial_sf(bad, total, floor)
+    return beta_binomial_sf(bad, total, a, b)
+
+
+def count_tail(count: int, exposure: float, usual_count: float, usual_exposure: float, *, floor: float = 0.0) -> float:
+    """How likely ``count`` or more events are in a window of ``exposure`` if they still
+    came as often as a baseline showed (``usual_count`` in ``usual_exposure``), never
+    expecting fewer than ``floor`` in the window.
+
+    Exposure is whatever the events come with: seconds, or better the site's requests,
+    so that a busier hour expects more failed sign-ins and a half-filled baseline (a
+    site that started twenty minutes ago) still gives the right rate. As with
+    :func:`ratio_tail`, the usual rate is taken with its uncertainty (a gamma posterior),
+    which makes the window's count negative-binomial: a baseline of a few events gives a
+    cautious answer, a long busy one a sharp one. Below the floor, it is Poisson at the
+    floor.
+    """
+    usual_exposure = _clean(usual_exposure)
+    exposure = _clean(exposure)
+    if usual_exposure <= 0.0 or exposure <= 0.0:
+        return poisson_sf(count, floor)
+    shape = _clean(usual_count) + 0.5
+    if shape * exposure / usual_exposure < _clean(floor):
+        return poisson_sf(count, floor)
+    return negative_binomial_sf(count, shape, usual_exposure / (usual_exposure + exposure))

@@ -17,6 +17,7 @@ from typing import Any
 from attrs import field, frozen
 
 __all__ = [
+    "SITE_AREA",
     "Alert",
     "Health",
     "Incident",
@@ -28,6 +29,10 @@ __all__ = [
     "TransitionKind",
     "timestamp",
 ]
+
+
+#: The area of a problem across the whole site: its notice is shown in every area.
+SITE_AREA = "site"
 
 
 class Health(enum.StrEnum):
@@ -97,6 +102,10 @@ class Reading:
 
     ``subject`` names the problem for the admin ("API Errors on /media-upload route") and
     never reaches users; ``area`` is the user-facing place a notice is shown at.
+    ``affected_users`` counts the distinct people hurt since the key's incident opened
+    (:meth:`SiteView.affected <nextmonth_health.windows.SiteView.affected>`), or in the
+    window when none is open; ``affected_now`` those hurt in the window, when the check
+    counted them apart.
     """
 
     check: str
@@ -109,6 +118,7 @@ class Reading:
     threshold: float | None = None
     affected_users: int = 0
     detail: Mapping[str, Any] = field(factory=dict, converter=_freeze)
+    affected_now: int | None = None
 
 
 @frozen
@@ -116,8 +126,9 @@ class Incident:
     """One problem, from first detection to resolution: one per (site, check, key).
 
     ``severity`` only ever rises during an incident's life, so a wobbling signal cannot
-    produce a stream of alerts. ``affected_users`` is the largest number of distinct users
-    seen hurting in one window while the incident was open.
+    produce a stream of alerts. ``affected_users`` counts the distinct people hurt since it
+    opened (the union, never going down): what "Impact detected for N users" says;
+    ``affected_now`` those hurt in the latest window.
     """
 
     id: str
@@ -137,6 +148,7 @@ class Incident:
     value: float | None = None
     threshold: float | None = None
     alert_id: str | None = None
+    affected_now: int = 0
 
     @property
     def is_open(self) -> bool:

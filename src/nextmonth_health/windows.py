@@ -1,10 +1,12 @@
 """What a check sees of one site: windows of recorded signals, and who was behind them.
 
 Checks never talk to the store. They ask a :class:`SiteView` for a :class:`Window` ("the
-last five minutes of requests on /media-upload", read from the raw buckets) or a baseline
-("the hour before that", read from five-minute roll-ups, so an hour costs twelve rows, not
-360 buckets), and for the distinct users behind a window (:meth:`SiteView.users`), which
-the store counts in whatever way suits it. A view reads each series at most once per pass.
+last five minutes of requests on /media-upload", read from the raw buckets), the recent
+part of it ("the last minute", where a sharp outage shows first and a recovery shows
+soonest), or a baseline ("the hour before the window", read from five-minute roll-ups, so
+an hour costs twelve rows, not 360 buckets), and for the distinct users behind a window
+(:meth:`SiteView.users`) or an incident (:meth:`SiteView.affected`), which the store
+counts in whatever way suits it. A view reads each series at most once per pass.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
+from typing import NamedTuple
 
 from .settings import Settings
-from .signals import Bucket, hist_add, hist_quantile
+from .signals import Bucket, hist_add, hist_index, hist_quantile
 from .store.base import SiteSums, Store
 from .values import Health, Incident
 
-__all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Window"]
+__all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Spans", "Window"]
 
 #: One key (``"/bookings"``), several, or ``None`` for every key of a signal.
 Keys = str | Iterable[str] | None
@@ -104,8 +107,25 @@ class Window:
         """The q-quantile of the window's values, within ~2.5 %, or None with no samples."""
         return hist_quantile(self.hist, q)
 
+    def above(self, value: float) -> int:
+        """How many of the window's values are surely above ``value``: those in histogram
+        slots wholly above it (the slot holding ``value`` itself is left out)."""
+        slot = hist_index(value)
+        return sum(n for index, n in self.hist.items() if index > slot)
+
     def __repr__(self) -> str:
         return f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
+
+
+class Spans(NamedTuple):
+    """The ranges a view of one moment reads, each as ``(start, end)``."""
+
+    #: The window's raw buckets: ``window_seconds`` up to the end of the bucket now is in.
+    window: tuple[float, float]
+    #: Its last ``fast_window_seconds``.
+    recent: tuple[float, float]
+    #: The baseline's five-minute roll-ups: ``baseline_seconds`` before the window.
+    baseline: tuple[float, float]
 
 
 class SiteView:
@@ -121,31 +141,41 @@ class SiteView:
         *,
         window: SiteSums | None = None,
         baseline: SiteSums | None = None,
+        recent: SiteSums | None = None,
     ) -> None:
         self.site = site
         self.now = now
         self.settings = settings
         self._store = store
         self._incidents = incidents or {}
-        (self._window_start, end), self._baseline_span = self.spans(now, settings)
+        spans = self.spans(now, settings)
+        self._window_start, end = spans.window
+        self._recent_start = spans.recent[0]
+        self._baseline_span = spans.baseline
         #: The end of the bucket now is in: the freshest counts are judged too.
         self.end = end
         self._read_window = window
         self._read_baseline = baseline
+        self._read_recent = recent
 
     @staticmethod
-    def spans(now: float, settings: Settings) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The ranges a view of ``now`` reads: its window's buckets and its baseline's roll-ups.
+    def spans(now: float, settings: Settings) -> Spans:
+        """The ranges a view of ``now`` reads: its window's buckets, their recent part, and
+        its baseline's roll-ups.
 
-        The evaluator reads them for many sites at once and hands them in as ``window``
-        and ``baseline``: each series summed over its range, by signal and key
+        The evaluator reads them for many sites at once and hands them in as ``window``,
+        ``recent`` and ``baseline``: each series summed over its range, by signal and key
         (:meth:`Store.sums <nextmonth_health.store.base.Store.sums>`).
         """
         step = settings.bucket_seconds
         end = (int(now) // step) * step + step
         window_start = end - settings.window_seconds
         baseline_end = window_start - window_start % BASELINE_ROLLUP
-        return (window_start, end), (baseline_end - settings.baseline_seconds, baseline_end)
+        return Spans(
+            (window_start, end),
+            (end - settings.fast_window_seconds, end),
+            (baseline_end - settings.baseline_seconds, baseline_end),
+        )
 
     # What the view read from the store itself (spans other than the pass's), made on
     # first use: most views never need them, and a pass makes a thousand views.
@@ -219,7 +249,28 @@ class SiteView:
             return Window(signal, self._window_start, self.end, _pick(self._read_window, signal, keys))
         span = self.settings.window_seconds if seconds is None else seconds
         start = self.end - span
+        if start == self._recent_start and self._read_recent is not None:
+            return Window(signal, start, self.end, _pick(self._read_recent, signal, keys))
         return Window(signal, start, self.end, self._cells(signal, keys, start))
+
+    def recent(self, signal: str, keys: Keys = None) -> Window:
+        """The window's last ``fast_window_seconds`` (a minute): where a sharp outage shows
+        first, and where a recovery shows soonest."""
+        return self.window(signal, keys, seconds=self.settings.fast_window_seconds)
+
+    def learning(self, signal: str, keys: Keys = None) -> bool:
+        """True while the baseline of a signal (and keys) is still being learned.
+
+        That is when it holds less than ``baseline_min_share`` of what the window's traffic
+        would fill it with: a site (or route) that just started recording, that came back
+        after a quiet spell, or whose traffic jumped. Relative checks then have no usual
+        level worth comparing with, and judge on fixed lines only. The baseline lives in
+        the store, so a restart with SQLite or Redis is not a cold start.
+        """
+        s = self.settings
+        window = self.window(signal, keys).total
+        expected = window * s.baseline_seconds / s.window_seconds
+        return window > 0 and self.baseline(signal, keys).total < s.baseline_min_share * expected
 
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
@@ -233,15 +284,24 @@ class SiteView:
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
     def affected(self, health: Health, check: str, key: str, *parts: tuple[str, Keys, bool]) -> int:
-        """The distinct users to report with a reading of ``health``: :meth:`users` of the
-        parts when they can change anything, else 0.
+        """The distinct users to report with a reading of ``health``: those behind the parts
+        since the check's incident for ``key`` opened (the union over its life, from the
+        window before it opened), or in the window when none is open; 0 when they cannot
+        change anything.
 
         They matter for a problem reading (they open or update an incident) and for an
-        elevated one while the check's incident for ``key`` is open (a rise updates it);
-        counting them is a store read, skipped for every other reading.
+        elevated one while the incident is open (a rise updates it); counting them is a
+        store read, skipped for every other reading. The raw buckets users are counted
+        from are kept ``history_seconds``: an incident older than that counts the people
+        of its last ``history_seconds``, and its stored count never goes down.
         """
-        if health.is_problem or (health is Health.ELEVATED and (check, key) in self._incidents):
-            return self.users(*parts)
+        incident = self._incidents.get((check, key))
+        if incident is None:
+            return self.users(*parts) if health.is_problem else 0
+        if health.is_problem or health is Health.ELEVATED:
+            s = self.settings
+            since = max(incident.opened_at.timestamp() - s.window_seconds, self.end - s.history_seconds)
+            return self.users(*parts, seconds=self.end - since)
         return 0
 
     def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
@@ -253,4 +313,6 @@ class SiteView:
         """
         span = self.settings.window_seconds if seconds is None else seconds
         wanted = [(signal, None if keys is None else sorted(_wanted(keys) or ()), bad) for signal, keys, bad in parts]
-        return self._store.window_users(self.site, wanted, self.end - span, self.end)
+        start = self.end - span
+        start -= start % self.settings.bucket_seconds
+        return self._store.window_users(self.site, wanted, start, self.end)

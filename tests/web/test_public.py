@@ -279,14 +279,14 @@ def test_slow_loads_from_several_clients_open_the_dashboard_incident(
     monitor: nmh.Monitor, fake_clock: FakeClock
 ) -> None:
     app = build_health_app(monitor)
-    slow_dashboard(app, ["198.51.100.7", "198.51.100.8", "203.0.113.1"], sessions_each=2)
+    slow_dashboard(app, ["198.51.100.7", "198.51.100.8", "203.0.113.1"], sessions_each=3)
     [incident] = dashboard_incidents(monitor, fake_clock)
     assert incident.check == "dashboard_load" and incident.affected_users == 3
 
 
 def test_the_apps_own_user_counts_as_itself(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
     app = build_health_app(monitor)
-    for n in range(6):
+    for n in range(9):
         body = {"page": "/dashboard", "seconds": 5.0, "session": "samesession1"}
         assert beacon(app, body, user=f"member-{n % 3}").status == 204
     [incident] = dashboard_incidents(monitor, fake_clock)
@@ -295,7 +295,7 @@ def test_the_apps_own_user_counts_as_itself(monitor: nmh.Monitor, fake_clock: Fa
 
 def test_beacon_site_from_the_allow_list(app: HealthApp, monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
     for client in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
-        for n in range(2):
+        for n in range(3):
             body = {"page": "/dashboard", "seconds": 5.0, "session": f"s{client.replace('.', '')}{n}"}
             assert beacon(app, body, client=client, query="site=second-site").status == 204
     fake_clock.advance(15)

@@ -94,6 +94,7 @@ LIVE = Pace(
     settings={
         "bucket_seconds": 1,
         "window_seconds": 10,
+        "fast_window_seconds": 3,
         "baseline_seconds": 300,
         "tick_seconds": 1.0,
         "flush_seconds": 0.5,

@@ -53,6 +53,7 @@ def _incident(i: Any) -> dict[str, Any]:
         "severity": str(i.severity),
         "status": str(i.status),
         "affected_users": i.affected_users,
+        "affected_now": i.affected_now,
         "opened_at": iso(i.opened_at),
         "escalated_at": iso(i.escalated_at),
         "resolved_at": iso(i.resolved_at),
@@ -125,6 +126,7 @@ def command(as_json: bool) -> None:
                     "notices": notices,
                     "alerts": [_alert(a) for a in alerts],
                     "resolved_recently": len(recent) - len(open_now),
+                    "learning": monitor.learning(site),
                 }
             )
     finally:
@@ -147,6 +149,8 @@ def command(as_json: bool) -> None:
             at = evaluated.get(entry["site"])
             last = when(at) + " UTC" if at else "never"
         click.echo(click.style(entry["site"], bold=True) + f"   last evaluation: {last}")
+        if entry["learning"]:
+            click.echo("  Learning what normal looks like: only clear-cut problems open incidents for now.")
         incidents = entry["open_incidents"]
         if not incidents:
             click.echo("  All well: no open incidents.")

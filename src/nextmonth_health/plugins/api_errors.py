@@ -1,23 +1,41 @@
-"""API error rate: a spike of 5xx on a critical route within the window.
+"""API error rate: a spike of 5xx on a critical route, or across the whole site.
 
-Degraded needs a minimum count of errors, an error ratio at least ``api_error_spike_factor``
-times the trailing hour's (never judged against less than the ``api_error_ratio`` floor)
-*and* a binomial tail test against that reference, so two stray errors on a tiny site stay
-quiet while a real spike on a busy one still stands out. A ratio above the safe line is
-critical at once. A route has recovered once its ratio is under 1.5 times the usual one
-(or ``api_error_recovery_ratio``), the usual one being frozen when the incident opened,
-because by then the trailing hour is full of the incident itself.
+Each critical route is judged against its own trailing hour. A window shows a spike when it
+holds at least ``api_error_min_count`` errors, an error ratio at least
+``api_error_spike_factor`` times the usual one (never less than the ``api_error_ratio``
+floor), and when so many errors would be a one-in-``2 / alpha`` chance if the ratio were
+still the usual one — the usual ratio taken with the uncertainty its hour of traffic
+leaves (:func:`~nextmonth_health.stats.ratio_tail`). Two stray errors on a tiny site stay
+quiet; a real spike on a busy one stands out. A spike whose ratio reaches
+``api_error_critical_ratio`` is critical. While the site's baseline is still being learned
+(it just started, or its traffic jumped), or a route's hour saw fewer requests than its
+last five minutes, it is judged only against the fixed ``api_error_learning_ratio``. Once an incident is open, the usual ratio it opened against
+is kept (the trailing hour fills up with the incident) and the last minute decides when it
+is over (:mod:`~nextmonth_health.evidence`).
+
+The site-wide key ``"*"`` (area ``site``) judges every request of the site the same way,
+less the critical routes that have an incident open or read as a problem of their own, so
+a backend down on every route is found even when no single route is busy, and one failing
+route does not raise a second, site-wide incident. While the site-wide incident is open, a
+route that starts failing too is part of it (its reading holds at ``elevated``) rather
+than an incident of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import attrs
+
+from ..evidence import LENIENT_ALPHA, reaches_people, verdict
 from ..hookspecs import hookimpl
 from ..signals import REQUEST
-from ..stats import binomial_sf
-from ..values import Health, Reading
-from ..windows import SiteView
+from ..stats import binomial_sf, ratio_tail
+from ..values import SITE_AREA, Health, Reading
+from ..windows import SiteView, Window
+
+#: The key of the site-wide reading (its area is ``SITE_AREA``).
+SITE_WIDE = "*"
 
 
 class ApiErrorCheck:
@@ -27,39 +45,135 @@ class ApiErrorCheck:
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
+        site_learning = view.learning(REQUEST)
+        site_wide_open = view.incident(self.name, SITE_WIDE) is not None
+        hurting: list[str] = []
         for route in s.critical_routes:
-            window = view.window(REQUEST, route)
-            incident = view.incident(self.name, route)
-            usual = incident.threshold if incident is not None and incident.threshold is not None else None
-            if usual is None:
-                usual = view.baseline(REQUEST, route).ratio
-            reference = max(usual, s.api_error_ratio)
-            errors, ratio = window.bad, window.ratio
-            significant = errors >= s.api_error_min_count
-            if window.total == 0 or ratio < max(s.api_error_recovery_ratio, 1.5 * usual):
-                health = Health.OK
-            elif significant and ratio >= s.api_error_critical_ratio:
-                health = Health.CRITICAL
-            elif (
-                significant
-                and ratio >= s.api_error_spike_factor * reference
-                and binomial_sf(errors, window.total, reference) < s.alpha
-            ):
-                health = Health.DEGRADED
-            else:
-                health = Health.ELEVATED
-            yield Reading(
-                check=self.name,
-                site=view.site,
-                key=route,
-                area=s.area_for(route) or "other",
-                status=health,
-                subject=f"API Errors on {route} route",
-                value=ratio,
-                threshold=usual,
-                affected_users=view.affected(health, self.name, route, (REQUEST, route, True)),
-                detail={"errors": errors, "requests": window.total, "reference_ratio": reference},
+            reading = self._judge(
+                view,
+                site_learning,
+                route,
+                f"API Errors on {route} route",
+                s.area_for(route) or "other",
+                view.window(REQUEST, route),
+                view.recent(REQUEST, route),
+                view.baseline(REQUEST, route),
+                (route,),
             )
+            if view.incident(self.name, route) is not None:
+                hurting.append(route)
+            elif reading.status.is_problem:
+                if site_wide_open:  # part of the site-wide incident already open, not one more
+                    reading = attrs.evolve(reading, status=Health.ELEVATED)
+                else:
+                    hurting.append(route)
+            yield reading
+        window = _less(view.window(REQUEST), [view.window(REQUEST, r) for r in hurting])
+        if window.total or view.incident(self.name, SITE_WIDE) is not None:
+            rest = sorted(view.keys(REQUEST).difference(hurting)) if hurting else None
+            yield self._judge(
+                view,
+                site_learning,
+                SITE_WIDE,
+                "API Errors across the site",
+                SITE_AREA,
+                window,
+                _less(view.recent(REQUEST), [view.recent(REQUEST, r) for r in hurting]),
+                _less(view.baseline(REQUEST), [view.baseline(REQUEST, r) for r in hurting]),
+                rest,
+            )
+
+    def _judge(
+        self,
+        view: SiteView,
+        site_learning: bool,
+        key: str,
+        subject: str,
+        area: str,
+        window: Window,
+        recent: Window,
+        baseline: Window,
+        keys: Sequence[str] | None,
+    ) -> Reading:
+        s = view.settings
+        incident = view.incident(self.name, key)
+        # The site just started (or its traffic jumped), or this key's hour saw less than
+        # its last five minutes: too little to tell what its normal ratio is.
+        learning = incident is None and (site_learning or baseline.total < window.total)
+        if incident is not None and incident.threshold is not None:
+            usual = incident.threshold
+        elif learning:
+            usual = s.api_error_learning_ratio
+        else:
+            usual = baseline.ratio
+        reference = max(usual, s.api_error_ratio)
+        half = s.alpha / 2
+
+        def shows(w: Window) -> bool:
+            if w.bad < s.api_error_min_count:
+                return False
+            if learning:
+                return binomial_sf(w.bad, w.total, reference) < half
+            if w.ratio < s.api_error_spike_factor * reference:
+                return False
+            if incident is not None:  # judged against the frozen usual ratio
+                return binomial_sf(w.bad, w.total, reference) < half
+            return (
+                ratio_tail(w.bad, w.total, baseline.bad, baseline.total, floor=s.api_error_ratio)
+                < half
+            )
+
+        recovery = max(s.api_error_recovery_ratio, 1.5 * reference)
+        spike = next((w for w in (recent, window) if shows(w)), None)
+        hurt = (REQUEST, keys, True)
+        severe = (
+            spike is not None
+            and spike.ratio >= s.api_error_critical_ratio
+            and reaches_people(view.users(hurt), view.users((REQUEST, keys, False)), reference)
+        )
+        health = verdict(
+            open_incident=incident is not None,
+            calm=_calm(recent, recovery),
+            spike=spike is not None,
+            severe=severe,
+            quiet=window.total == 0 or window.ratio < recovery,
+        )
+        return Reading(
+            check=self.name,
+            site=view.site,
+            key=key,
+            area=area,
+            status=health,
+            subject=subject,
+            value=window.ratio,
+            threshold=usual,
+            affected_users=view.affected(health, self.name, key, hurt),
+            affected_now=view.users(hurt)
+            if health is not Health.OK and incident is not None
+            else None,
+            detail={
+                "errors": window.bad,
+                "requests": window.total,
+                "recent_errors": recent.bad,
+                "recent_requests": recent.total,
+                "reference_ratio": reference,
+                "learning": learning,
+            },
+        )
+
+
+def _calm(recent: Window, recovery: float) -> bool:
+    return recent.total == 0 or binomial_sf(recent.bad, recent.total, recovery) >= LENIENT_ALPHA
+
+
+def _less(whole: Window, parts: Sequence[Window]) -> Window:
+    """A window's counts less those of some of its keys (no histogram: not needed here)."""
+    if not parts:
+        return whole
+    rest = Window(whole.signal, whole.start, whole.end, ())
+    rest.total = whole.total - sum(p.total for p in parts)
+    rest.bad = whole.bad - sum(p.bad for p in parts)
+    return rest
 
 
 @hookimpl

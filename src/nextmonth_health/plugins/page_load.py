@@ -1,5 +1,13 @@
 """Dashboard load time: the p75 of page loads over the window against the seed's 3 s.
 
+The line is judged on evidence, not on the point value of a few samples: "the p75 is above
+3 s" means more than a quarter of loads take longer, so a window shows a problem when so
+many of its loads are slower than ``page_load_slow_seconds`` that it would be a
+one-in-``2 / line_alpha`` chance with only a quarter of them slow. People are shown the point
+p75. A problem whose p75 is above ``page_load_critical_seconds`` is critical. Once an
+incident is open, the last minute decides when it is over: its p75 no longer clearly above
+``page_load_recovery_seconds``.
+
 Browser beacons are the source; server-side request durations stand in when no beacon
 has reported. A minimum number of samples from a minimum number of distinct users keeps
 one slow client (or one forged beacon stream) from opening an incident.
@@ -9,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..evidence import LENIENT_ALPHA, verdict
 from ..hookspecs import hookimpl
 from ..signals import PAGE_LOAD, REQUEST
+from ..stats import binomial_sf
 from ..values import Health, Reading
-from ..windows import SiteView
+from ..windows import SiteView, Window
+
+#: The share of loads slower than a p75: a quarter.
+_ABOVE_P75 = 0.25
 
 
 class PageLoadCheck:
@@ -28,24 +41,39 @@ class PageLoadCheck:
         if window.samples < s.page_load_min_samples:
             signal = REQUEST
             window = view.window(REQUEST, pages)
+        recent = view.recent(signal, pages)
         source = "beacon" if signal == PAGE_LOAD else "server"
+        key = pages[0] if len(pages) == 1 else ",".join(pages)
+        incident = view.incident(self.name, key)
         p75 = window.quantile(0.75)
+
+        def shows(w: Window) -> bool:
+            n = w.samples
+            return (
+                n >= s.page_load_min_samples
+                and binomial_sf(w.above(s.page_load_slow_seconds), n, _ABOVE_P75) < s.line_alpha / 2
+            )
+
+        spike = next((w for w in (recent, window) if shows(w)), None)
         # Users are counted only when the time alone would matter: it costs a store read.
         if (
-            p75 is None
-            or window.samples < s.page_load_min_samples
-            or p75 < s.page_load_recovery_seconds
-            or view.users((signal, pages, False)) < s.page_load_min_users
+            spike is not None
+            and incident is None
+            and view.users((signal, pages, False)) < s.page_load_min_users
         ):
-            health = Health.OK
-        elif p75 > s.page_load_critical_seconds:
-            health = Health.CRITICAL
-        elif p75 > s.page_load_slow_seconds:
-            health = Health.DEGRADED
-        else:
-            health = Health.ELEVATED
-        key = pages[0] if len(pages) == 1 else ",".join(pages)
-        affected = view.affected(health, self.name, key, (signal, pages, signal == PAGE_LOAD))
+            spike = None
+        health = verdict(
+            open_incident=incident is not None,
+            calm=binomial_sf(recent.above(s.page_load_recovery_seconds), recent.samples, _ABOVE_P75)
+            >= LENIENT_ALPHA,
+            spike=spike is not None,
+            severe=spike is not None
+            and (spike.quantile(0.75) or 0.0) > s.page_load_critical_seconds,
+            quiet=p75 is None
+            or window.samples < s.page_load_min_samples
+            or p75 < s.page_load_recovery_seconds,
+        )
+        hurt = (signal, pages, signal == PAGE_LOAD)
         yield Reading(
             check=self.name,
             site=view.site,
@@ -55,8 +83,11 @@ class PageLoadCheck:
             subject=f"Dashboard load times on {key}",
             value=p75,
             threshold=s.page_load_slow_seconds,
-            affected_users=affected,
-            detail={"samples": window.samples, "source": source},
+            affected_users=view.affected(health, self.name, key, hurt),
+            affected_now=view.users(hurt)
+            if health is not Health.OK and incident is not None
+            else None,
+            detail={"samples": window.samples, "recent_samples": recent.samples, "source": source},
         )
 
 

@@ -1,13 +1,24 @@
-"""Upload failures: the share of upload attempts failing in the window (the seed's 10 %)."""
+"""Upload failures: the share of upload attempts failing, against the seed's 10 % line.
+
+The line is judged on evidence, not on the point value of a small sample: a window shows a
+problem when at least ``upload_min_attempts`` attempts and ``upload_min_failures``
+failures are in it and so many failures would be a one-in-``2 / line_alpha`` chance if no more
+than ``upload_failure_ratio`` of uploads failed — the ratio's lower confidence bound is
+above the line. People are shown the point value. A problem whose ratio is above
+``upload_critical_ratio`` is critical. Once an incident is open, the last minute decides
+when it is over: no longer clearly above ``upload_recovery_ratio``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..evidence import LENIENT_ALPHA, reaches_people, verdict
 from ..hookspecs import hookimpl
 from ..signals import UPLOAD
+from ..stats import binomial_sf
 from ..values import Health, Reading
-from ..windows import SiteView
+from ..windows import SiteView, Window
 
 
 class UploadFailureCheck:
@@ -17,19 +28,32 @@ class UploadFailureCheck:
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
-        window = view.window(UPLOAD)
-        ratio = window.ratio
-        trusted = window.total >= s.upload_min_attempts and window.bad >= s.upload_min_failures
-        if window.total == 0 or ratio < s.upload_recovery_ratio:
-            health = Health.OK
-        elif trusted and ratio > s.upload_critical_ratio:
-            health = Health.CRITICAL
-        elif trusted and ratio > s.upload_failure_ratio:
-            health = Health.DEGRADED
-        elif not trusted and window.bad < s.upload_min_failures:
-            health = Health.OK
-        else:
-            health = Health.ELEVATED
+        window, recent = view.window(UPLOAD), view.recent(UPLOAD)
+        incident = view.incident(self.name, "")
+
+        def shows(w: Window) -> bool:
+            return (
+                w.total >= s.upload_min_attempts
+                and w.bad >= s.upload_min_failures
+                and binomial_sf(w.bad, w.total, s.upload_failure_ratio) < s.line_alpha / 2
+            )
+
+        spike = next((w for w in (recent, window) if shows(w)), None)
+        hurt = (UPLOAD, None, True)
+        severe = (
+            spike is not None
+            and spike.ratio > s.upload_critical_ratio
+            and reaches_people(
+                view.users(hurt), view.users((UPLOAD, None, False)), s.upload_recovery_ratio
+            )
+        )
+        health = verdict(
+            open_incident=incident is not None,
+            calm=binomial_sf(recent.bad, recent.total, s.upload_recovery_ratio) >= LENIENT_ALPHA,
+            spike=spike is not None,
+            severe=severe,
+            quiet=window.bad < s.upload_min_failures or window.ratio < s.upload_recovery_ratio,
+        )
         yield Reading(
             check=self.name,
             site=view.site,
@@ -37,10 +61,18 @@ class UploadFailureCheck:
             area="uploads",
             status=health,
             subject="Media upload failures",
-            value=ratio,
+            value=window.ratio,
             threshold=s.upload_failure_ratio,
-            affected_users=view.affected(health, self.name, "", (UPLOAD, None, True)),
-            detail={"failed": window.bad, "attempts": window.total},
+            affected_users=view.affected(health, self.name, "", hurt),
+            affected_now=view.users(hurt)
+            if health is not Health.OK and incident is not None
+            else None,
+            detail={
+                "failed": window.bad,
+                "attempts": window.total,
+                "recent_failed": recent.bad,
+                "recent_attempts": recent.total,
+            },
         )
 
 

@@ -109,6 +109,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # When each site was last evaluated, for `nextmonth-health status`.
         "CREATE TABLE evaluations (site TEXT PRIMARY KEY, at REAL NOT NULL)",
     ),
+    (
+        # The people hurt in the latest window, beside those hurt since the incident opened.
+        "ALTER TABLE incidents ADD COLUMN affected_now INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 #: The table holding each roll-up width.
@@ -146,6 +150,7 @@ _INCIDENT_FIELDS: Final = (
     ("value", "value", _REAL),
     ("threshold", "threshold", _REAL),
     ("alert_id", "alert_id", _TEXT),
+    ("affected_now", "affected_now", _INT),
 )
 _ALERT_FIELDS: Final = (
     ("incident_id", "incident_id", _TEXT),

@@ -190,6 +190,7 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         "severity": incident.severity.value,
         "status": incident.status.value,
         "affected_users": incident.affected_users,
+        "affected_now": incident.affected_now,
         "value": incident.value,
         "threshold": incident.threshold,
         "opened_at": _iso(incident.opened_at),
@@ -281,6 +282,7 @@ def dashboard(app: HealthApp, request: Request) -> Response:
                 "resolved": [i for i in incidents if not i.is_open],
                 "charts": [],
                 "link": _page_url(app, site),
+                "learning": site in every and monitor.learning(site),
             }
         )
     # Sites that need attention first; trend graphs for the first few (all of one chosen site).
@@ -309,7 +311,13 @@ def dashboard(app: HealthApp, request: Request) -> Response:
         drops=sum(status.drops.values()),
         errors=sum(status.internal_errors.values()),
         sign_out=_signed_in_by_session(app, request),
+        window=_span(monitor.settings.window_seconds),
     )
+
+
+def _span(seconds: float) -> str:
+    """A window's length in words: ``5 min``, ``10 s``."""
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def api_alerts(app: HealthApp, request: Request) -> Response:

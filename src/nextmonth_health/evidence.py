@@ -1,0 +1,60 @@
+"""How a check turns what it measured into a :class:`~nextmonth_health.values.Health`,
+the same way for every bundled check (and any plugin check that wants it).
+
+A check measures two windows: the whole ``window_seconds`` (five minutes), where a
+moderate, lasting problem adds up, and its ``recent`` last ``fast_window_seconds`` (a
+minute), where a sharp outage shows within seconds. Each is tested at ``alpha / 2``, so
+looking twice costs no extra false alarms. A *spike* is a window that shows a problem
+with that much evidence; it is *severe* when it also crosses the check's critical line.
+
+While an incident is open, the recent window alone decides whether it is over: once the
+last minute looks normal again (no longer clearly above the recovery line, at the
+lenient :data:`LENIENT_ALPHA`), the reading is healthy and the incident's cool-down runs,
+even though the five-minute window still holds the outage. A window with no traffic at
+all counts as calm: nobody is being hurt in it.
+
+A severe spike alerts the admin, so it must also reach people, not just requests: the
+people hurt in the window must be clearly more than the usual ratio of the people active
+there would be (:func:`reaches_people`). One client retrying a failing endpoint thirty
+times a second makes a spike of requests, shown to that client as a notice, but the
+people hurt are the usual few, and nobody is paged.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .stats import binomial_sf
+from .values import Health
+
+__all__ = ["LENIENT_ALPHA", "reaches_people", "verdict"]
+
+#: The level of the second looks, made once a problem is already proven at ``alpha``: a
+#: recent window is calm unless it is this sure to be above the recovery line (so a
+#: healed key starts cooling down at once, while a key still failing keeps restarting
+#: the cool-down), and a spike reaches people when they are this sure to be more than usual.
+LENIENT_ALPHA: Final = 0.001
+
+
+def verdict(*, open_incident: bool, calm: bool, spike: bool, severe: bool, quiet: bool) -> Health:
+    """The health of one key from what its check found.
+
+    :param open_incident: the check's incident for this key is open.
+    :param calm: the recent window looks normal (see the module docstring).
+    :param spike: a window shows a problem with ``alpha / 2`` evidence.
+    :param severe: that window also crosses the critical line.
+    :param quiet: the window is under the recovery line (matters only with no incident).
+    """
+    if open_incident and calm:
+        return Health.OK
+    if spike:
+        return Health.CRITICAL if severe else Health.DEGRADED
+    if open_incident or not quiet:
+        return Health.ELEVATED
+    return Health.OK
+
+
+def reaches_people(hurt: int, active: int, usual: float) -> bool:
+    """Whether ``hurt`` of the ``active`` people behind a window are clearly more than the
+    ``usual`` ratio of them would be: the problem reaches people, not one client's requests."""
+    return binomial_sf(hurt, active, usual) < LENIENT_ALPHA
