@@ -6,6 +6,7 @@ import gzip
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from nextmonth_health.cli._logs import Reason, Skip, parse
 
 from .conftest import Run, one_line_error, run_cli, write
-from .logs import START, LogInfo, Outage, long_query, write_log
+from .logs import NGINX_TIMED, NGINX_TIMED_FORMAT, START, LogInfo, Outage, long_query, write_log
 
 WINDOW, COOLDOWN, TICK = 300, 300, 15
 #: 09:10 to 09:20: seventy minutes into the log, after the hour that builds the baseline.
@@ -172,6 +173,51 @@ def test_request_times_after_quoted_fields_find_a_slow_dashboard(run: Run, tmp_p
     assert report["durations"] == {"read": LINES, "missing": 0} and report["warnings"] == []
     assert found(report) == {("dashboard_load", "/dashboard")}
     assert_opened_during(report, "dashboard_load", slow)
+
+
+def test_log_format_reads_times_between_the_bytes_and_the_referer(run: Run, tmp_path: Path) -> None:
+    """A real site's layout, given as its nginx.conf line: no converting the log by hand."""
+    slow = Outage(START + 4200, START + 4800, route="/dashboard", ratio=0.9, status=200, seconds=(4.0, 9.0))
+    log = write_log(tmp_path / "timed.log", lines=LINES, rate=RATE, outage=slow, template=NGINX_TIMED)
+    result = run("replay", "--json", "--log-format", NGINX_TIMED_FORMAT, str(log.path))
+    report = as_json(result)
+    assert report["durations"] == {"read": LINES, "missing": 0} and report["warnings"] == []
+    assert report["log_format"]["dialect"] == "nginx" and report["log_format"]["reads"]["request time"] == "$request_time"
+    assert report["dropped_lines"]["count"] == 0
+    assert found(report) == {("dashboard_load", "/dashboard")}
+    assert_opened_during(report, "dashboard_load", slow)
+    # Read as combined, the times sit where replay does not look: it says so rather than call them 0 s.
+    plain = as_json(run("replay", "--json", str(log.path)))
+    assert plain["durations"] == {"read": 0, "missing": LINES} and plain["incidents"] == []
+    assert "Request durations could not be read" in plain["warnings"][0] and "--log-format" in plain["warnings"][0]
+
+
+def test_an_apache_log_format_reads_microseconds_and_the_virtual_host_as_the_site(run: Run, tmp_path: Path) -> None:
+    template = 'acme-studio.example:443 {client} - {user} [{stamp}] "{method} {target} HTTP/1.1" {status} {size} {us} "{referer}" "{agent}"'
+    log = write_log(tmp_path / "vhost.log", lines=LINES, rate=RATE, outage=OUTAGE, template=template)
+    fmt = 'LogFormat "%v:%p %h %l %u %t \\"%r\\" %>s %O %D \\"%{Referer}i\\" \\"%{User-Agent}i\\"" vhost_timed'
+    result = run("replay", "--log-format", fmt, str(log.path))
+    assert result.returncode == 0, result.stderr
+    assert "Read with --log-format (apache): time %t, virtual host %v, client %h, user %u, request %r, status %>s, request time %D." in result.stdout
+    report = as_json(run("replay", "--json", "--log-format", fmt, str(log.path)))
+    assert report["durations"] == {"read": LINES, "missing": 0}
+    assert found(report) == {("api_errors", "/media-upload"), ("upload_failures", "")}  # %D as seconds: a slow dashboard too
+    assert {i["site"] for i in report["incidents"]} == {"acme-studio.example"}
+    assert_opened_during(report, "api_errors", OUTAGE)
+
+
+def test_a_bad_log_format_is_one_line_before_anything_is_read(run_all: Callable[..., list], tmp_path: Path) -> None:
+    log = write(tmp_path / "access.log", '10.0.0.1 - - [05/Jan/2026:09:00:01 +0000] "GET / HTTP/1.1" 200 1\n')
+    no_time, bad_directive, both, mismatch = run_all(
+        ("replay", "--log-format", "$remote_addr $status", "missing.log"),
+        ("replay", "--log-format", '%h %t "%r" %>s %Z', "missing.log"),
+        ("replay", "--format", "json", "--log-format", NGINX_TIMED_FORMAT, str(log)),
+        ("replay", "--log-format", NGINX_TIMED_FORMAT, str(log)),
+    )
+    one_line_error(no_time, "--log-format: the format has no time: add $time_local, $time_iso8601 or $msec")
+    one_line_error(bad_directive, "--log-format: %Z is not an Apache LogFormat directive")
+    one_line_error(both, "--format json and --log-format", "give one of them")
+    one_line_error(mismatch, "no request found in 1 line", "line 1: unparseable", "do not match --log-format (nginx)")
 
 
 def test_without_request_times_the_report_says_so(run: Run, tmp_path: Path) -> None:

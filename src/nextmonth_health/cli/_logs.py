@@ -202,7 +202,7 @@ def parse_combined(line: str) -> Event | Skip:
     if match is None:
         if not line or line.isspace():
             return Skip(Reason.EMPTY)
-        return Skip(Reason.UNPARSEABLE, "not a combined-format line", guess_status(line))
+        return Skip(Reason.UNPARSEABLE, excerpt(line.rstrip()), guess_status(line))
     host, user, when, request, status_text = match.groups()
     status = STATUSES.get(status_text)
     if status is None:

@@ -34,7 +34,8 @@ def warnings(r: Replay) -> list[str]:
         said.append(
             "Request durations could not be read: no line carried a readable request time, so the dashboard "
             "check was judged without them (every request counted as 0 s) and a slow dashboard would not show. "
-            "Log $request_time (nginx) or %D (Apache)."
+            "Log $request_time (nginx) or %D (Apache); if the log has them where replay did not look, "
+            "describe its layout with --log-format."
         )
     elif r.untimed:
         said.append(
@@ -54,6 +55,7 @@ def report_json(file: str, r: Replay) -> dict[str, Any]:
         "requests": r.requests,
         "uploads": r.uploads,
         "logins": r.logins,
+        "log_format": None if r.log_format is None else {"dialect": r.log_format.dialect, "reads": r.log_format.reads},
         "durations": {"read": r.requests - r.untimed, "missing": r.untimed},
         "dropped_lines": _dropped_json(r.dropped_lines),
         "warnings": warnings(r),
@@ -111,6 +113,9 @@ def print_report(file: str, r: Replay) -> None:
             f"The first {r.warmup / 60:g} min (until {when(r.first_time + r.warmup, date=False)}) only built the "
             "baseline a running monitor would have had; --warmup 0 judges them too."
         )
+    if r.log_format is not None:
+        reads = ", ".join(f"{role} {name}" for role, name in r.log_format.reads.items())
+        click.echo(f"Read with --log-format ({r.log_format.dialect}): {reads}.")
     said = warnings(r)
     for warning in said:
         click.echo(f"Warning: {warning}")

@@ -32,6 +32,7 @@ import click
 from attrs import define, field
 
 from ._common import CliError, build_monitor, configure_logging, echo_json, global_options, options, plural, probe_store
+from ._log_format import LogFormat, LogFormatError, compile_log_format
 from ._logs import Event, Reason, Skip, excerpt, parse, parse_combined, parse_json
 from ._replay_report import print_report, report_json
 
@@ -91,6 +92,8 @@ class Replay:
     dropped_lines: DroppedLines = field(factory=DroppedLines)
     #: Requests whose line carried no readable request time (recorded as 0 s).
     untimed: int = 0
+    #: The --log-format the lines were read with, if any.
+    log_format: LogFormat | None = None
     out_of_order: int = 0
     first_time: float | None = None
     last_time: float | None = None
@@ -291,6 +294,18 @@ async def replay_lines(
     return report
 
 
+def _layout(log_format: str | None, fmt: str) -> LogFormat | None:
+    """The compiled --log-format, checked before a line is read: a mistake in it is one line, at once."""
+    if log_format is None:
+        return None
+    if fmt != "auto":
+        raise CliError(f"--format {fmt} and --log-format both say how lines are written; give one of them")
+    try:
+        return compile_log_format(log_format)
+    except LogFormatError as exc:
+        raise CliError(f"--log-format: {exc}") from None
+
+
 def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     """The stream of lines, the raw file under it (for progress), and its size."""
     if path == "-":
@@ -315,6 +330,13 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
 @click.argument("file", metavar="FILE")
 @click.option("--format", "fmt", type=click.Choice(["auto", "combined", "json"]), default="auto", show_default=True,
               help="Line format; auto takes JSON for lines starting with '{'.")
+@click.option(
+    "--log-format",
+    metavar="FORMAT",
+    default=None,
+    help="The log's own layout, as the server was told it: nginx's log_format line (or its quoted "
+    "string) or an Apache LogFormat string, e.g. '%h %l %u %t \"%r\" %>s %b %D'.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option(
     "--warmup",
@@ -325,13 +347,14 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     "would have had (default: baseline_seconds; 0 judges every line).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as_json: bool) -> None:
+def command(file: str, fmt: str, log_format: str | None, progress: bool | None, warmup: float | None, as_json: bool) -> None:
     """Replay an access log through the checks and show what would have happened.
 
     FILE is an nginx/Apache combined-format log (optionally followed by the request
-    time in seconds), JSON lines with time, route, status, duration and user, a .gz of
-    either, or - for stdin. Incidents with open and resolve times, the notices people
-    would have seen, the admin alerts, and a summary. Settings come from --config.
+    time in seconds), JSON lines with time, route, status, duration and user, a log in
+    the layout --log-format describes, a .gz of any of them, or - for stdin. Incidents
+    with open and resolve times, the notices people would have seen, the admin alerts,
+    the lines dropped and why, and a summary. Settings come from --config.
     """
     import anyio
 
@@ -339,6 +362,7 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
 
     opts = options()
     configure_logging(opts.verbose, drop=True)
+    layout = _layout(log_format, fmt)
     stream, raw, size = _open(file)
     try:
         clock = FakeClock(0.0)
@@ -352,7 +376,7 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
             **opts.settings(),
         )
         probe_store(monitor.store)
-        parser = {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
+        parser = layout.parse if layout is not None else {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
         if warmup is None:
             warmup = float(monitor.settings.baseline_seconds)
         show = progress if progress is not None else sys.stderr.isatty()
@@ -374,13 +398,17 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
         if raw is not None:
             raw.close()
     monitor.store.close()
+    report.log_format = layout
     if not report.requests:
         first = report.dropped_lines.first()
         detail = f" (line {first[0]}: {first[1]}: {first[2]})" if first else ""
-        raise CliError(
-            f"{file}: no request found in {plural(report.lines, 'line')}{detail}; "
-            "expected nginx/Apache combined format or JSON lines with time, route and status"
+        expected = (
+            f"the lines do not match --log-format ({layout.dialect}): compare it with the log's first line"
+            if layout is not None
+            else "expected nginx/Apache combined format or JSON lines with time, route and status; "
+            "describe any other layout with --log-format"
         )
+        raise CliError(f"{file}: no request found in {plural(report.lines, 'line')}{detail}; {expected}")
     if as_json:
         echo_json(report_json(file, report))
     else:
