@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
+import random
 import shutil
 import subprocess
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -360,3 +362,85 @@ def test_parsing_bad_lines_says_why(line: str, reason: Reason, status: int | Non
     assert isinstance(skip, Skip)
     assert (skip.reason, skip.status) == (reason, status)
     assert skip.detail or reason is Reason.EMPTY
+
+
+# A real log ------------------------------------------------------------------------------
+
+#: A real Apache combined log (Rootly-AI-Lab/logs-dataset, Apache-2.0; see tests/data/README.md).
+REAL_LOG = Path(__file__).resolve().parents[1] / "data" / "rootly_apache_access.log.gz"
+REAL_LINES, REAL_REQUESTS = 4_775, 4_558
+#: What the real log holds that no application ever saw: Apache's own "OPTIONS *" pings
+#: and HTTP/2 prefaces ("PRI *"), which name no path, and bytes that were no HTTP request
+#: (TLS handshakes on the HTTP port, timeouts, probes).
+REAL_DROPPED = {"not a path": 189, "no request line": 28}
+APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+
+
+def real_lines() -> list[str]:
+    with gzip.open(REAL_LOG, "rt", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def clf_seconds(line: str) -> float:
+    return datetime.strptime(line[line.index("[") + 1 : line.index("]")], "%d/%b/%Y:%H:%M:%S %z").timestamp()
+
+
+def test_every_line_of_the_real_log_is_read_or_genuinely_unusable() -> None:
+    """Line by line: the only lines dropped are ones the application behind Apache never saw."""
+    lines = real_lines()
+    assert len(lines) == REAL_LINES
+    skipped: dict[Reason, list[str]] = {}
+    for line in lines:
+        event = parse(line)
+        if isinstance(event, Skip):
+            skipped.setdefault(event.reason, []).append(line.split('"')[1])
+        else:
+            assert event[2].startswith("/") and "?" not in event[2] and event[4] is None
+    assert {str(reason): len(requests) for reason, requests in skipped.items()} == REAL_DROPPED
+    assert set(skipped[Reason.NOT_A_PATH]) == {"OPTIONS * HTTP/1.0", "PRI * HTTP/2.0"}
+    assert not any(r.count(" ") == 2 and r.split(" ")[2].startswith("HTTP/") for r in skipped[Reason.NO_REQUEST])
+
+
+@pytest.mark.parametrize("how", [(), ("--log-format", APACHE_COMBINED)], ids=["combined", "log-format"])
+def test_the_real_log_replays_as_is_and_opens_nothing(run: Run, how: tuple[str, ...]) -> None:
+    report = as_json(run("replay", "--json", *how, str(REAL_LOG)))
+    print({r["reason"]: (r["count"], r["lines"]) for r in report["dropped_lines"]["reasons"]})
+    assert (report["lines"], report["requests"]) == (REAL_LINES, REAL_REQUESTS)
+    assert {r["reason"]: r["count"] for r in report["dropped_lines"]["reasons"]} == REAL_DROPPED
+    assert dropped_by_reason(report) == {"not a path": [25, 26, 28, 35, 36], "no request line": [137, 138, 145, 226, 292]}
+    assert report["dropped_lines"]["failing"] == 0 and report["dropped"] == {} and report["out_of_order"] == 0
+    assert report["incidents"] == [] and report["alerts"] == [] and report["notices"] == []
+    assert report["durations"] == {"read": 0, "missing": REAL_REQUESTS}  # combined format has no request time
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("Request durations could not be read")
+
+
+def test_an_outage_injected_into_a_copy_of_the_real_log_is_found(run: Run, tmp_path: Path) -> None:
+    """Two hours of /bookings traffic (1.5 requests a second) woven into the real log, by
+    its own clients and agents, with ten minutes of 60 % 503s whose requests carry long
+    query strings. The real log alone is too quiet (one request in twelve seconds) for any
+    check to be sure of anything, so the route it fails on has to be added to it."""
+    lines = real_lines()
+    start = datetime.fromisoformat("2025-01-29T03:00:00+00:00").timestamp()
+    outage = Outage(start + 4200, start + 4800, route="/bookings", ratio=0.6, query=250)
+    rng = random.Random(7)
+    clients = sorted({line.split(" ")[0] for line in lines})
+    agents = sorted({line.rsplit('"', 2)[1] for line in lines if line.endswith('"')})
+    added, t = [], start
+    while t < start + 7200:
+        t += rng.expovariate(1.5)
+        target, status = f"/bookings/{rng.randint(1, 400)}", 200
+        if outage.start <= t < outage.end and rng.random() < outage.ratio:
+            target, status = target + long_query(len(added), outage.query), 503
+        stamp = datetime.fromtimestamp(int(t), UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        added.append(f'{rng.choice(clients)} - - [{stamp}] "GET {target} HTTP/1.1" {status} 2048 "-" "{rng.choice(agents)}"')
+    copy = tmp_path / "with-outage.log.gz"
+    with gzip.open(copy, "wt", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in heapq.merge(lines, added, key=clf_seconds))
+    assert sum(" 503 " in line and len(line.split(" ")[6]) > 250 for line in added) > 200
+    report = as_json(run("replay", "--json", str(copy)))
+    assert (report["lines"], report["requests"]) == (REAL_LINES + len(added), REAL_REQUESTS + len(added))
+    assert {r["reason"]: r["count"] for r in report["dropped_lines"]["reasons"]} == REAL_DROPPED
+    assert report["dropped_lines"]["failing"] == 0
+    assert ("api_errors", "/bookings") in found(report)
+    assert {i["area"] for i in report["incidents"]} == {"bookings"}
+    assert_opened_during(report, "api_errors", outage)
