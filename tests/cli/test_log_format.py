@@ -155,6 +155,7 @@ def test_an_unreadable_virtual_host_drops_the_line() -> None:
         ('[$time_local] "$request" $status$body_bytes_sent', "$status and $body_bytes_sent touch"),
         ('%t "%r" %>s %Z', "%Z is not an Apache LogFormat directive"),
         ('%t "%r" %>s %{Referer', "'%{' at character 13 is never closed"),
+        ('%t "%r" %>s "%{Referer}"', "%{Referer} at character 14 needs a directive letter after it, e.g. %{Referer}i"),
         ('%t "%r" %>s 100%', "not an Apache directive (write %% for a percent sign)"),
         ('%t "%r" %>s %{fortnights}T', "the unit of %T must be s, ms or us"),
         ('%{week}t "%r" %>s', "a time layout needs strftime fields"),

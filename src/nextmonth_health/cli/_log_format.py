@@ -230,8 +230,11 @@ def _apache_items(fmt: str) -> Iterator[str | Field]:
         yield fmt[pos:at]
         directive = _APACHE_DIRECTIVE.match(fmt, at)
         if directive is None:
-            if fmt.startswith("%{", at) and "}" not in fmt[at:]:
-                raise LogFormatError(f"'%{{' at character {at + 1} is never closed with '}}'")
+            if fmt.startswith("%{", at):
+                close = fmt.find("}", at)
+                if close == -1:
+                    raise LogFormatError(f"'%{{' at character {at + 1} is never closed with '}}'")
+                raise LogFormatError(f"{fmt[at:close + 1]} at character {at + 1} needs a directive letter after it, e.g. %{{Referer}}i")
             raise LogFormatError(
                 f"{fmt[at:at + 4]!r} at character {at + 1} is not an Apache directive (write %% for a percent sign)"
             )
