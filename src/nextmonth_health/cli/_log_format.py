@@ -22,7 +22,19 @@ from enum import Enum
 
 from attrs import field, frozen
 
-from ._logs import QUOTED, STATUSES, Event, Reason, Skip, clf_time, excerpt, guess_status, path_of, seconds_in, split_request
+from ._logs import (
+    QUOTED,
+    STATUSES,
+    Event,
+    Reason,
+    Skip,
+    clf_time,
+    excerpt,
+    guess_status,
+    path_of,
+    seconds_in,
+    split_request,
+)
 
 __all__ = ["LogFormat", "LogFormatError", "compile_log_format"]
 
@@ -116,9 +128,9 @@ _APACHE_EPOCHS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 _APACHE_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _STRFTIME_SHORTHANDS = {"%T": "%H:%M:%S", "%F": "%Y-%m-%d", "%R": "%H:%M", "%D": "%m/%d/%y", "%e": "%d"}
 
-_NGINX_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))?", re.A)
-_APACHE_DIRECTIVE = re.compile(r"%(?:(%)|[<>]?!?(?:\d{3}(?:,\d{3})*)?[<>]?(?:\{([^}]*)\})?(\^[a-zA-Z]{2}|[a-zA-Z]))", re.A)
-_CONFIG_TOKEN = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'";]+)|(;))""", re.S)
+_NGINX_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))?", re.ASCII)
+_APACHE_DIRECTIVE = re.compile(r"%(?:(%)|[<>]?!?(?:\d{3}(?:,\d{3})*)?[<>]?(?:\{([^}]*)\})?(\^[a-zA-Z]{2}|[a-zA-Z]))", re.ASCII)
+_CONFIG_TOKEN = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'";]+)|(;))""", re.DOTALL)
 #: A list in one field: ``$upstream_*`` values hold one entry per upstream tried
 #: (``0.012, 0.030 : 0.004``), X-Forwarded-For one address per proxy (``203.0.113.9, 10.0.0.2``).
 _LIST_VALUE = r"[^ ,]*+(?:(?:, | : )[^ ,]*+)*+"
@@ -194,7 +206,7 @@ def _all_quoted(text: str) -> bool:
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text, flags=re.S)
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text, flags=re.DOTALL)
 
 
 def _dialect(text: str, fmt: str) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "parse_json",
     "path_of",
     "split_request",
+    "unreadable_request",
 ]
 
 #: (time, method, path, status, duration or None, user, site); site None means the default.
@@ -132,12 +133,17 @@ def path_of(target: str) -> str | None:
 
 
 def split_request(request: str, status: int) -> tuple[str, str] | Skip:
-    """``GET /path?q HTTP/1.1`` as (method, path); a TLS handshake or ``-`` is no request."""
+    """``GET /path?q HTTP/1.1`` as (method, path), or why it gives none."""
+    parts = request.split(" ")
+    if len(parts) == 3 and parts[2].startswith("HTTP/") and (path := path_of(parts[1])) is not None:
+        return parts[0], path
+    return unreadable_request(request, status)
+
+
+def unreadable_request(request: str, status: int) -> Skip:
+    """Why a request line gives no path: it is no request (a TLS handshake, ``-``) or asks for none (``OPTIONS *``)."""
     parts = request.split(" ")
     if len(parts) == 3 and parts[2].startswith("HTTP/"):
-        path = path_of(parts[1])
-        if path is not None:
-            return parts[0], path
         return Skip(Reason.NOT_A_PATH, excerpt(request), status)
     return Skip(Reason.NO_REQUEST, excerpt(request), status)
 
@@ -216,7 +222,7 @@ def parse_combined(line: str) -> Event | Skip:
         return Skip(Reason.BAD_TIME, excerpt(when), status)
     parts = request.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/") or (path := path_of(parts[1])) is None:
-        return split_request(request, status)  # says why not
+        return unreadable_request(request, status)
     # The common case, cheaply: the last quote closes the agent and the time follows it.
     rest = line[match.end() :]
     last = rest.rfind('"')
@@ -259,7 +265,7 @@ def parse_json(line: str) -> Event | Skip:
     if not isinstance(route, str) or (path := path_of(route)) is None:
         return Skip(Reason.NOT_A_PATH, "missing 'route' (a path starting with '/')", status)
     duration = data.get("duration")
-    if type(duration) not in (int, float) or not 0 <= duration < _LONGEST:
+    if type(duration) not in (int, float) or not 0 <= duration < _LONGEST:  # type: ignore[operator]
         duration = None
     user = data.get("user")
     user = None if user is None else str(user)

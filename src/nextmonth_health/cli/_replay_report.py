@@ -7,6 +7,7 @@ that could not be read, are warnings said before the incidents, in text and in J
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,7 +15,8 @@ import click
 from ._common import iso, plural, when
 
 if TYPE_CHECKING:
-    from .replay import DroppedLines, Replay
+    from ._logs import Reason
+    from .replay import Dropped, DroppedLines, Replay
 
 __all__ = ["print_report", "report_json", "warnings"]
 
@@ -91,7 +93,7 @@ def _dropped_json(dropped: DroppedLines) -> dict[str, Any]:
     }
 
 
-def _by_count(dropped: DroppedLines) -> list[tuple[str, Any]]:
+def _by_count(dropped: DroppedLines) -> list[tuple[Reason, Dropped]]:
     return sorted(dropped.reasons.items(), key=lambda item: (-item[1].count, item[1].lines[:1]))
 
 
@@ -181,7 +183,7 @@ def _print_dropped(r: Replay) -> None:
     _table(rows)
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
     for row in rows:
         click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -31,7 +31,16 @@ from typing import IO, Any
 import click
 from attrs import define, field
 
-from ._common import CliError, build_monitor, configure_logging, echo_json, global_options, options, plural, probe_store
+from ._common import (
+    CliError,
+    build_monitor,
+    configure_logging,
+    echo_json,
+    global_options,
+    options,
+    plural,
+    probe_store,
+)
 from ._log_format import LogFormat, LogFormatError, compile_log_format
 from ._logs import Event, Reason, Skip, excerpt, parse, parse_combined, parse_json
 from ._replay_report import print_report, report_json
