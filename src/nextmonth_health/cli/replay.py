@@ -8,9 +8,13 @@ incidents with their open and resolve times, the notices people would have seen 
 admin alerts — through the checks and settings of ``--config``, so thresholds can be
 tuned against last month's real traffic (see docs/tuning.md).
 
-Malformed lines are counted and the first ten reported with their line numbers; they
-never stop a replay. Long idle stretches with nothing open are skipped rather than
-evaluated tick by tick, which changes nothing: an empty window reads healthy.
+A line is read as the middleware would have seen its request: the path without its
+query string, and a path longer than ``max_key_length`` dropped as the recorder would drop
+it. Lines that cannot be used are counted by reason with their first line numbers, and
+never stop a replay; a failing request (5xx) among them, or request times that could not
+be read, are said plainly, because either can hide exactly what the replay is for. Long
+idle stretches with nothing open are skipped rather than evaluated tick by tick, which
+changes nothing: an empty window reads healthy.
 """
 
 from __future__ import annotations
@@ -33,20 +37,57 @@ from ._common import (
     configure_logging,
     echo_json,
     global_options,
-    iso,
     options,
     plural,
     probe_store,
-    when,
 )
-from ._logs import Event, parse, parse_combined, parse_json
+from ._log_format import LogFormat, LogFormatError, compile_log_format
+from ._logs import Event, Reason, Skip, excerpt, parse, parse_combined, parse_json
+from ._replay_report import print_report, report_json
 
-__all__ = ["Replay", "command", "replay_lines"]
+__all__ = ["DroppedLines", "Replay", "command", "replay_lines"]
 
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
-_FIRST_MALFORMED = 10
+_FIRST_LINES = 5
 _PROGRESS_EVERY = 1 << 14
 _FLUSH_EVERY = 50_000
+
+
+@define
+class Dropped:
+    """The lines dropped for one reason: how many, how many were failures, the first few."""
+
+    count: int = 0
+    failing: int = 0
+    lines: list[int] = field(factory=list)
+    example: str = ""
+
+
+@define
+class DroppedLines:
+    """Lines replay could not use, by reason. A failure (5xx) among them is counted apart:
+    it is a request an outage may hide in, and the report must not call such a log quiet."""
+
+    count: int = 0
+    failing: int = 0
+    reasons: dict[Reason, Dropped] = field(factory=dict)
+
+    def add(self, lineno: int, skip: Skip) -> None:
+        dropped = self.reasons.get(skip.reason)
+        if dropped is None:
+            dropped = self.reasons[skip.reason] = Dropped(example=skip.detail)
+        dropped.count += 1
+        self.count += 1
+        if len(dropped.lines) < _FIRST_LINES:
+            dropped.lines.append(lineno)
+        if skip.status is not None and skip.status >= 500:
+            dropped.failing += 1
+            self.failing += 1
+
+    def first(self) -> tuple[int, Reason, str] | None:
+        """The earliest dropped line: its number, reason and example."""
+        found = [(d.lines[0], reason, d.example) for reason, d in self.reasons.items() if d.lines]
+        return min(found) if found else None
 
 
 @define
@@ -57,8 +98,11 @@ class Replay:
     requests: int = 0
     uploads: int = 0
     logins: int = 0
-    malformed: int = 0
-    malformed_first: list[tuple[int, str]] = field(factory=list)
+    dropped_lines: DroppedLines = field(factory=DroppedLines)
+    #: Requests whose line carried no readable request time (recorded as 0 s).
+    untimed: int = 0
+    #: The --log-format the lines were read with, if any.
+    log_format: LogFormat | None = None
     out_of_order: int = 0
     first_time: float | None = None
     last_time: float | None = None
@@ -150,7 +194,7 @@ async def replay_lines(
     monitor: Any,
     clock: Any,
     *,
-    parser: Callable[[str], Event | str] = parse,
+    parser: Callable[[str], Event | Skip] = parse,
     progress: Callable[[int], None] | None = None,
     warmup: float = 0.0,
 ) -> Replay:
@@ -167,6 +211,7 @@ async def replay_lines(
     idle_after = settings.window_seconds + tick
     record_request, record_upload, record_login = monitor.record_request, monitor.record_upload, monitor.record_login
     areas: dict[tuple[str | None, str], str | None] = {}
+    longest: dict[str | None, int] = {}
     open_ids: set[str] = set()
     now = -math.inf
     next_tick = math.inf
@@ -188,8 +233,8 @@ async def replay_lines(
                     open_ids.discard(transition.incident.id)
             next_tick += tick
 
-    lineno = requests = uploads = logins = out_of_order = 0
-    malformed_first = report.malformed_first
+    lineno = requests = uploads = logins = out_of_order = untimed = 0
+    dropped = report.dropped_lines
     for raw in lines:
         lineno += 1
         if progress is not None and not lineno % _PROGRESS_EVERY:
@@ -199,12 +244,23 @@ async def replay_lines(
         except UnicodeDecodeError:
             line = raw.decode("utf-8", "replace")
         event = parser(line)
-        if type(event) is str:
-            report.malformed += 1
-            if len(malformed_first) < _FIRST_MALFORMED:
-                malformed_first.append((lineno, event))
+        if type(event) is not tuple:
+            dropped.add(lineno, event)  # type: ignore[arg-type]
             continue
-        t, method, path, status, duration, user, site = event  # type: ignore[misc]
+        t, method, path, status, duration, user, site = event
+        limit = longest.get(site)
+        if limit is None:
+            if len(longest) > 100_000:
+                longest.clear()
+            limit = longest[site] = monitor.settings_for(site).max_key_length
+        if len(path) > limit:  # the recorder would drop it: say so here, with its line
+            dropped.add(lineno, Skip(Reason.PATH_TOO_LONG, f"{excerpt(path)}… ({len(path):,} characters)", status))
+            continue
+        if user is not None and len(user) > limit:
+            user = None  # counted without a user rather than dropped
+        if duration is None:
+            untimed += 1
+            duration = 0.0
         if t > now:
             if next_tick == math.inf:
                 next_tick = ((t + warmup) // tick) * tick + tick
@@ -225,7 +281,7 @@ async def replay_lines(
             if area == "":
                 if len(areas) > 100_000:
                     areas.clear()
-                area = areas[key] = monitor.settings_for(site).area_for(path.partition("?")[0])
+                area = areas[key] = monitor.settings_for(site).area_for(path)
             if area == "uploads":
                 record_upload(status < 500, user, site)
                 uploads += 1
@@ -236,6 +292,7 @@ async def replay_lines(
             monitor.flush()
     last_event = now
     report.requests, report.uploads, report.logins, report.out_of_order = requests, uploads, logins, out_of_order
+    report.untimed = untimed
     report.lines = lineno
     if requests:
         report.last_time = now
@@ -244,6 +301,18 @@ async def replay_lines(
     report.seconds = time.perf_counter() - started
     report.drops = {k: v for k, v in monitor.status().drops.items() if v}
     return report
+
+
+def _layout(log_format: str | None, fmt: str) -> LogFormat | None:
+    """The compiled --log-format, checked before a line is read: a mistake in it is one line, at once."""
+    if log_format is None:
+        return None
+    if fmt != "auto":
+        raise CliError(f"--format {fmt} and --log-format both say how lines are written; give one of them")
+    try:
+        return compile_log_format(log_format)
+    except LogFormatError as exc:
+        raise CliError(f"--log-format: {exc}") from None
 
 
 def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
@@ -270,6 +339,13 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
 @click.argument("file", metavar="FILE")
 @click.option("--format", "fmt", type=click.Choice(["auto", "combined", "json"]), default="auto", show_default=True,
               help="Line format; auto takes JSON for lines starting with '{'.")
+@click.option(
+    "--log-format",
+    metavar="FORMAT",
+    default=None,
+    help="The log's own layout, as the server was told it: nginx's log_format line (or its quoted "
+    "string) or an Apache LogFormat string, e.g. '%h %l %u %t \"%r\" %>s %b %D'.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option(
     "--warmup",
@@ -280,13 +356,14 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     "would have had (default: baseline_seconds; 0 judges every line).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as_json: bool) -> None:
+def command(file: str, fmt: str, log_format: str | None, progress: bool | None, warmup: float | None, as_json: bool) -> None:
     """Replay an access log through the checks and show what would have happened.
 
     FILE is an nginx/Apache combined-format log (optionally followed by the request
-    time in seconds), JSON lines with time, route, status, duration and user, a .gz of
-    either, or - for stdin. Incidents with open and resolve times, the notices people
-    would have seen, the admin alerts, and a summary. Settings come from --config.
+    time in seconds), JSON lines with time, route, status, duration and user, a log in
+    the layout --log-format describes, a .gz of any of them, or - for stdin. Incidents
+    with open and resolve times, the notices people would have seen, the admin alerts,
+    the lines dropped and why, and a summary. Settings come from --config.
     """
     import anyio
 
@@ -294,6 +371,7 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
 
     opts = options()
     configure_logging(opts.verbose, drop=True)
+    layout = _layout(log_format, fmt)
     stream, raw, size = _open(file)
     try:
         clock = FakeClock(0.0)
@@ -307,7 +385,7 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
             **opts.settings(),
         )
         probe_store(monitor.store)
-        parser = {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
+        parser = layout.parse if layout is not None else {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
         if warmup is None:
             warmup = float(monitor.settings.baseline_seconds)
         show = progress if progress is not None else sys.stderr.isatty()
@@ -329,110 +407,18 @@ def command(file: str, fmt: str, progress: bool | None, warmup: float | None, as
         if raw is not None:
             raw.close()
     monitor.store.close()
+    report.log_format = layout
     if not report.requests:
-        first = report.malformed_first[0] if report.malformed_first else None
-        detail = f" (line {first[0]}: {first[1]})" if first else ""
-        raise CliError(
-            f"{file}: no request found in {plural(report.lines, 'line')}{detail}; "
-            "expected nginx/Apache combined format or JSON lines with time, route and status"
+        first = report.dropped_lines.first()
+        detail = f" (line {first[0]}: {first[1]}: {first[2]})" if first else ""
+        expected = (
+            f"the lines do not match --log-format ({layout.dialect}): compare it with the log's first line"
+            if layout is not None
+            else "expected nginx/Apache combined format or JSON lines with time, route and status; "
+            "describe any other layout with --log-format"
         )
+        raise CliError(f"{file}: no request found in {plural(report.lines, 'line')}{detail}; {expected}")
     if as_json:
-        echo_json(_as_json(file, report))
+        echo_json(report_json(file, report))
     else:
-        _print(file, report)
-
-
-def _as_json(file: str, r: Replay) -> dict[str, Any]:
-    def moment(value: float | None) -> str | None:
-        return None if value is None else iso(_dt(value))
-
-    return {
-        "file": file,
-        "lines": r.lines,
-        "requests": r.requests,
-        "uploads": r.uploads,
-        "logins": r.logins,
-        "malformed": {"count": r.malformed, "first": [{"line": n, "reason": why} for n, why in r.malformed_first]},
-        "out_of_order": r.out_of_order,
-        "dropped": r.drops,
-        "start": moment(r.first_time),
-        "warmup_seconds": r.warmup,
-        "end": moment(r.last_time),
-        "evaluations": r.evaluations,
-        "check_failures": r.check_failures,
-        "incidents": [
-            {**i, "opened_at": moment(i["opened_at"]), "escalated_at": moment(i["escalated_at"]), "resolved_at": moment(i["resolved_at"])}
-            for i in sorted(r.incidents.values(), key=lambda i: (i["opened_at"], i["check"]))
-        ],
-        "alerts": [
-            {**a, "raised_at": moment(a["raised_at"]), "resolved_at": moment(a["resolved_at"])}
-            for a in sorted(r.alerts.values(), key=lambda a: a["raised_at"])
-        ],
-        "notices": [{**n, "since": moment(n["since"]), "until": moment(n["until"])} for n in r.notices],
-        "seconds": round(r.seconds, 3),
-        "lines_per_second": round(r.lines_per_second),
-    }
-
-
-def _dt(seconds: float) -> Any:
-    from ..values import timestamp
-
-    return timestamp(seconds)
-
-
-def _print(file: str, r: Replay) -> None:
-    span = f"{when(r.first_time)} to {when(r.last_time)} UTC" if r.first_time is not None else "no time span"
-    click.echo(
-        f"Replayed {file}: {plural(r.lines, 'line')}, {plural(r.requests, 'request')} from {span}; "
-        f"{plural(r.evaluations, 'evaluation')} in {r.seconds:.1f} s ({r.lines_per_second:,.0f} lines/s)."
-    )
-    incidents = sorted(r.incidents.values(), key=lambda i: (i["opened_at"], i["check"]))
-    if r.warmup and r.first_time is not None:
-        click.echo(
-            f"The first {r.warmup / 60:g} min (until {when(r.first_time + r.warmup, date=False)}) only built the "
-            "baseline a running monitor would have had; --warmup 0 judges them too."
-        )
-    click.echo()
-    if not incidents:
-        click.echo("Incidents: none. Nothing in this log would have troubled anyone.")
-    else:
-        click.echo(f"Incidents ({len(incidents)}):")
-        rows = [("SITE", "CHECK", "KEY", "SEVERITY", "OPENED", "RESOLVED", "PEAK USERS")]
-        for i in incidents:
-            severity = i["severity"] if i["opened_as"] == i["severity"] else f"{i['opened_as']}>{i['severity']}"
-            resolved = when(i["resolved_at"]) if i["resolved_at"] is not None else "open at end of log"
-            rows.append((i["site"], i["check"], i["key"] or "-", severity, when(i["opened_at"]), resolved, str(i["peak_users"])))
-        widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-        for row in rows:
-            click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if r.notices:
-        click.echo()
-        click.echo(f"Notices people would have seen ({len(r.notices)}):")
-        for n in r.notices:
-            until = when(n["until"], date=False) if n["until"] is not None else "end of log"
-            click.echo(f'  {when(n["since"])} - {until}  at "{n["area"]}" ({n["site"]}): {n["title"]}')
-    if r.alerts:
-        click.echo()
-        click.echo(f"Admin alerts ({len(r.alerts)}):")
-        for a in sorted(r.alerts.values(), key=lambda a: a["raised_at"]):
-            resolved = f", resolved {when(a['resolved_at'], date=False)}" if a["resolved_at"] is not None else ", still active at end of log"
-            click.echo(f"  {when(a['raised_at'])} ({a['site']}{resolved}):")
-            for line in a["message"].splitlines():
-                click.echo(f"    {line}")
-    click.echo()
-    derived = f"{plural(r.uploads, 'upload attempt')} and {plural(r.logins, 'sign-in attempt')} derived"
-    click.echo(f"Summary: {plural(len(incidents), 'incident')}, {plural(len(r.notices), 'notice')}, "
-               f"{plural(len(r.alerts), 'alert')}; {derived}.")
-    if r.malformed:
-        click.echo(f"Malformed lines: {r.malformed:,} (skipped). First {len(r.malformed_first)}:")
-        for n, why in r.malformed_first:
-            click.echo(f"  line {n}: {why}")
-    if r.out_of_order:
-        click.echo(
-            f"Out of order: {plural(r.out_of_order, 'line')} earlier than lines before them by more than a bucket; "
-            "counted at the latest time seen (sort the log for exact results)."
-        )
-    if r.drops:
-        click.echo(f"Dropped by the recorder: {r.drops}")
-    if r.check_failures:
-        click.echo(f"Check failures during the replay: {r.check_failures} (-v shows them)")
+        print_report(file, report)
