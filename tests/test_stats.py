@@ -16,6 +16,7 @@ from nextmonth_health.stats import (
     is_binomial_spike,
     is_poisson_spike,
     negative_binomial_sf,
+    past_line,
     poisson_sf,
     ratio_tail,
 )
@@ -325,3 +326,11 @@ class TestCountTail:
         here = count_tail(count, exposure, usual, 1e5, floor=1.0)
         assert 0.0 <= here <= 1.0
         assert count_tail(count + 1, exposure, usual, 1e5, floor=1.0) <= here * (1 + 1e-9) + 1e-300
+
+
+def test_past_line_is_the_lower_confidence_bound_past_the_line() -> None:
+    assert not past_line(3, 30, 0.1, 1e-4), "10 % of 30: the point value is on the line"
+    assert not past_line(0, 0, 0.1, 1e-4)
+    assert past_line(15, 30, 0.1, 1e-4) == (binomial_sf(15, 30, 0.1) < 1e-4)
+    assert past_line(15, 30, 0.1, 1e-4)
+    assert not past_line(5, 30, 0.1, 1e-4), "17 % of 30 could still be 10 %"

@@ -14,25 +14,26 @@ even though the five-minute window still holds the outage. A window with no traf
 all counts as calm: nobody is being hurt in it.
 
 A severe spike alerts the admin, so it must also reach people, not just requests: the
-people hurt in the window must be clearly more than the usual ratio of the people active
-there would be (:func:`reaches_people`). One client retrying a failing endpoint thirty
-times a second makes a spike of requests, shown to that client as a notice, but the
-people hurt are the usual few, and nobody is paged.
+people hurt over the span of the window that showed it must be more than the usual ratio
+of the people active there would be, with the same ``alpha`` of evidence
+(:func:`reaches_people`). One client retrying a failing endpoint thirty times a second
+makes a spike of requests, shown to that client as a notice, but the people hurt are the
+usual few, and nobody is paged.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from .stats import binomial_sf
+from .stats import past_line
 from .values import Health
+from .windows import Keys, SiteView, Window
 
 __all__ = ["LENIENT_ALPHA", "reaches_people", "verdict"]
 
-#: The level of the second looks, made once a problem is already proven at ``alpha``: a
-#: recent window is calm unless it is this sure to be above the recovery line (so a
-#: healed key starts cooling down at once, while a key still failing keeps restarting
-#: the cool-down), and a spike reaches people when they are this sure to be more than usual.
+#: A recent window is calm unless it is this sure to be above the recovery line: lenient,
+#: so a healed key starts cooling down at once, while a key still failing (a clear excess
+#: nearly every minute) keeps restarting the cool-down.
 LENIENT_ALPHA: Final = 0.001
 
 
@@ -54,7 +55,11 @@ def verdict(*, open_incident: bool, calm: bool, spike: bool, severe: bool, quiet
     return Health.OK
 
 
-def reaches_people(hurt: int, active: int, usual: float) -> bool:
-    """Whether ``hurt`` of the ``active`` people behind a window are clearly more than the
-    ``usual`` ratio of them would be: the problem reaches people, not one client's requests."""
-    return binomial_sf(hurt, active, usual) < LENIENT_ALPHA
+def reaches_people(view: SiteView, spike: Window, keys: Keys, usual: float) -> bool:
+    """Whether the people hurt over ``spike``'s span (its signal and ``keys``) are clearly
+    more than the ``usual`` ratio of the people active there would be, at ``alpha``: the
+    problem reaches people, not one client's requests."""
+    seconds = spike.end - spike.start
+    hurt = view.users((spike.signal, keys, True), seconds=seconds)
+    active = view.users((spike.signal, keys, False), seconds=seconds)
+    return past_line(hurt, active, usual, view.settings.alpha)

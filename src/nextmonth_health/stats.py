@@ -23,6 +23,7 @@ __all__ = [
     "is_binomial_spike",
     "is_poisson_spike",
     "negative_binomial_sf",
+    "past_line",
     "poisson_sf",
     "ratio_tail",
 ]
@@ -332,3 +333,12 @@ def count_tail(count: int, exposure: float, usual_count: float, usual_exposure: 
     if shape * exposure / usual_exposure < _clean(floor):
         return poisson_sf(count, floor)
     return negative_binomial_sf(count, shape, usual_exposure / (usual_exposure + exposure))
+
+
+def past_line(bad: int, total: int, line: float, alpha: float) -> bool:
+    """Whether ``bad`` of ``total`` are surely more than ``line`` of them: so many would be
+    a less-than-``alpha`` chance if no more than ``line`` of them went bad — the ratio's
+    lower confidence bound is past the line. Answers at once, with no tail to compute,
+    when the ratio itself is not past the line (what a healthy pass asks every time).
+    """
+    return total > 0 and bad > line * total and binomial_sf(bad, total, line) < alpha

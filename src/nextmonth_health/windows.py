@@ -114,7 +114,9 @@ class Window:
         return sum(n for index, n in self.hist.items() if index > slot)
 
     def __repr__(self) -> str:
-        return f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
+        return (
+            f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
+        )
 
 
 class Spans(NamedTuple):
@@ -243,10 +245,29 @@ class SiteView:
         """Keys (routes, pages) with anything recorded in the window."""
         return {b.key for b in self._series(signal, self._window_start)}
 
+    @cached_property
+    def _wholes(self) -> dict[tuple[str, float], Window]:
+        return {}
+
     def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Window:
-        """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets."""
+        """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets.
+
+        A signal's whole window (``keys`` None) is summed once per view: several checks ask
+        for it (the site-wide key, the traffic a baseline is measured against).
+        """
+        if keys is None:
+            memo = (signal, -1.0 if seconds is None else seconds)
+            found = self._wholes.get(memo)
+            if found is None:
+                found = self._wholes[memo] = self._window(signal, None, seconds)
+            return found
+        return self._window(signal, keys, seconds)
+
+    def _window(self, signal: str, keys: Keys, seconds: float | None) -> Window:
         if seconds is None and self._read_window is not None:  # what checks ask most
-            return Window(signal, self._window_start, self.end, _pick(self._read_window, signal, keys))
+            return Window(
+                signal, self._window_start, self.end, _pick(self._read_window, signal, keys)
+            )
         span = self.settings.window_seconds if seconds is None else seconds
         start = self.end - span
         if start == self._recent_start and self._read_recent is not None:
@@ -274,12 +295,22 @@ class SiteView:
 
     def baseline(self, signal: str, keys: Keys = None) -> Window:
         """The ``baseline_seconds`` before the window, on five-minute edges: what normal looked like."""
+        if keys is None:
+            found = self._wholes.get((signal, 0.0))
+            if found is None:
+                found = self._wholes[(signal, 0.0)] = self._baseline(signal, None)
+            return found
+        return self._baseline(signal, keys)
+
+    def _baseline(self, signal: str, keys: Keys) -> Window:
         start, end = self._baseline_span
         if self._read_baseline is not None:
             return Window(signal, start, end, _pick(self._read_baseline, signal, keys))
         rows = self._coarse.get(signal)
         if rows is None:
-            rows = self._coarse[signal] = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
+            rows = self._coarse[signal] = self._store.read_rollup(
+                self.site, signal, BASELINE_ROLLUP, start, end
+            )
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
@@ -300,7 +331,9 @@ class SiteView:
             return self.users(*parts) if health.is_problem else 0
         if health.is_problem or health is Health.ELEVATED:
             s = self.settings
-            since = max(incident.opened_at.timestamp() - s.window_seconds, self.end - s.history_seconds)
+            since = max(
+                incident.opened_at.timestamp() - s.window_seconds, self.end - s.history_seconds
+            )
             return self.users(*parts, seconds=self.end - since)
         return 0
 
@@ -312,7 +345,10 @@ class SiteView:
         lost their session. Exact up to 512 users, estimated within a few percent beyond.
         """
         span = self.settings.window_seconds if seconds is None else seconds
-        wanted = [(signal, None if keys is None else sorted(_wanted(keys) or ()), bad) for signal, keys, bad in parts]
+        wanted = [
+            (signal, None if keys is None else sorted(_wanted(keys) or ()), bad)
+            for signal, keys, bad in parts
+        ]
         start = self.end - span
         start -= start % self.settings.bucket_seconds
         return self._store.window_users(self.site, wanted, start, self.end)

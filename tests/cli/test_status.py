@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import anyio
@@ -77,3 +78,17 @@ def test_status_says_how_a_redis_may_lose_incidents(run: Run, redis_db: RedisSer
     out = run("status", "--store", store).stdout
     assert f"Store: {store}\n  Caveat: Redis at {store} keeps nothing on disk" in out
     assert "acme-studio" in out
+
+
+def test_status_says_when_a_site_is_still_learning(run: Run, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'health.db'}"
+    record_an_outage(store)  # months ago: nothing recent, nothing to learn from
+    monitor = nmh.Monitor("new-shop", store=store, clock=FakeClock(time.time() - 60), load_entrypoints=False)
+    for n in range(20):
+        monitor.record_request("/portal", status=200, duration=0.1, user=f"u-{n}")
+    monitor.flush()
+    monitor.store.close()
+    sites = {s["site"]: s for s in json.loads(run("status", "--store", store, "--json").stdout)["sites"]}
+    assert sites["new-shop"]["learning"] is True and sites["acme-studio"]["learning"] is False
+    out = run("status", "--store", store).stdout
+    assert out.count("Learning what normal looks like") == 1

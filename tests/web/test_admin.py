@@ -301,10 +301,26 @@ def test_the_api_lists_alerts_with_the_unread_count_and_a_csrf_token(app: Health
     }
 
 
+def test_the_page_says_which_sites_are_still_learning_their_normal(app: HealthApp, clock: FakeClock) -> None:
+    monitor = app.monitor
+    assert monitor.learning(), "the app fixture's site has only the outage it opened"
+    page = text(get(app, "/"))
+    assert "Learning what normal looks like here" in page
+    assert "15 users affected since it opened, 15 in the last 5 min" in page
+    for _ in range(65):
+        for i in range(20):
+            monitor.record_request("/portal", 200, 0.1, user=f"p{i}")
+        clock.advance(60)
+    evaluate(monitor)
+    assert not monitor.learning()
+    assert "Learning what normal looks like" not in text(get(app, "/"))
+
+
 def test_the_api_lists_incidents(app: HealthApp) -> None:
     [incident] = data(get(app, "/api/incidents"))["incidents"]
     assert incident["summary"] == "API Errors on /media-upload route"
     assert (incident["severity"], incident["status"], incident["affected_users"]) == ("critical", "open", 15)
+    assert incident["affected_now"] == 15
     assert data(get(app, "/api/incidents", query="site=acme-studio&resolved=0"))["incidents"][0]["id"] == incident["id"]
 
 

@@ -23,14 +23,14 @@ than an incident of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
 from ..evidence import LENIENT_ALPHA, reaches_people, verdict
 from ..hookspecs import hookimpl
 from ..signals import REQUEST
-from ..stats import binomial_sf, ratio_tail
+from ..stats import past_line, ratio_tail
 from ..values import SITE_AREA, Health, Reading
 from ..windows import SiteView, Window
 
@@ -45,19 +45,17 @@ class ApiErrorCheck:
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
-        site_learning = view.learning(REQUEST)
         site_wide_open = view.incident(self.name, SITE_WIDE) is not None
         hurting: list[str] = []
         for route in s.critical_routes:
             reading = self._judge(
                 view,
-                site_learning,
                 route,
                 f"API Errors on {route} route",
                 s.area_for(route) or "other",
                 view.window(REQUEST, route),
-                view.recent(REQUEST, route),
-                view.baseline(REQUEST, route),
+                lambda route=route: view.recent(REQUEST, route),  # type: ignore[misc]
+                lambda route=route: view.baseline(REQUEST, route),  # type: ignore[misc]
                 (route,),
             )
             if view.incident(self.name, route) is not None:
@@ -69,37 +67,48 @@ class ApiErrorCheck:
                     hurting.append(route)
             yield reading
         window = _less(view.window(REQUEST), [view.window(REQUEST, r) for r in hurting])
-        if window.total or view.incident(self.name, SITE_WIDE) is not None:
-            rest = sorted(view.keys(REQUEST).difference(hurting)) if hurting else None
+        if site_wide_open or window.bad >= s.api_error_min_count:
             yield self._judge(
                 view,
-                site_learning,
                 SITE_WIDE,
                 "API Errors across the site",
                 SITE_AREA,
                 window,
-                _less(view.recent(REQUEST), [view.recent(REQUEST, r) for r in hurting]),
-                _less(view.baseline(REQUEST), [view.baseline(REQUEST, r) for r in hurting]),
-                rest,
+                lambda: _less(view.recent(REQUEST), [view.recent(REQUEST, r) for r in hurting]),
+                lambda: _less(view.baseline(REQUEST), [view.baseline(REQUEST, r) for r in hurting]),
+                sorted(view.keys(REQUEST).difference(hurting)) if hurting else None,
             )
 
     def _judge(
         self,
         view: SiteView,
-        site_learning: bool,
         key: str,
         subject: str,
         area: str,
         window: Window,
-        recent: Window,
-        baseline: Window,
+        recent_of: Callable[[], Window],
+        baseline_of: Callable[[], Window],
         keys: Sequence[str] | None,
     ) -> Reading:
         s = view.settings
         incident = view.incident(self.name, key)
+        if incident is None and window.bad < s.api_error_min_count:
+            # The common case: too few errors to show anything, in either window.
+            quiet = window.ratio < max(s.api_error_recovery_ratio, 1.5 * s.api_error_ratio)
+            return Reading(
+                check=self.name,
+                site=view.site,
+                key=key,
+                area=area,
+                status=Health.OK if quiet else Health.ELEVATED,
+                subject=subject,
+                value=window.ratio,
+                detail={"errors": window.bad, "requests": window.total},
+            )
+        recent, baseline = recent_of(), baseline_of()
         # The site just started (or its traffic jumped), or this key's hour saw less than
         # its last five minutes: too little to tell what its normal ratio is.
-        learning = incident is None and (site_learning or baseline.total < window.total)
+        learning = incident is None and (view.learning(REQUEST) or baseline.total < window.total)
         if incident is not None and incident.threshold is not None:
             usual = incident.threshold
         elif learning:
@@ -113,11 +122,11 @@ class ApiErrorCheck:
             if w.bad < s.api_error_min_count:
                 return False
             if learning:
-                return binomial_sf(w.bad, w.total, reference) < half
+                return past_line(w.bad, w.total, reference, half)
             if w.ratio < s.api_error_spike_factor * reference:
                 return False
             if incident is not None:  # judged against the frozen usual ratio
-                return binomial_sf(w.bad, w.total, reference) < half
+                return past_line(w.bad, w.total, reference, half)
             return (
                 ratio_tail(w.bad, w.total, baseline.bad, baseline.total, floor=s.api_error_ratio)
                 < half
@@ -129,11 +138,11 @@ class ApiErrorCheck:
         severe = (
             spike is not None
             and spike.ratio >= s.api_error_critical_ratio
-            and reaches_people(view.users(hurt), view.users((REQUEST, keys, False)), reference)
+            and reaches_people(view, spike, keys, reference)
         )
         health = verdict(
             open_incident=incident is not None,
-            calm=_calm(recent, recovery),
+            calm=incident is not None and _calm(recent, recovery),
             spike=spike is not None,
             severe=severe,
             quiet=window.total == 0 or window.ratio < recovery,
@@ -163,7 +172,7 @@ class ApiErrorCheck:
 
 
 def _calm(recent: Window, recovery: float) -> bool:
-    return recent.total == 0 or binomial_sf(recent.bad, recent.total, recovery) >= LENIENT_ALPHA
+    return not past_line(recent.bad, recent.total, recovery, LENIENT_ALPHA)
 
 
 def _less(whole: Window, parts: Sequence[Window]) -> Window:

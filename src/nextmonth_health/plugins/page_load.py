@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from ..evidence import LENIENT_ALPHA, verdict
 from ..hookspecs import hookimpl
 from ..signals import PAGE_LOAD, REQUEST
-from ..stats import binomial_sf
+from ..stats import past_line
 from ..values import Health, Reading
 from ..windows import SiteView, Window
 
@@ -41,20 +41,23 @@ class PageLoadCheck:
         if window.samples < s.page_load_min_samples:
             signal = REQUEST
             window = view.window(REQUEST, pages)
-        recent = view.recent(signal, pages)
         source = "beacon" if signal == PAGE_LOAD else "server"
         key = pages[0] if len(pages) == 1 else ",".join(pages)
         incident = view.incident(self.name, key)
         p75 = window.quantile(0.75)
+        # The last minute cannot show slow loads the five minutes around it do not hold.
+        quiet = incident is None and (
+            p75 is None or window.above(s.page_load_slow_seconds) < s.page_load_min_samples
+        )
+        recent = window if quiet else view.recent(signal, pages)
 
         def shows(w: Window) -> bool:
             n = w.samples
-            return (
-                n >= s.page_load_min_samples
-                and binomial_sf(w.above(s.page_load_slow_seconds), n, _ABOVE_P75) < s.line_alpha / 2
+            return n >= s.page_load_min_samples and past_line(
+                w.above(s.page_load_slow_seconds), n, _ABOVE_P75, s.line_alpha / 2
             )
 
-        spike = next((w for w in (recent, window) if shows(w)), None)
+        spike = None if quiet else next((w for w in (recent, window) if shows(w)), None)
         # Users are counted only when the time alone would matter: it costs a store read.
         if (
             spike is not None
@@ -64,8 +67,13 @@ class PageLoadCheck:
             spike = None
         health = verdict(
             open_incident=incident is not None,
-            calm=binomial_sf(recent.above(s.page_load_recovery_seconds), recent.samples, _ABOVE_P75)
-            >= LENIENT_ALPHA,
+            calm=incident is not None
+            and not past_line(
+                recent.above(s.page_load_recovery_seconds),
+                recent.samples,
+                _ABOVE_P75,
+                LENIENT_ALPHA,
+            ),
             spike=spike is not None,
             severe=spike is not None
             and (spike.quantile(0.75) or 0.0) > s.page_load_critical_seconds,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from ..evidence import LENIENT_ALPHA, reaches_people, verdict
 from ..hookspecs import hookimpl
 from ..signals import UPLOAD
-from ..stats import binomial_sf
+from ..stats import past_line
 from ..values import Health, Reading
 from ..windows import SiteView, Window
 
@@ -28,28 +28,32 @@ class UploadFailureCheck:
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
-        window, recent = view.window(UPLOAD), view.recent(UPLOAD)
+        window = view.window(UPLOAD)
         incident = view.incident(self.name, "")
+        # The last minute cannot show what the five minutes around it do not hold.
+        quiet = incident is None and (
+            window.bad < s.upload_min_failures or window.total < s.upload_min_attempts
+        )
+        recent = window if quiet else view.recent(UPLOAD)
 
         def shows(w: Window) -> bool:
             return (
                 w.total >= s.upload_min_attempts
                 and w.bad >= s.upload_min_failures
-                and binomial_sf(w.bad, w.total, s.upload_failure_ratio) < s.line_alpha / 2
+                and past_line(w.bad, w.total, s.upload_failure_ratio, s.line_alpha / 2)
             )
 
-        spike = next((w for w in (recent, window) if shows(w)), None)
+        spike = None if quiet else next((w for w in (recent, window) if shows(w)), None)
         hurt = (UPLOAD, None, True)
         severe = (
             spike is not None
             and spike.ratio > s.upload_critical_ratio
-            and reaches_people(
-                view.users(hurt), view.users((UPLOAD, None, False)), s.upload_recovery_ratio
-            )
+            and reaches_people(view, spike, None, s.upload_recovery_ratio)
         )
         health = verdict(
             open_incident=incident is not None,
-            calm=binomial_sf(recent.bad, recent.total, s.upload_recovery_ratio) >= LENIENT_ALPHA,
+            calm=incident is not None
+            and not past_line(recent.bad, recent.total, s.upload_recovery_ratio, LENIENT_ALPHA),
             spike=spike is not None,
             severe=severe,
             quiet=window.bad < s.upload_min_failures or window.ratio < s.upload_recovery_ratio,
