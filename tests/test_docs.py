@@ -128,19 +128,54 @@ def test_no_documented_hook_is_made_up() -> None:
 # Environment variables -------------------------------------------------------------------
 
 
+SOURCE = ROOT / "src" / "nextmonth_health"
+
+
+def env_vars_read() -> set[str]:
+    """Every ``NEXTMONTH_HEALTH_*`` variable the package reads (named as a string literal)."""
+    found: set[str] = set()
+    for path in SOURCE.rglob("*.py"):
+        found |= set(re.findall(r"[\"'](NEXTMONTH_HEALTH_[A-Z_]+)[\"']", read(path)))
+    return found
+
+
 def test_every_env_var_is_documented() -> None:
-    names = set(re.findall(r"NEXTMONTH_HEALTH_[A-Z_]+", plugin_manager.__doc__ or ""))
-    assert names, "plugin_manager's docstring names no environment variables"
-    docs = read(DOCS / "configuration.md")
-    missing = sorted(n for n in names if n not in docs)
-    assert not missing, f"docs/configuration.md lacks {missing}"
+    names = env_vars_read()
+    assert {"NEXTMONTH_HEALTH_STORE", "NEXTMONTH_HEALTH_LOAD_PLUGINS"} <= names
+    documented = {row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Environment variables and the config file"))}
+    assert names == documented, f"docs/configuration.md: missing {sorted(names - documented)}, made up {sorted(documented - names)}"
 
 
 def test_no_documented_env_var_is_made_up() -> None:
-    source = inspect.getsource(plugin_manager)
-    for page in (DOCS / "configuration.md", DOCS / "plugins.md", README):
+    real = env_vars_read()
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
         for name in set(re.findall(r"NEXTMONTH_HEALTH_[A-Z_]+", read(page))):
-            assert f'"{name}"' in source, f"{page.name} mentions {name}, which the code never reads"
+            assert name in real, f"{page.name} mentions {name}, which the code never reads"
+
+
+# Log events ------------------------------------------------------------------------------
+
+
+def test_every_log_event_is_documented() -> None:
+    """Each event the package logs appears in configuration.md's Logging table."""
+    documented = section(read(DOCS / "configuration.md"), "Logging")
+    events: set[str] = set()
+    for path in SOURCE.rglob("*.py"):
+        for name in re.findall(r"\blog\.(?:debug|info|warning|error|critical)\(\s*f?\"(nextmonth_health\.[a-z_{}.]+)\"", read(path)):
+            events.add(name)
+    assert "nextmonth_health.internal_error" in events
+    names = set()
+    for name in events:
+        if "{" in name:  # the log sink's nextmonth_health.incident_{transition.kind}
+            names |= {name.split("{")[0] + kind.value for kind in nmh.TransitionKind}
+        else:
+            names.add(name)
+    for name in sorted(names):
+        # The table may name a family once: `nextmonth_health.incident_opened`, `_resolved`
+        short = "_" + name.rsplit("_", 1)[-1] if name.startswith("nextmonth_health.incident_") else name
+        assert f"`{name}`" in documented or f"`{short}`" in documented, (
+            f"docs/configuration.md's Logging section lacks {name}"
+        )
 
 
 # Checks ----------------------------------------------------------------------------------

@@ -8,10 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
-import structlog
 
 import nextmonth_health as nmh
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, capture_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +57,7 @@ async def test_running_detects_and_resolves_without_manual_passes(monitor: nmh.M
 
 
 async def test_running_says_once_how_the_store_may_lose_incidents(monitor: nmh.Monitor) -> None:
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with monitor.running():
             await anyio.wait_all_tasks_blocked()
             [caveat] = monitor.status().store_caveats

@@ -12,11 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-import structlog
+from .logs import get_logger
 
 __all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class NextMonthHealthError(Exception):

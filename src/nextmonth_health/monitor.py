@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import attrs
-import structlog
 from attrs import frozen
 
 from . import signals as sig
@@ -25,6 +24,7 @@ from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
 from .forking import ForkGate
 from .incidents import IncidentTracker
+from .logs import get_logger
 from .notices import MessageRenderer
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
 from .recorder import FIELDS, Recorder
@@ -36,7 +36,7 @@ from .values import Alert, Incident, Notice, timestamp
 
 __all__ = ["Monitor", "MonitorStatus"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _NOTICE_CACHE_SECONDS = 1.0
 

@@ -56,9 +56,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
-import structlog
 
 from ..errors import ConfigError
+from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
@@ -77,7 +77,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisStore", "StoredUsers"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: A script call: the script's name, its keys, its other arguments.
 Command = tuple[str, Sequence[Any], Sequence[Any]]
@@ -992,7 +992,7 @@ class RedisStore(Store):
         self.inexact_user_sketches += 1
         if self.inexact_user_sketches == 1:
             log.warning(
-                "nextmonth_health.redis.inexact_users",
+                "nextmonth_health.redis_inexact_users",
                 site=bucket.site,
                 signal=bucket.signal,
                 reason="a bucket delta carried estimated users, not exact hashes: its counts are "

@@ -43,9 +43,8 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
-import structlog
-
 from ..errors import ConfigError
+from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
@@ -53,7 +52,7 @@ from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, rollup
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -272,7 +271,7 @@ class SQLiteStore(Store):
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if version != SCHEMA_VERSION:
-            log.info("nextmonth_health.sqlite.migrated", path=self.path, old=version, new=SCHEMA_VERSION)
+            log.info("nextmonth_health.sqlite_migrated", path=self.path, old=version, new=SCHEMA_VERSION)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -341,7 +340,7 @@ class SQLiteStore(Store):
             except sqlite3.OperationalError as exc:
                 if attempt == _WRITE_ATTEMPTS or not _is_busy(exc):
                     raise
-                log.debug("nextmonth_health.sqlite.busy", path=self.path, attempt=attempt)
+                log.debug("nextmonth_health.sqlite_busy", path=self.path, attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

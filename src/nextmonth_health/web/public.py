@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import structlog
-
 from ..errors import ConfigError
+from ..logs import get_logger
 from .http import HealthApp, Request, Response, Route, etag_for, etag_matches
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PublicEndpoints", "build_health_app"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BEACON_MAX_BYTES = 2048
 _AREA = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
