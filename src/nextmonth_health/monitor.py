@@ -364,14 +364,22 @@ class Monitor:
             # Never wait on SQLite or Redis here: the runner fills this in within a flush.
             self._notice_cache[site] = (0.0, [])
             return []
-        incidents = self.store.incidents(site, open_only=True)
+        try:
+            incidents = self.store.incidents(site, open_only=True)
+        except Exception as exc:
+            if cached is None:
+                raise
+            self.errors.report("notices", exc)  # counted; the last incidents known are no calm
+            return cached[1]
         self._notice_cache[site] = (self.clock.now() + _NOTICE_CACHE_SECONDS, incidents)
         return incidents
 
     def notices(self, area: str, site: str | None = None) -> list[Notice]:
         """The notice users should see at ``area`` now: empty while all is well there.
 
-        At most one notice per area: the most serious open incident's. Never raises.
+        At most one notice per area: the most serious open incident's. Never raises: a
+        store that cannot be read is reported (counted in ``status().internal_errors``)
+        and the last incidents known keep their notices.
         """
         try:
             site = site or self.site

@@ -261,8 +261,12 @@ def store_trouble(url: str, exc: BaseException) -> str:
 
 
 def is_store_error(exc: BaseException) -> bool:
-    """An error from a store's client library (redis, sqlite3): the environment, not a bug."""
-    return any(kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__)
+    """A store that failed (``StoreError``, or its client library's error): the environment, not a bug."""
+    from ..errors import StoreError
+
+    return isinstance(exc, StoreError) or any(
+        kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__
+    )
 
 
 # Logging --------------------------------------------------------------------------------
