@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 import weakref
 from collections import Counter, defaultdict
@@ -1277,6 +1278,14 @@ class RedisStore(Store):
         args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
         replies = self._run([("acquire", [self._lease_key(name)], args) for name in names], batch=True)
         return [bool(taken) for taken in replies]
+
+    def visitor_key(self, day: int) -> bytes:
+        """Set once by the first process to ask (``SET NX``), gone two days later (its TTL)."""
+        key = f"{self.prefix}:{{visitors}}:key:{day}".encode()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.set(key, secrets.token_bytes(32), nx=True, ex=2 * 86_400)
+        pipe.get(key)
+        return bytes(pipe.execute()[1])
 
     def release_lease(self, name: str, owner: str) -> None:
         self._run([("release", [self._lease_key(name)], [_encode(owner)])])

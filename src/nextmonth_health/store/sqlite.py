@@ -42,6 +42,7 @@ import enum
 import itertools
 import json
 import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -117,6 +118,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # When each site was last evaluated, for `nextmonth-health status`.
         "CREATE TABLE evaluations (site TEXT PRIMARY KEY, at REAL NOT NULL)",
+    ),
+    (
+        # The day's key for counting anonymous visitors, shared by every worker, kept two days.
+        "CREATE TABLE visitor_keys (day INTEGER PRIMARY KEY, key BLOB NOT NULL)",
     ),
 )
 
@@ -632,6 +637,16 @@ class SQLiteStore(Store):
             )
             row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident_id = ?", (incident_id,)).fetchone()
             return None if row is None else Alert(**_fields(row, _ALERT_FIELDS))
+
+        return self._write(work)
+
+    # Anonymous visitors.
+
+    def visitor_key(self, day: int) -> bytes:
+        def work(conn: sqlite3.Connection) -> bytes:
+            conn.execute("INSERT OR IGNORE INTO visitor_keys (day, key) VALUES (?, ?)", (day, secrets.token_bytes(32)))
+            conn.execute("DELETE FROM visitor_keys WHERE day < ?", (day - 1,))
+            return bytes(conn.execute("SELECT key FROM visitor_keys WHERE day = ?", (day,)).fetchone()[0])
 
         return self._write(work)
 
