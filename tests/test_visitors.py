@@ -7,14 +7,16 @@ yesterday's key is gone from the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 import nextmonth_health as nmh
+from nextmonth_health import asgi, wsgi
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import SQLiteStore
 from nextmonth_health.testing import FakeClock
@@ -22,6 +24,7 @@ from nextmonth_health.visitors import DAY
 from nextmonth_health.web.http import TrustedProxies
 
 from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
+from .web.conftest import serve_wsgi  # noqa: F401 (a fixture)
 
 ADDRESS = "203.0.113.7"
 AGENT = b"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
@@ -111,19 +114,59 @@ def test_a_malformed_visitor_is_counted_as_dropped_not_raised(fake_clock: FakeCl
     assert monitor.status().drops == {"invalid": 2}
 
 
-# Whose X-Forwarded-For to believe --------------------------------------------------------
+# What the middlewares pass -------------------------------------------------------------------
+
+
+def asgi_scope(peer: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {"type": "http", "client": (peer, 50_000), "headers": headers}
 
 
 def test_the_client_behind_trusted_proxies_only() -> None:
-    forwarded = "198.51.100.9, 10.0.0.5"
+    forwarded = [(b"x-forwarded-for", b"198.51.100.9, 10.0.0.5"), (b"user-agent", AGENT)]
     nobody, hops = TrustedProxies(), TrustedProxies(1)
     ours = TrustedProxies(["10.0.0.0/8", "127.0.0.1"])
-    assert nobody.client("10.0.0.6", forwarded) == "10.0.0.6", "a header is not trusted by default"
-    assert hops.client("10.0.0.6", forwarded) == "10.0.0.5"
-    assert ours.client("10.0.0.6", forwarded) == "198.51.100.9"
-    assert ours.client(ADDRESS, forwarded) == ADDRESS, "a client cannot pick its address"
+    assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), nobody) == ("10.0.0.6", AGENT), "a header is not trusted by default"
+    assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), hops) == ("10.0.0.5", AGENT)
+    assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), ours) == ("198.51.100.9", AGENT)
+    assert asgi.visitor(asgi_scope(ADDRESS, forwarded), ours) == (ADDRESS, AGENT), "a client cannot pick its address"
     assert TrustedProxies("10.0.0.0/8, 127.0.0.1").client("127.0.0.1", "198.51.100.9") == "198.51.100.9"
     assert TrustedProxies("*").client(ADDRESS, "198.51.100.9") == "198.51.100.9"
+    environ = {"REMOTE_ADDR": "10.0.0.6", "HTTP_X_FORWARDED_FOR": "198.51.100.9", "HTTP_USER_AGENT": "Firefox"}
+    assert wsgi.visitor(environ, ours) == ("198.51.100.9", "Firefox")
+    assert wsgi.visitor({"REMOTE_ADDR": ADDRESS}, nobody) == (ADDRESS, "")
+    assert asgi.visitor({"type": "http", "headers": []}, nobody) is None, "no address (a unix socket): nobody to count"
     for bad in (-1, True, ["not-an-address"], "10.0.0.0/33"):
         with pytest.raises(nmh.ConfigError, match="trusted_proxies"):
             TrustedProxies(bad)
+
+
+@pytest.fixture
+def spied(fake_clock: FakeClock) -> Iterator[tuple[nmh.Monitor, list[Any]]]:
+    monitor = nmh.Monitor("shop", store="memory://", clock=fake_clock, load_entrypoints=False)
+    users: list[Any] = []
+    real = monitor.record_request
+
+    def record_request(route: str, status: int, duration: float, user: Any = None, site: Any = None) -> None:
+        users.append(user)
+        real(route, status, duration, user, site)
+
+    monitor.record_request = record_request  # type: ignore[method-assign]
+    yield monitor, users
+    monitor.stop()
+
+
+def test_anonymous_requests_count_their_visitor_unless_told_not_to(
+    spied: tuple[nmh.Monitor, list[Any]], serve_wsgi: Callable[[Any], str]
+) -> None:
+    monitor, users = spied
+
+    def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    counted = serve_wsgi(wsgi.HealthMiddleware(site, monitor, start_monitor=False))
+    uncounted = serve_wsgi(wsgi.HealthMiddleware(site, monitor, start_monitor=False, count_visitors=False))
+    named = serve_wsgi(wsgi.HealthMiddleware(site, monitor, start_monitor=False, user=lambda environ: "u-17"))
+    for base in (counted, uncounted, named):
+        httpx.get(base + "/portal", headers={"User-Agent": "Firefox"})
+    assert users == [("127.0.0.1", "Firefox"), None, "u-17"]

@@ -61,6 +61,9 @@ class MonitorStatus:
     unsent: int = 0
     #: Ways the store may lose what it keeps (``Store.caveats``), read when the monitor started.
     store_caveats: tuple[str, ...] = ()
+    #: Seconds since this process last evaluated while events keep being recorded, once that
+    #: is more than three ticks (nothing runs the loop, or a pass hangs); None while all keeps up.
+    evaluation_overdue: float | None = None
 
 
 class Monitor:
@@ -141,6 +144,9 @@ class Monitor:
         self._thread_lock = threading.Lock()
         self._parents_portals: list[Any] = []
         self._stops_at_exit = False
+        #: What :meth:`_overdue` last saw: the last pass, events recorded then, since when.
+        self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
+        self._said_overdue = False
         #: Lets a fork wait for the background work under way (see ``forking``).
         self.fork_gate = ForkGate()
         me = weakref.ref(self)
@@ -297,12 +303,25 @@ class Monitor:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Monitor]:
         """Run the monitor in the background of an ``async with`` block."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.run)
-            try:
-                yield self
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._running = True  # at once: a middleware starting up next must see it
+                tg.start_soon(self.run)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._running = False
+
+    @property
+    def is_running(self) -> bool:
+        """Whether this monitor's loop runs in this process (:meth:`running`, :meth:`run` or :meth:`start`).
+
+        The middlewares ask before starting it, so that a host that runs it itself never
+        gets a second loop.
+        """
+        return self._running or self._future is not None
 
     def start(self) -> None:
         """Run the monitor in a background thread, for sync hosts (Flask, Django WSGI).
@@ -333,6 +352,39 @@ class Monitor:
             future.exception()
         portal.__exit__(None, None, None)
 
+    def _overdue(self, now: float | None = None) -> float | None:
+        """Seconds since this process last evaluated, if events keep coming and that is over three ticks.
+
+        Recording without evaluating is the one failure nothing else would show: the
+        request path goes on, no notice ever appears. It is said once per stall, as a
+        warning, and while it lasts ``status().evaluation_overdue`` holds the seconds.
+        """
+        now = self.clock.now() if now is None else now
+        last = self.evaluator.last_evaluation
+        recorder = self.recorder
+        recorded = recorder.events_flushed + recorder.buffered + recorder.overflow
+        seen_pass, recorded_then, since = self._watched
+        if last != seen_pass:
+            self._watched = (last, recorded, now if last is None else last)
+            self._said_overdue = False
+            return None
+        overdue = now - since
+        if recorded == recorded_then or overdue <= 3 * self.settings.tick_seconds:
+            return None
+        if not self._said_overdue:
+            self._said_overdue = True
+            log.warning(
+                "nextmonth_health.not_evaluating",
+                site=self.site,
+                seconds=round(overdue),
+                running=self.is_running,
+                hint="events are recorded but nothing in this process has evaluated them: wrap the app in "
+                "nextmonth_health.asgi/wsgi.HealthMiddleware (it runs the monitor), or call monitor.start() "
+                "or use `async with monitor.running()`; ignore this if `nextmonth-health serve` evaluates "
+                "this store",
+            )
+        return overdue
+
     # What people see.
 
     def refresh_notices(self) -> None:
@@ -342,6 +394,7 @@ class Monitor:
         blocking store), so that :meth:`notices` answers from memory on the request path.
         """
         now = self.clock.now()
+        self._overdue(now)
         for site in list(self._notice_cache):
             try:
                 self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self.store.incidents(site, open_only=True))
@@ -382,6 +435,7 @@ class Monitor:
         and the last incidents known keep their notices.
         """
         try:
+            self._overdue()
             site = site or self.site
             incidents = [i for i in self._open_incidents(site) if i.area == area]
             incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
@@ -440,6 +494,7 @@ class Monitor:
             sink_pending=self.delivery.pending,
             sink_dropped=self.delivery.dropped,
             last_evaluation=None if last is None else timestamp(last),
+            evaluation_overdue=self._overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
                 obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None
