@@ -592,8 +592,10 @@ def test_example_runs_the_whole_story(
         [notice] = client.get("/health/notices", params={"area": "uploads"}).json()["notices"]
         assert notice["area"] == "uploads"
         assert client.get("/health/notices", params={"area": "bookings"}).json() == {"notices": []}
+        import demo_site
+
         alerts = client.get(
-            "/admin/system-health/api/alerts", headers={"authorization": "Bearer demo-admin-token-not-a-secret"}
+            "/admin/system-health/api/alerts", headers={"authorization": f"Bearer {demo_site.ADMIN_TOKEN}"}
         )
         if alerts.status_code != 404:  # the admin view is there when the web extra is
             assert alerts.status_code == 200 and "Impact detected for 12 users." in alerts.text
