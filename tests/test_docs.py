@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -213,6 +215,61 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert os.access(CI_RUN, os.X_OK), ".ci/run must be executable"
     commands = [line.strip() for line in script.splitlines() if line.strip() and not line.strip().startswith("#")]
     assert any(re.search(r"\bmake test$", line) for line in commands), ".ci/run must run `make test`"
+
+
+def test_make_test_gets_what_the_tests_need_first() -> None:
+    makefile = read(ROOT / "Makefile")
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no test target"
+    lines = [line.strip().lstrip("@") for line in recipe.group(1).splitlines()]
+    assert lines[0] == ".ci/test-deps" and "pytest" in lines[-1], lines
+    assert os.access(ROOT / ".ci" / "test-deps", os.X_OK)
+
+
+def run_test_deps(tools: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """``.ci/test-deps`` as an ordinary user (``nobody`` when the suite runs as root) on a
+    machine whose PATH has only ``tools``: the fresh Debian machine of the README."""
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    folder.chmod(0o755)  # mkdtemp makes it its owner's only
+    (folder / "bin").mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, tool
+        (folder / "bin" / tool).symlink_to(found)
+    script = folder / "test-deps"
+    shutil.copy(ROOT / ".ci" / "test-deps", script)
+    script.chmod(0o755)
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*as_user, "/usr/bin/env", "-i", f"PATH={folder / 'bin'}", "bash", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def tmp() -> Iterator[Path]:
+    """A temporary folder an ordinary user can read (pytest's tmp_path is its owner's only)."""
+    with tempfile.TemporaryDirectory() as name:
+        Path(name).chmod(0o755)
+        yield Path(name)
+
+
+def test_make_test_on_a_fresh_machine_says_in_one_line_what_to_run(tmp: Path) -> None:
+    basics = ["bash", "env", "id"]
+    said = run_test_deps([*basics, "apt-get"], tmp)
+    assert said.returncode == 1, said
+    assert said.stderr.splitlines() == [
+        "make test needs redis-server chromium: run  sudo apt-get install -y redis-server chromium  then make test again"
+    ]
+    elsewhere = run_test_deps([*basics, "redis-server"], tmp)  # not Debian, Chromium missing
+    assert elsewhere.returncode == 1 and len(elsewhere.stderr.splitlines()) == 1
+    assert "needs chromium" in elsewhere.stderr and "package manager" in elsewhere.stderr
+    ready = run_test_deps([*basics, "redis-server", "chromium"], tmp)
+    assert (ready.returncode, ready.stdout, ready.stderr) == (0, "", "")
 
 
 def test_doc_links_point_at_files() -> None:
