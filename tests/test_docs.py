@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -100,6 +102,24 @@ def test_every_monitor_argument_is_documented() -> None:
     documented = {row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Monitor arguments"))}
     documented.discard("**settings")
     assert real == documented
+
+
+def test_every_middleware_option_is_documented_with_its_default() -> None:
+    import ast
+
+    from nextmonth_health.web.public import HealthMiddlewareBase, PublicEndpoints
+
+    options: dict[str, Any] = {}
+    for cls in (HealthMiddlewareBase, PublicEndpoints):
+        for name, p in inspect.signature(cls.__init__).parameters.items():
+            if p.kind is p.KEYWORD_ONLY:
+                options.setdefault(name, p.default)
+    rows = {row[0].strip("`"): row for row in table_rows(section(read(DOCS / "configuration.md"), "Middleware options"))}
+    assert set(rows) == set(options), f"missing {sorted(set(options) - set(rows))}, made up {sorted(set(rows) - set(options))}"
+    for name, default in options.items():
+        shown = re.match(r"`([^`]+)`", rows[name][1])
+        if shown:  # a literal default must be the code's; others are described in words
+            assert ast.literal_eval(shown.group(1)) == default, f"{name}: docs say {shown.group(1)}, the code {default!r}"
 
 
 # Hooks ---------------------------------------------------------------------------------
@@ -281,23 +301,162 @@ def test_doc_links_point_at_files() -> None:
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
-# Examples in the docs run ----------------------------------------------------------------
+# Every code block of the README and docs/ runs, or says why not --------------------------
+#
+# The collector reads every fenced block. Python blocks of a page run in order in one fresh
+# interpreter (a reader's session), in an empty working directory with no NEXTMONTH_HEALTH_*
+# variables; ``<!-- invisible-code-block: python ... -->`` comments add setup or checks a
+# reader need not see. TOML and JSON blocks are parsed (and a config file validated as the
+# command line would). A block marked ``<!-- output -->`` must be exactly what the Python
+# block before it printed. Anything else carries a mark just before it:
+# ``<!-- tested-by: tests/file.py::test_name -->`` (that test exercises it) or
+# ``<!-- illustrative: why it is not run -->``.
+
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+_ELEMENT = re.compile(
+    r"^```(?P<info>[^\n`]*)\n(?P<code>.*?)^```[ \t]*$"
+    r"|^<!--[ \t]*invisible-code-block:[ \t]*python[ \t]*\n(?P<hidden>.*?)^-->[ \t]*$",
+    re.M | re.S,
+)
+_MARK = re.compile(r"<!--\s*(?P<kind>illustrative|tested-by|output)\b:?\s*(?P<text>.*?)\s*-->\s*\Z", re.S)
+_RUNNER = """
+import contextlib, io, json, sys, traceback
+blocks = json.load(sys.stdin)
+namespace = {"__name__": "__main__"}
+outputs = []
+for name, code in blocks:
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, name, "exec"), namespace)
+    except BaseException:
+        print(json.dumps({"failed": name, "error": traceback.format_exc(), "outputs": outputs}))
+        raise SystemExit(1)
+    outputs.append(printed.getvalue())
+print(json.dumps({"outputs": outputs}))
+"""
 
 
-def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "NEXTMONTH_HEALTH_LOAD_PLUGINS": ""}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=120
+@attrs.frozen
+class Block:
+    page: str
+    line: int
+    language: str
+    code: str
+    mark: str | None = None
+    note: str = ""
+    hidden: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def doc_blocks(page: Path) -> list[Block]:
+    text = read(page)
+    name = str(page.relative_to(ROOT))
+    blocks: list[Block] = []
+    end = 0
+    for match in _ELEMENT.finditer(text):
+        line = text.count("\n", 0, match.start()) + 2  # the first line of code
+        if match.group("hidden") is not None:
+            blocks.append(Block(name, line, "python", match.group("hidden"), hidden=True))
+        else:
+            mark = _MARK.search(text[end : match.start()])
+            blocks.append(
+                Block(
+                    name,
+                    line,
+                    match.group("info").split()[0] if match.group("info").strip() else "",
+                    match.group("code"),
+                    mark.group("kind") if mark else None,
+                    mark.group("text") if mark else "",
+                )
+            )
+        end = match.end()
+    return blocks
+
+
+ALL_BLOCKS = [block for page in PAGES for block in doc_blocks(page)]
+
+
+def runs_as_python(block: Block) -> bool:
+    return block.language == "python" and block.mark is None
+
+
+def test_every_code_block_is_run_or_says_why_not() -> None:
+    assert len(ALL_BLOCKS) > 50
+    unmarked = [b.name for b in ALL_BLOCKS if b.mark is None and b.language not in ("python", "toml", "json")]
+    assert not unmarked, f"blocks the suite does not run, with no <!-- illustrative: why --> or <!-- tested-by: -->: {unmarked}"
+    for block in ALL_BLOCKS:
+        if block.mark == "illustrative":
+            assert len(block.note) > 10, f"{block.name}: say why the block is not run"
+        elif block.mark == "tested-by":
+            path, _, test = block.note.partition("::")
+            assert (ROOT / path).is_file() and re.search(rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.M), (
+                f"{block.name}: no test {block.note}"
+            )
+        elif block.mark == "output":
+            page = [b for b in ALL_BLOCKS if b.page == block.page and b.line < block.line]
+            assert page and runs_as_python(page[-1]), f"{block.name}: an output block follows the Python that prints it"
+
+
+def python_pages() -> list[str]:
+    return sorted({b.page for b in ALL_BLOCKS if runs_as_python(b)})
+
+
+@pytest.mark.parametrize("page", python_pages())
+def test_the_python_of_a_page_runs_and_prints_what_it_says(page: str, tmp_path: Path) -> None:
+    blocks = [b for b in ALL_BLOCKS if b.page == page]
+    python = [b for b in blocks if runs_as_python(b)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMONTH_HEALTH_")}
+    env.update(NEXTMONTH_HEALTH_LOAD_PLUGINS="", PYTHONIOENCODING="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", _RUNNER],
+        input=json.dumps([(b.name + (" (hidden)" if b.hidden else ""), b.code) for b in python]),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
     )
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    assert result.returncode == 0, f"{report.get('failed')} failed:\n{report.get('error', '')}{result.stderr}"
+    printed = dict(zip((b.name for b in python), report["outputs"], strict=True))
+    for i, block in enumerate(blocks):
+        if block.mark == "output":
+            before = [b for b in blocks[:i] if runs_as_python(b)][-1]
+            assert printed[before.name].rstrip() == block.code.rstrip(), f"{block.name} is not what {before.name} prints"
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md"])
-def test_runnable_snippets_run(page: str, tmp_path: Path) -> None:
-    snippets = [block for block in code_blocks(read(ROOT / page)) if "anyio.run(" in block]
-    assert snippets, f"{page} has no runnable snippet"
-    for snippet in snippets:
-        result = run_python(snippet, tmp_path)
-        assert result.returncode == 0, result.stderr
+@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.language in ("toml", "json") and b.mark is None], ids=lambda b: b.name)
+def test_toml_and_json_blocks_are_valid(block: Block, tmp_path: Path) -> None:
+    if block.language == "json":
+        json.loads(block.code)
+        return
+    data = tomllib.loads(block.code)
+    if not {"project", "build-system"} & set(data):  # a --config file: validated as the command line does
+        from nextmonth_health.cli._common import load_config
+
+        path = tmp_path / "health.toml"
+        path.write_text(block.code, encoding="utf-8")
+        load_config(str(path))
+
+
+def test_admin_headers_are_the_documented_ones() -> None:
+    from nextmonth_health.web import HealthApp, Request
+    from nextmonth_health.web.admin import admin_routes
+
+    [block] = [b for b in ALL_BLOCKS if b.page == "docs/admin.md" and b.language == "text"]
+    monitor = nmh.Monitor("docs", store="memory://", load_entrypoints=False)
+    response = HealthApp(monitor, authorize=lambda request: True, admin_routes=admin_routes()).handle(
+        Request("GET", "/admin/system-health/")
+    )
+    assert response.status == 200
+    for line in block.code.strip().splitlines():
+        header, _, value = line.partition(": ")
+        assert response.header(header) == value, header
 
 
 def test_the_plugin_example_and_its_test_pass(tmp_path: Path) -> None:
