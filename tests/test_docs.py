@@ -337,6 +337,13 @@ print(json.dumps({"outputs": outputs}))
 """
 
 
+def python_in(cwd: Path, args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """This interpreter run with ``args`` in ``cwd``; its finished process, output as text."""
+    return subprocess.run(
+        [sys.executable, *args], input=stdin, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300
+    )
+
+
 @attrs.frozen
 class Block:
     page: str
@@ -411,15 +418,11 @@ def test_the_python_of_a_page_runs_and_prints_what_it_says(page: str, tmp_path: 
     python = [b for b in blocks if runs_as_python(b)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMONTH_HEALTH_")}
     env.update(NEXTMONTH_HEALTH_LOAD_PLUGINS="", PYTHONIOENCODING="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-c", _RUNNER],
-        input=json.dumps([(b.name + (" (hidden)" if b.hidden else ""), b.code) for b in python]),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
+    result = python_in(
+        tmp_path,
+        ["-c", _RUNNER],
+        env,
+        stdin=json.dumps([(b.name + (" (hidden)" if b.hidden else ""), b.code) for b in python]),
     )
     report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
     assert result.returncode == 0, f"{report.get('failed')} failed:\n{report.get('error', '')}{result.stderr}"
@@ -466,14 +469,6 @@ def test_the_plugin_example_and_its_test_pass(tmp_path: Path) -> None:
     (tmp_path / "acme_health.py").write_text(plugin, encoding="utf-8")
     (tmp_path / "test_acme_health.py").write_text(test, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-    )
+    result = python_in(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", str(tmp_path)], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout

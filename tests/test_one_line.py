@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from attrs import define
 
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import Store, open_store
@@ -82,18 +83,18 @@ app = HealthMiddleware(site, monitor)
 '''
 
 
+@define
 class Site:
     """A server process on loopback, the shared clock it runs on, and what was sent to it."""
 
-    def __init__(self, base: str, process: subprocess.Popen[bytes], clock: Path, store: str, log: Path) -> None:
-        self.base = base
-        self.process = process
-        self.clock = clock
-        self.store = store
-        self.log = log
-        self.now = START
-        self.sent = 0
-        self.reader: Store | None = None
+    base: str
+    process: subprocess.Popen[bytes]
+    clock: Path
+    store: str
+    log: Path
+    now: float = START
+    sent: int = 0
+    reader: Store | None = None
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
