@@ -17,7 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nextmonth-health demo --fast
 
+# redis-server and Chromium, from Debian's packages when missing (or one line saying how).
 test: $(STAMP)
+	@.ci/test-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import structlog
 from _report import Goal, Row, Section
 
 import nextmonth_health as nmh
@@ -250,14 +249,20 @@ def process_cpu_seconds(pid: int | None) -> float:
 
 @contextlib.contextmanager
 def quiet_logs() -> Iterator[None]:
-    """Incident logs (the log sink) rendered as usual but written to /dev/null."""
-    old = structlog.get_config()
+    """Incident logs (the log sink) formatted as usual but written to /dev/null."""
+    sdk = logging.getLogger("nextmonth_health")
+    level, propagate = sdk.level, sdk.propagate
     with open(os.devnull, "w") as devnull:
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=devnull))
+        handler = logging.StreamHandler(devnull)
+        sdk.addHandler(handler)
+        sdk.setLevel(logging.INFO)
+        sdk.propagate = False
         try:
             yield
         finally:
-            structlog.configure(**old)
+            sdk.removeHandler(handler)
+            sdk.setLevel(level)
+            sdk.propagate = propagate
 
 
 # Traffic --------------------------------------------------------------------------------

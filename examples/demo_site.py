@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from http.cookies import SimpleCookie
@@ -23,7 +24,9 @@ try:  # the admin view ships with the `web` extra; the demo runs without it too
 except ImportError:
     token_authorizer = None
 
-ADMIN_TOKEN = os.environ.get("DEMO_ADMIN_TOKEN", "demo-admin-token-not-a-secret")
+#: The admin view's token: ``DEMO_ADMIN_TOKEN``, else a random one made at start-up and
+#: printed (a demo left running on a reachable port must not open to a published token).
+ADMIN_TOKEN = os.environ.get("DEMO_ADMIN_TOKEN") or secrets.token_urlsafe(24)
 FAULTS = ("uploads", "bookings", "portal", "login", "dashboard")
 DASHBOARD_DELAY = 3.5  # seconds: the slow dashboard the beacon will notice
 UPLOAD_SIZE = 2_400_000
@@ -149,6 +152,7 @@ def demo_port(default: int) -> int:
 
 
 def new_monitor() -> nmh.Monitor:
+    """The demo's monitor; the middleware wrapped around each demo site runs it."""
     return nmh.Monitor(
         site="acme-studio",
         store="memory://",
@@ -164,9 +168,15 @@ def authorizer() -> Any:
 
 
 def banner(name: str, port: int) -> None:
-    print(f"Acme Studio {name}demo on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    print(f"Acme Studio {name}demo on http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
     if token_authorizer:
-        print(f"Admin view: http://127.0.0.1:{port}/admin/system-health  token: {ADMIN_TOKEN}")
+        print(admin_line(f"http://127.0.0.1:{port}/admin/system-health"), flush=True)
+
+
+def admin_line(url: str) -> str:
+    """Where the admin view is and its token (random unless ``DEMO_ADMIN_TOKEN`` was set)."""
+    given = "from DEMO_ADMIN_TOKEN" if os.environ.get("DEMO_ADMIN_TOKEN") else "made for this run"
+    return f"Admin view: {url}  token ({given}): {ADMIN_TOKEN}"
 
 
 class Demo:

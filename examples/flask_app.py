@@ -7,13 +7,12 @@ The same demo as ``starlette_app.py``: the critical routes, the overlay's ``<scr
 every page, simulated visitors in a background thread (``DEMO_VISITORS=0`` for none),
 fault switches on the home page or ``curl -X POST 'http://127.0.0.1:8001/_fault?uploads=fail'``
 (``DEMO_FAULTS=uploads`` at start-up), and the admin view at ``/admin/system-health``.
-A sync app runs the monitor in a background thread with ``monitor.start()``. Another port:
+The middleware runs the monitor in a background thread from the first request. Another port:
 ``DEMO_PORT=8101`` (or ``PORT``). Pages, fault switches and visitors live in ``demo_site.py``.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -39,7 +38,6 @@ def page(page: ds.Page) -> str:
 
 def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = None, faults: str | None = None) -> Flask:
     """The demo site with :class:`HealthMiddleware` around its WSGI app; tests pass their own monitor."""
-    own_monitor = monitor is None
     monitor = ds.new_monitor() if monitor is None else monitor
     visitors = ds.visitor_count(visitors)
     demo = Demo(monitor, ds.parse_faults(faults))
@@ -99,9 +97,6 @@ def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = Non
 
     # Wraps app.wsgi_app in HealthMiddleware, with Flask's route templates.
     instrument_flask(app, monitor, user=demo_user, authorize=ds.authorizer())
-    if own_monitor:
-        monitor.start()
-        atexit.register(monitor.stop)
     if visitors:
         threading.Thread(target=simulate_visitors, args=(app, demo, visitors), daemon=True).start()
     return app

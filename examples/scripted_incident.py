@@ -17,15 +17,14 @@ happen (no alert, a false alarm in the quiet hour, an incident that never cleare
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 import textwrap
-from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import structlog
 
 import nextmonth_health as nmh
 from nextmonth_health.alerts import resolution_message
@@ -48,30 +47,23 @@ def clock_text(seconds: float) -> str:
 
 
 def quiet_logging(clock: FakeClock, verbose: bool) -> list[dict[str, Any]]:
-    """Keep the SDK's structured log off the timeline: captured, echoed to stderr if asked.
+    """Keep the SDK's log off the timeline: captured, echoed to stderr if asked.
 
-    The library never configures structlog; the host does, and here the host is us.
+    The SDK logs through the standard ``logging`` module under ``nextmonth_health.*`` and
+    never configures it; the host does, and here the host is us.
     """
     captured: list[dict[str, Any]] = []
 
-    Event = MutableMapping[str, Any]
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()})
+            if verbose:
+                print(f"{clock_text(clock.now())}  {record.levelname.lower():<8} {record.getMessage()}", file=sys.stderr)
 
-    def capture(logger: Any, method: str, event: Event) -> Event:
-        captured.append(dict(event))
-        if not verbose:
-            raise structlog.DropEvent
-        event["at"] = clock_text(clock.now())
-        return event
-
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            capture,
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+    sdk = logging.getLogger("nextmonth_health")
+    sdk.addHandler(Capture())
+    sdk.setLevel(logging.INFO)
+    sdk.propagate = False
     return captured
 
 
@@ -248,7 +240,7 @@ async def main(verbose: bool = False) -> int:
         problems.append("resolved incidents or alerts were still listed 24 h later")
     if monitor.errors.total or check_failures:
         problems.append(f"the SDK swallowed errors: {dict(monitor.errors.counts)} {check_failures}")
-    if not any(e.get("event") == "incident.resolved" for e in log_events):
+    if not any(e.get("event") == "nextmonth_health.incident_resolved" for e in log_events):
         problems.append("the structured-log sink never logged the resolution")
 
     print()

@@ -9,8 +9,9 @@ simulated visitors use it in the background (``DEMO_VISITORS=0`` turns them off)
 monitor has traffic to judge. Break something from the home page — or
 ``curl -X POST 'http://127.0.0.1:8000/_fault?uploads=fail'`` — and within half a minute the
 upload page shows its calm notice; ``?uploads=ok`` heals it. Start with faults already on:
-``DEMO_FAULTS=uploads,dashboard``. The admin view is at ``/admin/system-health`` (token
-printed at start-up, or ``DEMO_ADMIN_TOKEN``). Another port: ``DEMO_PORT=8100`` (or ``PORT``).
+``DEMO_FAULTS=uploads,dashboard``. The admin view is at ``/admin/system-health`` (a token
+made at start-up and printed, or ``DEMO_ADMIN_TOKEN``). Another port: ``DEMO_PORT=8100`` (or
+``PORT``). The middleware is the only wiring: it runs the monitor through uvicorn's lifespan.
 
 Pages, fault switches and visitors are shared with the other demos in ``demo_site.py``.
 """
@@ -52,7 +53,6 @@ def demo_user(scope: Any) -> str | None:
 
 def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = None, faults: str | None = None) -> Any:
     """The demo site wrapped in :class:`HealthMiddleware`; tests pass their own monitor."""
-    own_monitor = monitor is None
     monitor = ds.new_monitor() if monitor is None else monitor
     visitors = ds.visitor_count(visitors)
     demo = Demo(monitor, ds.parse_faults(faults))
@@ -104,17 +104,15 @@ def create_app(monitor: nmh.Monitor | None = None, *, visitors: int | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if own_monitor:
-                await stack.enter_async_context(monitor.running())
-            task = asyncio.create_task(simulate_visitors(wrapped, demo, visitors)) if visitors else None
-            try:
-                yield
-            finally:
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        # The demo's own business; the monitor needs nothing here (the middleware runs it).
+        task = asyncio.create_task(simulate_visitors(wrapped, demo, visitors)) if visitors else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     site = Starlette(
         routes=[

@@ -34,7 +34,6 @@ import os
 import sys
 
 import anyio
-import structlog
 
 from nextmonth_health import Monitor
 from nextmonth_health.testing import START, FakeClock
@@ -124,7 +123,6 @@ def pre_fork(url: str, children: int) -> None:
 
 
 if __name__ == "__main__":
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the protocol
     if sys.argv[2:3] == ["fork"]:
         pre_fork(sys.argv[1], int(sys.argv[3]))
     else:

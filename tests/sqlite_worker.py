@@ -21,7 +21,6 @@ import json
 import sys
 
 import anyio
-import structlog
 
 from nextmonth_health import Monitor
 from nextmonth_health.signals import REQUEST, Bucket
@@ -126,6 +125,5 @@ def crash(db: str, first: str = "0") -> None:
 
 
 if __name__ == "__main__":
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the protocol
     mode, *args = sys.argv[1:]
     {"load": load, "evaluate": evaluate, "crash": crash}[mode](*args)

@@ -191,6 +191,13 @@ class StoreContract:
         assert [i.id for i in found["s"]] == ["b", "a"]
         assert found["t"] == [] and found["nobody"] == []
 
+    def test_the_visitor_key_is_one_per_day_and_random(self, store: Store) -> None:
+        day = 20_458
+        key = store.visitor_key(day)
+        assert isinstance(key, bytes) and len(key) >= 16
+        assert store.visitor_key(day) == key, "the same all day, for every caller"
+        assert store.visitor_key(day + 1) != key
+
     def test_leases_are_taken_in_batches(self, store: Store) -> None:
         assert store.acquire_leases(["x", "y"], "me", 30, T0) == [True, True]
         assert store.acquire_leases(["x", "z"], "you", 30, T0 + 1) == [False, True]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -100,6 +104,24 @@ def test_every_monitor_argument_is_documented() -> None:
     assert real == documented
 
 
+def test_every_middleware_option_is_documented_with_its_default() -> None:
+    import ast
+
+    from nextmonth_health.web.public import HealthMiddlewareBase, PublicEndpoints
+
+    options: dict[str, Any] = {}
+    for cls in (HealthMiddlewareBase, PublicEndpoints):
+        for name, p in inspect.signature(cls.__init__).parameters.items():
+            if p.kind is p.KEYWORD_ONLY:
+                options.setdefault(name, p.default)
+    rows = {row[0].strip("`"): row for row in table_rows(section(read(DOCS / "configuration.md"), "Middleware options"))}
+    assert set(rows) == set(options), f"missing {sorted(set(options) - set(rows))}, made up {sorted(set(rows) - set(options))}"
+    for name, default in options.items():
+        shown = re.match(r"`([^`]+)`", rows[name][1])
+        if shown:  # a literal default must be the code's; others are described in words
+            assert ast.literal_eval(shown.group(1)) == default, f"{name}: docs say {shown.group(1)}, the code {default!r}"
+
+
 # Hooks ---------------------------------------------------------------------------------
 
 
@@ -128,19 +150,54 @@ def test_no_documented_hook_is_made_up() -> None:
 # Environment variables -------------------------------------------------------------------
 
 
+SOURCE = ROOT / "src" / "nextmonth_health"
+
+
+def env_vars_read() -> set[str]:
+    """Every ``NEXTMONTH_HEALTH_*`` variable the package reads (named as a string literal)."""
+    found: set[str] = set()
+    for path in SOURCE.rglob("*.py"):
+        found |= set(re.findall(r"[\"'](NEXTMONTH_HEALTH_[A-Z_]+)[\"']", read(path)))
+    return found
+
+
 def test_every_env_var_is_documented() -> None:
-    names = set(re.findall(r"NEXTMONTH_HEALTH_[A-Z_]+", plugin_manager.__doc__ or ""))
-    assert names, "plugin_manager's docstring names no environment variables"
-    docs = read(DOCS / "configuration.md")
-    missing = sorted(n for n in names if n not in docs)
-    assert not missing, f"docs/configuration.md lacks {missing}"
+    names = env_vars_read()
+    assert {"NEXTMONTH_HEALTH_STORE", "NEXTMONTH_HEALTH_LOAD_PLUGINS"} <= names
+    documented = {row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Environment variables and the config file"))}
+    assert names == documented, f"docs/configuration.md: missing {sorted(names - documented)}, made up {sorted(documented - names)}"
 
 
 def test_no_documented_env_var_is_made_up() -> None:
-    source = inspect.getsource(plugin_manager)
-    for page in (DOCS / "configuration.md", DOCS / "plugins.md", README):
+    real = env_vars_read()
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
         for name in set(re.findall(r"NEXTMONTH_HEALTH_[A-Z_]+", read(page))):
-            assert f'"{name}"' in source, f"{page.name} mentions {name}, which the code never reads"
+            assert name in real, f"{page.name} mentions {name}, which the code never reads"
+
+
+# Log events ------------------------------------------------------------------------------
+
+
+def test_every_log_event_is_documented() -> None:
+    """Each event the package logs appears in configuration.md's Logging table."""
+    documented = section(read(DOCS / "configuration.md"), "Logging")
+    events: set[str] = set()
+    for path in SOURCE.rglob("*.py"):
+        for name in re.findall(r"\blog\.(?:debug|info|warning|error|critical)\(\s*f?\"(nextmonth_health\.[a-z_{}.]+)\"", read(path)):
+            events.add(name)
+    assert "nextmonth_health.internal_error" in events
+    names = set()
+    for name in events:
+        if "{" in name:  # the log sink's nextmonth_health.incident_{transition.kind}
+            names |= {name.split("{")[0] + kind.value for kind in nmh.TransitionKind}
+        else:
+            names.add(name)
+    for name in sorted(names):
+        # The table may name a family once: `nextmonth_health.incident_opened`, `_resolved`
+        short = "_" + name.rsplit("_", 1)[-1] if name.startswith("nextmonth_health.incident_") else name
+        assert f"`{name}`" in documented or f"`{short}`" in documented, (
+            f"docs/configuration.md's Logging section lacks {name}"
+        )
 
 
 # Checks ----------------------------------------------------------------------------------
@@ -180,6 +237,61 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert any(re.search(r"\bmake test$", line) for line in commands), ".ci/run must run `make test`"
 
 
+def test_make_test_gets_what_the_tests_need_first() -> None:
+    makefile = read(ROOT / "Makefile")
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no test target"
+    lines = [line.strip().lstrip("@") for line in recipe.group(1).splitlines()]
+    assert lines[0] == ".ci/test-deps" and "pytest" in lines[-1], lines
+    assert os.access(ROOT / ".ci" / "test-deps", os.X_OK)
+
+
+def run_test_deps(tools: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """``.ci/test-deps`` as an ordinary user (``nobody`` when the suite runs as root) on a
+    machine whose PATH has only ``tools``: the fresh Debian machine of the README."""
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    folder.chmod(0o755)  # mkdtemp makes it its owner's only
+    (folder / "bin").mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, tool
+        (folder / "bin" / tool).symlink_to(found)
+    script = folder / "test-deps"
+    shutil.copy(ROOT / ".ci" / "test-deps", script)
+    script.chmod(0o755)
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*as_user, "/usr/bin/env", "-i", f"PATH={folder / 'bin'}", "bash", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def tmp() -> Iterator[Path]:
+    """A temporary folder an ordinary user can read (pytest's tmp_path is its owner's only)."""
+    with tempfile.TemporaryDirectory() as name:
+        Path(name).chmod(0o755)
+        yield Path(name)
+
+
+def test_make_test_on_a_fresh_machine_says_in_one_line_what_to_run(tmp: Path) -> None:
+    basics = ["bash", "env", "id"]
+    said = run_test_deps([*basics, "apt-get"], tmp)
+    assert said.returncode == 1, said
+    assert said.stderr.splitlines() == [
+        "make test needs redis-server chromium: run  sudo apt-get install -y redis-server chromium  then make test again"
+    ]
+    elsewhere = run_test_deps([*basics, "redis-server"], tmp)  # not Debian, Chromium missing
+    assert elsewhere.returncode == 1 and len(elsewhere.stderr.splitlines()) == 1
+    assert "needs chromium" in elsewhere.stderr and "package manager" in elsewhere.stderr
+    ready = run_test_deps([*basics, "redis-server", "chromium"], tmp)
+    assert (ready.returncode, ready.stdout, ready.stderr) == (0, "", "")
+
+
 def test_doc_links_point_at_files() -> None:
     pages = [README, *sorted(DOCS.glob("*.md"))]
     for page in pages:
@@ -189,23 +301,165 @@ def test_doc_links_point_at_files() -> None:
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
-# Examples in the docs run ----------------------------------------------------------------
+# Every code block of the README and docs/ runs, or says why not --------------------------
+#
+# The collector reads every fenced block. Python blocks of a page run in order in one fresh
+# interpreter (a reader's session), in an empty working directory with no NEXTMONTH_HEALTH_*
+# variables; ``<!-- invisible-code-block: python ... -->`` comments add setup or checks a
+# reader need not see. TOML and JSON blocks are parsed (and a config file validated as the
+# command line would). A block marked ``<!-- output -->`` must be exactly what the Python
+# block before it printed. Anything else carries a mark just before it:
+# ``<!-- tested-by: tests/file.py::test_name -->`` (that test exercises it) or
+# ``<!-- illustrative: why it is not run -->``.
+
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+_ELEMENT = re.compile(
+    r"^```(?P<info>[^\n`]*)\n(?P<code>.*?)^```[ \t]*$"
+    r"|^<!--[ \t]*invisible-code-block:[ \t]*python[ \t]*\n(?P<hidden>.*?)^-->[ \t]*$",
+    re.M | re.S,
+)
+_MARK = re.compile(r"<!--\s*(?P<kind>illustrative|tested-by|output)\b:?\s*(?P<text>.*?)\s*-->\s*\Z", re.S)
+_RUNNER = """
+import contextlib, io, json, sys, traceback
+blocks = json.load(sys.stdin)
+namespace = {"__name__": "__main__"}
+outputs = []
+for name, code in blocks:
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, name, "exec"), namespace)
+    except BaseException:
+        print(json.dumps({"failed": name, "error": traceback.format_exc(), "outputs": outputs}))
+        raise SystemExit(1)
+    outputs.append(printed.getvalue())
+print(json.dumps({"outputs": outputs}))
+"""
 
 
-def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "NEXTMONTH_HEALTH_LOAD_PLUGINS": ""}
+def python_in(cwd: Path, args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """This interpreter run with ``args`` in ``cwd``; its finished process, output as text."""
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=120
+        [sys.executable, *args], input=stdin, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300
     )
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md"])
-def test_runnable_snippets_run(page: str, tmp_path: Path) -> None:
-    snippets = [block for block in code_blocks(read(ROOT / page)) if "anyio.run(" in block]
-    assert snippets, f"{page} has no runnable snippet"
-    for snippet in snippets:
-        result = run_python(snippet, tmp_path)
-        assert result.returncode == 0, result.stderr
+@attrs.frozen
+class Block:
+    page: str
+    line: int
+    language: str
+    code: str
+    mark: str | None = None
+    note: str = ""
+    hidden: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def doc_blocks(page: Path) -> list[Block]:
+    text = read(page)
+    name = str(page.relative_to(ROOT))
+    blocks: list[Block] = []
+    end = 0
+    for match in _ELEMENT.finditer(text):
+        line = text.count("\n", 0, match.start()) + 2  # the first line of code
+        if match.group("hidden") is not None:
+            blocks.append(Block(name, line, "python", match.group("hidden"), hidden=True))
+        else:
+            mark = _MARK.search(text[end : match.start()])
+            blocks.append(
+                Block(
+                    name,
+                    line,
+                    match.group("info").split()[0] if match.group("info").strip() else "",
+                    match.group("code"),
+                    mark.group("kind") if mark else None,
+                    mark.group("text") if mark else "",
+                )
+            )
+        end = match.end()
+    return blocks
+
+
+ALL_BLOCKS = [block for page in PAGES for block in doc_blocks(page)]
+
+
+def runs_as_python(block: Block) -> bool:
+    return block.language == "python" and block.mark is None
+
+
+def test_every_code_block_is_run_or_says_why_not() -> None:
+    assert len(ALL_BLOCKS) > 50
+    unmarked = [b.name for b in ALL_BLOCKS if b.mark is None and b.language not in ("python", "toml", "json")]
+    assert not unmarked, f"blocks the suite does not run, with no <!-- illustrative: why --> or <!-- tested-by: -->: {unmarked}"
+    for block in ALL_BLOCKS:
+        if block.mark == "illustrative":
+            assert len(block.note) > 10, f"{block.name}: say why the block is not run"
+        elif block.mark == "tested-by":
+            path, _, test = block.note.partition("::")
+            assert (ROOT / path).is_file() and re.search(rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.M), (
+                f"{block.name}: no test {block.note}"
+            )
+        elif block.mark == "output":
+            page = [b for b in ALL_BLOCKS if b.page == block.page and b.line < block.line]
+            assert page and runs_as_python(page[-1]), f"{block.name}: an output block follows the Python that prints it"
+
+
+def python_pages() -> list[str]:
+    return sorted({b.page for b in ALL_BLOCKS if runs_as_python(b)})
+
+
+@pytest.mark.parametrize("page", python_pages())
+def test_the_python_of_a_page_runs_and_prints_what_it_says(page: str, tmp_path: Path) -> None:
+    blocks = [b for b in ALL_BLOCKS if b.page == page]
+    python = [b for b in blocks if runs_as_python(b)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMONTH_HEALTH_")}
+    env.update(NEXTMONTH_HEALTH_LOAD_PLUGINS="", PYTHONIOENCODING="utf-8")
+    result = python_in(
+        tmp_path,
+        ["-c", _RUNNER],
+        env,
+        stdin=json.dumps([(b.name + (" (hidden)" if b.hidden else ""), b.code) for b in python]),
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    assert result.returncode == 0, f"{report.get('failed')} failed:\n{report.get('error', '')}{result.stderr}"
+    printed = dict(zip((b.name for b in python), report["outputs"], strict=True))
+    for i, block in enumerate(blocks):
+        if block.mark == "output":
+            before = [b for b in blocks[:i] if runs_as_python(b)][-1]
+            assert printed[before.name].rstrip() == block.code.rstrip(), f"{block.name} is not what {before.name} prints"
+
+
+@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.language in ("toml", "json") and b.mark is None], ids=lambda b: b.name)
+def test_toml_and_json_blocks_are_valid(block: Block, tmp_path: Path) -> None:
+    if block.language == "json":
+        json.loads(block.code)
+        return
+    data = tomllib.loads(block.code)
+    if not {"project", "build-system"} & set(data):  # a --config file: validated as the command line does
+        from nextmonth_health.cli._common import load_config
+
+        path = tmp_path / "health.toml"
+        path.write_text(block.code, encoding="utf-8")
+        load_config(str(path))
+
+
+def test_admin_headers_are_the_documented_ones() -> None:
+    from nextmonth_health.web import HealthApp, Request
+    from nextmonth_health.web.admin import admin_routes
+
+    [block] = [b for b in ALL_BLOCKS if b.page == "docs/admin.md" and b.language == "text"]
+    monitor = nmh.Monitor("docs", store="memory://", load_entrypoints=False)
+    response = HealthApp(monitor, authorize=lambda request: True, admin_routes=admin_routes()).handle(
+        Request("GET", "/admin/system-health/")
+    )
+    assert response.status == 200
+    for line in block.code.strip().splitlines():
+        header, _, value = line.partition(": ")
+        assert response.header(header) == value, header
 
 
 def test_the_plugin_example_and_its_test_pass(tmp_path: Path) -> None:
@@ -215,14 +469,6 @@ def test_the_plugin_example_and_its_test_pass(tmp_path: Path) -> None:
     (tmp_path / "acme_health.py").write_text(plugin, encoding="utf-8")
     (tmp_path / "test_acme_health.py").write_text(test, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-    )
+    result = python_in(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", str(tmp_path)], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -40,8 +41,17 @@ def command(kind: str, port: int) -> list[str]:
     return [sys.executable, str(EXAMPLES / f"{kind}_app.py")]
 
 
+class Site(str):
+    """An example's base URL, with what it printed on stdout."""
+
+    printed: Path
+
+    def said(self) -> str:
+        return self.printed.read_text(encoding="utf-8", errors="replace")
+
+
 @pytest.fixture(params=["starlette", "flask", "django"])
-def site(request: pytest.FixtureRequest) -> Iterator[str]:
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     port = free_port()
     env = {
         **os.environ,
@@ -52,14 +62,18 @@ def site(request: pytest.FixtureRequest) -> Iterator[str]:
     }
     env.pop("PORT", None)
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    process = subprocess.Popen(
-        command(request.param, port),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env.pop("DEMO_ADMIN_TOKEN", None)
+    printed = tmp_path / "stdout.txt"
+    with printed.open("wb") as out:
+        process = subprocess.Popen(
+            command(request.param, port),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+        )
+    base = Site(f"http://127.0.0.1:{port}")
+    base.printed = printed
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -85,7 +99,22 @@ def site(request: pytest.FixtureRequest) -> Iterator[str]:
         process.stderr.close()
 
 
-def test_example_serves_pages_faults_notices_and_guards_the_admin_view(site: str) -> None:
+def test_example_makes_its_own_admin_token_and_prints_it(site: Site) -> None:
+    """No known token ships: each run makes a random one and says it; only it opens the view."""
+    deadline = time.monotonic() + 10
+    while not (found := re.search(r"token \(made for this run\): (\S+)", site.said())):
+        assert time.monotonic() < deadline, f"no token printed: {site.said()!r}"
+        time.sleep(0.05)
+    token = found.group(1)
+    assert len(token) >= 16 and token != "demo-admin-token-not-a-secret"
+    with httpx.Client(base_url=site, timeout=10) as client:
+        api = "/admin/system-health/api/alerts"
+        assert client.get(api, headers={"authorization": f"Bearer {token}"}).status_code == 200
+        for known in ("demo-admin-token-not-a-secret", "x" * 32):
+            assert client.get(api, headers={"authorization": f"Bearer {known}"}).status_code in (401, 403)
+
+
+def test_example_serves_pages_faults_notices_and_guards_the_admin_view(site: Site) -> None:
     with httpx.Client(base_url=site, timeout=10) as client:
         home = client.get("/")
         assert home.status_code == 200

@@ -1,7 +1,8 @@
 """What users see: the bundled cinematic notices, overrides, plugin renderers, one per area.
 
 The wording rules are the product's promise to users: no codes, numbers, paths, internal
-names, alarm words or blame; short; finished sentences. Every bundled template is held to
+names, alarm words or blame; no claim the monitor cannot know (it sees failing requests,
+not whether anyone's files or account are safe); short; finished sentences. Every bundled template is held to
 them here, and incidents are opened through real evaluation passes.
 """
 
@@ -25,6 +26,15 @@ BUNDLED_AREAS = ("uploads", "bookings", "portal", "login", "dashboard")
 ALARM_WORDS = (
     "error", "fail", "failure", "crash", "down", "outage", "broken", "bug", "exception", "critical", "alert",
     "urgent", "warning", "invalid", "wrong", "your fault", "you did", "5xx", "server", "database", "http",
+)
+#: What a notice must never promise: the monitor counts failures, it cannot know that files,
+#: accounts or work are safe (a spike of failed sign-ins may be an attack on accounts), that
+#: nothing was lost, or that a fix is done.
+FORBIDDEN_CLAIMS = (
+    r"\bsafe(?:ly|ty)?\b", r"\bsecur(?:e|ed|ity)\b", r"\bprotect(?:ed|s|ion)?\b", r"\bintact\b",
+    r"\b(?:not|nothing|never)\b[^.]*\blost\b", r"\bno data\b", r"\bdata\b",
+    r"\byour (?:files|account|accounts|work|information|data|plans|details|payments?|password)\b",
+    r"\beverything you(?:'ve| have) saved\b", r"\b(?:fixed|resolved|solved)\b", r"\bguarantee",
 )
 INTERNAL_NAMES = (
     "api_errors", "dashboard_load", "session_failures", "upload_failures", "cinematic", "admin_panel",
@@ -80,6 +90,18 @@ def test_templates_use_no_alarm_or_blame_words(area, severity, title, message):
 
 
 @pytest.mark.parametrize(("area", "severity", "title", "message"), TEXTS, ids=TEXT_IDS)
+def test_templates_promise_nothing_the_monitor_cannot_know(area, severity, title, message):
+    for text in (title, message):
+        for claim in FORBIDDEN_CLAIMS:
+            assert not re.search(claim, text, re.IGNORECASE), (claim, text)
+
+
+@pytest.mark.parametrize(("area", "severity", "title", "message"), TEXTS, ids=TEXT_IDS)
+def test_templates_keep_the_calm_voice_of_the_brief(area, severity, title, message):
+    assert "everything's under active care" in message, message
+
+
+@pytest.mark.parametrize(("area", "severity", "title", "message"), TEXTS, ids=TEXT_IDS)
 def test_templates_are_short_finished_and_written_for_people(area, severity, title, message):
     assert 0 < len(title) <= 40, title
     assert 0 < len(message) <= 200, message
@@ -97,7 +119,24 @@ def test_the_word_checks_can_fail():
     assert alarm_word("fail").search("A failure happened")
     assert alarm_word("http").search("See https links")
     assert alarm_word("your fault").search("It was YOUR FAULT.")
-    assert not alarm_word("down").search("Your download is safe")  # a whole word, not any substring
+    assert not alarm_word("down").search("Your download is ready")  # a whole word, not any substring
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "Your files are safe with us.",
+        "Your account is safe.",
+        "Your work is safe — please wait.",
+        "Your information is safe.",
+        "Everything you've saved is safe.",
+        "Sign-in stays smooth and secure.",
+        "Nothing has been lost.",
+        "It's fixed now.",
+    ],
+)
+def test_the_claim_checks_can_fail(claim):
+    assert any(re.search(c, claim, re.IGNORECASE) for c in FORBIDDEN_CLAIMS), claim
 
 
 # Rendering through the monitor.

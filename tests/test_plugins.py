@@ -20,14 +20,12 @@ from typing import Any
 import anyio
 import pluggy
 import pytest
-import structlog
-import structlog.testing
 
 import nextmonth_health as nmh
 from nextmonth_health import ConfigError, Health, Reading, Severity, hookimpl, hookspecs
 from nextmonth_health.plugin_manager import ENTRY_POINT_GROUP, PluginFailure
 from nextmonth_health.plugins.cinematic import TEMPLATES
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, capture_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -481,7 +479,7 @@ def test_an_installed_plugin_registering_a_malformed_object_is_left_out(make_dis
 
 def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NEXTMONTH_HEALTH_TRACE_HOOKS", "1")
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         build(RegistersChecks(ScriptedCheck("traced")))
     calls = [e for e in logs if e["event"] == "nextmonth_health.hook_call"]
     assert {"hook": "register_health_checks", "registered": ["traced"]}.items() <= next(
@@ -493,7 +491,7 @@ def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.Monkey
         "register_message_renderers",
     }
     monkeypatch.delenv("NEXTMONTH_HEALTH_TRACE_HOOKS")
-    with structlog.testing.capture_logs() as quiet:
+    with capture_logs() as quiet:
         build()
     assert not [e for e in quiet if e["event"] == "nextmonth_health.hook_call"]
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
-import structlog
 
 import nextmonth_health as nmh
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, capture_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +57,7 @@ async def test_running_detects_and_resolves_without_manual_passes(monitor: nmh.M
 
 
 async def test_running_says_once_how_the_store_may_lose_incidents(monitor: nmh.Monitor) -> None:
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         async with monitor.running():
             await anyio.wait_all_tasks_blocked()
             [caveat] = monitor.status().store_caveats
@@ -523,3 +522,54 @@ async def test_a_pass_cancelled_while_waiting_for_another_leaves_the_lock_free(f
     assert lock.acquire(blocking=False), "the cancelled pass let go of the lock"
     lock.release()
     assert (await m.evaluate()).sites == ("s",)
+
+
+def test_recording_with_nothing_evaluating_is_said_once_and_shown_in_status(fake_clock: FakeClock) -> None:
+    """The one failure nothing else shows: requests recorded, no pass, no notice ever."""
+    from wsgiref.util import setup_testing_defaults
+
+    from nextmonth_health.wsgi import HealthMiddleware
+
+    m = nmh.Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)
+    site = HealthMiddleware(lambda environ, start: start("200 OK", []) or [b"ok"], m, start_monitor=False)
+
+    def request() -> None:
+        environ: dict[str, object] = {"PATH_INFO": "/portal"}
+        setup_testing_defaults(environ)
+        site._next_look = 0.0  # as if a second of requests had gone by
+        response = site(environ, lambda status, headers, exc_info=None: None)
+        b"".join(response)
+        response.close()  # as a server does: the request is recorded then
+
+    with capture_logs() as logs:
+        request()
+        assert m.status().evaluation_overdue is None
+        fake_clock.advance(3 * m.settings.tick_seconds + 1)
+        request()  # the middleware looks, and says so
+        assert m.status().evaluation_overdue == 3 * m.settings.tick_seconds + 1
+        fake_clock.advance(60)
+        request()
+        m.notices("uploads")
+        assert m.status().evaluation_overdue == 3 * m.settings.tick_seconds + 61
+    said = [e for e in logs if e["event"] == "nextmonth_health.not_evaluating"]
+    assert [(e["log_level"], e["seconds"], e["running"]) for e in said] == [("warning", 46, False)]
+    assert "HealthMiddleware" in said[0]["hint"] and "monitor.start()" in said[0]["hint"]
+
+    anyio.run(m.evaluate)
+    assert m.status().evaluation_overdue is None
+    fake_clock.advance(600)
+    assert m.status().evaluation_overdue is None, "nothing recorded since the last pass: nothing to evaluate"
+
+
+def test_is_running_is_true_from_the_moment_running_is_entered(monitor: nmh.Monitor) -> None:
+    async def main() -> None:
+        assert not monitor.is_running
+        async with monitor.running():
+            assert monitor.is_running  # before its task had a chance to start
+        assert not monitor.is_running
+
+    anyio.run(main)
+    monitor.start()
+    assert monitor.is_running
+    monitor.stop()
+    assert not monitor.is_running

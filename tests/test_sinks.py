@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from structlog.testing import capture_logs
+from nextmonth_health.testing import capture_logs
 
 import nextmonth_health as nmh
 from nextmonth_health import Severity, Transition, TransitionKind, hookimpl
@@ -117,7 +117,7 @@ async def test_a_raising_sink_does_not_stop_the_bundled_log_sink(fake_clock):
     monitor = build(fake_clock, SinkPlugin(lambda m: RaisingSink()))
     with capture_logs() as logs:
         await open_outage(monitor)
-    assert [e["event"] for e in logs if e["event"].startswith("incident.")] == ["incident.opened"]
+    assert [e["event"] for e in logs if e["event"].startswith("nextmonth_health.incident_")] == ["nextmonth_health.incident_opened"]
     assert len(monitor.alerts()) == 1
 
 
@@ -253,7 +253,7 @@ async def test_the_log_sink_emits_structlog_events_for_each_transition(fake_cloc
     with capture_logs() as logs:
         evaluation = await open_outage(monitor)
     incident = evaluation.transitions[0].incident
-    [opened] = [e for e in logs if e["event"] == "incident.opened"]
+    [opened] = [e for e in logs if e["event"] == "nextmonth_health.incident_opened"]
     assert opened["log_level"] == "warning"
     assert opened["message"] == evaluation.transitions[0].alert.message
     assert {k: opened[k] for k in ("incident_id", "site", "check", "key", "area", "severity", "affected_users")} == {
@@ -272,8 +272,8 @@ async def test_the_log_sink_emits_structlog_events_for_each_transition(fake_cloc
         fake_clock.advance(300)  # a whole cool-down of healthy readings
         evaluation = await monitor.evaluate()
     assert [t.kind for t in evaluation.transitions] == [TransitionKind.RESOLVED]
-    [resolved] = [e for e in logs if e["event"].startswith("incident.")]
-    assert (resolved["event"], resolved["log_level"]) == ("incident.resolved", "info")
+    [resolved] = [e for e in logs if e["event"].startswith("nextmonth_health.incident_")]
+    assert (resolved["event"], resolved["log_level"]) == ("nextmonth_health.incident_resolved", "info")
     assert resolved["incident_id"] == incident.id
     assert resolved["message"].startswith("✓ Resolved: API Errors on /media-upload route are back within safe thresholds")
 
@@ -288,8 +288,8 @@ async def test_the_log_sink_logs_degraded_incidents_at_info(fake_clock, internal
     assert [(t.incident.check, t.incident.severity, t.alert) for t in evaluation.transitions] == [
         ("upload_failures", Severity.DEGRADED, None)
     ]
-    [event] = [e for e in logs if e["event"].startswith("incident.")]
-    assert (event["event"], event["log_level"], event["severity"]) == ("incident.opened", "info", "degraded")
+    [event] = [e for e in logs if e["event"].startswith("nextmonth_health.incident_")]
+    assert (event["event"], event["log_level"], event["severity"]) == ("nextmonth_health.incident_opened", "info", "degraded")
     assert event["summary"] == "Media upload failures"
     assert monitor.alerts() == []  # degraded: users get a notice, the admin is not paged
 

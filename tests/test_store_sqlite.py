@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,11 +20,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import attrs
 import pytest
 
 from nextmonth_health import Monitor
-from nextmonth_health.errors import ConfigError
+from nextmonth_health.errors import ConfigError, NextMonthHealthError, StoreError
 from nextmonth_health.signals import LOGIN, REQUEST, Bucket
 from nextmonth_health.sketch import user_hash
 from nextmonth_health.store import SQLiteStore, Store, default_store_url, open_store
@@ -34,7 +36,7 @@ from nextmonth_health.store.sqlite import (
     MIGRATIONS,
     SCHEMA_VERSION,
 )
-from nextmonth_health.testing import START, FakeClock
+from nextmonth_health.testing import START, FakeClock, capture_logs
 from nextmonth_health.values import Alert, Incident, IncidentStatus, timestamp
 
 from . import sqlite_worker as worker
@@ -279,6 +281,101 @@ def test_a_locked_file_delays_the_flush_never_the_request_path(db: Path) -> None
     assert (got.total, got.bad, len(got.users), len(got.bad_users)) == (21, 20, 20, 20)
     assert monitor.status().drops == {}
     monitor.store.close()
+
+
+# The file going away, or going bad, under a running monitor.
+
+
+def outage(monitor: Monitor, people: int = 12) -> None:
+    for n in range(people):
+        monitor.record_request("/media-upload", 503, 0.2, user=f"u-{n}")
+        monitor.record_upload(ok=False, user=f"u-{n}")
+
+
+def test_a_deleted_file_is_said_counted_and_recreated_never_written_blind(db: Path) -> None:
+    monitor = Monitor("acme", store=url(db), clock=FakeClock(), load_entrypoints=False)
+    monitor.record_request("/portal", 200, 0.1, user="before")
+    assert monitor.flush() == 1
+    for leftover in (db, db.with_name("health.db-wal"), db.with_name("health.db-shm")):
+        leftover.unlink(missing_ok=True)  # as `rm health.db*` would, with the monitor's connections open
+    with capture_logs() as logs:
+        outage(monitor, 3)
+        assert monitor.flush() == 6  # folded, but the write that noticed raised: kept for the next flush
+    assert db.exists(), "a new file in its place"
+    assert monitor.status().internal_errors == {"recorder.flush": 1}
+    assert monitor.store.file_changes == 1
+    [said] = [e for e in logs if e["event"] == "nextmonth_health.sqlite_file_changed"]
+    assert (said["log_level"], said["reason"]) == ("error", "was deleted")
+    monitor.flush()  # the kept batch goes to the new file
+    with SQLiteStore(url(db)) as other:  # what another process sees on disk
+        got = totals(other, "acme", REQUEST)
+        assert (got.total, got.bad) == (3, 3), "the events after the deletion are in the new file, once"
+    assert monitor.status().drops == {}
+    monitor.store.close()
+
+
+def test_a_replaced_file_is_adopted(db: Path, tmp_path: Path) -> None:
+    monitor = Monitor("acme", store=url(db), clock=FakeClock(), load_entrypoints=False)
+    monitor.record_request("/portal", 200, 0.1, user="u")
+    monitor.flush()
+    restored = tmp_path / "restored.db"
+    with SQLiteStore(url(restored)) as backup:
+        backup.save_incident(incident("from-the-backup", site="acme"))
+    for leftover in (db.with_name("health.db-wal"), db.with_name("health.db-shm")):
+        leftover.unlink(missing_ok=True)
+    os.replace(restored, db)  # an operator restores a backup in place
+    monitor.record_request("/portal", 200, 0.1, user="u")
+    monitor.flush()
+    assert monitor.store.file_changes == 1 and monitor.status().internal_errors == {"recorder.flush": 1}
+    monitor.flush()
+    assert [i.id for i in monitor.incidents()] == ["from-the-backup"]
+    assert totals(monitor.store, "acme", REQUEST).total == 1
+    monitor.store.close()
+
+
+def test_a_deleted_file_that_cannot_be_recreated_is_refused_not_written_blind(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    db = folder / "health.db"
+    monitor = Monitor("acme", store=url(db), clock=FakeClock(), load_entrypoints=False)
+    shutil.rmtree(folder)  # the whole directory went away
+    outage(monitor, 2)
+    monitor.flush()
+    monitor.flush()
+    assert monitor.status().internal_errors == {"recorder.flush": 2}
+    assert monitor.status().unsent > 0, "kept for when the store comes back, drops counted past the bound"
+    folder.mkdir()
+    monitor.flush()  # notices the directory is back: a new file, and the write is kept once more
+    monitor.flush()
+    assert monitor.status().internal_errors == {"recorder.flush": 3} and monitor.store.file_changes == 1
+    with SQLiteStore(url(db)) as other:
+        assert totals(other, "acme", REQUEST).total == 2
+    monitor.store.close()
+
+
+def test_a_damaged_file_raises_a_store_error_saying_what_to_do_and_notices_do_not_pretend(db: Path) -> None:
+    clock = FakeClock()
+    monitor = Monitor("acme", store=url(db), clock=clock, load_entrypoints=False)
+    outage(monitor)
+    anyio.run(monitor.evaluate)
+    [shown] = monitor.notices("uploads")
+    for name in ("health.db", "health.db-wal", "health.db-shm"):
+        damaged = db.with_name(name)
+        if damaged.exists():
+            damaged.write_bytes(b"\x17 not a database any more " * (damaged.stat().st_size // 27 + 1))
+    clock.advance(5)  # past the notices' cache: they must read the store again
+    with pytest.raises(StoreError) as raised:
+        monitor.incidents()
+    assert isinstance(raised.value, NextMonthHealthError) and not isinstance(raised.value, sqlite3.Error)
+    assert str(db) in str(raised.value) and "move it aside" in str(raised.value)
+    for read in (monitor.alerts, monitor.store.sites, lambda: monitor.store.read("acme", REQUEST, 0, 2**40)):
+        with pytest.raises(StoreError):
+            read()
+    assert monitor.notices("uploads") == [shown], "the last notice known, not a calm nobody knows"
+    assert monitor.notices("bookings") == []
+    assert monitor.status().internal_errors["notices"] == 2
+    with pytest.raises(ConfigError, match="not a database"):
+        SQLiteStore(url(db))
 
 
 # Many processes.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checks import Check
 from .clock import Clock, SystemClock
-from .errors import ConfigError, NextMonthHealthError
+from .errors import ConfigError, NextMonthHealthError, StoreError
 from .hookspecs import hookimpl
 from .monitor import Monitor, MonitorStatus
 from .notices import MessageRenderer
@@ -43,6 +43,7 @@ __all__ = [
     "SiteView",
     "Severity",
     "Store",
+    "StoreError",
     "SystemClock",
     "Transition",
     "TransitionKind",

@@ -9,8 +9,21 @@ see the status, times the app with ``perf_counter``, and after the app returns c
 FastAPI leave it in ``scope["route"]``), the user and the duration. An exception from
 the app is recorded as a 500 and re-raised untouched. Requests under the SDK's prefixes
 (``/health``, ``/admin/system-health``) are answered by
-:class:`~nextmonth_health.web.http.HealthApp` and not recorded. Lifespan and websocket
-scopes pass straight through.
+:class:`~nextmonth_health.web.http.HealthApp` and not recorded. Websocket scopes pass
+straight through.
+
+The ``lifespan`` scope runs the monitor: the host app's own lifespan messages go through
+untouched (its startup and shutdown run, and their failures reach the server the ASGI
+way), the monitor's loop starts once the host's startup has completed and stops, flushing,
+before its shutdown completion is passed on. A monitor the host already runs (with
+``monitor.running()`` in its lifespan, say) is left to it. An app that does not speak the
+lifespan protocol (it returns, or raises, without reading a message) has it spoken for
+it; a server without lifespan support gets the monitor started at the first request.
+
+A request without a user (no ``user`` extractor, or nobody signed in) counts its client as
+an anonymous visitor: the client's address (behind ``trusted_proxies``, from
+``X-Forwarded-For``) and its ``User-Agent``, which the recorder turns into the day's keyed
+hash off the request path (:mod:`nextmonth_health.visitors`).
 """
 
 from __future__ import annotations
@@ -19,10 +32,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
 from typing import Any
 
-from .web.http import Request, Response, clean_user, client_address
+import anyio.to_thread
+
+from .web.http import Request, Response, TrustedProxies, clean_user
 from .web.public import HealthMiddlewareBase
 
-__all__ = ["HealthMiddleware", "default_route", "default_user"]
+__all__ = ["HealthMiddleware", "default_route", "default_user", "visitor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,6 +92,32 @@ def default_user(scope: Scope) -> str | None:
     return None
 
 
+def visitor(scope: Scope, proxies: TrustedProxies | None) -> tuple[str, bytes] | None:
+    """An anonymous request's client as the recorder counts it: (address, user agent).
+
+    ``proxies`` None (or trusting nobody) takes the peer's address: the request path's case.
+    """
+    client = scope.get("client")
+    if not client:
+        return None
+    agent = b""
+    if proxies is not None and proxies:
+        forwarded = None
+        for name, value in scope.get("headers", ()):
+            if name == b"user-agent":
+                agent = value
+            elif name == b"x-forwarded-for":
+                forwarded = value if forwarded is None else forwarded + b"," + value
+        address = proxies.client(client[0], None if forwarded is None else forwarded.decode("latin-1"))
+    else:
+        for name, value in scope.get("headers", ()):
+            if name == b"user-agent":
+                agent = value
+                break
+        address = client[0]
+    return (address, agent) if address else None
+
+
 class HealthMiddleware(HealthMiddlewareBase):
     """Record every HTTP request of an ASGI app into ``monitor`` and serve the SDK's endpoints.
 
@@ -93,10 +134,15 @@ class HealthMiddleware(HealthMiddlewareBase):
     :param authorize: ``authorize(request) -> bool | None`` for the admin view.
     :param allowed_origins: other origins whose pages may post beacons and read notices.
     :param sites: sites a page may name with ``?site=`` on the public endpoints.
-    :param trusted_proxies: how many proxies in front of the app append to
-        ``X-Forwarded-For``; 0 (default) trusts none and uses ``scope["client"]`` — which
-        uvicorn's ``--proxy-headers`` (on by default, for ``--forwarded-allow-ips``) has
-        already resolved, so leave this at 0 there.
+    :param trusted_proxies: whose ``X-Forwarded-For`` names the client: 0 (default)
+        trusts nobody and uses ``scope["client"]`` — which uvicorn's ``--proxy-headers``
+        (on by default, for ``--forwarded-allow-ips``) has already resolved, so leave this
+        at 0 there; your proxies' addresses or networks (``["10.0.0.0/8"]``) to honour the
+        header only from them; or a number of proxy hops (see
+        :class:`~nextmonth_health.web.http.TrustedProxies`).
+    :param count_visitors: count the people behind anonymous requests by a daily keyed
+        hash of address and user agent (default); False counts only named users.
+    :param start_monitor: run the monitor (default); False when something else drives it.
     :param health: a ready-made :class:`~nextmonth_health.web.http.HealthApp` instead.
     :param public_options: passed to :class:`~nextmonth_health.web.public.PublicEndpoints`
         (``beacon_burst``, ``beacon_per_minute``, ``sessions_per_client``, ...).
@@ -107,7 +153,10 @@ class HealthMiddleware(HealthMiddlewareBase):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         path = scope["path"]
         if path.startswith(self._prefixes) and self.health.owns(path):
@@ -123,6 +172,8 @@ class HealthMiddleware(HealthMiddlewareBase):
             return send(message)
 
         start = perf_counter()
+        if start >= self._next_look:
+            self._look(start)
         try:
             await self.app(scope, receive, send_status)
         except Exception:
@@ -147,6 +198,17 @@ class HealthMiddleware(HealthMiddlewareBase):
                 user = state.get("user")
         if user is not None and (type(user) is not str or not 0 < len(user) <= 200):
             user = self._finish_user(scope)
+        if user is None and self._visitors:
+            client = scope.get("client")
+            if client and self._trusted is None:  # visitor(), inlined for the common case
+                agent = b""
+                for name, value in scope.get("headers", ()):
+                    if name == b"user-agent":
+                        agent = value
+                        break
+                user = (client[0], agent)
+            else:
+                user = visitor(scope, self._trusted)
         self._record(template, status, duration, user, self._site)
 
     def _finish_user(self, scope: Scope) -> str | None:
@@ -166,7 +228,47 @@ class HealthMiddleware(HealthMiddlewareBase):
         except Exception as exc:
             self._report("asgi.middleware", exc)
             route, user, site = scope.get("path", "/"), None, self._site
+        if user is None and self._visitors:
+            user = visitor(scope, self._trusted)
         self._record(route, status, duration, user, site)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the monitor for the life of the app, passing the host's lifespan through."""
+        spoken = False  # the app read a message or answered one: it speaks the protocol
+
+        async def hear() -> Message:
+            nonlocal spoken
+            spoken = True
+            return await receive()
+
+        async def answer(message: Message) -> None:
+            nonlocal spoken
+            spoken = True
+            kind = message.get("type")
+            if kind == "lifespan.startup.complete":
+                await anyio.to_thread.run_sync(self._ensure_running)
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await anyio.to_thread.run_sync(self._stop_if_started_here)
+            await send(message)
+
+        try:
+            await self.app(scope, hear, answer)
+        except Exception:
+            if spoken:
+                raise  # the host's own startup or shutdown failed: the server says so
+        else:
+            if spoken:
+                return
+        # An app without lifespan support: speak the protocol for it.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await anyio.to_thread.run_sync(self._ensure_running)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await anyio.to_thread.run_sync(self._stop_if_started_here)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         health = self.health
@@ -195,9 +297,7 @@ class HealthMiddleware(HealthMiddlewareBase):
                             query_string=scope.get("query_string", b"").decode("latin-1"),
                             headers=headers,
                             body=body,
-                            client=client_address(
-                                peer[0] if peer else None, headers.get("x-forwarded-for"), self.trusted_proxies
-                            ),
+                            client=self.proxies.client(peer[0] if peer else None, headers.get("x-forwarded-for")),
                             native=scope,
                             user=self._safe_user(scope),
                         )

@@ -12,11 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-import structlog
+from .logs import get_logger
 
-__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError"]
+__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StoreError"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class NextMonthHealthError(Exception):
@@ -25,6 +25,11 @@ class NextMonthHealthError(Exception):
 
 class ConfigError(NextMonthHealthError, ValueError):
     """A setting, store URL or plugin option is wrong; the message says how to fix it."""
+
+
+class StoreError(NextMonthHealthError):
+    """The store failed to read or write (a damaged, deleted or locked file); the message
+    says what to do. The driver's own exception is its ``__cause__``."""
 
 
 class ErrorReporter:

@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import attrs
-import structlog
 from attrs import frozen
 
 from . import signals as sig
@@ -25,6 +24,7 @@ from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
 from .forking import ForkGate
 from .incidents import IncidentTracker
+from .logs import get_logger
 from .notices import MessageRenderer
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
 from .recorder import FIELDS, Recorder
@@ -37,7 +37,7 @@ from .windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _NOTICE_CACHE_SECONDS = 1.0
 
@@ -65,6 +65,9 @@ class MonitorStatus:
     #: Sites still learning what normal looks like (judged on fixed lines only), as of the
     #: last pass this process led for them; see :meth:`Monitor.learning`.
     learning: tuple[str, ...] = ()
+    #: Seconds since this process last evaluated while events keep being recorded, once that
+    #: is more than three ticks (nothing runs the loop, or a pass hangs); None while all keeps up.
+    evaluation_overdue: float | None = None
 
 
 class Monitor:
@@ -145,6 +148,9 @@ class Monitor:
         self._thread_lock = threading.Lock()
         self._parents_portals: list[Any] = []
         self._stops_at_exit = False
+        #: What :meth:`_overdue` last saw: the last pass, events recorded then, since when.
+        self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
+        self._said_overdue = False
         #: Lets a fork wait for the background work under way (see ``forking``).
         self.fork_gate = ForkGate()
         me = weakref.ref(self)
@@ -301,12 +307,25 @@ class Monitor:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Monitor]:
         """Run the monitor in the background of an ``async with`` block."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.run)
-            try:
-                yield self
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._running = True  # at once: a middleware starting up next must see it
+                tg.start_soon(self.run)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._running = False
+
+    @property
+    def is_running(self) -> bool:
+        """Whether this monitor's loop runs in this process (:meth:`running`, :meth:`run` or :meth:`start`).
+
+        The middlewares ask before starting it, so that a host that runs it itself never
+        gets a second loop.
+        """
+        return self._running or self._future is not None
 
     def start(self) -> None:
         """Run the monitor in a background thread, for sync hosts (Flask, Django WSGI).
@@ -337,6 +356,39 @@ class Monitor:
             future.exception()
         portal.__exit__(None, None, None)
 
+    def _overdue(self, now: float | None = None) -> float | None:
+        """Seconds since this process last evaluated, if events keep coming and that is over three ticks.
+
+        Recording without evaluating is the one failure nothing else would show: the
+        request path goes on, no notice ever appears. It is said once per stall, as a
+        warning, and while it lasts ``status().evaluation_overdue`` holds the seconds.
+        """
+        now = self.clock.now() if now is None else now
+        last = self.evaluator.last_evaluation
+        recorder = self.recorder
+        recorded = recorder.events_flushed + recorder.buffered + recorder.overflow
+        seen_pass, recorded_then, since = self._watched
+        if last != seen_pass:
+            self._watched = (last, recorded, now if last is None else last)
+            self._said_overdue = False
+            return None
+        overdue = now - since
+        if recorded == recorded_then or overdue <= 3 * self.settings.tick_seconds:
+            return None
+        if not self._said_overdue:
+            self._said_overdue = True
+            log.warning(
+                "nextmonth_health.not_evaluating",
+                site=self.site,
+                seconds=round(overdue),
+                running=self.is_running,
+                hint="events are recorded but nothing in this process has evaluated them: wrap the app in "
+                "nextmonth_health.asgi/wsgi.HealthMiddleware (it runs the monitor), or call monitor.start() "
+                "or use `async with monitor.running()`; ignore this if `nextmonth-health serve` evaluates "
+                "this store",
+            )
+        return overdue
+
     # What people see.
 
     def refresh_notices(self) -> None:
@@ -346,6 +398,7 @@ class Monitor:
         blocking store), so that :meth:`notices` answers from memory on the request path.
         """
         now = self.clock.now()
+        self._overdue(now)
         for site in list(self._notice_cache):
             try:
                 self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self.store.incidents(site, open_only=True))
@@ -368,7 +421,13 @@ class Monitor:
             # Never wait on SQLite or Redis here: the runner fills this in within a flush.
             self._notice_cache[site] = (0.0, [])
             return []
-        incidents = self.store.incidents(site, open_only=True)
+        try:
+            incidents = self.store.incidents(site, open_only=True)
+        except Exception as exc:
+            if cached is None:
+                raise
+            self.errors.report("notices", exc)  # counted; the last incidents known are no calm
+            return cached[1]
         self._notice_cache[site] = (self.clock.now() + _NOTICE_CACHE_SECONDS, incidents)
         return incidents
 
@@ -376,9 +435,12 @@ class Monitor:
         """The notice users should see at ``area`` now: empty while all is well there.
 
         At most one notice per area: the most serious open incident's, a site-wide one
-        (area ``site``, every route failing) counting in every area. Never raises.
+        (area ``site``, every route failing) counting in every area. Never
+        raises: a store that cannot be read is reported (counted in
+        ``status().internal_errors``) and the last incidents known keep their notices.
         """
         try:
+            self._overdue()
             site = site or self.site
             incidents = [i for i in self._open_incidents(site) if i.area == area or i.area == SITE_AREA]
             incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
@@ -452,6 +514,7 @@ class Monitor:
             sink_pending=self.delivery.pending,
             sink_dropped=self.delivery.dropped,
             last_evaluation=None if last is None else timestamp(last),
+            evaluation_overdue=self._overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
                 obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None

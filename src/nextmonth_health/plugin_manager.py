@@ -23,16 +23,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
-import structlog
 from attrs import frozen
 
 from . import hookspecs
 from .errors import ConfigError
+from .logs import get_logger
 from .plugins import DEFAULT_PLUGINS
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginFailure", "get_plugin_manager", "load_entrypoints"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 

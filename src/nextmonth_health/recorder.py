@@ -7,7 +7,8 @@ collector to chase, which a tuple per event would be).
 evaluation — drains the deque, validates each event, collapses routes to the configured
 ones (so cardinality stays bounded whatever paths arrive), folds events into per-bucket
 counts and hands them to the store in one batch. Whatever cannot be kept is counted in
-``drops`` by reason; nothing is lost silently.
+``drops`` by reason; nothing is lost silently. An anonymous visitor (the address and user
+agent a middleware passes as the user) becomes its day's hashed id here (``visitors``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .settings import Settings
 from .signals import Bucket
 from .sketch import user_hash
 from .store.base import BatchId, Store
+from .visitors import DAY, VisitorKeys
 
 __all__ = ["Recorder"]
 
@@ -52,6 +54,7 @@ class Recorder:
         capacity: int,
         max_sites: int,
         errors: ErrorReporter,
+        visitors: VisitorKeys | None = None,
     ) -> None:
         #: Seven fields per event, flat: see :data:`FIELDS`.
         self.buffer: list[Any] = []
@@ -62,6 +65,8 @@ class Recorder:
         self._settings_for = settings_for
         self._max_sites = max_sites
         self._errors = errors
+        #: Turns an anonymous visitor (address, user agent) into the day's hashed id.
+        self.visitors = visitors if visitors is not None else VisitorKeys(store, errors)
         self._sites: set[str] = set()
         self._drops: Counter[str] = Counter()
         #: Deltas not sent yet (their write waits for an unsure batch): merged with the next.
@@ -138,6 +143,7 @@ class Recorder:
         self._unsure = None
         self.writer = secrets.token_hex(8)
         self._lock = threading.Lock()
+        self.visitors.after_fork()
 
     @property
     def buffered(self) -> int:
@@ -158,6 +164,8 @@ class Recorder:
         del buffer[:n]
         cells: dict[BucketKey, _Cell] = {}
         hashes: dict[str, int] = {}
+        visitors: dict[tuple[Any, int], str | None] = {}
+        visitor_id = self.visitors.identity
         sites: dict[str, _Site] = {}
         default_site = self.default_site
         max_sites = self._max_sites
@@ -180,6 +188,15 @@ class Recorder:
                 if known is _REFUSED:
                     refused += 1
                     continue
+                if type(user) is tuple:  # an anonymous visitor: hashed here, off the request path
+                    seen = (user, int(t // DAY))
+                    found = visitors.get(seen, False)
+                    if found is False:
+                        found = visitors[seen] = visitor_id(user, t)
+                    if found is None:
+                        invalid += 1
+                        continue
+                    user = found
                 if user is not None:
                     if type(user) is int:
                         if user.bit_length() > _MAX_USER_INT_BITS:

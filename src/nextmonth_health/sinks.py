@@ -14,15 +14,15 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 import attrs
-import structlog
 from attrs import define
 
 from .errors import ErrorReporter
+from .logs import get_logger
 from .values import Transition
 
 __all__ = ["AlertSink", "Delivery"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @runtime_checkable

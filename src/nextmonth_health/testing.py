@@ -12,12 +12,17 @@ point) provides fixtures:
 ``internal_errors``
     a factory ``internal_errors(monitor)`` that re-raises what a monitor swallowed, at
     teardown (what the ``monitor`` fixture uses).
+
+:func:`capture_logs` collects the SDK's log events as dicts, the way structlog's own
+``capture_logs`` does for a structlog-configured app (the SDK logs through ``logging``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,7 +31,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["FakeClock", "START"]
+__all__ = ["START", "FakeClock", "capture_logs"]
 
 #: 2026-01-05 09:00:00 UTC, a Monday morning: a round moment every bucket size divides.
 START = 1_767_603_600.0
@@ -88,6 +93,32 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now})"
+
+
+@contextlib.contextmanager
+def capture_logs(logger: str = "nextmonth_health") -> Iterator[list[dict[str, Any]]]:
+    """Collect the events logged under ``logger`` (every level) while the block runs.
+
+    Each is a dict of the event's fields with ``event`` (its name) and ``log_level``
+    (``"info"``, ``"warning"``, ...), as ``structlog.testing.capture_logs`` gives them.
+    """
+    events: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            fields = dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()}
+            fields["log_level"] = record.levelname.lower()
+            events.append(fields)
+
+    target = logging.getLogger(logger)
+    handler, level = Collect(logging.DEBUG), target.level
+    target.addHandler(handler)
+    target.setLevel(logging.DEBUG)
+    try:
+        yield events
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)
 
 
 try:

@@ -9,7 +9,12 @@ exception from the app, raised at the call or while iterating, is recorded as a 
 re-raised untouched. Route templates: :func:`instrument_flask` leaves Flask's matched
 rule in the environ, :class:`DjangoRouteMiddleware` Django's; anything else may set
 ``environ["nextmonth_health.route"]`` or pass ``route=``. The user likewise: ``environ["nextmonth_health.user"]``,
-``REMOTE_USER``, or ``user=``.
+``REMOTE_USER``, or ``user=``; a request without one counts its client as an anonymous
+visitor (address and ``User-Agent``, hashed by the recorder with the day's key).
+
+The first request in each process (each gunicorn worker, after the fork) starts the
+monitor's background loop with :meth:`~nextmonth_health.Monitor.start`, unless something
+already runs it; :meth:`~nextmonth_health.Monitor.stop` runs at exit and flushes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from http import HTTPStatus
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .web.http import Request, Response, clean_user, client_address
+from .web.http import Request, Response, TrustedProxies, clean_user
 from .web.public import HealthMiddlewareBase
 
 if TYPE_CHECKING:
@@ -33,6 +38,7 @@ __all__ = [
     "default_route",
     "default_user",
     "instrument_flask",
+    "visitor",
 ]
 
 #: Environ keys an app (or a framework hook) may set for the middleware to read.
@@ -60,6 +66,14 @@ def default_user(environ: Environ) -> str | None:
     return user if type(user) is str and user else None
 
 
+def visitor(environ: Environ, proxies: TrustedProxies | None) -> tuple[str, str] | None:
+    """An anonymous request's client as the recorder counts it: (address, user agent)."""
+    address = environ.get("REMOTE_ADDR")
+    if proxies is not None and proxies:
+        address = proxies.client(address, environ.get("HTTP_X_FORWARDED_FOR"))
+    return (address, environ.get("HTTP_USER_AGENT", "")) if address else None
+
+
 class HealthMiddleware(HealthMiddlewareBase):
     """Record every request of a WSGI app into ``monitor`` and serve the SDK's endpoints.
 
@@ -81,6 +95,8 @@ class HealthMiddleware(HealthMiddlewareBase):
             return start_response(status, headers, exc_info)
 
         started = perf_counter()
+        if started >= self._next_look:
+            self._look(started)
         try:
             result = self.app(environ, start)
         except Exception:
@@ -98,6 +114,8 @@ class HealthMiddleware(HealthMiddlewareBase):
         except Exception as exc:
             self._report("wsgi.middleware", exc)
             route, user, site = environ.get("PATH_INFO") or "/", None, self._site
+        if user is None and self._visitors:
+            user = visitor(environ, self._trusted)
         self._record(route, status, duration, user, site)
 
     def _serve(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -127,9 +145,7 @@ class HealthMiddleware(HealthMiddlewareBase):
                             query_string=environ.get("QUERY_STRING", ""),
                             headers=headers,
                             body=body,
-                            client=client_address(
-                                environ.get("REMOTE_ADDR"), headers.get("x-forwarded-for"), self.trusted_proxies
-                            ),
+                            client=self.proxies.client(environ.get("REMOTE_ADDR"), headers.get("x-forwarded-for")),
                             native=environ,
                             user=self._safe_user(environ),
                         )

@@ -169,9 +169,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Background]]:
                 stream.close()
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Assert the command failed with exit 2 and a single ``error: …`` line, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+def one_line_error(result: subprocess.CompletedProcess[str], *needles: str, code: int = 2) -> str:
+    """Assert the command failed with exit ``code`` and a single ``error: …`` line, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr

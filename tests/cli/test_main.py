@@ -55,7 +55,11 @@ def test_the_console_script_is_the_same_command(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_saying_what_to_fix(run_all: Callable[..., list], tmp_path: Path) -> None:
-    """Every mistake a user can make at the door: exit 2, one ``error:`` line, no traceback."""
+    """Every mistake a user can make at the door: exit 2, one ``error:`` line, no traceback.
+
+    ``status`` says 3 instead: as a health check it follows the Nagios convention, where
+    2 means critical and 3 means it could not tell.
+    """
     write(tmp_path / "bad.toml", "tick_seconds = = 3\n")
     write(tmp_path / "misspelt.toml", "upload_failure_rate = 0.2\n")
     write(tmp_path / "value.toml", "upload_failure_ratio = 3\n")
@@ -77,19 +81,20 @@ def test_bad_input_is_one_line_saying_what_to_fix(run_all: Callable[..., list], 
     }
     for (args, needles), result in zip(cases.items(), run_all(*cases), strict=True):
         try:
-            one_line_error(result, *needles)
+            one_line_error(result, *needles, code=3 if "status" in args else 2)
         except AssertionError as exc:
             raise AssertionError(f"nextmonth-health {' '.join(args)}: {exc}") from None
 
 
 def test_store_from_the_environment(run: Run) -> None:
-    one_line_error(run("status", env={"NEXTMONTH_HEALTH_STORE": "ftp://nowhere"}), "ftp://nowhere")
+    one_line_error(run("status", env={"NEXTMONTH_HEALTH_STORE": "ftp://nowhere"}), "ftp://nowhere", code=3)
 
 
 def test_a_store_that_cannot_be_reached_is_one_line(run_all: Callable[..., list]) -> None:
     commands = [(command, "--store", "redis://127.0.0.1:1/0") for command in ("status", "selfcheck", "serve")]
-    for result in run_all(*commands):
-        one_line_error(result, "cannot use the store redis://127.0.0.1:1/0", "running")
+    for (command, *_), result in zip(commands, run_all(*commands), strict=True):
+        code = 3 if command == "status" else 2  # status: Nagios's UNKNOWN
+        one_line_error(result, "cannot use the store redis://127.0.0.1:1/0", "running", code=code)
 
 
 def test_usage_mistakes_exit_2(run_all: Callable[..., list]) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import anyio
 
 import nextmonth_health as nmh
+from nextmonth_health.store import open_store
 from nextmonth_health.testing import FakeClock
+from nextmonth_health.values import timestamp
 
 from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
-from .conftest import Run, one_line_error
+from .conftest import Run, cli_env, one_line_error
 
 
 def record_an_outage(store: str) -> None:
@@ -30,7 +36,7 @@ def test_status_shows_open_incidents_notices_and_alerts(run: Run, tmp_path: Path
     store = f"sqlite:///{tmp_path / 'health.db'}"
     record_an_outage(store)
     result = run("status", "--store", store, "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # critical incidents are open
     report = json.loads(result.stdout)
     assert report["store"] == store and report["store_caveats"] == []
     sites = {s["site"]: s for s in report["sites"]}
@@ -66,10 +72,87 @@ def test_status_of_one_site_and_from_the_config(run: Run, tmp_path: Path) -> Non
 
 
 def test_status_needs_a_store_that_exists(run: Run, tmp_path: Path) -> None:
-    one_line_error(run("status", "--store", f"sqlite:///{tmp_path / 'nope.db'}"), "no store at", "--store")
+    """Cannot tell: exit 3, Nagios's UNKNOWN (2 would read as critical)."""
+    one_line_error(run("status", "--store", f"sqlite:///{tmp_path / 'nope.db'}"), "no store at", "--store", code=3)
     assert not (tmp_path / "nope.db").exists(), "status never creates a store"
-    one_line_error(run("status", "--store", "memory://"), "memory://")
-    one_line_error(run("status"), "no store at")  # the default file in the working directory
+    one_line_error(run("status", "--store", "memory://"), "memory://", code=3)
+    one_line_error(run("status"), "no store at", code=3)  # the default file in the working directory
+    one_line_error(run("status", "--store", "nope://x"), "nope", code=3)
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database, just words " * 100)
+    one_line_error(run("status", "--store", f"sqlite:///{tmp_path / 'garbage.db'}"), "garbage.db", code=3)
+    assert run("status", "--no-such-option").returncode == 3
+
+
+def an_incident(store: str, severity: str) -> None:
+    """An open upload incident of ``severity`` in the store, as the evaluator saves one."""
+    opened = timestamp(FakeClock().now())
+    with open_store(store) as kept:
+        kept.save_incident(
+            nmh.Incident(
+                id=f"inc-{severity}", site="acme-studio", check="upload_failures", area="uploads", key="",
+                severity=severity, status="open", affected_users=12, opened_at=opened,
+                summary="Media upload failures", updated_at=opened,
+            )
+        )  # fmt: skip
+
+
+def test_status_exit_codes_follow_the_nagios_convention(run: Run, tmp_path: Path) -> None:
+    calm = f"sqlite:///{tmp_path / 'calm.db'}"
+    monitor = nmh.Monitor("acme-studio", store=calm, clock=FakeClock(), load_entrypoints=False)
+    monitor.record_request("/portal", status=200, duration=0.1, user="u-1")
+    anyio.run(monitor.evaluate)
+    monitor.store.close()
+    result = run("status", "--store", calm)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("State: calm (exit status 0)")
+
+    degraded = f"sqlite:///{tmp_path / 'degraded.db'}"
+    an_incident(degraded, "degraded")
+    result = run("status", "--store", degraded, "--json")
+    assert (result.returncode, json.loads(result.stdout)["state"]) == (1, "degraded"), result.stderr
+
+    critical = f"sqlite:///{tmp_path / 'critical.db'}"
+    an_incident(critical, "critical")
+    assert run("status", "--store", critical).returncode == 2
+    assert json.loads(run("status", "--store", critical, "--json").stdout)["state"] == "critical"
+    assert run("status", "--store", critical, "--site", "another-site").returncode == 0  # only that site counts
+
+    help_text = run("status", "--help").stdout
+    for line in ("0  calm", "1  a degraded incident is open", "2  a critical incident is open", "3  unknown"):
+        assert line in help_text, help_text
+
+
+def run_in_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """What the command writes to a terminal (a pseudo-terminal: colours are on there)."""
+    parent, child = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nextmonth_health", *args], cwd=cwd, env=cli_env(env), stdout=child, stderr=child
+        )
+        os.close(child)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(parent, 4096)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            out += chunk
+        process.wait(timeout=60)
+    finally:
+        os.close(parent)
+    return out.decode("utf-8", "replace")
+
+
+def test_status_honours_no_color(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'health.db'}"
+    record_an_outage(store)
+    coloured = run_in_a_terminal(["status", "--store", store], tmp_path, {})
+    assert "\x1b[" in coloured and "acme-studio" in coloured
+    plain = run_in_a_terminal(["status", "--store", store], tmp_path, {"NO_COLOR": "1"})
+    assert "\x1b[" not in plain and "acme-studio" in plain
+    assert "\x1b[" in run_in_a_terminal(["status", "--store", store], tmp_path, {"NO_COLOR": ""})  # empty: not set
 
 
 def test_status_says_how_a_redis_may_lose_incidents(run: Run, redis_db: RedisServer) -> None:

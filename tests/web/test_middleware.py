@@ -59,10 +59,24 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+#: A request nobody signed in to, as ``recorded`` shows it: the middleware passed the
+#: client's address and user agent (this test client's), for the recorder to hash.
+ANONYMOUS = "anonymous visitor"
+
+
+def who(user: Any) -> Any:
+    if type(user) is tuple:
+        address, agent = user
+        agent = agent.decode("latin-1") if isinstance(agent, bytes) else agent
+        assert address == "127.0.0.1" and agent == f"python-httpx/{httpx.__version__}", user
+        return ANONYMOUS
+    return user
+
+
 def recorded(calls: Calls, n: int) -> list[tuple[str, int, str | None]]:
     wait_for(lambda: len(calls) >= n)
     time.sleep(0.05)  # nothing more should arrive
-    return [(route, status, user) for route, status, _, user, _ in calls]
+    return [(route, status, who(user)) for route, status, _, user, _ in calls]
 
 
 @pytest.fixture
@@ -159,9 +173,9 @@ def test_asgi_records_route_template_status_and_user(
         assert client.get("/portal/home").status_code == 200
     assert recorded(calls, 5) == [
         ("/bookings/{id:int}", 200, "u-17"),
-        ("/bookings/{id:int}", 200, None),
-        ("/api/items/{item_id}", 200, None),
-        ("/nowhere/42", 404, None),
+        ("/bookings/{id:int}", 200, ANONYMOUS),
+        ("/api/items/{item_id}", 200, ANONYMOUS),
+        ("/nowhere/42", 404, ANONYMOUS),
         ("/portal/{page}", 200, "from-state"),
     ]
     assert all(0 < duration < 5 for _, _, duration, _, _ in calls)
@@ -187,7 +201,7 @@ def test_asgi_exception_after_the_response_started_is_a_500(
     base = serve_asgi(catching(asgi.HealthMiddleware(starlette_site(), monitor), caught))
     with httpx.Client(base_url=base) as client:
         assert client.get("/stream").status_code == 200  # the status line had gone out already
-    assert recorded(calls, 1) == [("/stream", 500, None)]
+    assert recorded(calls, 1) == [("/stream", 500, ANONYMOUS)]
     assert isinstance(caught[0], Boom) and caught[0].args == ("mid-stream",)
 
 
@@ -221,7 +235,7 @@ def test_asgi_a_broken_user_extractor_never_breaks_the_request(
     base = serve_asgi(asgi.HealthMiddleware(starlette_site(), monitor, user=user))
     with httpx.Client(base_url=base) as client:
         assert client.get("/bookings/5").status_code == 200
-    assert recorded(calls, 1) == [("/bookings/5", 200, None)]
+    assert recorded(calls, 1) == [("/bookings/5", 200, ANONYMOUS)]
     assert monitor.status().internal_errors == {"asgi.middleware": 1}
 
 
@@ -234,7 +248,7 @@ def test_asgi_long_or_odd_users_are_made_recordable(
         for _ in range(3):
             client.get("/bookings/1")
     got = [user for _, _, user in recorded(calls, 3)]
-    assert got[0] is not None and len(got[0]) <= 200 and got[1:] == ["42", None]
+    assert got[0] is not None and len(got[0]) <= 200 and got[1:] == ["42", ANONYMOUS]
     anyio.run(monitor.evaluate)
     assert monitor.status().drops.get("invalid", 0) == 0
 
@@ -259,7 +273,7 @@ def test_asgi_sdk_endpoints_are_served_and_not_recorded(
         assert client.get("/admin/system-health/").status_code in (401, 403)
         assert client.get("/_nmh").status_code == 404
         client.get("/bookings/1")
-    assert recorded(calls, 1) == [("/bookings/{id:int}", 200, None)]
+    assert recorded(calls, 1) == [("/bookings/{id:int}", 200, ANONYMOUS)]
 
 
 def test_asgi_beacon_body_limit_over_the_wire(
@@ -304,7 +318,8 @@ def test_rate_limit_uses_the_peer_unless_proxies_are_trusted(
         assert send(proxied, forwarded=True) == [204, 204, 204]  # ... unless a trusted proxy says so
 
 
-def test_asgi_lifespan_and_websocket_scopes_pass_through(monitor: nmh.Monitor, calls: Calls) -> None:
+def test_asgi_websocket_scopes_pass_through(monitor: nmh.Monitor, calls: Calls) -> None:
+    """(The lifespan scope runs the monitor: tests/web/test_lifespan.py.)"""
     seen: list[str] = []
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
@@ -314,16 +329,15 @@ def test_asgi_lifespan_and_websocket_scopes_pass_through(monitor: nmh.Monitor, c
 
     async def main() -> None:
         async def receive() -> Any:
-            return {"type": "lifespan.startup"}
+            return {"type": "websocket.connect"}
 
         async def send(message: Any) -> None:
             pass
 
-        await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
         await middleware({"type": "websocket", "path": "/health/notices", "headers": []}, receive, send)
 
     anyio.run(main)
-    assert seen == ["lifespan", "websocket"] and calls == []
+    assert seen == ["websocket"] and calls == []
 
 
 def test_asgi_app_that_never_responds_counts_as_500(monitor: nmh.Monitor, calls: Calls) -> None:
@@ -396,8 +410,8 @@ def test_wsgi_flask_route_template_status_and_user(
         assert client.get("/nowhere").status_code == 404
     assert recorded(calls, 3) == [
         ("/bookings/<int:booking_id>", 200, "u-17"),
-        ("/media-upload", 500, None),
-        ("/nowhere", 404, None),
+        ("/media-upload", 500, ANONYMOUS),
+        ("/nowhere", 404, ANONYMOUS),
     ]
 
 
@@ -458,7 +472,7 @@ def test_wsgi_exception_is_recorded_and_reraised_untouched(
         assert client.get("/raise").status_code == 500
         assert client.get("/raise-later").status_code == 500
         assert client.get("/made").status_code == 201
-    assert recorded(calls, 3) == [("/raise", 500, None), ("/raise-later", 500, None), ("/made", 201, None)]
+    assert recorded(calls, 3) == [("/raise", 500, ANONYMOUS), ("/raise-later", 500, ANONYMOUS), ("/made", 201, ANONYMOUS)]
     assert caught[0] is RAISED[0]
     assert isinstance(caught[1], Boom) and caught[1].args == ("raised while iterating",)
 
@@ -578,8 +592,10 @@ def test_example_runs_the_whole_story(
         [notice] = client.get("/health/notices", params={"area": "uploads"}).json()["notices"]
         assert notice["area"] == "uploads"
         assert client.get("/health/notices", params={"area": "bookings"}).json() == {"notices": []}
+        import demo_site
+
         alerts = client.get(
-            "/admin/system-health/api/alerts", headers={"authorization": "Bearer demo-admin-token-not-a-secret"}
+            "/admin/system-health/api/alerts", headers={"authorization": f"Bearer {demo_site.ADMIN_TOKEN}"}
         )
         if alerts.status_code != 404:  # the admin view is there when the web extra is
             assert alerts.status_code == 200 and "Impact detected for 12 users." in alerts.text

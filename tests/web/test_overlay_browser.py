@@ -211,7 +211,8 @@ def page_loads(browser_monitor: nmh.Monitor) -> list[tuple[str, float, str | Non
 
 @pytest.fixture
 def served(browser_monitor: nmh.Monitor, page_loads: Any, serve_asgi: Callable[[Any], str]) -> tuple[str, Counting]:
-    counting = Counting(HealthMiddleware(site(), browser_monitor))
+    # These tests drive each evaluation pass themselves, on the fake clock.
+    counting = Counting(HealthMiddleware(site(), browser_monitor, start_monitor=False))
     return serve_asgi(counting), counting
 
 
@@ -324,7 +325,7 @@ def test_xss_in_notice_texts_and_paths_renders_inert(
     )
     internal_errors(monitor)
     users = iter(['<img src=x onerror="window.__xss=4">'] * 100)
-    base = serve_asgi(HealthMiddleware(site(), monitor, user=lambda scope: next(users)))
+    base = serve_asgi(HealthMiddleware(site(), monitor, user=lambda scope: next(users), start_monitor=False))
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     break_uploads(monitor, fake_clock)

@@ -1,8 +1,9 @@
 """Settings of the Django demo: no database, no apps — just views and the route middleware."""
 
 import os
+import secrets
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)  # never a published one
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 ROOT_URLCONF = "acme.urls"

@@ -13,7 +13,6 @@ and the admin view at ``/admin/system-health``. Another port: give it to ``runse
 
 from __future__ import annotations
 
-import atexit
 import io
 import os
 import sys
@@ -103,10 +102,8 @@ def make_application(
     DEMO.monitor = monitor
     DEMO.faults = ds.parse_faults(faults)
     application = HealthMiddleware(django_app, monitor, user=demo_user, authorize=ds.authorizer())
-    if own_monitor:
-        monitor.start()
-        atexit.register(monitor.stop)
-        print(f"nextmonth_health is watching; admin view at /admin/system-health (token: {ds.ADMIN_TOKEN})")
+    if own_monitor:  # the middleware runs the monitor, from the first request
+        print("nextmonth_health is watching; " + ds.admin_line("/admin/system-health"), flush=True)
     if visitors:
         threading.Thread(target=simulate_visitors, args=(application, visitors), daemon=True).start()
     return application

@@ -1,8 +1,8 @@
 """What every command shares: errors, the global options, the config file, logging, formatting.
 
-The command line is the host application here, so it may configure structlog (the SDK
-itself never does): logs go to stderr, warnings and worse by default, so that stdout
-carries only what a command means to print (a timeline, a table, JSON).
+The command line is the host application here, so it configures the ``nextmonth_health``
+logger (the SDK itself never does): logs go to stderr, warnings and worse by default, so
+that stdout carries only what a command means to print (a timeline, a table, JSON).
 """
 
 from __future__ import annotations
@@ -261,8 +261,12 @@ def store_trouble(url: str, exc: BaseException) -> str:
 
 
 def is_store_error(exc: BaseException) -> bool:
-    """An error from a store's client library (redis, sqlite3): the environment, not a bug."""
-    return any(kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__)
+    """A store that failed (``StoreError``, or its client library's error): the environment, not a bug."""
+    from ..errors import StoreError
+
+    return isinstance(exc, StoreError) or any(
+        kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__
+    )
 
 
 # Logging --------------------------------------------------------------------------------
@@ -275,44 +279,42 @@ def configure_logging(
     seen: list[MutableMapping[str, Any]] | None = None,
     stamp: Callable[[], str] | None = None,
 ) -> None:
-    """Send the SDK's structlog events to stderr.
+    """Send the SDK's log events (``logging`` records of ``nextmonth_health.*``) to stderr.
 
     ``verbosity`` 0 shows warnings (an exception as one line), 1 info, 2 debug with
     tracebacks. ``drop`` keeps even warnings off a timeline unless ``-v`` was given;
     ``seen`` collects every event; ``stamp`` dates events on a fake clock.
     """
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    render = structlog.dev.ConsoleRenderer(colors=False)
 
-    def keep(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if seen is not None:
-            seen.append(dict(event))
-        if (drop and verbosity <= 0) or _LEVELS.get(method, logging.INFO) < level:
-            raise structlog.DropEvent
-        if stamp is not None:
-            event["at"] = stamp()
-        if verbosity < 2:
-            error = event.pop("exc_info", None)
-            if isinstance(error, BaseException):
-                event["error"] = f"{type(error).__name__}: {error}"
-        return event
+    class Console(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()}
+            if seen is not None:
+                seen.append(dict(event))
+            if (drop and verbosity <= 0) or record.levelno < level:
+                return
+            for key in ("timestamp", "logger"):
+                event.pop(key, None)
+            event["level"] = record.levelname.lower()
+            if stamp is not None:
+                event["at"] = stamp()
+            if verbosity < 2:
+                error = event.pop("exc_info", None)
+                if isinstance(error, BaseException):
+                    event["error"] = f"{type(error).__name__}: {error}"
+            try:
+                sys.stderr.write(render(None, event["level"], event) + "\n")
+            except Exception:
+                self.handleError(record)
 
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, keep, structlog.dev.ConsoleRenderer(colors=False)],
-        wrapper_class=structlog.make_filtering_bound_logger(min(level, logging.INFO) if seen is not None else level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-
-
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
+    sdk = logging.getLogger("nextmonth_health")
+    for handler in [h for h in sdk.handlers if type(h).__name__ == "Console"]:
+        sdk.removeHandler(handler)
+    sdk.addHandler(Console())
+    sdk.setLevel(min(level, logging.INFO) if seen is not None else level)
+    sdk.propagate = False
 
 
 # Output ---------------------------------------------------------------------------------

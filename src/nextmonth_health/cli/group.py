@@ -9,6 +9,7 @@ end as one ``error: …`` line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -68,12 +69,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @global_options
 @click.version_option(package_name="nextmonth-health", prog_name="nextmonth-health")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Health monitoring for NextMonth Blueprint sites.
 
     \b
     Start with:  nextmonth-health demo --fast
-    Exit status: 0 all well, 1 a problem was found, 2 bad input, 3 a bug.
+    Exit status: 0 all well, 1 a problem was found, 2 bad input, 3 a bug
+    (status: 0 calm, 1 degraded, 2 critical, 3 unknown; see status --help).
+    Colours only on a terminal, and never when NO_COLOR is set.
     """
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: set and not empty
+        ctx.color = False
 
 

@@ -3,6 +3,10 @@
 Reads the shared store your app records into (``--store``, the config file's, or
 ``$NEXTMONTH_HEALTH_STORE``) and renders the notices through a monitor on that store, so
 the words are exactly what users see (overrides and plugin renderers included).
+
+Its exit status follows the Nagios plugin convention, so that it can serve as a health
+check as it is: 0 when no incident is open, 1 with a degraded one open, 2 with a critical
+one, 3 when it cannot tell (the store cannot be read, a bad option).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigError
 from ._common import (
     CliError,
     build_monitor,
@@ -22,11 +27,16 @@ from ._common import (
     open_existing_store,
     options,
     plural,
+    is_store_error,
     probe_store,
+    store_trouble,
     when,
 )
 
-__all__ = ["command", "last_evaluations"]
+__all__ = ["EXIT_CALM", "EXIT_CRITICAL", "EXIT_DEGRADED", "EXIT_UNKNOWN", "command", "last_evaluations"]
+
+#: The Nagios plugin convention: OK, WARNING, CRITICAL, UNKNOWN.
+EXIT_CALM, EXIT_DEGRADED, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 def last_evaluations(store: Any) -> dict[str, datetime] | None:
@@ -77,7 +87,31 @@ def _human(moment: str | None) -> str:
     return when(datetime.fromisoformat(moment)) + " UTC" if moment else "-"
 
 
-@click.command("status", short_help="Open incidents, notices and alerts, per site.")
+class _HealthCheck(click.Command):
+    """A command whose every failure to tell — bad options, an unreadable store — exits 3."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as exc:
+            exc.exit_code = EXIT_UNKNOWN
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.exit_code = EXIT_UNKNOWN
+            raise
+        except ConfigError as exc:
+            raise CliError(str(exc), exit_code=EXIT_UNKNOWN) from None
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            raise CliError(store_trouble(options().store_url(), exc), exit_code=EXIT_UNKNOWN) from None
+
+
+@click.command("status", cls=_HealthCheck, short_help="Open incidents, notices and alerts, per site (exit 0/1/2).")
 @global_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def command(as_json: bool) -> None:
@@ -85,7 +119,20 @@ def command(as_json: bool) -> None:
 
     Reads the store your app records into: --store, the config file's store, or
     $NEXTMONTH_HEALTH_STORE. --site shows one site.
+
+    \b
+    Exit status (the Nagios plugin convention, for health checks):
+      0  calm: no incident open
+      1  a degraded incident is open (users see a notice), none critical
+      2  a critical incident is open (the admin is alerted)
+      3  unknown: the store cannot be read, or a bad option
     """
+    code = _status(as_json)
+    if code:
+        click.get_current_context().exit(code)
+
+
+def _status(as_json: bool) -> int:
     opts = options()
     configure_logging(opts.verbose)
     url = opts.store_url()
@@ -131,11 +178,20 @@ def command(as_json: bool) -> None:
             )
     finally:
         store.close()
+    severities = {i["severity"] for entry in report for i in entry["open_incidents"]}
+    code = EXIT_CRITICAL if "critical" in severities else EXIT_DEGRADED if severities else EXIT_CALM
+    state = {EXIT_CALM: "calm", EXIT_DEGRADED: "degraded", EXIT_CRITICAL: "critical"}[code]
     if as_json:
         echo_json(
-            {"store": url, "store_caveats": list(caveats), "last_evaluation_known": evaluated is not None, "sites": report}
+            {
+                "store": url,
+                "state": state,
+                "store_caveats": list(caveats),
+                "last_evaluation_known": evaluated is not None,
+                "sites": report,
+            }
         )
-        return
+        return code
     click.echo(f"Store: {url}")
     for caveat in caveats:
         click.echo(f"  Caveat: {caveat}")
@@ -177,3 +233,6 @@ def command(as_json: bool) -> None:
                 click.echo(f"    {_human(a['created_at'])} ({state})  {text}")
         if entry["resolved_recently"]:
             click.echo(f"  Resolved in the last 24 h: {plural(entry['resolved_recently'], 'incident')}")
+    click.echo()
+    click.echo(f"State: {state} (exit status {code})")
+    return code

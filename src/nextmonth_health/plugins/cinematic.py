@@ -1,7 +1,8 @@
 """The bundled voice users hear: short, cinematic, reassuring notices for every area.
 
-Never blame the user, never show codes, numbers, internal names or alarm words; a test
-holds every template here to that. A site can replace the words for any area with the
+Never blame the user, never show codes, numbers, internal names or alarm words, and never
+promise what the monitor cannot know (that files, accounts or work are safe, that nothing
+was lost, that a fix is done); a test holds every template here to that. A site can replace the words for any area with the
 ``notice_overrides`` setting, or register its own renderer.
 """
 
@@ -29,7 +30,7 @@ DEFAULT: Texts = {
     Severity.CRITICAL: (
         "We're on it",
         "Part of the system is getting our full attention right now. "
-        "Your work is safe — please give it a little while and try again.",
+        "Please give it a little while and try again — everything's under active care.",
     ),
 }
 
@@ -44,7 +45,7 @@ TEMPLATES: Mapping[str, Texts] = MappingProxyType(
             Severity.CRITICAL: (
                 "Uploads are in careful hands",
                 "We're giving uploads our full attention right now. "
-                "Your files are safe with us — please try again in a little while.",
+                "Please try again in a little while — everything's under active care.",
             ),
         },
         "bookings": {
@@ -56,7 +57,7 @@ TEMPLATES: Mapping[str, Texts] = MappingProxyType(
             Severity.CRITICAL: (
                 "Bookings are in careful hands",
                 "We're giving bookings our full attention right now. "
-                "Your plans are safe with us — please try again in a little while.",
+                "Please try again in a little while — everything's under active care.",
             ),
         },
         "portal": {
@@ -68,19 +69,19 @@ TEMPLATES: Mapping[str, Texts] = MappingProxyType(
             Severity.CRITICAL: (
                 "The portal is in careful hands",
                 "We're giving the portal our full attention right now. "
-                "Everything you've saved is safe — please come back in a little while.",
+                "Please come back in a little while — everything's under active care.",
             ),
         },
         "login": {
             Severity.DEGRADED: (
                 "Signing in is taking a moment",
-                "We're refreshing the way you sign in to keep it smooth and secure. "
+                "We're refreshing the way you sign in to keep it smooth. "
                 "If you were signed out, please sign in again shortly — everything's under active care.",
             ),
             Severity.CRITICAL: (
                 "Signing in is in careful hands",
                 "We're giving sign-in our full attention right now. "
-                "Your account is safe — please try again in a little while.",
+                "Please try again in a little while — everything's under active care.",
             ),
         },
         "dashboard": {
@@ -92,7 +93,7 @@ TEMPLATES: Mapping[str, Texts] = MappingProxyType(
             Severity.CRITICAL: (
                 "Your dashboard is in careful hands",
                 "We're giving the dashboard our full attention to bring back its usual pace. "
-                "Your information is safe — thank you for your patience.",
+                "Thank you for your patience — everything's under active care.",
             ),
         },
     }

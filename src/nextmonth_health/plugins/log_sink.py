@@ -1,14 +1,16 @@
-"""The structured-log sink: every transition as one structlog event; raised alerts at warning level."""
+"""The structured-log sink: every transition as one ``nextmonth_health.incident_<kind>`` event.
+
+Raised alerts are warnings, everything else info, on the ``nextmonth_health.incidents`` logger.
+"""
 
 from __future__ import annotations
 
-import structlog
-
 from ..alerts import resolution_message
 from ..hookspecs import hookimpl
+from ..logs import get_logger
 from ..values import Transition, TransitionKind
 
-log = structlog.get_logger("nextmonth_health.incidents")
+log = get_logger("nextmonth_health.incidents")
 
 
 class LogSink:
@@ -26,11 +28,11 @@ class LogSink:
             "affected_users": incident.affected_users,
         }
         if transition.kind is TransitionKind.RESOLVED:
-            log.info("incident.resolved", message=resolution_message(incident), **fields)
+            log.info("nextmonth_health.incident_resolved", message=resolution_message(incident), **fields)
         elif transition.alert is not None and transition.kind is not TransitionKind.UPDATED:
-            log.warning(f"incident.{transition.kind}", message=transition.alert.message, **fields)
+            log.warning(f"nextmonth_health.incident_{transition.kind}", message=transition.alert.message, **fields)
         else:
-            log.info(f"incident.{transition.kind}", summary=incident.summary, **fields)
+            log.info(f"nextmonth_health.incident_{transition.kind}", summary=incident.summary, **fields)
 
 
 @hookimpl

@@ -9,6 +9,7 @@ synchronous; the runner moves blocking stores off the event loop with ``to_threa
 from __future__ import annotations
 
 import abc
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -245,6 +246,23 @@ class Store(abc.ABC):
         from ..values import timestamp
 
         return {site: timestamp(at) for site, at in self.__dict__.get("_evaluated", {}).items()}
+
+    def visitor_key(self, day: int) -> bytes:
+        """The random key that hashes anonymous visitors on UTC day ``day`` (Unix days).
+
+        Every process sharing the store must get the same key for a day (or one person
+        counts once per worker), the first to ask creates it, and a store forgets a key
+        once its day is over and no event of it can still arrive (two days at most), so
+        that an identity cannot be recomputed later. The default keeps them in this
+        object, which is all ``memory://`` needs; stores shared between processes keep
+        them in the store.
+        """
+        keys: dict[int, bytes] = self.__dict__.setdefault("_visitor_keys", {})
+        if day not in keys:
+            for old in [d for d in keys if d < day - 1]:
+                del keys[old]
+            keys[day] = secrets.token_bytes(32)
+        return keys[day]
 
     def close(self) -> None:
         """Release connections and files."""

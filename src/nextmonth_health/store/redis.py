@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 import weakref
 from collections import Counter, defaultdict
@@ -56,9 +57,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
-import structlog
 
 from ..errors import ConfigError
+from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
@@ -77,7 +78,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisStore", "StoredUsers"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: A script call: the script's name, its keys, its other arguments.
 Command = tuple[str, Sequence[Any], Sequence[Any]]
@@ -992,7 +993,7 @@ class RedisStore(Store):
         self.inexact_user_sketches += 1
         if self.inexact_user_sketches == 1:
             log.warning(
-                "nextmonth_health.redis.inexact_users",
+                "nextmonth_health.redis_inexact_users",
                 site=bucket.site,
                 signal=bucket.signal,
                 reason="a bucket delta carried estimated users, not exact hashes: its counts are "
@@ -1277,6 +1278,14 @@ class RedisStore(Store):
         args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
         replies = self._run([("acquire", [self._lease_key(name)], args) for name in names], batch=True)
         return [bool(taken) for taken in replies]
+
+    def visitor_key(self, day: int) -> bytes:
+        """Set once by the first process to ask (``SET NX``), gone two days later (its TTL)."""
+        key = f"{self.prefix}:{{visitors}}:key:{day}".encode()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.set(key, secrets.token_bytes(32), nx=True, ex=2 * 86_400)
+        pipe.get(key)
+        return bytes(pipe.execute()[1])
 
     def release_lease(self, name: str, owner: str) -> None:
         self._run([("release", [self._lease_key(name)], [_encode(owner)])])

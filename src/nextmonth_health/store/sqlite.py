@@ -23,6 +23,16 @@ Why it is built the way it is:
   growing once the retention horizon is reached, with no ``VACUUM``.
 - **Fork-safe.** An SQLite connection must never cross ``fork()``: idle connections are
   closed just before a fork and the child opens its own.
+- **It notices its file going away.** Open connections keep working on a file that was
+  deleted (or moved aside and replaced), and would do so for ever while nothing reaches
+  the disk. Every write first compares the path's device and inode with the file the
+  store opened; a deleted file is recreated (its stale ``-wal`` and ``-shm`` removed
+  first, under a lock on the directory, so that two workers agree), a replaced one is
+  adopted, and the write that noticed raises :class:`~nextmonth_health.errors.StoreError`
+  (counted where the monitor catches it, and sent again by the recorder) after an error
+  in the log. ``file_changes`` counts them.
+- **Errors that say what to do.** No public method lets a raw ``sqlite3`` exception out:
+  a damaged, locked or unwritable file raises ``StoreError`` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import enum
 import itertools
 import json
 import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -43,9 +54,8 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
-import structlog
-
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
+from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
@@ -53,7 +63,7 @@ from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, rollup
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -112,6 +122,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # The people hurt in the latest window, beside those hurt since the incident opened.
         "ALTER TABLE incidents ADD COLUMN affected_now INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        # The day's key for counting anonymous visitors, shared by every worker, kept two days.
+        "CREATE TABLE visitor_keys (day INTEGER PRIMARY KEY, key BLOB NOT NULL)",
     ),
 )
 
@@ -219,6 +233,12 @@ class SQLiteStore(Store):
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
+        #: The file the connections are open on: (device, inode), checked before each write.
+        self._file: tuple[int, int] | None = None
+        #: Bumped when the file changes, so that connections on the old one are not reused.
+        self._generation = 0
+        #: Times the file was found deleted or replaced (and recreated or adopted).
+        self.file_changes = 0
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise ConfigError(
@@ -233,10 +253,11 @@ class SQLiteStore(Store):
             )
         try:
             self._setup()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             self.close()
+            cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ is not None else exc
             raise ConfigError(
-                f"cannot open the SQLite store {self.path!r}: {exc}; check that it is a nextmonth-health "
+                f"cannot open the SQLite store {self.path!r}: {cause}; check that it is a nextmonth-health "
                 f"database on a local, writable disk, or point the store (NEXTMONTH_HEALTH_STORE) elsewhere"
             ) from exc
         except BaseException:
@@ -258,9 +279,70 @@ class SQLiteStore(Store):
                     f"put it on a local disk, not a network filesystem"
                 )
             version = _user_version(conn)
+            self._file = self._identity()
         if version != SCHEMA_VERSION:
             self._check_version(version)
             self._write(self._migrate)
+
+    def _identity(self) -> tuple[int, int] | None:
+        """The (device, inode) of the file at the store's path now; None when there is none."""
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (found.st_dev, found.st_ino)
+
+    def _check_file(self) -> None:
+        """Before a write: the path still names the file the connections are open on.
+
+        A file deleted under the store is created anew, a replaced one adopted; either way
+        the connections on the old file are dropped, the change is logged as an error and
+        counted, and :class:`StoreError` tells the caller (whose write is then retried on the
+        new file), so that nothing is written into a file nobody can see any more.
+        """
+        if self._identity() == self._file:
+            return
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            log.error("nextmonth_health.sqlite_file_lost", path=self.path, reason="its directory was deleted")
+            raise StoreError(
+                f"the SQLite store {self.path} is gone with its directory {directory}, and nothing is written "
+                f"until it is back: recreate the directory (the store then starts a new file), or point "
+                f"NEXTMONTH_HEALTH_STORE elsewhere"
+            )
+        with _directory_lock(directory):
+            found = self._identity()
+            if found == self._file:  # another thread of this process got here first
+                return
+            with self._lock:
+                idle, self._idle = self._idle, []
+                self._generation += 1
+                self.file_changes += 1
+            for conn in idle:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            if found is None:
+                reason, action = "was deleted", "a new, empty one was created in its place"
+                for leftover in (self.path + "-wal", self.path + "-shm"):  # the deleted file's, never the new one's
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(leftover)
+            else:
+                reason, action = "was replaced by another file", "the store now uses that file"
+            self._file = None
+            try:
+                self._setup()
+            except Exception as exc:
+                log.error("nextmonth_health.sqlite_file_lost", path=self.path, reason=reason, error=str(exc))
+                raise StoreError(
+                    f"the SQLite store {self.path} {reason} while in use and cannot be recreated ({exc}); "
+                    f"restore the file, or make its directory writable, or point NEXTMONTH_HEALTH_STORE elsewhere"
+                ) from exc
+        log.error("nextmonth_health.sqlite_file_changed", path=self.path, reason=reason, action=action)
+        raise StoreError(
+            f"the SQLite store {self.path} {reason} while in use; {action}, so what the old file held is "
+            f"gone from this store; this write will be sent again there. Keep the file in place while "
+            f"the app runs (to start afresh, stop the app first)"
+        )
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -277,7 +359,7 @@ class SQLiteStore(Store):
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if version != SCHEMA_VERSION:
-            log.info("nextmonth_health.sqlite.migrated", path=self.path, old=version, new=SCHEMA_VERSION)
+            log.info("nextmonth_health.sqlite_migrated", path=self.path, old=version, new=SCHEMA_VERSION)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -309,16 +391,23 @@ class SQLiteStore(Store):
             if self._closed:
                 raise RuntimeError(f"{self!r} is closed")
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
+            generation = self._generation
+        try:
+            if conn is None:
+                conn = self._connect()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
         pid = self._pid
         try:
             yield conn
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
         finally:
             with self._lock:
                 keep = (
                     not self._closed
                     and pid == self._pid
+                    and generation == self._generation
                     and not conn.in_transaction
                     and len(self._idle) < _MAX_IDLE_CONNECTIONS
                 )
@@ -330,6 +419,8 @@ class SQLiteStore(Store):
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, retrying a bounded number of
         times while another process holds the write lock past the busy timeout."""
+        if self._file is not None:  # None while the file is first set up
+            self._check_file()
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with self._connection() as conn:
@@ -343,10 +434,10 @@ class SQLiteStore(Store):
                                 conn.execute("ROLLBACK")
                         raise
                     return result
-            except sqlite3.OperationalError as exc:
-                if attempt == _WRITE_ATTEMPTS or not _is_busy(exc):
+            except StoreError as exc:
+                if attempt == _WRITE_ATTEMPTS or not _is_busy(exc.__cause__):
                     raise
-                log.debug("nextmonth_health.sqlite.busy", path=self.path, attempt=attempt)
+                log.debug("nextmonth_health.sqlite_busy", path=self.path, attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -554,6 +645,16 @@ class SQLiteStore(Store):
 
         return self._write(work)
 
+    # Anonymous visitors.
+
+    def visitor_key(self, day: int) -> bytes:
+        def work(conn: sqlite3.Connection) -> bytes:
+            conn.execute("INSERT OR IGNORE INTO visitor_keys (day, key) VALUES (?, ?)", (day, secrets.token_bytes(32)))
+            conn.execute("DELETE FROM visitor_keys WHERE day < ?", (day - 1,))
+            return bytes(conn.execute("SELECT key FROM visitor_keys WHERE day = ?", (day,)).fetchone()[0])
+
+        return self._write(work)
+
     # Leases and trimming.
 
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
@@ -641,11 +742,49 @@ def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: BaseException | None) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """``exc`` as a :class:`StoreError` that says what to do about it."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and any(
+        sign in text for sign in ("not a database", "malformed", "corrupt")
+    ):
+        advice = (
+            f"the file is damaged: stop the app, move it aside with its -wal and -shm files "
+            f"(mv {path} {path}.damaged) and start again to get a new, empty store, "
+            f"or point NEXTMONTH_HEALTH_STORE elsewhere"
+        )
+    elif _is_busy(exc):
+        advice = "another process kept it locked; if this lasts, look for a process stuck holding the file"
+    elif any(sign in text for sign in ("readonly", "read-only", "disk I/O", "full", "unable to open")):
+        advice = "check that its disk has room and that this process may write the file and its directory"
+    else:
+        advice = "check that it is a nextmonth-health database on a local, writable disk"
+    return StoreError(f"the SQLite store {path} failed ({type(exc).__name__}: {text}): {advice}")
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: str) -> Iterator[None]:
+    """An exclusive lock on a directory between the processes of this host (none without ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -8,12 +8,15 @@ bug in the SDK's endpoints cannot take the host application's error pages with i
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from attrs import field, frozen
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -24,6 +27,7 @@ __all__ = [
     "Request",
     "Response",
     "Route",
+    "TrustedProxies",
     "clean_user",
     "client_address",
     "etag_for",
@@ -205,18 +209,93 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == bare for tag in if_none_match.split(","))
 
 
-def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: int = 0) -> str | None:
-    """The client's address: the peer's, or the one ``trusted_proxies`` hops back in X-Forwarded-For.
+class TrustedProxies:
+    """Whose ``X-Forwarded-For`` to believe: the middlewares' ``trusted_proxies`` option.
 
-    Each proxy appends the address it saw, so only the last ``trusted_proxies`` entries
-    were written by proxies we run; anything to their left is whatever the client sent.
+    ``0`` (the default) believes nobody: the client is the connection's peer. A number
+    ``n`` says that many proxies of yours append to the header in front of the app: the
+    client is the entry ``n`` hops from the right, whoever connected. Addresses or
+    networks (``["10.0.0.0/8", "127.0.0.1"]``, or the same comma-separated) say which
+    peers are your proxies: the header counts only when the connection comes from one of
+    them, and the client is its rightmost entry that is not one of them (what uvicorn's
+    ``--forwarded-allow-ips`` does). ``"*"`` trusts every peer.
     """
-    if trusted_proxies <= 0 or not forwarded_for:
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    if not hops:
-        return peer
-    return hops[-trusted_proxies] if len(hops) >= trusted_proxies else hops[0]
+
+    __slots__ = ("_cache", "_everyone", "_networks", "hops")
+
+    def __init__(self, spec: int | str | Iterable[str] | TrustedProxies = 0) -> None:
+        self.hops = 0
+        self._everyone = False
+        self._networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+        self._cache: dict[str, bool] = {}
+        if isinstance(spec, TrustedProxies):
+            self.hops, self._everyone, self._networks = spec.hops, spec._everyone, spec._networks
+            return
+        if isinstance(spec, bool) or (isinstance(spec, int) and spec < 0):
+            raise ConfigError(f"trusted_proxies must be a number of hops or proxy addresses, got {spec!r}")
+        if isinstance(spec, int):
+            self.hops = spec
+            return
+        entries = [e.strip() for e in (spec.split(",") if isinstance(spec, str) else spec)]
+        networks = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ConfigError(f"trusted_proxies: {entry!r} is not an address or network")
+            if entry == "*":
+                self._everyone = True
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8, 127.0.0.1)"
+                ) from None
+        self._networks = tuple(networks)
+
+    def __bool__(self) -> bool:
+        return bool(self.hops or self._everyone or self._networks)
+
+    def _trusted(self, address: str) -> bool:
+        if self._everyone:
+            return True
+        found = self._cache.get(address)
+        if found is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                found = False
+            else:
+                found = any(ip in network for network in self._networks)
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            self._cache[address] = found
+        return found
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        """The client's address, from the peer's and the ``X-Forwarded-For`` it sent."""
+        if not forwarded_for or not (self.hops or self._everyone or self._networks):
+            return peer
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        if not hops:
+            return peer
+        if self.hops:
+            # Each proxy appends the address it saw, so only the last ``hops`` entries were
+            # written by proxies we run; anything to their left is whatever the client sent.
+            return hops[-self.hops] if len(hops) >= self.hops else hops[0]
+        if peer is None or not self._trusted(peer):
+            return peer
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop
+        return hops[0]
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: int | TrustedProxies = 0
+) -> str | None:
+    """The client's address: the peer's, or the one ``X-Forwarded-For`` names behind trusted proxies."""
+    proxies = trusted_proxies if isinstance(trusted_proxies, TrustedProxies) else TrustedProxies(trusted_proxies)
+    return proxies.client(peer, forwarded_for)
 
 
 def clean_user(user: object) -> str | None:

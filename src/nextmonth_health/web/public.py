@@ -14,23 +14,24 @@ from __future__ import annotations
 import importlib.resources
 import json
 import math
+import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import structlog
-
 from ..errors import ConfigError
-from .http import HealthApp, Request, Response, Route, etag_for, etag_matches
+from ..logs import get_logger
+from .http import HealthApp, Request, Response, Route, TrustedProxies, etag_for, etag_matches
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
 __all__ = ["PublicEndpoints", "build_health_app"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BEACON_MAX_BYTES = 2048
 _AREA = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -69,7 +70,7 @@ class PublicEndpoints:
         max_clients: int = 10_000,
         notices_max_age: int = 5,
         static_max_age: int = 86_400,
-        trusted_proxies: int = 0,
+        trusted_proxies: int | str | Sequence[str] | TrustedProxies = 0,
     ) -> None:
         for name, value, least in (
             ("beacon_burst", beacon_burst, 1),
@@ -83,7 +84,7 @@ class PublicEndpoints:
         self.sites = frozenset(sites)
         self.notices_max_age = notices_max_age
         self.static_max_age = static_max_age
-        self.trusted_proxies = trusted_proxies
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
         self.limiter = TokenBuckets(beacon_burst, beacon_per_minute / 60.0, max_clients)
         self.sessions = SessionBudget(sessions_per_client, session_window, max_clients)
         self._notice_cache: dict[tuple[str, str], tuple[float, str, bytes]] = {}
@@ -307,12 +308,12 @@ def build_health_app(
     allowed_origins: Sequence[str] = (),
     secret: str | bytes | None = None,
     sites: Sequence[str] = (),
-    trusted_proxies: int = 0,
+    trusted_proxies: int | str | Sequence[str] | TrustedProxies = 0,
     **public_options: Any,
 ) -> HealthApp:
     """The SDK's endpoints for ``monitor``: public ones under ``prefix``, the admin view under ``admin_prefix``."""
     try:
-        public = PublicEndpoints(sites=sites, trusted_proxies=trusted_proxies, **public_options)
+        public = PublicEndpoints(sites=sites, trusted_proxies=TrustedProxies(trusted_proxies), **public_options)
     except TypeError as exc:
         raise ConfigError(f"unknown option for the public endpoints: {exc}") from None
     return HealthApp(
@@ -328,10 +329,18 @@ def build_health_app(
 
 
 class HealthMiddlewareBase:
-    """What the ASGI and WSGI middlewares share: their options and the SDK's endpoints.
+    """What the ASGI and WSGI middlewares share: their options, the SDK's endpoints, and
+    making sure the monitor runs.
 
     Subclasses name their framework's defaults in ``default_user`` and ``default_route``;
     ``user``, ``route`` and a callable ``site`` receive the scope or the environ.
+
+    The monitor's loop is started in the background (:meth:`Monitor.start`) the first time
+    it is needed in a process — the ASGI lifespan's startup, else the first request — unless
+    something already runs it (``monitor.running()`` in the host's lifespan, ``start()`` in
+    its code) or ``start_monitor=False``. A forked worker starts its own. The check costs
+    one comparison per request: the same one that, once a second, asks the monitor whether
+    events are being recorded with nothing evaluating them.
     """
 
     default_user: Callable[[Any], str | None]
@@ -351,12 +360,15 @@ class HealthMiddlewareBase:
         allowed_origins: Sequence[str] = (),
         sites: Sequence[str] = (),
         secret: str | bytes | None = None,
-        trusted_proxies: int = 0,
+        trusted_proxies: int | str | Sequence[str] = 0,
+        count_visitors: bool = True,
+        start_monitor: bool = True,
         health: HealthApp | None = None,
         **public_options: Any,
     ) -> None:
         self.app = app
         self.monitor = monitor
+        self.proxies = TrustedProxies(trusted_proxies)
         self.health = health or build_health_app(
             monitor,
             prefix=prefix,
@@ -365,10 +377,12 @@ class HealthMiddlewareBase:
             allowed_origins=allowed_origins,
             secret=secret,
             sites=sites,
-            trusted_proxies=trusted_proxies,
+            trusted_proxies=self.proxies,
             **public_options,
         )
-        self.trusted_proxies = trusted_proxies
+        self.trusted_proxies = self.proxies
+        #: The proxies, or None when none is trusted (the request path's cheaper test).
+        self._trusted = self.proxies if self.proxies else None
         self._prefixes = (self.health.prefix, self.health.admin_prefix)
         self._user = user or type(self).default_user
         self._route = route or type(self).default_route
@@ -377,3 +391,61 @@ class HealthMiddlewareBase:
         self._site = None if callable(site) else site
         self._record = monitor.record_request
         self._report = monitor.errors.report
+        #: Count the people behind anonymous requests (see :mod:`nextmonth_health.visitors`).
+        self._visitors = count_visitors
+        self._start = start_monitor
+        #: ``perf_counter()`` time of the next look at the monitor (0: at the first request).
+        self._next_look = 0.0
+        #: Whether this middleware made sure the monitor runs in this process, and whether
+        #: it started it (then it stops it at the ASGI lifespan's shutdown).
+        self._started = not start_monitor
+        self._owns_loop = False
+        self._start_lock = threading.Lock()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
+
+    def _after_fork_in_child(self) -> None:
+        """A forked worker makes sure of its own loop at its first request."""
+        self._started = not self._start
+        self._owns_loop = False
+        self._next_look = 0.0
+        self._start_lock = threading.Lock()
+
+    def _look(self, now: float) -> None:
+        """Once a second of requests: the monitor runs, and is evaluating what is recorded."""
+        self._next_look = now + _LOOK_SECONDS
+        if not self._started:
+            self._ensure_running()
+        try:
+            self.monitor._overdue()
+        except Exception as exc:
+            self._report("middleware.watch", exc)
+
+    def _ensure_running(self) -> None:
+        """Start the monitor's background loop, unless it runs already; never raises."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+            if self.monitor.is_running:
+                return
+            try:
+                self.monitor.start()
+            except Exception as exc:
+                self._report("middleware.start", exc)
+                return
+            self._owns_loop = True
+
+    def _stop_if_started_here(self) -> None:
+        """Stop (and flush) the loop this middleware started; a host's own loop is the host's."""
+        with self._start_lock:
+            owned, self._owns_loop = self._owns_loop, False
+        if owned:
+            try:
+                self.monitor.stop()
+            except Exception as exc:
+                self._report("middleware.stop", exc)
+
+
+#: How often (seconds of requests) a middleware looks at its monitor.
+_LOOK_SECONDS = 1.0

@@ -19,15 +19,15 @@ from collections.abc import Mapping, Sequence
 import anyio
 import httpx
 import nextmonth_health as nmh
-import structlog
 from attrs import frozen
+from nextmonth_health.logs import get_logger
 from nextmonth_health.signals import PAGE_LOAD, REQUEST
 
 from ._config import Asset, CdnConfig
 
 __all__ = ["CdnCheck", "Sample", "judge", "p95"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 USER_AGENT = "nextmonth-health-cdn/0.1 (+health probe)"
 

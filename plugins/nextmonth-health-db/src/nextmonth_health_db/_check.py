@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import anyio
 import nextmonth_health as nmh
-import structlog
+from nextmonth_health.logs import get_logger
 from nextmonth_health.signals import REQUEST
 
 from ._config import DEFAULT_ROUTE, DbConfig, Probe
@@ -30,7 +30,7 @@ from ._probes import Sample, run_probe
 
 __all__ = ["DbCheck", "judge", "p95", "record_query", "timed_query"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _MIN_BASELINE = 5
 

@@ -24,14 +24,14 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
-import structlog
 from attrs import frozen
+from nextmonth_health.logs import get_logger
 
 from ._config import Probe
 
 __all__ = ["APPLICATION_NAME", "Sample", "run_probe"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: How probe sessions show in ``pg_stat_activity``.
 APPLICATION_NAME = "nextmonth-health-db"

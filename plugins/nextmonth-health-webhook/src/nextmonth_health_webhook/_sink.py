@@ -34,15 +34,15 @@ from types import MappingProxyType
 
 import httpx
 import nextmonth_health as nmh
-import structlog
 from attrs import field, frozen
+from nextmonth_health.logs import get_logger
 
 from ._config import WebhookConfig
 from ._payload import dedup_key, payload, wanted
 
 __all__ = ["WebhookSink", "WebhookStats", "retry_after_seconds"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 USER_AGENT = "nextmonth-health-webhook/0.1"
 
