@@ -3,9 +3,12 @@ the same way for every bundled check (and any plugin check that wants it).
 
 A check measures two windows: the whole ``window_seconds`` (five minutes), where a
 moderate, lasting problem adds up, and its ``recent`` last ``fast_window_seconds`` (a
-minute), where a sharp outage shows within seconds. Each is tested at ``alpha / 2``, so
-looking twice costs no extra false alarms. A *spike* is a window that shows a problem
-with that much evidence; it is *severe* when it also crosses the check's critical line.
+minute), where a sharp outage shows within seconds. They share the evidence budget
+(:func:`split_alpha`): a week holds five times as many one-minute windows as five-minute
+ones, so the minute gets a sixth of ``alpha`` and the five minutes the rest, and each
+minute of watching costs the same false alarms whichever window looks. A *spike* is a
+window that shows a problem with that much evidence; it is *severe* when it also crosses
+the check's critical line.
 
 While an incident is open, the recent window alone decides whether it is over: once the
 last minute looks normal again (no longer clearly above the recovery line, at the
@@ -25,11 +28,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from .settings import Settings
 from .stats import past_line
 from .values import Health
 from .windows import Keys, SiteView, Window
 
-__all__ = ["LENIENT_ALPHA", "reaches_people", "verdict"]
+__all__ = ["LENIENT_ALPHA", "reaches_people", "split_alpha", "verdict"]
 
 #: A recent window is calm unless it is this sure to be above the recovery line: lenient,
 #: so a healed key starts cooling down at once, while a key still failing (a clear excess
@@ -42,7 +46,7 @@ def verdict(*, open_incident: bool, calm: bool, spike: bool, severe: bool, quiet
 
     :param open_incident: the check's incident for this key is open.
     :param calm: the recent window looks normal (see the module docstring).
-    :param spike: a window shows a problem with ``alpha / 2`` evidence.
+    :param spike: a window shows a problem with its share of the evidence (:func:`split_alpha`).
     :param severe: that window also crosses the critical line.
     :param quiet: the window is under the recovery line (matters only with no incident).
     """
@@ -63,3 +67,10 @@ def reaches_people(view: SiteView, spike: Window, keys: Keys, usual: float) -> b
     hurt = view.users((spike.signal, keys, True), seconds=seconds)
     active = view.users((spike.signal, keys, False), seconds=seconds)
     return past_line(hurt, active, usual, view.settings.alpha)
+
+
+def split_alpha(alpha: float, settings: Settings) -> tuple[float, float]:
+    """``alpha`` shared between the recent window and the whole one, in proportion to how
+    many of each a week holds: ``(alpha * recent / (recent + whole), alpha * whole / (…))``."""
+    recent, whole = settings.fast_window_seconds, settings.window_seconds
+    return alpha * recent / (recent + whole), alpha * whole / (recent + whole)

@@ -3,7 +3,8 @@
 Each critical route is judged against its own trailing hour. A window shows a spike when it
 holds at least ``api_error_min_count`` errors, an error ratio at least
 ``api_error_spike_factor`` times the usual one (never less than the ``api_error_ratio``
-floor), and when so many errors would be a one-in-``2 / alpha`` chance if the ratio were
+floor), and when so many errors would be less than an ``alpha`` chance (shared between the two
+windows, :func:`~nextmonth_health.evidence.split_alpha`) if the ratio were
 still the usual one — the usual ratio taken with the uncertainty its hour of traffic
 leaves (:func:`~nextmonth_health.stats.ratio_tail`). Two stray errors on a tiny site stay
 quiet; a real spike on a busy one stands out. A spike whose ratio reaches
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
-from ..evidence import LENIENT_ALPHA, reaches_people, verdict
+from ..evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import REQUEST
 from ..stats import past_line, ratio_tail
@@ -116,24 +117,26 @@ class ApiErrorCheck:
         else:
             usual = baseline.ratio
         reference = max(usual, s.api_error_ratio)
-        half = s.alpha / 2
+        at_recent, at_window = split_alpha(s.alpha, s)
 
-        def shows(w: Window) -> bool:
+        def shows(w: Window, alpha: float) -> bool:
             if w.bad < s.api_error_min_count:
                 return False
             if learning:
-                return past_line(w.bad, w.total, reference, half)
+                return past_line(w.bad, w.total, reference, alpha)
             if w.ratio < s.api_error_spike_factor * reference:
                 return False
             if incident is not None:  # judged against the frozen usual ratio
-                return past_line(w.bad, w.total, reference, half)
+                return past_line(w.bad, w.total, reference, alpha)
             return (
                 ratio_tail(w.bad, w.total, baseline.bad, baseline.total, floor=s.api_error_ratio)
-                < half
+                < alpha
             )
 
         recovery = max(s.api_error_recovery_ratio, 1.5 * reference)
-        spike = next((w for w in (recent, window) if shows(w)), None)
+        spike = next(
+            (w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)), None
+        )
         hurt = (REQUEST, keys, True)
         severe = (
             spike is not None

@@ -3,7 +3,8 @@
 The line is judged on evidence, not on the point value of a few samples: "the p75 is above
 3 s" means more than a quarter of loads take longer, so a window shows a problem when so
 many of its loads are slower than ``page_load_slow_seconds`` that it would be a
-one-in-``2 / line_alpha`` chance with only a quarter of them slow. People are shown the point
+less than a ``line_alpha`` chance (shared between the two windows) with only a quarter
+of them slow. People are shown the point
 p75. A problem whose p75 is above ``page_load_critical_seconds`` is critical. Once an
 incident is open, the last minute decides when it is over: its p75 no longer clearly above
 ``page_load_recovery_seconds``.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, verdict
+from ..evidence import LENIENT_ALPHA, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import PAGE_LOAD, REQUEST
 from ..stats import past_line
@@ -51,13 +52,22 @@ class PageLoadCheck:
         )
         recent = window if quiet else view.recent(signal, pages)
 
-        def shows(w: Window) -> bool:
+        at_recent, at_window = split_alpha(s.line_alpha, s)
+
+        def shows(w: Window, alpha: float) -> bool:
             n = w.samples
             return n >= s.page_load_min_samples and past_line(
-                w.above(s.page_load_slow_seconds), n, _ABOVE_P75, s.line_alpha / 2
+                w.above(s.page_load_slow_seconds), n, _ABOVE_P75, alpha
             )
 
-        spike = None if quiet else next((w for w in (recent, window) if shows(w)), None)
+        spike = (
+            None
+            if quiet
+            else next(
+                (w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)),
+                None,
+            )
+        )
         # Users are counted only when the time alone would matter: it costs a store read.
         if (
             spike is not None

@@ -1,31 +1,57 @@
 """Session failures: failed logins plus expired sessions, against the trailing hour.
 
-The usual count is measured against the site's traffic, not the clock: the hour's failures
-per sign-in attempt (per request served, on a site whose sign-ins are not recorded), so a
-busier morning expects more mistyped passwords, and a baseline that holds only the last
-twenty minutes still gives the right rate. A window shows a spike when its count is at
-least ``session_min_count``, at least ``session_spike_factor`` times the count expected
-for its traffic (never less than ``session_floor`` per five minutes, so a quiet hour does
-not make one failure look like a storm), and when so many would be a one-in-``2 / alpha``
-chance at the usual rate, taken with the uncertainty its hour leaves
+The usual count is measured against the site's traffic, not the clock: the hour's failed
+sign-ins per sign-in attempt and its expired sessions per request served (per attempt, on
+a site whose requests are not recorded), so a busier morning expects more mistyped
+passwords, and a baseline that holds only the last twenty minutes still gives the right
+rates. A window shows a spike when its count is at least ``session_min_count``, at least
+``session_spike_factor`` times the count expected for its traffic (never less than
+``session_floor`` per five minutes, so a quiet hour does not make one failure look like a
+storm), and when so many would be less than an ``alpha`` chance (shared between the two
+windows) at the usual rates, taken with the uncertainty the hour's count leaves
 (:func:`~nextmonth_health.stats.count_tail`). It is critical at ``session_critical_factor``
 times the expected count, or when sign-in itself is broken: the failed share of sign-ins
-significantly above ``session_learning_ratio``. While the site's baseline is still being learned, only failed
-sign-ins count, judged against sign-in attempts: a spike is a share significantly above
-``session_learning_ratio``. While an incident is open, the count it opened against is kept
-(the ``threshold``, per five minutes), and the last minute decides when it is over.
+significantly above ``session_learning_ratio``. While the site's baseline is still being
+learned, only failed sign-ins count, judged against sign-in attempts: a spike is a share
+significantly above ``session_learning_ratio``. While an incident is open, the count it
+opened against is kept (the ``threshold``, per five minutes), and the last minute decides
+when it is over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, verdict
+from ..evidence import LENIENT_ALPHA, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import LOGIN, REQUEST, SESSION_EXPIRED
 from ..stats import count_tail, past_line, poisson_sf
 from ..values import Health, Reading
 from ..windows import SiteView, Window
+
+
+class _Expect:
+    """How many failures a window should hold, at the baseline hour's rates: failed
+    sign-ins per sign-in attempt, expired sessions per request served (per attempt, on a
+    site whose requests are not recorded)."""
+
+    __slots__ = ("per_attempt", "per_request", "traffic")
+
+    def __init__(self, per_attempt: float, per_request: float, traffic: str) -> None:
+        self.per_attempt = per_attempt
+        self.per_request = per_request
+        self.traffic = traffic
+
+    @classmethod
+    def of(cls, view: SiteView) -> _Expect:
+        tries, expired = view.baseline(LOGIN), view.baseline(SESSION_EXPIRED)
+        traffic = REQUEST if view.window(REQUEST).total else LOGIN
+        served = view.baseline(traffic).total
+        return cls(tries.ratio, expired.total / served if served else 0.0, traffic)
+
+    def __call__(self, tries: Window, served: Window) -> float:
+        return self.per_attempt * tries.total + self.per_request * served.total
+
 
 #: Who counts as hurt: people whose sign-in failed, or whose session expired.
 _HURT = ((LOGIN, None, True), (SESSION_EXPIRED, None, False))
@@ -46,22 +72,18 @@ class SessionFailureCheck:
             detail = {"failed_logins": logins.bad, "expired_sessions": expiries.total}
             yield self._reading(view, Health.OK, count, None, detail)
             return
-        # Failures are expected in proportion to sign-in attempts (to requests, on a site
-        # whose sign-ins are not recorded).
-        traffic = LOGIN if logins.total else REQUEST
-        fast = s.fast_window_seconds / s.window_seconds
         floor = float(s.session_floor)
+        fast = s.fast_window_seconds / s.window_seconds
         if incident is not None:
             # Judged as it opened: against the count it expected, or (none kept) on the learning line.
             learning = incident.threshold is None
             expected = max(incident.threshold or 0.0, floor)
-            usual = baseline_traffic = per_request = 0.0
+            usual, expect = 0.0, _Expect(0.0, 0.0, REQUEST)
         else:
-            learning = view.learning(traffic)
+            expect = _Expect.of(view)
+            learning = view.learning(expect.traffic)
             usual = view.baseline(LOGIN).bad + view.baseline(SESSION_EXPIRED).total
-            baseline_traffic = view.baseline(traffic).total
-            per_request = usual / baseline_traffic if baseline_traffic else 0.0
-            expected = max(per_request * view.window(traffic).total, floor)
+            expected = max(expect(logins, view.window(expect.traffic)), floor)
             if (logins.bad < s.session_min_count) if learning else (count <= expected):
                 # No more than usual in the five minutes: no spike there, nor in their last minute.
                 detail = {
@@ -76,29 +98,30 @@ class SessionFailureCheck:
         if incident is not None:
             expected_recent = expected * fast
         else:
-            expected_recent = max(per_request * view.recent(traffic).total, floor * fast)
-        half = s.alpha / 2
+            expected_recent = max(expect(recent_logins, view.recent(expect.traffic)), floor * fast)
+        at_recent, at_window = split_alpha(s.alpha, s)
 
-        def shows(n: int, mean: float, tries: Window, window_traffic: int, least: float) -> bool:
+        def shows(n: int, mean: float, tries: Window, least: float, alpha: float) -> bool:
             if learning:
                 return tries.bad >= s.session_min_count and past_line(
-                    tries.bad, tries.total, s.session_learning_ratio, half
+                    tries.bad, tries.total, s.session_learning_ratio, alpha
                 )
             if n < s.session_min_count or n < s.session_spike_factor * mean:
                 return False
             if incident is not None:  # judged against the count it opened against
-                return poisson_sf(n, mean) < half
-            return count_tail(n, window_traffic, usual, baseline_traffic, floor=least) < half
+                return poisson_sf(n, mean) < alpha
+            # The usual rate is known from the hour's ``usual`` failures: its uncertainty.
+            return count_tail(n, mean, usual, usual, floor=least) < alpha
 
         candidates = (
-            (recent, expected_recent, recent_logins, view.recent(traffic).total, floor * fast),
-            (count, expected, logins, view.window(traffic).total, floor),
+            (recent, expected_recent, recent_logins, floor * fast, at_recent),
+            (count, expected, logins, floor, at_window),
         )
         spike = next(
             (
                 (n, mean, tries)
-                for n, mean, tries, seen, least in candidates
-                if shows(n, mean, tries, seen, least)
+                for n, mean, tries, least, alpha in candidates
+                if shows(n, mean, tries, least, alpha)
             ),
             None,
         )

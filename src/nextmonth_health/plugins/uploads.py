@@ -2,7 +2,8 @@
 
 The line is judged on evidence, not on the point value of a small sample: a window shows a
 problem when at least ``upload_min_attempts`` attempts and ``upload_min_failures``
-failures are in it and so many failures would be a one-in-``2 / line_alpha`` chance if no more
+failures are in it and so many failures would be less than a ``line_alpha`` chance (shared
+between the two windows) if no more
 than ``upload_failure_ratio`` of uploads failed — the ratio's lower confidence bound is
 above the line. People are shown the point value. A problem whose ratio is above
 ``upload_critical_ratio`` is critical. Once an incident is open, the last minute decides
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, reaches_people, verdict
+from ..evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import UPLOAD
 from ..stats import past_line
@@ -36,14 +37,23 @@ class UploadFailureCheck:
         )
         recent = window if quiet else view.recent(UPLOAD)
 
-        def shows(w: Window) -> bool:
+        at_recent, at_window = split_alpha(s.line_alpha, s)
+
+        def shows(w: Window, alpha: float) -> bool:
             return (
                 w.total >= s.upload_min_attempts
                 and w.bad >= s.upload_min_failures
-                and past_line(w.bad, w.total, s.upload_failure_ratio, s.line_alpha / 2)
+                and past_line(w.bad, w.total, s.upload_failure_ratio, alpha)
             )
 
-        spike = None if quiet else next((w for w in (recent, window) if shows(w)), None)
+        spike = (
+            None
+            if quiet
+            else next(
+                (w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)),
+                None,
+            )
+        )
         hurt = (UPLOAD, None, True)
         severe = (
             spike is not None
