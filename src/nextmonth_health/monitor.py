@@ -60,6 +60,10 @@ class MonitorStatus:
     plugin_stats: Mapping[str, Any]
     #: Buckets folded but not yet stored: a failed write waiting to be sent again.
     unsent: int = 0
+    #: Events the store has taken (``events_flushed`` less those unsent or lost).
+    events_stored: int = 0
+    #: Events folded but not stored yet (``unsent``'s buckets, in events).
+    unsent_events: int = 0
     #: Ways the store may lose what it keeps (``Store.caveats``), read when the monitor started.
     store_caveats: tuple[str, ...] = ()
     #: Sites still learning what normal looks like (judged on fixed lines only), as of the
@@ -275,8 +279,27 @@ class Monitor:
             self._running = False
             with anyio.CancelScope(shield=True):
                 async with self.fork_gate.unit():
-                    await self.evaluator.store_call(self.recorder.flush)
+                    await self._last_flush()
                     await self._close_plugins()
+
+    async def _last_flush(self) -> None:
+        """Store what is left, waiting at most ``stop_timeout``; count the rest as lost.
+
+        A store that is down or hung when the monitor stops cannot take the last events;
+        they are counted in ``status().drops["store_at_exit"]`` and logged with their
+        number, never dropped silently. A flush still running when time is up is left to
+        finish in its thread: if the store's own timeout ends it, it counts what it held.
+        """
+        timeout = self.settings.stop_timeout
+        with anyio.move_on_after(timeout):
+            try:
+                if self.store.blocking:
+                    await anyio.to_thread.run_sync(self.recorder.flush, abandon_on_cancel=True)
+                else:
+                    self.recorder.flush()
+            except Exception as exc:
+                self.errors.report("recorder.flush", exc)
+        self.recorder.abandon("store_at_exit", wait=0.1)
 
     async def _read_caveats(self) -> None:
         """Tell the operator, once per run, how the store may lose incidents (``Store.caveats``)."""
@@ -507,6 +530,8 @@ class Monitor:
             events_flushed=self.recorder.events_flushed,
             buffered=self.recorder.buffered,
             unsent=self.recorder.unsent,
+            events_stored=self.recorder.events_stored,
+            unsent_events=self.recorder.unsent_events,
             store_caveats=self.store_caveats,
             learning=tuple(sorted(self.evaluator.learning)),
             drops=dict(self.recorder.drops),

@@ -17,11 +17,12 @@ import itertools
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import signals as sig
 from .errors import ErrorReporter
+from .logs import get_logger
 from .settings import Settings
 from .signals import Bucket
 from .sketch import user_hash
@@ -29,6 +30,8 @@ from .store.base import BatchId, Store
 from .visitors import DAY, VisitorKeys
 
 __all__ = ["Recorder"]
+
+log = get_logger(__name__)
 
 BucketKey = tuple[str, str, str, int]
 
@@ -81,11 +84,19 @@ class Recorder:
         #: so a thousand sites on the defaults do not thrash one cache keyed by site.
         self._route_cache: dict[int, dict[str, str]] = {}
         self._lock = threading.Lock()
+        #: Events folded into buckets, and those of them the store has taken.
         self.events_flushed = 0
+        self.events_stored = 0
+        self._unsent_events = 0
+        #: Set once the monitor gave up waiting for the store (:meth:`abandon`): a flush
+        #: still under way then counts what it fails to write as lost, not kept.
+        self._abandoned: str | None = None
 
     @property
     def drops(self) -> Mapping[str, int]:
-        """Events dropped so far, by reason (``buffer_full``, ``invalid``, ``site_limit``, ``store``)."""
+        """Events dropped so far, by reason: ``buffer_full``, ``invalid``, ``site_limit``,
+        ``store`` (the store refused writes for so long that the backlog overflowed) and
+        ``store_at_exit`` (still unwritten when the monitor stopped)."""
         counts = Counter(self._drops)
         if self.overflow:
             counts["buffer_full"] += self.overflow
@@ -100,28 +111,76 @@ class Recorder:
         merged, up to a bound past which they are dropped and counted.
         """
         with self._lock:
-            buckets = self._pending
-            self._pending = {}
-            folded = self._fold(buckets)
-            self.events_flushed += folded
-            if self._unsure is not None:
-                name, batch = self._unsure
-                try:
-                    self.store.write(batch, batch=name)
-                except Exception as exc:
-                    self._errors.report("recorder.flush", exc)
-                    self._keep_pending(buckets, room=_MAX_PENDING_BUCKETS - len(batch))
-                    return folded
-                self._unsure = None
-            if buckets:
-                name = (self.writer, next(self._batches))
-                batch = list(buckets.values())
-                try:
-                    self.store.write(batch, batch=name)
-                except Exception as exc:
-                    self._errors.report("recorder.flush", exc)
-                    self._unsure = (name, batch)
-            return folded
+            try:
+                return self._flush()
+            finally:
+                if self._abandoned is not None:
+                    self._give_up(self._abandoned)
+                self._unsent_events = _events(self._pending.values()) + (
+                    _events(self._unsure[1]) if self._unsure is not None else 0
+                )
+
+    def _flush(self) -> int:
+        buckets = self._pending
+        self._pending = {}
+        folded = self._fold(buckets)
+        self.events_flushed += folded
+        if self._unsure is not None:
+            name, batch = self._unsure
+            try:
+                self.store.write(batch, batch=name)
+            except Exception as exc:
+                self._errors.report("recorder.flush", exc)
+                self._keep_pending(buckets, room=_MAX_PENDING_BUCKETS - len(batch))
+                return folded
+            self._unsure = None
+            self.events_stored += _events(batch)
+        if buckets:
+            name = (self.writer, next(self._batches))
+            batch = list(buckets.values())
+            try:
+                self.store.write(batch, batch=name)
+            except Exception as exc:
+                self._errors.report("recorder.flush", exc)
+                self._unsure = (name, batch)
+            else:
+                self.events_stored += _events(batch)
+        return folded
+
+    def abandon(self, reason: str, *, wait: float) -> int:
+        """Give up on every event not stored yet (buffered, waiting, or in an unsure batch):
+        count them dropped under ``reason``, log it once with the number, and return it.
+
+        What a stopping monitor calls after its last flush failed or ran out of time;
+        ``wait`` bounds how long it waits for a flush still holding the recorder (then
+        only the buffer is counted). An unsure batch may in fact have been applied by a
+        store that lost its reply: it is counted lost, the safe side of "nothing lost
+        silently". A flush stuck in a hung store counts what it holds itself, when the
+        store's own timeout ends it.
+        """
+        self._abandoned = reason
+        if not self._lock.acquire(timeout=wait):
+            # A flush holds the buffer's events: it counts them itself when it fails.
+            return 0
+        try:
+            return self._give_up(reason)
+        finally:
+            self._lock.release()
+
+    def _give_up(self, reason: str) -> int:
+        """Count everything unstored as lost (the lock held): the buffer, waiting and unsure."""
+        lost = len(self.buffer) // FIELDS
+        del self.buffer[:]
+        lost += _events(self._pending.values())
+        if self._unsure is not None:
+            lost += _events(self._unsure[1])
+        self._pending = {}
+        self._unsure = None
+        self._unsent_events = 0
+        if lost:
+            self._drops[reason] += lost
+            log.warning("nextmonth_health.events_lost", reason=reason, events=lost, store=self.store.url)
+        return lost
 
     def _keep_pending(self, buckets: dict[BucketKey, Bucket], room: int) -> None:
         """Keep deltas for the next flush, at most ``room`` buckets; count the rest dropped."""
@@ -130,6 +189,11 @@ class Recorder:
                 self._pending[key] = bucket
             else:
                 self._drops["store"] += bucket.total
+
+    @property
+    def unsent_events(self) -> int:
+        """Events folded but not stored yet, as of the last flush (:attr:`unsent`'s buckets)."""
+        return self._unsent_events
 
     @property
     def unsent(self) -> int:
@@ -392,3 +456,8 @@ class _Cell:
 #: A site over ``max_sites``: its events are dropped (and counted) for the rest of a flush.
 _REFUSED = _Site(None, {}, counted=False)
 
+
+
+def _events(buckets: Iterable[Bucket]) -> int:
+    """The events behind buckets: each event counts once in its bucket's total."""
+    return sum(b.total for b in buckets)

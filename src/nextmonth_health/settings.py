@@ -130,6 +130,11 @@ class Settings:
     )
     check_timeout: float = _setting(10.0, "Longest one check may run before it reads as unknown.", validator=_positive)
     sink_timeout: float = _setting(10.0, "Longest one sink delivery may take before it counts as failed.", validator=_positive)
+    stop_timeout: float = _setting(
+        10.0,
+        "Longest a stopping monitor waits for its last flush; what is still unstored then is counted lost.",
+        validator=_positive,
+    )
     sink_max_attempts: int = _setting(5, "Deliveries to a sink per transition before giving up (counted).", validator=_count)
     sink_backoff_seconds: float = _setting(
         5.0, "First retry delay of a failed delivery; doubles each time, at most 5 minutes.", validator=_positive
@@ -302,6 +307,7 @@ MONITOR_WIDE = frozenset(
         "resolved_retention",
         "trend_retention",
         "sink_timeout",
+        "stop_timeout",
         "sink_max_attempts",
         "sink_backoff_seconds",
     }
