@@ -13,7 +13,9 @@ import pytest
 
 from nextmonth_health.signals import LOGIN, REQUEST, UPLOAD, Bucket
 from nextmonth_health.sketch import user_hash
+from nextmonth_health.errors import StaleLease
 from nextmonth_health.store import Store
+from nextmonth_health.store.base import site_lease
 from nextmonth_health.testing import START
 from nextmonth_health.values import Alert, Incident, IncidentStatus, Severity, timestamp
 
@@ -199,10 +201,35 @@ class StoreContract:
         assert store.visitor_key(day + 1) != key
 
     def test_leases_are_taken_in_batches(self, store: Store) -> None:
-        assert store.acquire_leases(["x", "y"], "me", 30, T0) == [True, True]
-        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 1) == [False, True]
-        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 31) == [True, True], "mine expired"
+        assert store.acquire_leases(["x", "y"], "me", 30, T0) == [1, 1]
+        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 1) == [0, 1]
+        assert store.acquire_leases(["x", "z"], "you", 30, T0 + 31) == [2, 1], "mine expired: a new holder"
         assert store.acquire_leases([], "me", 30, T0) == []
+
+    def test_a_leases_token_grows_with_each_new_holder_only(self, store: Store) -> None:
+        lease = site_lease("s")
+        assert store.acquire_lease(lease, "a", 30, T0) == 1
+        assert store.acquire_lease(lease, "a", 30, T0 + 10) == 1, "a renewal keeps the token"
+        assert store.acquire_lease(lease, "b", 30, T0 + 20) == 0
+        assert store.acquire_lease(lease, "b", 30, T0 + 41) == 2, "a new holder after expiry"
+        store.release_lease(lease, "b")
+        assert store.acquire_lease(lease, "a", 30, T0 + 42) == 3, "a release never lets a token go back"
+        assert store.acquire_lease(site_lease("t"), "a", 30, T0 + 42) == 1, "tokens are per lease"
+
+    def test_a_write_fenced_by_a_stale_token_is_refused_and_writes_nothing(self, store: Store) -> None:
+        lease = site_lease("s")
+        old = store.acquire_lease(lease, "paused", 30, T0)
+        assert store.save_incident(incident("i1"), fence=(lease, old)).id == "i1"
+        new = store.acquire_lease(lease, "standby", 30, T0 + 45)
+        assert new > old
+        escalated = attrs.evolve(incident("i1"), severity=Severity.CRITICAL)
+        with pytest.raises(StaleLease):
+            store.save_incident(escalated, fence=(lease, old))
+        with pytest.raises(StaleLease):
+            store.save_incident(incident("i2", key="/portal"), fence=(lease, old))
+        assert [(i.id, i.severity) for i in store.incidents("s")] == [("i1", "degraded")], "nothing written"
+        assert store.save_incident(escalated, fence=(lease, new)).severity == "critical"
+        assert store.save_incident(incident("i3", site="t")).id == "i3", "an unfenced write still works"
 
     def test_more_users_than_the_exact_limit_are_estimated_closely(self, store: Store) -> None:
         crowd = [f"user-{i}" for i in range(3000)]

@@ -138,7 +138,8 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
         assert key.startswith(b"nmh:{"), key
         tag = key[5 : key.index(b"}")]
         by_site.setdefault(tag, set()).add(key_slot(key))
-    assert by_site.keys() == {b"a", b"b%7Bx%7D%3Ay", b"sites", b"alert-sites", b"lease:leader%3Aa"}
+    assert by_site.keys() == {b"a", b"b%7Bx%7D%3Ay", b"sites", b"alert-sites"}, "a site's lease lives with the site"
+    assert {b"nmh:{a}:lease", b"nmh:{a}:lease:token"} <= set(keys)
     assert all(len(slots) == 1 for slots in by_site.values()), "each site lives in one cluster slot"
     assert ttls[b"nmh:{a}:t:%d" % T0] <= 7200
     assert ttls[b"nmh:{a}:bu:request:%d:/bookings" % T0] <= 7200

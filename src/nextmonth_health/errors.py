@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .logs import get_logger
 
-__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StoreError"]
+__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StaleLease", "StoreError"]
 
 log = get_logger(__name__)
 
@@ -30,6 +30,12 @@ class ConfigError(NextMonthHealthError, ValueError):
 class StoreError(NextMonthHealthError):
     """The store failed to read or write (a damaged, deleted or locked file); the message
     says what to do. The driver's own exception is its ``__cause__``."""
+
+
+class StaleLease(NextMonthHealthError):
+    """A write carried the fencing token of a lease another process has taken since: the
+    writer was paused (a long GC, a frozen VM, a slow probe) past its lease, and its pass
+    must end without effect. Nothing was written."""
 
 
 class ErrorReporter:

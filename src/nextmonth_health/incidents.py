@@ -22,7 +22,7 @@ import attrs
 
 from .alerts import alert_for
 from .settings import Settings
-from .store.base import Store
+from .store.base import Fence, Store
 from .values import (
     SITE_AREA,
     Health,
@@ -49,6 +49,11 @@ class IncidentTracker:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def _save(self, incident: Incident, fence: Fence | None) -> Incident:
+        if fence is None:
+            return self.store.save_incident(incident)
+        return self.store.save_incident(incident, fence=fence)
+
     def apply(
         self,
         site: str,
@@ -58,13 +63,18 @@ class IncidentTracker:
         *,
         checks_run: Iterable[str],
         open_now: Iterable[Incident] | None = None,
+        fence: Fence | None = None,
     ) -> list[Transition]:
         """Fold one pass's readings for a site into its incidents; return what changed.
 
         ``checks_run`` names the checks that ran to completion this pass: their open
         incidents with no reading count as healthy, the others' are left alone.
         ``open_now`` saves a store read when the caller already has the open incidents.
+        ``fence`` is the site lease's token this pass took: every write carries it (on a
+        store with fencing), and a lease taken by another process since raises
+        :class:`~nextmonth_health.errors.StaleLease` before anything is announced.
         """
+        fence = fence if self.store.fencing else None
         if open_now is None:
             open_now = self.store.incidents(site, open_only=True)
         if not open_now:
@@ -78,7 +88,7 @@ class IncidentTracker:
         for reading in readings:
             seen.add((reading.check, reading.key))
             incident = by_key.get((reading.check, reading.key))
-            transition = self._step(incident, reading, at, settings)
+            transition = self._step(incident, reading, at, settings, fence)
             if transition is not None:
                 transitions.append(transition)
         ran = set(checks_run)
@@ -87,13 +97,13 @@ class IncidentTracker:
                 quiet = Reading(
                     check=check, site=site, key=key, area=incident.area, status=Health.OK, subject=incident.summary
                 )
-                transition = self._step(incident, quiet, at, settings)
+                transition = self._step(incident, quiet, at, settings, fence)
                 if transition is not None:
                     transitions.append(transition)
-        return self._commit(transitions, by_key.values(), at)
+        return self._commit(transitions, by_key.values(), at, fence)
 
     def _step(
-        self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings
+        self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings, fence: Fence | None
     ) -> Transition | None:
         health = reading.status
         now_users = reading.affected_users if reading.affected_now is None else reading.affected_now
@@ -124,7 +134,7 @@ class IncidentTracker:
         if health is Health.OK:
             if incident.recovering_since is None:
                 changed = attrs.evolve(incident, recovering_since=at, value=reading.value)
-                self.store.save_incident(changed)
+                self._save(changed, fence)
                 return None
             if (at - incident.recovering_since).total_seconds() < settings.cooldown_seconds:
                 return None
@@ -165,14 +175,17 @@ class IncidentTracker:
             )
             return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident)
         if incident.recovering_since is not None or now_users != incident.affected_now or users != incident.affected_users:
-            self.store.save_incident(
+            self._save(
                 attrs.evolve(
                     incident, recovering_since=None, affected_users=users, affected_now=now_users, value=reading.value
-                )
+                ),
+                fence,
             )
         return None
 
-    def _commit(self, transitions: list[Transition], open_before: Iterable[Incident], at: datetime) -> list[Transition]:
+    def _commit(
+        self, transitions: list[Transition], open_before: Iterable[Incident], at: datetime, fence: Fence | None
+    ) -> list[Transition]:
         """Store the changed incidents and attach each critical one's alert.
 
         One problem, one alert: a critical incident in an area that already has an
@@ -201,7 +214,7 @@ class IncidentTracker:
         committed = []
         for transition in transitions:
             incident = transition.incident
-            stored = self.store.save_incident(incident)
+            stored = self._save(incident, fence)
             if stored.id != incident.id or stored.status != incident.status:
                 continue  # another process got there first: its transition is the one announced
             if incident.alert_id is not None:

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
-import structlog
 from attrs import field, frozen
 
 from .cache import BucketCache, Span
-from .store.base import SiteSums
+from .errors import StaleLease
+from .logs import get_logger
+from .store.base import SiteSums, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -82,11 +83,13 @@ class Evaluation:
 class _SitePass:
     """One site's share of a pass, filled in as it goes."""
 
-    __slots__ = ("failures", "open_now", "pending", "ran", "readings", "site", "transitions")
+    __slots__ = ("failures", "open_now", "pending", "ran", "readings", "site", "token", "transitions")
 
-    def __init__(self, site: str, open_now: list[Incident]) -> None:
+    def __init__(self, site: str, open_now: list[Incident], token: int) -> None:
         self.site = site
         self.open_now = open_now
+        #: The site lease's fencing token this pass took.
+        self.token = token
         self.readings: list[Reading] = []
         self.ran: list[str] = []
         self.failures: list[CheckFailure] = []
@@ -103,6 +106,8 @@ class _BatchRead(NamedTuple):
     windows: dict[str, SiteSums]
     baselines: dict[str, SiteSums]
     recents: dict[str, SiteSums]
+    #: Each led site's lease token: the fence of the pass's writes for it.
+    tokens: dict[str, int]
 
 
 #: What plain checks return: surely not awaitable (an ABC check per call is not free).
@@ -238,14 +243,15 @@ class Evaluator:
         m = self.monitor
         try:
             taken = m.store.acquire_leases(
-                [f"leader:{site}" for site in sites], self.owner, max(3 * m.settings.tick_seconds, 30.0), now
+                [site_lease(site) for site in sites], self.owner, m.settings.lease, now
             )
-            mine = [site for site, ok in zip(sites, taken, strict=True) if ok]
-            lost = [site for site, ok in zip(sites, taken, strict=True) if not ok]
+            tokens = {site: int(token) for site, token in zip(sites, taken, strict=True) if token}
+            mine = [site for site in sites if site in tokens]
+            lost = [site for site in sites if site not in tokens]
             self._windows.forget(lost)  # read whole when this process leads them again
             self._baselines.forget(lost)
             if not mine:
-                return _BatchRead([], {}, {}, {}, {}, {})
+                return _BatchRead([], {}, {}, {}, {}, {}, {})
             open_now = m.store.open_incidents(mine)
         except Exception as exc:
             m.errors.report("store.lease", exc)
@@ -261,7 +267,7 @@ class Evaluator:
             m.errors.report("store.read", exc)
             self._store_down = True
             return None
-        return _BatchRead(mine, settings, open_now, windows, baselines, recents)
+        return _BatchRead(mine, settings, open_now, windows, baselines, recents, tokens)
 
     def _judge(self, read: _BatchRead, now: float) -> list[_SitePass]:
         """Run each site's plain checks on what was read and fold their readings into
@@ -270,7 +276,7 @@ class Evaluator:
         store = self.monitor.store
         outcomes = []
         for site in read.sites:
-            outcome = _SitePass(site, read.open_now.get(site, []))
+            outcome = _SitePass(site, read.open_now.get(site, []), read.tokens[site])
             view = SiteView(
                 site,
                 now,
@@ -309,15 +315,24 @@ class Evaluator:
 
     def _apply(self, outcome: _SitePass, now: float) -> list[Transition]:
         m = self.monitor
+        site = outcome.site
         try:
             return m.tracker.apply(
-                outcome.site,
+                site,
                 outcome.readings,
                 now,
-                m.settings_for(outcome.site),
+                m.settings_for(site),
                 checks_run=outcome.ran,
                 open_now=outcome.open_now,
+                fence=(site_lease(site), outcome.token),
             )
+        except StaleLease:
+            # Paused past the lease (a slow probe, a frozen VM): another process leads the
+            # site now and has judged it since. This pass ends for the site without effect.
+            log.warning("nextmonth_health.stale_pass", site=site, token=outcome.token, owner=self.owner)
+            self._windows.forget([site])
+            self._baselines.forget([site])
+            return []
         except Exception as exc:
             m.errors.report("incidents.apply", exc)
             return []

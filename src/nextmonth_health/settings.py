@@ -106,6 +106,12 @@ class Settings:
     bucket_seconds: int = _setting(10, "Width of a time bucket; windows are whole buckets.", validator=_count)
     tick_seconds: float = _setting(15.0, "How often the runner evaluates every check.", validator=_positive)
     flush_seconds: float = _setting(1.0, "How often recorded events are folded into the store.", validator=_positive)
+    lease_seconds: float | None = _setting(
+        None,
+        "How long a site's leader holds its lease without renewing it (None: three ticks, at least 30 s); "
+        "another process takes over after.",
+        validator=attrs.validators.optional(_positive),
+    )
     buffer_capacity: int = _setting(
         500_000, "Events held between flushes; more are dropped and counted.", validator=_count
     )
@@ -230,6 +236,11 @@ class Settings:
     )
 
     def __attrs_post_init__(self) -> None:
+        if self.lease_seconds is not None and self.lease_seconds < 2 * self.tick_seconds:
+            raise ConfigError(
+                f"lease_seconds ({self.lease_seconds}) must be at least two ticks ({2 * self.tick_seconds}): "
+                "a leader renews its lease once a tick"
+            )
         if self.history_seconds < self.window_seconds + self.baseline_seconds:
             raise ConfigError(
                 f"history_seconds ({self.history_seconds}) must be at least window_seconds + baseline_seconds "
@@ -263,6 +274,11 @@ class Settings:
             raise ConfigError(
                 f"baseline_seconds ({self.baseline_seconds}) must be a whole number of five-minute roll-ups (a multiple of 300)"
             )
+
+    @property
+    def lease(self) -> float:
+        """The lease a leader takes each pass, in seconds (see ``lease_seconds``)."""
+        return self.lease_seconds if self.lease_seconds is not None else max(3 * self.tick_seconds, 30.0)
 
     def area_for(self, path: str) -> str | None:
         """The area a path belongs to by longest configured prefix, or None."""
@@ -302,6 +318,7 @@ MONITOR_WIDE = frozenset(
         "buffer_capacity",
         "max_sites",
         "tick_seconds",
+        "lease_seconds",
         "flush_seconds",
         "history_seconds",
         "resolved_retention",

@@ -19,10 +19,23 @@ from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["BatchId", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket"]
+__all__ = ["BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
 
 #: A recorder's write, as :meth:`Store.write` is told it: (the recorder's id, its number).
 BatchId = tuple[str, int]
+
+#: A write's proof of leadership: the lease's name and the fencing token its acquisition
+#: returned (see :meth:`Store.acquire_lease`).
+Fence = tuple[str, int]
+
+
+def site_lease(site: str) -> str:
+    """The name of the lease whose holder evaluates ``site`` (and may write its incidents).
+
+    Stores keep a lease of this name beside the site's own data, so that a write fenced
+    by it is checked in the same atomic step (one transaction; one Redis slot).
+    """
+    return f"leader:{site}"
 
 
 class Store(abc.ABC):
@@ -31,6 +44,9 @@ class Store(abc.ABC):
     url: str = ""
     #: True when calls do I/O and should run in a worker thread, off the event loop.
     blocking: bool = False
+    #: True when :meth:`save_incident` takes ``fence=`` and refuses stale writes; a store
+    #: that does not (an older third-party one) is written without, and is not fenced.
+    fencing: bool = False
 
     @abc.abstractmethod
     def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
@@ -179,13 +195,19 @@ class Store(abc.ABC):
         """Every site with buckets, incidents or alerts stored."""
 
     @abc.abstractmethod
-    def save_incident(self, incident: Incident) -> Incident:
+    def save_incident(self, incident: Incident, *, fence: Fence | None = None) -> Incident:
         """Insert or replace an incident by id; return what is stored for it afterwards.
 
         Idempotent opening, so that two processes evaluating the same site at once cannot
         produce two incidents: a new open incident whose (site, check, key) already has
         an open one is not stored, and that one is returned; a resolved incident is never
         reopened. The caller announces its transition only if it got its own back.
+
+        ``fence`` (a store with :attr:`fencing`): the write happens only if the lease's
+        token is still the one given, checked atomically with the write; otherwise nothing
+        is written and :class:`~nextmonth_health.errors.StaleLease` is raised. So a leader
+        paused past its lease, whose place another process took, cannot announce a
+        second alert when it wakes.
         """
 
     def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
@@ -215,16 +237,22 @@ class Store(abc.ABC):
         """Mark an alert read by the admin (first acknowledgement wins); None if unknown."""
 
     @abc.abstractmethod
-    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
-        """Take or renew the lease ``name`` for ``ttl`` seconds; False while another owner holds it."""
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> int:
+        """Take or renew the lease ``name`` for ``ttl`` seconds.
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
+        Returns its fencing token — a number that grows with every new holder and stays
+        the same while one owner renews — or 0 (false) while another owner holds it. A
+        store without :attr:`fencing` may return True for a taken lease.
+        """
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[int]:
         """:meth:`acquire_lease` for several leases at once (one write, or one round trip)."""
         return [self.acquire_lease(name, owner, ttl, now) for name in names]
 
     @abc.abstractmethod
     def release_lease(self, name: str, owner: str) -> None:
-        """Give the lease up, only if ``owner`` holds it."""
+        """Give the lease up, only if ``owner`` holds it (its token is kept: the next
+        holder's is greater)."""
 
     @abc.abstractmethod
     def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import attrs
 
+from ..errors import StaleLease
 from ..signals import SIGNALS, Bucket
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
-from .base import HOUR, ROLLUP_WIDTHS, BatchId, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
 from .series import Series
 
 __all__ = ["MemoryStore"]
@@ -164,13 +165,16 @@ def _start(bucket: Bucket) -> int:
 
 
 class MemoryStore(Store):
+    fencing = True
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._buckets: _Table = {}
         self._rollups: dict[int, _Table] = {width: {} for width in ROLLUP_WIDTHS}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, Alert] = {}
-        self._leases: dict[str, tuple[str, float]] = {}
+        #: Lease name -> (holder, expires, fencing token); released leases keep their token.
+        self._leases: dict[str, tuple[str, float, int]] = {}
         self._lock = threading.Lock()
 
     def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
@@ -259,8 +263,10 @@ class MemoryStore(Store):
             found.update(a.site for a in self._alerts.values())
             return found
 
-    def save_incident(self, incident: Incident) -> Incident:
+    def save_incident(self, incident: Incident, *, fence: Fence | None = None) -> Incident:
         with self._lock:
+            if fence is not None and self._leases.get(fence[0], ("", 0.0, 0))[2] != fence[1]:
+                raise StaleLease(f"the lease {fence[0]!r} has a newer holder than token {fence[1]}")
             stored = self._incidents.get(incident.id)
             if stored is not None:
                 if incident.is_open and not stored.is_open:
@@ -321,18 +327,21 @@ class MemoryStore(Store):
                 alert = self._alerts[incident_id] = attrs.evolve(alert, acknowledged_at=at)
             return alert
 
-    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> int:
         with self._lock:
-            holder = self._leases.get(name)
-            if holder is not None and holder[0] != owner and holder[1] > now:
-                return False
-            self._leases[name] = (owner, now + ttl)
-            return True
+            holder, expires, token = self._leases.get(name, ("", 0.0, 0))
+            if holder != owner:
+                if expires > now:
+                    return 0
+                token += 1
+            self._leases[name] = (owner, now + ttl, token)
+            return token
 
     def release_lease(self, name: str, owner: str) -> None:
         with self._lock:
-            if self._leases.get(name, ("", 0.0))[0] == owner:
-                del self._leases[name]
+            holder, _, token = self._leases.get(name, ("", 0.0, 0))
+            if holder == owner:
+                self._leases[name] = ("", 0.0, token)
 
     def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
         with self._lock:

@@ -58,12 +58,12 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StaleLease
 from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, newest_first
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
 
 try:
     import redis
@@ -79,6 +79,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["RedisStore", "StoredUsers"]
 
 log = get_logger(__name__)
+
+#: The prefix of a site's lease name (:func:`~nextmonth_health.store.base.site_lease`).
+_SITE_LEASE: Final = site_lease("")
 
 #: A script call: the script's name, its keys, its other arguments.
 Command = tuple[str, Sequence[Any], Sequence[Any]]
@@ -584,10 +587,13 @@ end
 return count(sets, hlls, KEYS[1])
 """
 
-# KEYS: incidents, open index. ARGV: id, json, open field, '1' when open, ttl.
-# Returns the JSON of the incident stored under the same (check, key) afterwards.
+# KEYS: incidents, open index, the site lease's token. ARGV: id, json, open field, '1' when
+# open, ttl, fencing token or ''. Returns the JSON of the incident stored under the same
+# (check, key) afterwards, or 'stale' (not JSON; nothing written) when the token is not the
+# lease's.
 _SAVE_INCIDENT: Final = """
 local id, doc, field, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6] then return 'stale' end
 local stored = redis.call('HGET', KEYS[1], id)
 if ARGV[4] == '1' then
   if stored and cjson.decode(stored)['status'] ~= 'open' then return stored end
@@ -626,16 +632,23 @@ if redis.call('HSETNX', KEYS[3], id, ARGV[2]) == 1 then redis.call('EXPIRE', KEY
 return {doc, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id)}
 """
 
-# KEYS: the lease. ARGV: owner, ttl in ms, now, now + ttl. Value: "<expires> <owner>".
+# KEYS: the lease, its fencing token. ARGV: owner, ttl in ms, now, now + ttl, the token's
+# TTL. Value: "<expires> <owner>". Returns the token (one more for each new holder; the
+# token outlives the lease), or 0 while another owner holds the lease.
 _ACQUIRE: Final = """
 local held = redis.call('GET', KEYS[1])
+local renew = false
 if held then
   local sep = string.find(held, ' ', 1, true)
   local expires, holder = tonumber(string.sub(held, 1, sep - 1)), string.sub(held, sep + 1)
   if holder ~= ARGV[1] and expires > tonumber(ARGV[3]) then return 0 end
+  renew = holder == ARGV[1]
 end
+local token = redis.call('GET', KEYS[2])
+if not renew or not token then token = redis.call('INCR', KEYS[2]) end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('SET', KEYS[1], ARGV[4] .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return 1
+return tonumber(token)
 """
 
 _RELEASE: Final = """
@@ -739,6 +752,7 @@ class RedisStore(Store):
     """
 
     blocking = True
+    fencing = True
 
     def __init__(
         self,
@@ -1138,7 +1152,7 @@ class RedisStore(Store):
 
     # Incidents and alerts.
 
-    def save_incident(self, incident: Incident) -> Incident:  # type: ignore[override]
+    def save_incident(self, incident: Incident, *, fence: Fence | None = None) -> Incident:
         """Store an incident; return the one stored for its (site, check, key) afterwards.
 
         Opening is idempotent: an open incident whose (check, key) already has a
@@ -1148,22 +1162,27 @@ class RedisStore(Store):
         """
         site = incident.site
         doc = _dumps(incident)
+        if fence is not None and fence[0] != site_lease(site):
+            raise ValueError(f"an incident of {site!r} is fenced by its site's lease, not {fence[0]!r}")
         stored = self._run(
             [
                 (
                     "save_incident",
-                    [self._key(site, "incidents"), self._key(site, "open")],
+                    [self._key(site, "incidents"), self._key(site, "open"), self._lease_key(site_lease(site)) + b":token"],
                     [
                         _encode(incident.id),
                         doc,
                         _encode(f"{incident.check}\x00{incident.key}"),
                         "1" if incident.is_open else "0",
                         self.trend_seconds,
+                        "" if fence is None else str(fence[1]),
                     ],
                 ),
                 self._touch_site(site),
             ]
         )[0]
+        if stored == b"stale":
+            raise StaleLease(f"the lease {fence[0]!r} has a newer holder than token {fence[1]}")  # type: ignore[index]
         return incident if stored == doc else _loads(Incident, stored)
 
     def open_incident(self, incident: Incident) -> bool:
@@ -1265,19 +1284,16 @@ class RedisStore(Store):
 
     # Leases.
 
-    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> int:
         """Take or renew ``name`` until the earlier of ``now + ttl`` (the caller's clock)
-        and ``ttl`` real seconds from now (Redis's own expiry)."""
-        ms = max(1, round(ttl * 1000))
-        args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
-        [taken] = self._run([("acquire", [self._lease_key(name)], args)])
-        return bool(taken)
+        and ``ttl`` real seconds from now (Redis's own expiry); return its fencing token."""
+        return self.acquire_leases([name], owner, ttl, now)[0]
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[int]:
         ms = max(1, round(ttl * 1000))
-        args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl))]
-        replies = self._run([("acquire", [self._lease_key(name)], args) for name in names], batch=True)
-        return [bool(taken) for taken in replies]
+        args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl)), self.trend_seconds]
+        calls = [("acquire", [key, key + b":token"], args) for key in map(self._lease_key, names)]
+        return [int(token) for token in self._run(calls, batch=True)] if calls else []
 
     def visitor_key(self, day: int) -> bytes:
         """Set once by the first process to ask (``SET NX``), gone two days later (its TTL)."""
@@ -1291,6 +1307,10 @@ class RedisStore(Store):
         self._run([("release", [self._lease_key(name)], [_encode(owner)])])
 
     def _lease_key(self, name: str) -> bytes:
+        """A site's lease lives in the site's slot, so a fenced incident write checks its
+        token in the same script; other leases have a slot of their own."""
+        if name.startswith(_SITE_LEASE):
+            return self._key(name[len(_SITE_LEASE) :], "lease")
         return f"{self.prefix}:{{lease:{_escape(name)}}}".encode("utf-8", "surrogatepass")
 
     # Retention.

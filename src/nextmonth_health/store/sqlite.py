@@ -54,12 +54,12 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, StaleLease, StoreError
 from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, BatchId, Row, Store, StoredBucket, rollup_of
+from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -126,6 +126,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # The day's key for counting anonymous visitors, shared by every worker, kept two days.
         "CREATE TABLE visitor_keys (day INTEGER PRIMARY KEY, key BLOB NOT NULL)",
+    ),
+    (
+        # Fencing tokens: each new holder of a lease gets a greater one (see save_incident).
+        "ALTER TABLE leases ADD COLUMN token INTEGER NOT NULL DEFAULT 0",
     ),
 )
 
@@ -199,11 +203,13 @@ _SAVE_ALERT: Final = (
     ", acknowledged_at = coalesce(excluded.acknowledged_at, alerts.acknowledged_at)"
 )
 
-#: Takes a lease that is free, expired or already ours; rowcount 1 when taken.
+#: Takes a lease that is free, expired or already ours; returns its fencing token when
+#: taken (one more than the last holder's for a new owner), no row when another holds it.
 _ACQUIRE: Final = (
-    "INSERT INTO leases (name, owner, expires) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-    "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
-    "OR leases.expires <= ?"
+    "INSERT INTO leases (name, owner, expires, token) VALUES (?, ?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
+    "owner = excluded.owner, expires = excluded.expires, "
+    "token = CASE WHEN leases.owner = excluded.owner THEN max(leases.token, 1) ELSE leases.token + 1 END "
+    "WHERE leases.owner = excluded.owner OR leases.expires <= ? RETURNING token"
 )
 #: Sites per batched read: well under SQLite's limit on bound parameters.
 _SITES_PER_QUERY: Final = 200
@@ -224,6 +230,7 @@ class SQLiteStore(Store):
     """
 
     blocking = True
+    fencing = True
 
     def __init__(self, url: str = "sqlite://", *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         self.url = url
@@ -558,10 +565,14 @@ class SQLiteStore(Store):
 
     # Incidents and alerts.
 
-    def save_incident(self, incident: Incident) -> Incident:
+    def save_incident(self, incident: Incident, *, fence: Fence | None = None) -> Incident:
         row = _row(incident, _INCIDENT_FIELDS)
 
         def work(conn: sqlite3.Connection) -> Incident:
+            if fence is not None:
+                held = conn.execute("SELECT token FROM leases WHERE name = ?", (fence[0],)).fetchone()
+                if held is None or held[0] != fence[1]:
+                    raise StaleLease(f"the lease {fence[0]!r} has a newer holder than token {fence[1]}")
             select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
             found = conn.execute(f"{select} WHERE id = ?", (incident.id,)).fetchone()
             if found is not None:
@@ -657,17 +668,24 @@ class SQLiteStore(Store):
 
     # Leases and trimming.
 
-    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> int:
         return self.acquire_leases([name], owner, ttl, now)[0]
 
-    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[bool]:
-        def work(conn: sqlite3.Connection) -> list[bool]:
-            return [conn.execute(_ACQUIRE, (name, owner, now + ttl, now)).rowcount == 1 for name in names]
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float, now: float) -> list[int]:
+        def work(conn: sqlite3.Connection) -> list[int]:
+            taken = []
+            for name in names:
+                row = conn.execute(_ACQUIRE, (name, owner, now + ttl, now)).fetchone()
+                taken.append(0 if row is None else int(row[0]))
+            return taken
 
         return self._write(work) if names else []
 
     def release_lease(self, name: str, owner: str) -> None:
-        self._write(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)))
+        # The row stays, expired, with its token: the next holder's must be greater.
+        self._write(
+            lambda conn: conn.execute("UPDATE leases SET owner = '', expires = 0 WHERE name = ? AND owner = ?", (name, owner))
+        )
 
     def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
         resolved = _seconds(resolved_before)
