@@ -206,6 +206,16 @@ class StoreContract:
         assert store.acquire_leases(["x", "z"], "you", 30, T0 + 31) == [2, 1], "mine expired: a new holder"
         assert store.acquire_leases([], "me", 30, T0) == []
 
+    def test_write_marks_name_the_newest_bucket_and_count_late_writes(self, store: Store) -> None:
+        assert store.write_marks(["s"]) == {}
+        store.write([bucket(start=T0 + 60)])
+        assert store.write_marks(["s", "t"]) == {"s": (T0 + 60, 0)}
+        store.write([bucket(start=T0 + 50)])
+        assert store.write_marks(["s"]) == {"s": (T0 + 60, 0)}, "a bucket behind, within the margin: in step"
+        store.write([bucket(start=T0 + 30)])
+        store.write([bucket(start=T0 + 70), bucket(start=T0)])
+        assert store.write_marks(["s"]) == {"s": (T0 + 70, 2)}, "writes into buckets 30 and 60 s old are late"
+
     def test_a_leases_token_grows_with_each_new_holder_only(self, store: Store) -> None:
         lease = site_lease("s")
         assert store.acquire_lease(lease, "a", 30, T0) == 1

@@ -6,9 +6,14 @@ the next (fifteen seconds) only the newest few change: every process flushes eac
 so once a bucket ended ``settle`` seconds ago nothing more arrives for it. Each pass reads
 from the store only the buckets that were not yet settled at the previous read, plus the
 new ones, and keeps the settled ones until they leave the span. A site is read whole again
-every ``refresh`` seconds (staggered across sites), so counts that reach the store late —
-a worker that could not flush for a while — are seen within ``refresh``, and a pass never
-spends more than a ``refresh``'s share of sites on whole reads.
+every ``refresh`` seconds (staggered across sites), so a pass never spends more than a
+``refresh``'s share of sites on whole reads; and at once, on the next pass, when the store
+counted a late write for it (:meth:`Store.write_marks
+<nextmonth_health.store.base.Store.write_marks>`): a worker that could not flush for a
+while writes into buckets already settled here. And a bucket is taken as settled only
+``settle`` seconds before the newest the store holds for the site, when that is earlier
+than the evaluator's now: a leader whose clock runs ahead of the writers' does not settle
+the buckets they are still writing.
 
 Used for stores that do I/O (SQLite, Redis); ``memory://`` answers from running sums of
 its own and has nothing to save.
@@ -202,12 +207,13 @@ class _Sums(Lookup[Mapping[str, Bucket]]):
 
 
 class _Entry:
-    __slots__ = ("refresh_at", "runs", "settled", "start")
+    __slots__ = ("late", "refresh_at", "runs", "settled", "start")
 
-    def __init__(self, start: float, refresh_at: float) -> None:
+    def __init__(self, start: float, refresh_at: float, late: int) -> None:
         self.start = start  # complete from here on
         self.settled = start  # buckets starting before this are final
         self.refresh_at = refresh_at
+        self.late = late  # the store's count of late writes when this was read whole
         self.runs: dict[str, dict[str, _Run]] = {}
 
 
@@ -230,10 +236,16 @@ class BucketCache:
         #: Buckets read from the store, in all: what the cache saves shows here.
         self.rows_read = 0
 
-    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
+    def get(
+        self, spans: Mapping[str, Span], now: float, marks: Mapping[str, tuple[int, int]] | None = None
+    ) -> dict[str, SiteSums]:
         """Each site's buckets starting in its span, summed per signal and key (as
         :meth:`Store.sums` answers). The sums are valid during the pass they were
         read for: their histograms come from the cache on first use.
+
+        ``marks``: the store's newest bucket and count of late writes per site
+        (:meth:`Store.write_marks`): buckets settle only before the newest, and a site
+        whose count moved since it was read whole is read whole again.
 
         Sites that need the same range read share one :meth:`Store.read_rows` call.
         Raises what the store raises; the sites of a failed call are forgotten.
@@ -241,10 +253,12 @@ class BucketCache:
         reads: dict[tuple[float, float], list[str]] = defaultdict(list)
         entries = self._entries
         decode = self.store.decode_hist
+        marks = marks or {}
         for site, (start, end, step) in spans.items():
             entry = entries.get(site)
-            if entry is None or start < entry.start or now >= entry.refresh_at:
-                entry = entries[site] = _Entry(start, now + self._next_refresh(site, first=entry is None))
+            newest, writes = marks.get(site, (None, 0))
+            if entry is None or start < entry.start or now >= entry.refresh_at or writes != entry.late:
+                entry = entries[site] = _Entry(start, now + self._next_refresh(site, first=entry is None), writes)
                 read_from = start
             else:
                 read_from = max(start, entry.settled)
@@ -257,8 +271,10 @@ class BucketCache:
                     entry.start = start
             if read_from < end:
                 reads[(read_from, end)].append(site)
-            # Buckets that ended `settle` ago are final, but only up to what was read.
-            entry.settled = min(end, (now - self.settle) // step * step)
+            # Buckets that ended `settle` ago are final, but only up to what was read, and
+            # only before the newest bucket written (writers' clocks may lag this one's).
+            written = now if newest is None else min(now, newest + step)
+            entry.settled = min(end, (written - self.settle) // step * step)
         for (start, end), sites in reads.items():
             try:
                 rows = self.store.read_rows(sites, start, end, width=self.width)

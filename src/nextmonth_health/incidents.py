@@ -37,10 +37,11 @@ from .values import (
 
 __all__ = ["IncidentTracker"]
 
-#: A growing count of people hurt is announced (an ``updated`` transition, the alert text
-#: rewritten) at once when it jumps by this factor, else at most every ``_ANNOUNCE_EVERY``
-#: seconds; in between the incident keeps the exact count quietly, so a long outage
-#: whose count creeps up by a person or two a pass does not message the sinks every pass.
+#: A growing count of people hurt is announced to the sinks (an ``updated`` transition) at
+#: once when it jumps by this factor, else at most every ``_ANNOUNCE_EVERY`` seconds; in
+#: between, the incident and its alert's words keep the exact count quietly (what the
+#: admin view shows), so a long outage whose count creeps up by a person or two a pass
+#: does not message a webhook or a mailbox on every pass.
 _ANNOUNCE_JUMP = 1.2
 _ANNOUNCE_EVERY = 60.0
 
@@ -161,19 +162,20 @@ class IncidentTracker:
                 value=reading.value,
             )
             return Transition(kind=TransitionKind.ESCALATED, incident=changed, previous=incident)
-        if users > incident.affected_users and (
-            users >= _ANNOUNCE_JUMP * incident.affected_users
-            or (at - incident.updated_at).total_seconds() >= _ANNOUNCE_EVERY
-        ):
+        if users > incident.affected_users:
+            loud = (
+                users >= _ANNOUNCE_JUMP * incident.affected_users
+                or (at - incident.updated_at).total_seconds() >= _ANNOUNCE_EVERY
+            )
             changed = attrs.evolve(
                 incident,
                 affected_users=users,
                 affected_now=now_users,
-                updated_at=at,
+                updated_at=at if loud else incident.updated_at,
                 recovering_since=None,
                 value=reading.value,
             )
-            return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident)
+            return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident, quiet=not loud)
         if incident.recovering_since is not None or now_users != incident.affected_now or users != incident.affected_users:
             self._save(
                 attrs.evolve(
@@ -222,7 +224,10 @@ class IncidentTracker:
                     i for i in current.values() if i.alert_id == incident.alert_id and (i.is_open or i is incident)
                 ]
                 transition = attrs.evolve(transition, alert=alert_for(incident.alert_id, members, at))
-            committed.append(transition)
+                if transition.quiet:  # the alert's words follow the count; nobody is told
+                    self.store.save_alert(transition.alert)  # type: ignore[arg-type]
+            if not transition.quiet:
+                committed.append(transition)
         return committed
 
 

@@ -69,6 +69,9 @@ class MonitorStatus:
     #: Sites still learning what normal looks like (judged on fixed lines only), as of the
     #: last pass this process led for them; see :meth:`Monitor.learning`.
     learning: tuple[str, ...] = ()
+    #: Seconds this process's clock is behind (positive) or ahead of the store's clock, or
+    #: of the newest counts other processes wrote, when more than a few; None when in step.
+    clock_skew: float | None = None
     #: Seconds since this process last evaluated while events keep being recorded, once that
     #: is more than three ticks (nothing runs the loop, or a pass hangs); None while all keeps up.
     evaluation_overdue: float | None = None
@@ -534,6 +537,7 @@ class Monitor:
             unsent_events=self.recorder.unsent_events,
             store_caveats=self.store_caveats,
             learning=tuple(sorted(self.evaluator.learning)),
+            clock_skew=self.evaluator.clock_skew,
             drops=dict(self.recorder.drops),
             internal_errors=dict(self.errors.counts),
             sink_pending=self.delivery.pending,

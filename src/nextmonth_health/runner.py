@@ -21,9 +21,10 @@ import anyio
 from attrs import field, frozen
 
 from .cache import BucketCache, Span
+from .clock import SystemClock
 from .errors import StaleLease
 from .logs import get_logger
-from .store.base import SiteSums, site_lease
+from .store.base import SiteSums, Store, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from .checks import Check
     from .monitor import Monitor
     from .settings import Settings
-    from .store.base import Store
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
 
@@ -42,6 +42,10 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 _TRIM_EVERY = 60.0
+
+#: A clock further off than this from the store's (or the others') is said in the log and
+#: in ``status().clock_skew``: windows absorb a minute of it (``AHEAD_SECONDS``), not more.
+SKEW_SECONDS = 5.0
 
 
 @frozen
@@ -130,8 +134,12 @@ class Evaluator:
         #: Sites whose checks judged on fixed lines at their last pass here: still learning
         #: what normal looks like (a reading's ``detail["learning"]``).
         self.learning: frozenset[str] = frozenset()
+        #: Seconds this process's clock is behind (positive) or ahead of the store's (or of
+        #: the newest counts other processes wrote), once more than ``SKEW_SECONDS``.
+        self.clock_skew: float | None = None
         self._passing = threading.Lock()
         store = monitor.store
+        self._store_has_time = type(store).time is not Store.time
         # A store doing I/O is read through caches; memory:// answers from its running sums.
         self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
         self._baselines: _Reader = (
@@ -214,6 +222,14 @@ class Evaluator:
                 await self.store_call(self._trim, now)
             except Exception as exc:
                 m.errors.report("store.trim", exc)
+            if isinstance(m.clock, SystemClock):  # a fake clock is off on purpose
+                try:
+                    store_time = await self.store_call(m.store.time)
+                except Exception as exc:
+                    m.errors.report("store.time", exc)
+                else:
+                    if store_time is not None:
+                        self._note_skew(store_time - m.clock.now(), "the store's clock")
         self.last_evaluation = now
         await self.store_call(m.refresh_notices)
         return Evaluation(
@@ -223,6 +239,21 @@ class Evaluator:
             transitions=tuple(transitions),
             failures=tuple(failures),
         )
+
+    def _note_skew(self, behind: float, reference: str) -> None:
+        """Remember how far this process's clock is off, and say so once per episode."""
+        if abs(behind) <= SKEW_SECONDS:
+            self.clock_skew = None
+            return
+        if self.clock_skew is None:
+            log.warning(
+                "nextmonth_health.clock_skew",
+                seconds=round(behind, 1),
+                reference=reference,
+                owner=self.owner,
+                reason="this process's clock is behind" if behind > 0 else "this process's clock is ahead",
+            )
+        self.clock_skew = behind
 
     def _trim(self, now: float) -> None:
         s = self.monitor.settings
@@ -260,9 +291,15 @@ class Evaluator:
         settings = {site: m.settings_for(site) for site in mine}
         spans = {site: SiteView.spans(now, settings[site]) for site in mine}
         try:
-            windows = self._windows.get({s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now)
+            marks = m.store.write_marks(mine) if m.store.blocking else None
+            if marks and not self._store_has_time:
+                # With no clock of the store's, the others' counts tell a clock behind theirs
+                # (a bucket starts up to one width before its writer's now).
+                ahead = max(start for start, _ in marks.values()) - now
+                self._note_skew(ahead if ahead > SKEW_SECONDS + 10 else 0.0, "the newest counts other processes wrote")
+            windows = self._windows.get({s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now, marks)
             recents = self._windows.recent({s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine})
-            baselines = self._baselines.get({s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now)
+            baselines = self._baselines.get({s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks)
         except Exception as exc:
             m.errors.report("store.read", exc)
             self._store_down = True
@@ -389,7 +426,9 @@ class _Direct:
         self.store = store
         self.width = width
 
-    def get(self, spans: Mapping[str, Span], now: float) -> dict[str, SiteSums]:
+    def get(
+        self, spans: Mapping[str, Span], now: float, marks: Mapping[str, tuple[int, int]] | None = None
+    ) -> dict[str, SiteSums]:
         groups: dict[tuple[float, float], list[str]] = {}
         for site, (start, end, _) in spans.items():
             groups.setdefault((start, end), []).append(site)

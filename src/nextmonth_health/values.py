@@ -197,9 +197,14 @@ class Notice:
 
 @frozen
 class Transition:
-    """A change to an incident that sinks hear about; ``alert`` is set once it is critical."""
+    """A change to an incident that sinks hear about; ``alert`` is set once it is critical.
+
+    A ``quiet`` one is stored but not announced: the count of people creeping up between
+    announcements (see the incident tracker).
+    """
 
     kind: TransitionKind = field(converter=TransitionKind)
     incident: Incident
     previous: Incident | None = None
     alert: Alert | None = None
+    quiet: bool = False

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from .settings import Settings
 from .signals import Bucket, hist_add, hist_index, hist_quantile
 from .store.base import SiteSums, Store
 from .values import Health, Incident
 
-__all__ = ["BASELINE_ROLLUP", "Keys", "SiteView", "Spans", "Window"]
+__all__ = ["AHEAD_SECONDS", "BASELINE_ROLLUP", "Keys", "SiteView", "Spans", "Window"]
 
 #: One key (``"/bookings"``), several, or ``None`` for every key of a signal.
 Keys = str | Iterable[str] | None
@@ -119,10 +119,18 @@ class Window:
         )
 
 
+#: A writer's clock may run ahead of the evaluator's (hosts drift; a VM resumes behind):
+#: windows also hold the buckets of this many seconds past the end of the one ``now`` is
+#: in, so such a writer's counts are judged at once rather than when the evaluator's clock
+#: catches up. While clocks agree there are no such buckets, and nothing changes.
+AHEAD_SECONDS: Final = 60
+
+
 class Spans(NamedTuple):
     """The ranges a view of one moment reads, each as ``(start, end)``."""
 
-    #: The window's raw buckets: ``window_seconds`` up to the end of the bucket now is in.
+    #: The window's raw buckets: ``window_seconds`` up to the end of the bucket now is in,
+    #: and the ``AHEAD_SECONDS`` after it.
     window: tuple[float, float]
     #: Its last ``fast_window_seconds``.
     recent: tuple[float, float]
@@ -151,11 +159,12 @@ class SiteView:
         self._store = store
         self._incidents = incidents or {}
         spans = self.spans(now, settings)
-        self._window_start, end = spans.window
+        self._window_start, self._until = spans.window
         self._recent_start = spans.recent[0]
         self._baseline_span = spans.baseline
-        #: The end of the bucket now is in: the freshest counts are judged too.
-        self.end = end
+        #: The end of the bucket now is in: the freshest counts are judged too. Windows
+        #: also hold the buckets of the next ``AHEAD_SECONDS`` (see :data:`AHEAD_SECONDS`).
+        self.end = self._until - AHEAD_SECONDS
         self._read_window = window
         self._read_baseline = baseline
         self._read_recent = recent
@@ -173,9 +182,10 @@ class SiteView:
         end = (int(now) // step) * step + step
         window_start = end - settings.window_seconds
         baseline_end = window_start - window_start % BASELINE_ROLLUP
+        until = end + AHEAD_SECONDS
         return Spans(
-            (window_start, end),
-            (end - settings.fast_window_seconds, end),
+            (window_start, until),
+            (end - settings.fast_window_seconds, until),
             (baseline_end - settings.baseline_seconds, baseline_end),
         )
 
@@ -214,7 +224,7 @@ class SiteView:
             if self._read_window is not None and start == self._window_start:
                 rows = _pick(self._read_window, signal, None)
             else:
-                rows = self._store.read(self.site, signal, start, self.end)
+                rows = self._store.read(self.site, signal, start, self._until)
             self._fine[(signal, start)] = rows
         return rows
 
@@ -351,4 +361,4 @@ class SiteView:
         ]
         start = self.end - span
         start -= start % self.settings.bucket_seconds
-        return self._store.window_users(self.site, wanted, start, self.end)
+        return self._store.window_users(self.site, wanted, start, self._until)

@@ -1,6 +1,7 @@
 """An evaluating process for the fault tests, run as ``python tests/faults/evaluator.py STORE DIR``.
 
-It runs a monitor on the real clock with short ticks (0.25 s) and lease (1.5 s), a probe
+It runs a monitor on the real clock with short ticks (0.25 s), lease (1.5 s) and
+cool-down (2 s), a probe
 check whose verdict is the content of ``DIR/status`` (``ok``, ``degraded``, ``critical``),
 read *after* a 0.5 s pause — so a pass is always in flight, and a process stopped with
 SIGSTOP wakes with a stale pass to finish — and a sink that appends one JSON line per
@@ -25,6 +26,7 @@ import nextmonth_health as nmh
 TICK = 0.25
 LEASE = 1.5
 PAUSE = 0.5
+COOLDOWN = 2.0
 
 
 class Probe:
@@ -39,7 +41,15 @@ class Probe:
         await anyio.sleep(PAUSE)
         status = self.status.read_text().strip() if self.status.exists() else "ok"
         return [
-            nmh.Reading(check=self.name, site=view.site, key="", area="portal", status=status, subject="Probe", affected_users=5)
+            nmh.Reading(
+                check=self.name,
+                site=view.site,
+                key="",
+                area="portal",
+                status=status,
+                subject="Probe",
+                affected_users=5,
+            )
         ]
 
 
@@ -51,7 +61,12 @@ class Heard:
 
     def send(self, transition: nmh.Transition) -> None:
         line = json.dumps(
-            {"pid": os.getpid(), "kind": str(transition.kind), "severity": str(transition.incident.severity), "alert": transition.alert is not None}
+            {
+                "pid": os.getpid(),
+                "kind": str(transition.kind),
+                "severity": str(transition.incident.severity),
+                "alert": transition.alert is not None,
+            }
         )
         with self.path.open("a") as f:
             f.write(line + "\n")
@@ -73,7 +88,13 @@ class Plugin:
 async def main(store: str, folder: Path) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
     monitor = nmh.Monitor(
-        "acme", store=store, plugins=[Plugin(folder)], load_entrypoints=False, tick_seconds=TICK, lease_seconds=LEASE
+        "acme",
+        store=store,
+        plugins=[Plugin(folder)],
+        load_entrypoints=False,
+        tick_seconds=TICK,
+        lease_seconds=LEASE,
+        cooldown_seconds=COOLDOWN,
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(monitor.run)

@@ -55,15 +55,29 @@ def start(store: str, folder: Path) -> subprocess.Popen[str]:
 def test_a_stopped_leader_wakes_without_alerting_twice(store_url: str, tmp_path: Path) -> None:
     (tmp_path / "status").write_text("degraded")
     leader = start(store_url, tmp_path)
-    wait_for(lambda: any(h["kind"] == "opened" for h in heard(tmp_path)), 10, "the leader to open the incident")
+    wait_for(
+        lambda: any(h["kind"] == "opened" for h in heard(tmp_path)),
+        10,
+        "the leader to open the incident",
+    )
     standby = start(store_url, tmp_path)
     try:
         time.sleep(0.1)  # the leader is mid-pass (every pass waits 0.5 s in the probe)
         leader.send_signal(signal.SIGSTOP)
         (tmp_path / "status").write_text("critical")
-        wait_for(lambda: any(h["kind"] == "escalated" for h in heard(tmp_path)), 10, "the standby to escalate")
+        wait_for(
+            lambda: any(h["kind"] == "escalated" for h in heard(tmp_path)),
+            10,
+            "the standby to escalate",
+        )
         leader.send_signal(signal.SIGCONT)
         time.sleep(1.5)  # the leader finishes its stale pass, and a few more
+        # Paused again while the standby leads, and the problem ends: one resolution.
+        leader.send_signal(signal.SIGSTOP)
+        (tmp_path / "status").write_text("ok")
+        wait_for(lambda: any(h["kind"] == "resolved" for h in heard(tmp_path)), 20, "the incident to resolve")
+        leader.send_signal(signal.SIGCONT)
+        time.sleep(1.5)
     finally:
         for process in (leader, standby):
             process.send_signal(signal.SIGCONT)
@@ -72,6 +86,8 @@ def test_a_stopped_leader_wakes_without_alerting_twice(store_url: str, tmp_path:
     escalations = [h for h in heard(tmp_path) if h["kind"] == "escalated"]
     assert len(escalations) == 1 and escalations[0]["alert"], heard(tmp_path)
     assert escalations[0]["pid"] == standby.pid
+    resolutions = [h for h in heard(tmp_path) if h["kind"] == "resolved"]
+    assert len(resolutions) == 1, heard(tmp_path)
     leader_log = outputs[0][1]
     assert "stale_pass" in leader_log, leader_log
     assert all(process.returncode == 0 for process in (leader, standby)), outputs

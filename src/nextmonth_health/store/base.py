@@ -13,13 +13,13 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
+__all__ = ["LATE_WRITE_SECONDS", "BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
 
 #: A recorder's write, as :meth:`Store.write` is told it: (the recorder's id, its number).
 BatchId = tuple[str, int]
@@ -27,6 +27,12 @@ BatchId = tuple[str, int]
 #: A write's proof of leadership: the lease's name and the fencing token its acquisition
 #: returned (see :meth:`Store.acquire_lease`).
 Fence = tuple[str, int]
+
+#: A write into a bucket older than the newest one its site has, by more than this, is
+#: *late* (see :meth:`Store.write_marks`): an evaluator may already hold that bucket as
+#: settled. Every process flushes each second, so in-sync writers are never this late; a
+#: writer whose clock lags, or that could not flush for a while, is.
+LATE_WRITE_SECONDS: Final = 15
 
 
 def site_lease(site: str) -> str:
@@ -259,6 +265,42 @@ class Store(abc.ABC):
         """Forget raw buckets and five-minute roll-ups older than ``buckets_before``, hourly
         roll-ups older than ``hourly_before``, and incidents (with their alerts) resolved
         before ``resolved_before``."""
+
+    def time(self) -> float | None:
+        """The store's own clock, in Unix seconds, where it has one every process shares
+        (Redis's ``TIME``); None otherwise (SQLite's processes share the host's clock).
+
+        A monitor on the real clock compares it with its own now and then, and says so
+        when they differ by more than a few seconds.
+        """
+        return None
+
+    def write_marks(self, sites: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per site that was written to: the start of its newest bucket, and how many late
+        writes it has had (see :data:`LATE_WRITE_SECONDS`).
+
+        For a reader that keeps a site's settled buckets between passes: it takes buckets
+        as settled only some time before the newest the store holds — not before its own
+        clock's now, which may run ahead of the writers' — and reads the site whole again
+        when its late count moved. So the counts of a worker whose clock runs behind the
+        evaluator's, or that could not flush for a while, are seen on the next pass.
+        Judged by the store against what it holds, so no clock decides it. The default
+        keeps the marks in this object, from :meth:`_note_writes`.
+        """
+        newest = self.__dict__.get("_newest_starts", {})
+        counts = self.__dict__.get("_late_counts", {})
+        return {site: (newest[site], counts.get(site, 0)) for site in sites if site in newest}
+
+    def _note_writes(self, starts: Mapping[str, tuple[int, int]]) -> None:
+        """Count late writes: ``starts`` holds each written site's oldest and newest bucket start."""
+        newest = self.__dict__.setdefault("_newest_starts", {})
+        counts = self.__dict__.setdefault("_late_counts", {})
+        for site, (low, high) in starts.items():
+            seen = newest.get(site)
+            if seen is not None and low < seen - LATE_WRITE_SECONDS:
+                counts[site] = counts.get(site, 0) + 1
+            if seen is None or high > seen:
+                newest[site] = high
 
     def note_evaluations(self, sites: Sequence[str], at: float) -> None:
         """Remember that these sites were evaluated at ``at`` (one write per pass).

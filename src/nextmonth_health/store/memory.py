@@ -179,8 +179,15 @@ class MemoryStore(Store):
 
     def write(self, buckets: Sequence[Bucket], *, batch: BatchId | None = None) -> None:
         with self._lock:
+            starts: dict[str, tuple[int, int]] = {}
             for bucket in buckets:
-                name = (bucket.site, bucket.signal)
+                site, start = bucket.site, bucket.start
+                seen = starts.get(site)
+                if seen is None:
+                    starts[site] = (start, start)
+                elif start < seen[0] or start > seen[1]:
+                    starts[site] = (min(seen[0], start), max(seen[1], start))
+                name = (site, bucket.signal)
                 key = bucket.key
                 for width, table in self._rollups.items():
                     keys = table.get(name) or table.setdefault(name, {})
@@ -189,6 +196,7 @@ class MemoryStore(Store):
                 keys = self._buckets.get(name) or self._buckets.setdefault(name, {})
                 series = keys.get(key) or keys.setdefault(key, Series(users=True))
                 series.add(bucket, bucket.start, keep=True)
+            self._note_writes(starts)
 
     def caveats(self) -> tuple[str, ...]:
         return (

@@ -63,7 +63,7 @@ from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
+from .base import HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
 
 try:
     import redis
@@ -354,6 +354,20 @@ for kind, list in pairs(indexes) do
   local index = prefix .. kind[2]
   for i = 1, #list, 4000 do call('ZADD', index, unpack(list, i, min(i + 3999, #list))) end
   call('EXPIRE', index, kind[3])
+end
+-- The site's newest bucket, and a count of late writes (LATE_WRITE_SECONDS, the ARGV
+-- before the lines): a call whose oldest bucket is older than the newest by more than that.
+local oldest, newest
+for start in pairs(ats) do
+  local t = tonumber(start)
+  oldest, newest = min(oldest or t, t), max(newest or t, t)
+end
+if oldest then
+  local marks = prefix .. 'w'
+  local seen = tonumber(call('HGET', marks, 'newest') or '')
+  if seen and oldest < seen - tonumber(ARGV[#ARGV - 1]) then call('HINCRBY', marks, 'late', 1) end
+  if not seen or newest > seen then call('HSET', marks, 'newest', fmt('%d', newest)) end
+  call('EXPIRE', marks, raw_ttl)
 end
 return count
 """
@@ -822,6 +836,10 @@ class RedisStore(Store):
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
 
+    def time(self) -> float:
+        seconds, micros = self._client.time()
+        return seconds + micros / 1e6
+
     def caveats(self) -> tuple[str, ...]:
         """A Redis that keeps nothing on disk (no append-only file, no save points).
 
@@ -997,6 +1015,7 @@ class RedisStore(Store):
             *head,
             len(signals),
             *(_encode(_escape(signal)) for signal in signals),
+            LATE_WRITE_SECONDS,
             _encode("".join(lines)),
         ]
 
@@ -1294,6 +1313,19 @@ class RedisStore(Store):
         args = [_encode(owner), ms, repr(float(now)), repr(float(now + ttl)), self.trend_seconds]
         calls = [("acquire", [key, key + b":token"], args) for key in map(self._lease_key, names)]
         return [int(token) for token in self._run(calls, batch=True)] if calls else []
+
+    def write_marks(self, sites: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Kept by the write script (see :data:`_WRITE`), one HMGET per site in one pipeline."""
+        if not sites:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for site in sites:
+            pipe.hmget(self._key(site, "w"), "newest", "late")
+        return {
+            site: (int(newest), int(late or 0))
+            for site, (newest, late) in zip(sites, pipe.execute(), strict=True)
+            if newest is not None
+        }
 
     def visitor_key(self, day: int) -> bytes:
         """Set once by the first process to ask (``SET NX``), gone two days later (its TTL)."""

@@ -59,7 +59,7 @@ from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, rollup_of
+from .base import HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -130,6 +130,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # Fencing tokens: each new holder of a lease gets a greater one (see save_incident).
         "ALTER TABLE leases ADD COLUMN token INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        # Per site, the newest bucket written and how many writes came late (write_marks).
+        "CREATE TABLE site_writes (site TEXT PRIMARY KEY, newest INTEGER NOT NULL, late INTEGER NOT NULL)",
     ),
 )
 
@@ -210,6 +214,12 @@ _ACQUIRE: Final = (
     "owner = excluded.owner, expires = excluded.expires, "
     "token = CASE WHEN leases.owner = excluded.owner THEN max(leases.token, 1) ELSE leases.token + 1 END "
     "WHERE leases.owner = excluded.owner OR leases.expires <= ? RETURNING token"
+)
+#: Notes a write's newest bucket for its site, and counts it late when its oldest bucket
+#: is older than the newest already written by more than LATE_WRITE_SECONDS.
+_NOTE_WRITES: Final = (
+    "INSERT INTO site_writes (site, newest, late) VALUES (?1, ?2, 0) ON CONFLICT (site) DO UPDATE SET "
+    "late = site_writes.late + (?3 < site_writes.newest - ?4), newest = max(site_writes.newest, ?2)"
 )
 #: Sites per batched read: well under SQLite's limit on bound parameters.
 _SITES_PER_QUERY: Final = 200
@@ -501,12 +511,28 @@ class SQLiteStore(Store):
                 else:
                     sums.add(bucket)
 
+        starts: dict[str, tuple[int, int]] = {}
+        for site, _, _, start in raw:
+            low, high = starts.get(site, (start, start))
+            starts[site] = (min(low, start), max(high, start))
+
         def work(conn: sqlite3.Connection) -> None:
             _add(conn, "buckets", raw)
             for width, table in rollups.items():
                 _add(conn, ROLLUP_TABLES[width], table)
+            conn.executemany(
+                _NOTE_WRITES, [(site, high, low, LATE_WRITE_SECONDS) for site, (low, high) in starts.items()]
+            )
 
         self._write(work)
+
+    def write_marks(self, sites: Sequence[str]) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        with self._connection() as conn:
+            for chunk in _chunks(list(sites), _SITES_PER_QUERY):
+                query = f"SELECT site, newest, late FROM site_writes WHERE site IN ({_marks(len(chunk))})"
+                found.update((site, (int(newest), int(late))) for site, newest, late in conn.execute(query, chunk))
+        return found
 
     def read(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:
         rows = self._read(
