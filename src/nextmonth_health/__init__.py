@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checks import Check
 from .clock import Clock, SystemClock
-from .errors import ConfigError, NextMonthHealthError, StoreError
+from .errors import ConfigError, NextMonthHealthError, StaleLease, StoreError
 from .hookspecs import hookimpl
 from .monitor import Monitor, MonitorStatus
 from .notices import MessageRenderer
@@ -41,6 +41,7 @@ __all__ = [
     "Reading",
     "Settings",
     "SiteView",
+    "StaleLease",
     "Severity",
     "Store",
     "StoreError",

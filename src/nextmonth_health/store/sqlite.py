@@ -248,6 +248,8 @@ class SQLiteStore(Store):
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
+        #: The newest bucket this process noted per site (see :meth:`write_marks`).
+        self._noted: dict[str, int] = {}
         self._pid = os.getpid()
         self._closed = False
         #: The file the connections are open on: (device, inode), checked before each write.
@@ -515,6 +517,13 @@ class SQLiteStore(Store):
         for site, _, _, start in raw:
             low, high = starts.get(site, (start, start))
             starts[site] = (min(low, start), max(high, start))
+        # Most flushes write into buckets this process already noted: nothing to tell.
+        noted = self._noted
+        starts = {
+            site: (low, high)
+            for site, (low, high) in starts.items()
+            if (seen := noted.get(site)) is None or high > seen or low < seen - LATE_WRITE_SECONDS
+        }
 
         def work(conn: sqlite3.Connection) -> None:
             _add(conn, "buckets", raw)
@@ -525,6 +534,8 @@ class SQLiteStore(Store):
             )
 
         self._write(work)
+        for site, (_, high) in starts.items():
+            self._noted[site] = max(high, self._noted.get(site, high))
 
     def write_marks(self, sites: Sequence[str]) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
