@@ -46,7 +46,7 @@ class Received:
     def part(self, subtype: str) -> str:
         found = self.message.get_body(preferencelist=(subtype,))
         assert found is not None and found.get_content_type() == f"text/{subtype}"
-        return found.get_content()
+        return found.get_content().replace("\r\n", "\n")  # as a mail client shows it
 
 
 @define
@@ -89,11 +89,9 @@ class Handler:
             return reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        login = session.login_data.login.decode() if isinstance(session.login_data, LoginPassword) else None
+        tls = session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None
         with self.lock:
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), message, session.ssl is not None, login)
-            )
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, tls, session.auth_data))
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
 
@@ -188,7 +186,7 @@ def smtp_server(server_tls: ssl.SSLContext) -> Iterator[Callable[..., SmtpServer
 
             def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
                 ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == login
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False, auth_data=data.login.decode() if ok else None)
 
             kwargs["authenticator"] = authenticate
             kwargs["auth_require_tls"] = True
@@ -335,7 +333,7 @@ def make_sink(fake_clock: FakeClock) -> Iterator[Callable[..., EmailSink]]:
 
     yield make
     for sink in sinks:
-        sink.close(timeout=1.0)
+        sink.close(timeout=0.2)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -350,11 +348,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 @pytest.fixture
 def retry_now(fake_clock: FakeClock) -> Callable[[EmailSink], float]:
-    """Wait for the sink to schedule a retry, move the fake clock to it; returns the delay."""
+    """Wait for the sink to schedule its next retry, move the fake clock to it; returns the delay."""
+
+    def scheduled(sink: EmailSink) -> float | None:
+        due = sink.stats.next_retry_at
+        return due if due is not None and due > fake_clock.now() else None
 
     def advance(sink: EmailSink) -> float:
-        assert wait_until(lambda: sink.stats.next_retry_at is not None), sink.stats
-        due = sink.stats.next_retry_at
+        assert wait_until(lambda: scheduled(sink) is not None), sink.stats
+        due = scheduled(sink)
         assert due is not None
         delay = due - fake_clock.now()
         fake_clock.advance(max(0.0, delay))

@@ -82,6 +82,9 @@ class Connection:
             smtp = smtplib.SMTP_SSL(timeout=config.timeout, context=config.tls)
         else:
             smtp = smtplib.SMTP(timeout=config.timeout)
+        # Built unconnected so that abort() can reach a conversation stuck on its greeting;
+        # connect() does not record the host that TLS checks the certificate against.
+        smtp._host = config.host
         with self._lock:
             self._current = smtp
         try:
