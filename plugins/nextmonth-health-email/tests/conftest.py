@@ -261,7 +261,6 @@ def _no_smtp_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-
 # Sinks and transitions, without a monitor.
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -96,7 +96,9 @@ def test_credentials_come_from_the_environment_and_never_show(monkeypatch: pytes
     assert "hunter2" not in repr(config)
     monkeypatch.setenv("ACME_SMTP_USER", "acme")
     monkeypatch.setenv("ACME_SMTP_PASS", "s3cret")
-    other = parse_config(options("smtp://mail.acme.example", username_env="ACME_SMTP_USER", password_env="ACME_SMTP_PASS"))
+    other = parse_config(
+        options("smtp://mail.acme.example", username_env="ACME_SMTP_USER", password_env="ACME_SMTP_PASS")
+    )
     assert other is not None and other.credentials is not None and other.credentials.username == "acme"
 
 
@@ -107,8 +109,10 @@ def test_credentials_come_from_the_environment_and_never_show(monkeypatch: pytes
         (options("ftp://mail.acme.example"), r"url must be smtp://host:port .* or smtps://host:port .*, got ftp://…"),
         (
             options("smtp://health:s3cret@mail.acme.example:587"),
-            r"url must not carry credentials \(got smtp://\*\*\*@mail.acme.example:587\): put the user name in "
-            r"\$NEXTMONTH_HEALTH_SMTP_USERNAME and the password in \$NEXTMONTH_HEALTH_SMTP_PASSWORD",
+            (
+                r"url must not carry credentials \(got smtp://\*\*\*@mail.acme.example:587\): put the user name in "
+                r"\$NEXTMONTH_HEALTH_SMTP_USERNAME and the password in \$NEXTMONTH_HEALTH_SMTP_PASSWORD"
+            ),
         ),
         (options("smtp://mail.acme.example:99999"), "is not a number from 1 to 65535"),
         (options("smtp://mail.acme.example/inbox"), "with no path or query"),
@@ -118,7 +122,10 @@ def test_credentials_come_from_the_environment_and_never_show(monkeypatch: pytes
         (options("smtp://mail.acme.example", to=[]), "to must be an email address or a non-empty list"),
         (options("smtp://mail.acme.example", to="rob@acme.example\r\nBcc: x@evil.example"), "to must be an email"),
         (options("smtp://mail.acme.example", recipients=["rob@acme.example"]), "unknown option 'recipients'"),
-        (options("smtp://mail.acme.example", max_attempt=3), "unknown option 'max_attempt'; did you mean 'max_attempts'"),
+        (
+            options("smtp://mail.acme.example", max_attempt=3),
+            "unknown option 'max_attempt'; did you mean 'max_attempts'",
+        ),
         (options("smtp://mail.acme.example", admin_url="admin.acme.example"), "admin_url must be the admin view's"),
         (options("smtp://mail.acme.example", ca_file="/nonexistent/ca.pem"), "ca_file: cannot load CA certificates"),
         (options("smtps://mail.acme.example", require_starttls=True), "require_starttls applies to smtp://"),
@@ -145,7 +152,9 @@ def test_mistakes_fail_at_start_up_saying_what_to_fix(fake_clock: FakeClock, opt
 
 def test_half_the_credentials_is_a_mistake(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NEXTMONTH_HEALTH_SMTP_USERNAME", "health@acme.example")
-    with pytest.raises(nmh.ConfigError, match=r"\$NEXTMONTH_HEALTH_SMTP_USERNAME is set but \$NEXTMONTH_HEALTH_SMTP_PASSWORD is not"):
+    with pytest.raises(
+        nmh.ConfigError, match=r"\$NEXTMONTH_HEALTH_SMTP_USERNAME is set but \$NEXTMONTH_HEALTH_SMTP_PASSWORD is not"
+    ):
         parse_config(options("smtp://mail.acme.example"))
 
 
@@ -155,7 +164,9 @@ def test_each_site_gets_its_recipients_on_top_of_the_monitor_wide_options(fake_c
         store="memory://",
         clock=fake_clock,
         load_entrypoints=False,
-        plugin_settings={"email": options("smtp://mail.nextmonth.example", admin_url="https://admin.nextmonth.example")},
+        plugin_settings={
+            "email": options("smtp://mail.nextmonth.example", admin_url="https://admin.nextmonth.example")
+        },
         sites={
             "beta": {"plugin_settings": {"email": {"to": ["owner@beta.example", "rob@acme.example"]}}},
             "gamma": {"plugin_settings": {"cdn": {"urls": []}}},  # its own plugin_settings, no email entry

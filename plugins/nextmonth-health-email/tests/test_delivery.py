@@ -93,7 +93,13 @@ def test_wrong_credentials_are_retried_then_counted_as_refused(
     monkeypatch.setenv("ACME_SMTP_USER", "health@acme.example")
     monkeypatch.setenv("ACME_SMTP_PASSWORD", "battery staple")
     sink = make_sink(
-        options(server.url, ca_file=ca_file, username_env="ACME_SMTP_USER", password_env="ACME_SMTP_PASSWORD", max_attempts=2)
+        options(
+            server.url,
+            ca_file=ca_file,
+            username_env="ACME_SMTP_USER",
+            password_env="ACME_SMTP_PASSWORD",
+            max_attempts=2,
+        )
     )
     with capture_logs("nextmonth_health_email") as logs:
         sink.send(transition())
@@ -327,7 +333,9 @@ def test_a_resolution_waits_for_its_alert_while_another_site_goes_ahead(
     sink = make_sink(None, acme=options(good.url), beta=options(closed_port))
     sink.send(transition(site="beta", incident_id="beta-1"))
     assert wait_until(lambda: sink.stats.next_retry_at is not None)  # beta's server is down: waiting to retry
-    sink.send(transition("resolved", site="beta", incident_id="beta-1", alert_resolved=True, at=T0 + timedelta(minutes=9)))
+    sink.send(
+        transition("resolved", site="beta", incident_id="beta-1", alert_resolved=True, at=T0 + timedelta(minutes=9))
+    )
     sink.send(transition(site="acme", incident_id="acme-1"))
     assert wait_until(lambda: sink.stats.sent == 1)  # acme's alert did not wait for beta's retries
     assert len(good.received) == 1

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.anyio
 ADMIN = "https://admin.acme.example/admin/system-health"
 
 
-def build(clock: FakeClock, email: dict[str, Any], *plugins: Any, site: str = "acme-studio", **settings: Any) -> nmh.Monitor:
+def build(
+    clock: FakeClock, email: dict[str, Any], *plugins: Any, site: str = "acme-studio", **settings: Any
+) -> nmh.Monitor:
     return nmh.Monitor(
         site,
         store="memory://",
@@ -199,6 +201,7 @@ async def test_html_is_escaped_and_headers_cannot_be_injected(
     assert received.rcpt_tos == ["rob@acme.example"] and received.message["Bcc"] is None
     assert "\n" not in received.message["Subject"] and "Bcc: eve@evil.example" in received.message["Subject"]
     assert received.message["X-NextMonth-Health-Site"] == "acme <b>studio</b>"
+    assert "the resolution will be on the admin page" in received.part("plain")  # no promise of a second email
     sink.close()
 
 

@@ -227,7 +227,13 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     admin_url = opts["admin_url"]
     if admin_url is not None:
         parts = urlsplit(admin_url) if isinstance(admin_url, str) else None
-        if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        if (
+            parts is None
+            or parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
             raise _fail(
                 where,
                 "admin_url must be the admin view's http(s) address, e.g. "
@@ -235,12 +241,14 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
             )
         admin_url = admin_url.rstrip("/")
     ca_file = opts["ca_file"]
-    if ca_file is not None and (not isinstance(ca_file, str | os.PathLike) or not str(ca_file)):
-        raise _fail(where, f"ca_file must be the path of a PEM file of CA certificates, got {ca_file!r}")
+    if ca_file is not None:
+        if not isinstance(ca_file, str | os.PathLike) or not str(ca_file):
+            raise _fail(where, f"ca_file must be the path of a PEM file of CA certificates, got {ca_file!r}")
+        ca_file = os.fspath(ca_file)
     try:
-        tls = ssl.create_default_context(cafile=None if ca_file is None else os.fspath(ca_file))
+        tls = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise _fail(where, f"ca_file: cannot load CA certificates from {os.fspath(ca_file)!r} ({exc})") from None
+        raise _fail(where, f"ca_file: cannot load CA certificates from {ca_file!r} ({exc})") from None
     explicit = "username_env" in raw or "password_env" in raw
     config = EmailConfig(
         url=url,
@@ -253,7 +261,7 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
         to=tuple(header for header, _ in recipients),
         to_addresses=tuple(dict.fromkeys(bare for _, bare in recipients)),
         admin_url=admin_url,
-        ca_file=None if ca_file is None else os.fspath(ca_file),
+        ca_file=ca_file,
         credentials=_credentials(where, opts["username_env"], opts["password_env"], explicit),
         send_resolved=_flag(where, "send_resolved", opts["send_resolved"]),
         timeout=_number(where, "timeout", opts["timeout"]),

@@ -132,21 +132,23 @@ def _facts(transition: nmh.Transition, kind: str) -> list[tuple[str, str]]:
     return facts
 
 
-def _footer(kind: str) -> str:
-    if kind == ALERT:
+def _footer(kind: str, config: EmailConfig) -> str:
+    if kind == ALERT and config.send_resolved:
         return (
             "You will get one more email, when this is resolved. Updates in between "
             "(more people affected) are on the admin page."
         )
+    if kind == ALERT:
+        return "Updates (more people affected) and the resolution will be on the admin page."
     return "No action needed. This closes the alert sent earlier."
 
 
-def _text(transition: nmh.Transition, kind: str, link: str | None, named: str | None) -> str:
+def _text(transition: nmh.Transition, kind: str, config: EmailConfig, link: str | None, named: str | None) -> str:
     lines = [*_message_lines(transition, named), ""]
     lines += [f"{name}: {value}" for name, value in _facts(transition, kind)]
     if link is not None:
         lines.append(f"Incident: {link}")
-    lines += ["", _footer(kind), "", "— nextmonth-health"]
+    lines += ["", _footer(kind, config), "", "— nextmonth-health"]
     return "\n".join(lines) + "\n"
 
 
@@ -169,7 +171,9 @@ padding:24px 28px">
 """
 
 
-def _html(transition: nmh.Transition, kind: str, subject: str, link: str | None, named: str | None) -> str:
+def _html(
+    transition: nmh.Transition, kind: str, config: EmailConfig, subject: str, link: str | None, named: str | None
+) -> str:
     e = html.escape
     heading, *rest = _message_lines(transition, named)
     facts = "".join(
@@ -190,7 +194,7 @@ def _html(transition: nmh.Transition, kind: str, subject: str, link: str | None,
         lines="<br>\n".join(e(line) for line in rest),
         facts=facts,
         link=button,
-        footer=e(_footer(kind)),
+        footer=e(_footer(kind, config)),
     )
 
 
@@ -218,6 +222,6 @@ def compose(transition: nmh.Transition, kind: str, config: EmailConfig, named: s
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
     message["X-NextMonth-Health-Site"] = _one_line(transition.incident.site)
     message["X-NextMonth-Health-Alert"] = _one_line(alert.incident_id)
-    message.set_content(_text(transition, kind, link, named))
-    message.add_alternative(_html(transition, kind, subject, link, named), subtype="html")
+    message.set_content(_text(transition, kind, config, link, named))
+    message.add_alternative(_html(transition, kind, config, subject, link, named), subtype="html")
     return message

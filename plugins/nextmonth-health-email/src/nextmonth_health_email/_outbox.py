@@ -246,10 +246,10 @@ class Outbox:
                         s.changed.notify_all()
                     return None
                 now = self._clock.now()
-                job, wake = self._next(s, now)
-                if job is not None:
-                    job.busy = True
-                    return job
+                due, wake = self._next(s, now)
+                if due is not None:
+                    due.busy = True
+                    return due
                 wait = None if wake is None else wake - now
                 if wait is not None and not self._real_time:
                     wait = min(wait, _POLL)
@@ -264,7 +264,7 @@ class Outbox:
                 self._deliver(job.payload)
             except Failed as failure:
                 self._failed(s, job, failure)
-            except Exception as exc:  # noqa: BLE001 - the worker outlives anything one delivery does
+            except Exception as exc:  # the worker outlives anything one delivery does
                 log.exception(f"{self._event}.error", **job.context)
                 self._failed(s, job, Failed(type(exc).__name__, str(exc), drop_as="error", retry=False))
             else:
@@ -293,13 +293,11 @@ class Outbox:
 
     def backoff(self, attempt: int, policy: RetryPolicy) -> float:
         """Exponential, capped, with "equal jitter": between half and all of ``backoff × 2^(attempt-1)``."""
-        step = min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1))
+        step = min(policy.max_backoff, policy.backoff * 2.0 ** (attempt - 1))
         return step * self._rng.uniform(0.5, 1.0)
 
     def _log_drop(self, reason: str, job: _Job, detail: str) -> None:
-        log.warning(
-            f"{self._event}.dropped", reason=reason, detail=detail, attempts=job.attempts, **job.context
-        )
+        log.warning(f"{self._event}.dropped", reason=reason, detail=detail, attempts=job.attempts, **job.context)
 
 
 _LIVE: weakref.WeakSet[Outbox] = weakref.WeakSet()

@@ -35,6 +35,10 @@ log = get_logger(__name__)
 _REMEMBER = 10_000
 
 
+def _frozen_counts(counts: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(counts))
+
+
 @frozen
 class EmailStats:
     """What the sink has done since it was built (``monitor.status().plugin_stats["email"]``).
@@ -60,7 +64,7 @@ class EmailStats:
     duplicates: int
     skipped: int
     recipients_refused: int
-    dropped: Mapping[str, int] = field(converter=lambda d: MappingProxyType(dict(d)))
+    dropped: Mapping[str, int] = field(converter=_frozen_counts)
     last_error: str | None = None
     next_retry_at: float | None = None
 

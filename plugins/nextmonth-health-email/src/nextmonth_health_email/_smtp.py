@@ -84,7 +84,7 @@ class Connection:
             smtp = smtplib.SMTP(timeout=config.timeout)
         # Built unconnected so that abort() can reach a conversation stuck on its greeting;
         # connect() does not record the host that TLS checks the certificate against.
-        smtp._host = config.host
+        smtp._host = config.host  # type: ignore[attr-defined]
         with self._lock:
             self._current = smtp
         try:
