@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ def test_the_defaults():
     assert (config.timeout, config.queue_size, config.max_attempts, config.backoff, config.max_backoff) == (
         10.0,
         100,
-        8,
+        10,
         2.0,
         300.0,
     )
@@ -234,3 +236,49 @@ def test_the_plugins_command_shows_a_mistake_and_exits_1(tmp_path: Path):
     assert email["status"] == "broken"
     assert "url must not carry credentials" in email["errors"][0]
     assert "s3cret" not in result.stdout + result.stderr
+
+
+# The README: its options table is the code's, and its Python examples run.
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "`None`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value!r}`"
+
+
+def test_the_readme_lists_every_option_with_its_default():
+    from nextmonth_health_email._config import _DEFAULTS
+
+    section = README.read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    options_table = {name: default.strip() for name, default in rows}
+    assert list(options_table) == list(_DEFAULTS)
+    for name, default in _DEFAULTS.items():
+        expected = "— (required)" if name in {"url", "from", "to"} else _shown(default)
+        assert options_table[name] == expected, name
+
+
+def test_the_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)  # the examples' monitors use the default SQLite file
+    monkeypatch.setenv("NEXTMONTH_HEALTH_LOAD_PLUGINS", "email")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        scope: dict[str, Any] = {}
+        exec(compile(block, str(README), "exec"), scope)  # noqa: S102 - the README's own example
+        monitor = scope["monitor"]
+        assert monitor.plugin_failures == ()
+        email_sink(monitor).close()
+    configs = configs_of(monitor)
+    assert configs["beta-studio"].to == ("owner@beta.example", "rob@example.com")
+    assert configs["gamma-studio"] is None
+    toml = re.findall(r"```toml\n(.*?)```", README.read_text(), re.DOTALL)
+    [settings] = [tomllib.loads(block)["plugin_settings"]["email"] for block in toml]
+    assert parse_config(settings).implicit_tls

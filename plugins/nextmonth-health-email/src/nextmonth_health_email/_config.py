@@ -57,7 +57,7 @@ _DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "send_resolved": True,
         "timeout": 10.0,
         "queue_size": 100,
-        "max_attempts": 8,
+        "max_attempts": 10,
         "backoff": 2.0,
         "max_backoff": 300.0,
     }
