@@ -7,6 +7,7 @@ backoff in real time. Only socket timeouts are real (a fraction of a second here
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -343,3 +344,37 @@ def test_a_resolution_waits_for_its_alert_while_another_site_goes_ahead(
     retry_now(sink)
     assert wait_until(lambda: sink.stats.attempts == 3)
     assert sink.stats.queued == 2  # still the alert first
+
+
+def test_close_does_not_wait_for_a_retry_due_later(
+    make_sink: MakeSink, closed_port: str, retry_now: Callable[[EmailSink], float]
+):
+    sink = make_sink(options(closed_port, backoff=60.0, max_backoff=600.0))
+    sink.send(transition())
+    assert wait_until(lambda: sink.stats.next_retry_at is not None)  # refused; next try in a minute or so
+    started = time.perf_counter()
+    sink.close(timeout=5.0)
+    assert time.perf_counter() - started < 0.5  # nothing could go out within the 5 s: no point waiting
+    assert dict(sink.stats.dropped) == {"shutdown": 1}
+
+
+def test_a_forked_child_starts_with_an_empty_queue_and_its_own_worker(
+    make_sink: MakeSink, smtp_server: StartServer, silent_server: SilentServer
+):
+    server = smtp_server()
+    sink = make_sink(None, acme=options(silent_server.url, timeout=30.0), beta=options(server.url))
+    sink.send(transition(site="acme"))  # the parent's worker now sits on the silent server
+    assert wait_until(lambda: len(silent_server.accepted) == 1)
+    pid = os.fork()
+    if pid == 0:  # the child: none of the parent's email, a worker of its own
+        code = 1
+        try:
+            if sink.stats.queued == 0:
+                sink.send(transition(site="beta", incident_id="from-the-child"))
+                code = 0 if sink.wait_idle(5) and sink.stats.sent == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [r.message["X-NextMonth-Health-Alert"] for r in server.received] == ["from-the-child"]
+    assert sink.stats.queued == 1 and sink.stats.sent == 0  # the parent's email is still the parent's

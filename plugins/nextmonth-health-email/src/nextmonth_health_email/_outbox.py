@@ -204,12 +204,22 @@ class Outbox:
     def close(self, timeout: float = 5.0) -> None:
         """Give the jobs up to ``timeout`` seconds, then stop the worker (idempotent).
 
-        A delivery still blocked on the network is interrupted; whatever is left is
-        counted as dropped (``shutdown``), as is anything put afterwards.
+        It stops waiting early when nothing left can go out in time (every job waits for
+        a retry due later). A delivery still blocked on the network is interrupted;
+        whatever is left is counted as dropped (``shutdown``), as is anything put
+        afterwards.
         """
         s = self._state
-        self.wait_idle(timeout)
+        deadline = self._clock.now() + timeout
+
+        def settled() -> bool:
+            if any(job.busy for job in s.jobs):
+                return False
+            due, wake = self._next(s, self._clock.now())
+            return due is None and (wake is None or wake > deadline)
+
         with s.lock:
+            s.changed.wait_for(settled, timeout)
             s.closed = True
             s.stop.set()
             s.changed.notify_all()

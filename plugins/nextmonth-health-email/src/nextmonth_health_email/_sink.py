@@ -12,8 +12,10 @@ so on trio it would need its own loop in a thread anyway.)
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -98,13 +100,22 @@ class EmailSink:
         capacity = default.queue_size if default is not None else max(c.queue_size for c in present)
         self._connection = Connection()
         self._outbox = Outbox(
-            "nextmonth-health-email", capacity, self._deliver, clock=clock, rng=rng, interrupt=self._connection.abort
+            "nextmonth-health-email", capacity, self._deliver, clock=clock, rng=rng, interrupt=self._abort
         )
         self._lock = threading.Lock()
         self._skipped = 0
         self._recipients_refused = 0
         #: What each active alert's message named last: its resolution names the same.
         self._named: OrderedDict[str, str] = OrderedDict()
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Locks a parent's thread held at the fork are not ours (the outbox resets itself)."""
+        self._lock = threading.Lock()
+        self._connection = Connection()
+
+    def _abort(self) -> None:
+        self._connection.abort()
 
     def config_for(self, site: str) -> EmailConfig | None:
         return self._configs.get(site, self._configs.get(None))
@@ -186,3 +197,14 @@ class EmailSink:
                 server=config.url,
                 alert_id=transition.alert.incident_id if transition.alert else None,
             )
+
+
+_LIVE: weakref.WeakSet[EmailSink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_LIVE):
+        sink._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
