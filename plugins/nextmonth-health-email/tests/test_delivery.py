@@ -144,65 +144,46 @@ def test_no_starttls_where_it_is_needed_sends_nothing(
 
 
 @pytest.mark.parametrize(
-    ("command", "reply", "reason"),
+    ("command", "reply", "reason", "dropped"),
     [
-        ("MAIL", "550 5.7.1 Sender not allowed to relay", "mail 550"),
-        ("RCPT", "554 5.7.1 Relay access denied", "rcpt 554"),
-        ("DATA", "554 5.6.0 Message rejected as spam", "data 554"),
+        ("MAIL", "550 5.7.1 Sender not allowed to relay", "mail 550", "refused"),
+        ("RCPT", "554 5.7.1 Relay access denied", "rcpt 554", "refused"),
+        ("DATA", "554 5.6.0 Message rejected as spam", "data 554", "refused"),
+        ("RCPT", "451 4.3.0 Try again later", "rcpt 451", "gave_up"),
     ],
 )
-def test_a_refusing_server_is_retried_and_then_the_email_goes_through(
+def test_refusals_are_retried_with_backoff_and_jitter_then_given_up_and_counted(
     make_sink: MakeSink,
     smtp_server: StartServer,
     retry_now: Callable[[EmailSink], float],
     command: str,
     reply: str,
     reason: str,
-):
-    server = smtp_server()
-    server.refuse(command, reply, times=3)
-    sink = make_sink(options(server.url, backoff=2.0))
-    sink.send(transition())
-    delays = [retry_now(sink) for _ in range(3)]
-    assert sink.wait_idle(5)
-    assert len(server.received) == 1
-    assert all(2.0 * 2**n * 0.5 <= d <= 2.0 * 2**n for n, d in enumerate(delays)), delays
-    assert len(set(delays)) == 3 and delays != [1.0, 2.0, 4.0]  # jittered, not the bare half-steps
-    stats = sink.stats
-    assert (stats.sent, stats.attempts, stats.retries, stats.dropped_total, stats.last_error) == (1, 4, 3, 0, reason)
-    assert len(server.commands("MAIL")) == 4
-
-
-@pytest.mark.parametrize(
-    ("command", "reply", "dropped"),
-    [
-        ("MAIL", "550 5.7.1 Sender not allowed to relay", "refused"),
-        ("RCPT", "550 5.1.1 Mailbox unavailable", "refused"),
-        ("DATA", "554 5.6.0 Message rejected", "refused"),
-        ("RCPT", "451 4.3.0 Try again later", "gave_up"),
-    ],
-)
-def test_a_server_that_keeps_refusing_is_given_up_and_counted(
-    make_sink: MakeSink,
-    smtp_server: StartServer,
-    retry_now: Callable[[EmailSink], float],
-    command: str,
-    reply: str,
     dropped: str,
 ):
     server = smtp_server()
-    server.refuse(command, reply, times=3)
-    sink = make_sink(options(server.url, max_attempts=3))
+    server.refuse(command, reply, times=5)  # three for the first email, two for the next
+    sink = make_sink(options(server.url, backoff=2.0, max_attempts=3))
     with capture_logs("nextmonth_health_email") as logs:
         sink.send(transition())
-        retry_now(sink)
-        retry_now(sink)
-        assert sink.wait_idle(5)
-        sink.send(transition("escalated", incident_id="next"))  # the server is back: the next one goes through
-        assert sink.wait_idle(5)
+        delays = [retry_now(sink), retry_now(sink)]
+        assert sink.wait_idle(5)  # refused three times: given up
+        sink.send(transition("escalated", incident_id="next"))
+        delays += [retry_now(sink), retry_now(sink)]
+        assert sink.wait_idle(5)  # refused twice, then taken
     assert [r.message["X-NextMonth-Health-Alert"] for r in server.received] == ["next"]
+    steps = [2.0, 4.0, 2.0, 4.0]
+    assert all(step / 2 <= delay <= step for step, delay in zip(steps, delays, strict=True)), delays
+    assert len(set(delays)) == 4  # jittered: not the bare steps, not one another
     stats = sink.stats
-    assert (stats.sent, stats.attempts, stats.retries, dict(stats.dropped)) == (1, 4, 2, {dropped: 1})
+    assert (stats.sent, stats.attempts, stats.retries, dict(stats.dropped), stats.last_error) == (
+        1,
+        6,
+        4,
+        {dropped: 1},
+        reason,
+    )
+    assert len(server.commands("MAIL")) == 6
     [event] = [e for e in logs if e["event"] == "nextmonth_health_email.dropped"]
     assert (event["reason"], event["alert_id"], event["email"], event["server"], event["attempts"]) == (
         dropped,

@@ -39,7 +39,10 @@ def build(
     )
 
 
-def email_sink(monitor: nmh.Monitor) -> EmailSink:
+def email_sink(monitor: nmh.Monitor, internal_errors: Any = None) -> EmailSink:
+    """The monitor's email sink; with ``internal_errors``, anything the monitor swallows fails the test."""
+    if internal_errors is not None:
+        internal_errors(monitor)
     [sink] = [s for s in monitor.sinks if s.name == "email"]
     assert isinstance(sink, EmailSink)
     return sink
@@ -56,8 +59,7 @@ async def test_an_outage_emails_the_alert_then_its_resolution(
 ):
     server = smtp_server()
     monitor = build(fake_clock, options(server.url, admin_url=ADMIN + "/"))
-    internal_errors(monitor)
-    sink = email_sink(monitor)
+    sink = email_sink(monitor, internal_errors)
     transitions: list[nmh.Transition] = []
     for step in range(60):
         traffic(monitor, ok=not 8 <= step < 20)  # two calm minutes, three failing, then fixed
@@ -146,8 +148,7 @@ async def test_an_incident_joining_the_alert_and_growing_impact_send_nothing_mor
     errors = Probe("media_errors", "API Errors on /media-upload route")
     uploads = Probe("media_uploads", "Media upload failures")
     monitor = build(fake_clock, options(server.url), errors, uploads, cooldown_seconds=60)
-    internal_errors(monitor)
-    sink = email_sink(monitor)
+    sink = email_sink(monitor, internal_errors)
     errors.status = "critical"
     [first] = (await monitor.evaluate()).transitions
     fake_clock.advance(15)
@@ -186,8 +187,7 @@ async def test_html_is_escaped_and_headers_cannot_be_injected(
         site="acme <b>studio</b>",
         cooldown_seconds=60,
     )
-    internal_errors(monitor)
-    sink = email_sink(monitor)
+    sink = email_sink(monitor, internal_errors)
     hostile.status = "critical"
     await monitor.evaluate()
     assert len(await recover(monitor, fake_clock, hostile)) == 1
@@ -219,13 +219,12 @@ async def test_each_site_mails_its_own_recipients(
             "gamma": {"plugin_settings": {}},  # no email entry: no email for gamma
         },
     )
-    internal_errors(monitor)
+    sink = email_sink(monitor, internal_errors)
     for site in ("acme-studio", "beta", "gamma"):
         monitor.record_request("/", status=200, duration=0.1, site=site)
     probe.status = "critical"
     evaluation = await monitor.evaluate()
     assert sorted(t.incident.site for t in evaluation.opened) == ["acme-studio", "beta", "gamma"]
-    sink = email_sink(monitor)
     assert sink.wait_idle(5)
     assert sorted((r.message["X-NextMonth-Health-Site"], tuple(r.rcpt_tos)) for r in server.received) == [
         ("acme-studio", ("rob@acme.example",)),
@@ -239,8 +238,7 @@ async def test_a_hanging_server_never_holds_the_pass_or_the_request_path(
 ):
     timeout = 1.0
     monitor = build(fake_clock, options(silent_server.url, timeout=timeout, max_attempts=2))
-    internal_errors(monitor)
-    sink = email_sink(monitor)
+    sink = email_sink(monitor, internal_errors)
     passes: list[float] = []
     records: list[float] = []
 
@@ -291,8 +289,7 @@ async def test_the_monitor_closes_the_sink_when_it_stops(
     server = smtp_server()
     probe = Probe("media_errors", "API Errors on /media-upload route")
     monitor = build(fake_clock, options(server.url), probe)
-    internal_errors(monitor)
-    sink = email_sink(monitor)
+    sink = email_sink(monitor, internal_errors)
     probe.status = "critical"
     async with monitor.running():
         await monitor.evaluate()
