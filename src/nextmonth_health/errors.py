@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .logs import get_logger
 
-__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StoreError"]
+__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StoreError", "is_store_error"]
 
 log = get_logger(__name__)
 
@@ -30,6 +30,13 @@ class ConfigError(NextMonthHealthError, ValueError):
 class StoreError(NextMonthHealthError):
     """The store failed to read or write (a damaged, deleted or locked file); the message
     says what to do. The driver's own exception is its ``__cause__``."""
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """A store that failed (``StoreError``, or its client library's error): the environment, not a bug."""
+    return isinstance(exc, StoreError) or any(
+        kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__
+    )
 
 
 class ErrorReporter:
