@@ -182,9 +182,11 @@ def test_without_credentials_the_admin_view_is_closed(
     page: Any, base: str, monitor: nmh.Monitor, serve_asgi: Callable[[Any], str]
 ) -> None:
     for path in ("", "/api/alerts", "/api/trends", "/widget.js", "/static/widget.css"):
-        response = page.goto(f"{base}{PREFIX}{path}")
-        assert response.status == 401, path
-        assert ALERT_TEXT not in page.content()
+        response = page.goto(f"{base}{PREFIX}{path}")  # a person opening it: sent to sign in
+        assert page.url == f"{base}{PREFIX}/signin?next={PREFIX}{path}", path
+        assert response.status == 200 and ALERT_TEXT not in page.content()
+        script = page.request.get(f"{base}{PREFIX}{path}", headers={"accept": "application/json"})
+        assert script.status == 401 and script.json() == {"error": "sign in required"}, path
     closed = serve_asgi(asgi(HealthApp(monitor, admin_routes=admin_routes())))
     page.set_extra_http_headers({"Authorization": f"Bearer {TOKEN}"})
     for path in ("", "/signin", "/api/alerts", "/widget.js"):
@@ -208,7 +210,8 @@ def test_sign_in_then_acknowledge_with_the_form(page: Any, base: str, monitor: n
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{base}{PREFIX}/signin")
     assert seen == {"dialogs": [], "errors": []}
-    assert page.goto(f"{base}{PREFIX}/").status == 401
+    page.goto(f"{base}{PREFIX}/")
+    assert page.url == f"{base}{PREFIX}/signin?next={PREFIX}/", "signed out: the page asks to sign in again"
 
 
 def test_the_widget_in_a_host_admin_panel(page: Any, base: str, monitor: nmh.Monitor) -> None:
