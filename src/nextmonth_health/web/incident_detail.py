@@ -144,10 +144,11 @@ def _check_info(monitor: Monitor, name: str) -> dict[str, Any]:
 
 
 def _requests(monitor: Monitor, incident: Incident, reads: trends.Reads) -> dict[str, Any]:
-    """Requests and 5xx answers on the incident's route(s) while it was open."""
+    """Requests and 5xx answers on the incident's route(s) from the window that opened it
+    (``window_seconds`` before it opened) until it resolved."""
     s = monitor.settings_for(incident.site)
     now = monitor.clock.now()
-    opened = int(incident.opened_at.timestamp())
+    opened = int(incident.opened_at.timestamp()) - s.window_seconds
     closed = int(incident.resolved_at.timestamp()) if incident.resolved_at is not None else int(now) + 1
     keys = None if incident.key == "*" else {incident.key}
     exact = opened >= now - s.history_seconds
@@ -163,7 +164,7 @@ def _requests(monitor: Monitor, incident: Incident, reads: trends.Reads) -> dict
     return {
         "requests": total,
         "errors_5xx": bad,
-        "counted": "by bucket while it was open" if exact else "by whole hours (older buckets are kept hourly)",
+        "counted": "by bucket" if exact else "by whole hours (older buckets are kept hourly)",
         "status_codes": None,
         "why_no_codes": "The store counts requests and 5xx answers per route, not each status code, "
         "so there is no breakdown by code.",

@@ -347,11 +347,12 @@ def _points(measure: Measure, reads: Reads, slots: list[tuple[int, int]], fine_f
     return tuple(points)
 
 
-def _resolution_note(slots: list[tuple[int, int]], fine_from: int, range_: str) -> str:
+def _resolution_note(slots: list[tuple[int, int]], fine_from: int, range_: str, history: int) -> str:
     if range_ != "24h" or slots[0][1] == FIVE_MINUTES:
         return ""
-    return (f"Five-minute points from {clock_time(fine_from)} UTC; hourly before (the store keeps "
-            "five-minute detail only that long).")
+    return (f"Five-minute points from {clock_time(fine_from)} UTC, hourly before: the store keeps "
+            f"five-minute detail for {history // 3600 if history % 3600 == 0 else round(history / 3600, 1)} hours "
+            "(history_seconds).")
 
 
 def trend_series(
@@ -393,7 +394,8 @@ def trend_series(
         out.append(
             Series(measure.check, measure.key, measure.title, measure.unit, range_, measure.threshold,
                    _points(measure, reads, slots, fine_from, end), measure.threshold_label,
-                   start=slots[0][0], end=now, shades=shades, note=_resolution_note(slots, fine_from, range_))
+                   start=slots[0][0], end=now, shades=shades,
+                   note=_resolution_note(slots, fine_from, range_, monitor.settings_for(site).history_seconds))
         )
     return out
 
@@ -732,7 +734,7 @@ def render_svg(series: Series) -> str:
     ticks = _time_ticks(x0, x1, series.range)
     for t, label in ticks:
         frac = x(t) / _UNITS_W * 100
-        if frac < 6 or frac > 88:
+        if frac < 6 or frac > 84:
             continue  # keep clear of the ends (the right one says "now")
         labels.append(
             f'<text class="trend-axis trend-x" x="{frac:.2f}%" y="{HEIGHT - 14}" text-anchor="middle" '
