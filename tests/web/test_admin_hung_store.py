@@ -64,7 +64,7 @@ def host_latencies(base: str, seconds: float) -> list[float]:
 
 
 def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
-    redis_alone: RedisServer, serve_asgi: Callable[[Any], str], tmp_path_factory: pytest.TempPathFactory,
+    redis_alone: RedisServer, serve_asgi: Callable[[Any], str], artifacts: Path,
     internal_errors: Callable[[Any], Any],
 ) -> None:
     clock = FakeClock()
@@ -119,9 +119,7 @@ def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
         "admin_answers": len(answers),
         "admin_seconds": {"min": min(a[2] for a in answers), "max": max(a[2] for a in answers)},
     }
-    out = tmp_path_factory.getbasetemp() / "artifacts"
-    out.mkdir(exist_ok=True)
-    (out / "hung-store-latency.json").write_text(json.dumps(report, indent=2))
+    (artifacts / "hung-store-latency.json").write_text(json.dumps(report, indent=2))
     print("hung store:", json.dumps(report))
 
     assert len(frozen) > 100
@@ -167,7 +165,7 @@ def test_a_wsgi_worker_gives_up_on_a_hung_store_after_the_deadline(
     monitor.store.close()
 
 
-def test_the_deadline_is_a_setting_of_the_app(tmp_path: Path) -> None:
+def test_the_deadline_is_a_setting_of_the_app() -> None:
     monitor = nmh.Monitor("acme", store="memory://", load_entrypoints=False)
     assert HealthApp(monitor).deadline.seconds == 1.0
     assert HealthApp(monitor, deadline=2.5).deadline.seconds == 2.5
