@@ -254,18 +254,22 @@ class Reads:
     def __init__(self, monitor: Monitor, site: str) -> None:
         self.store = monitor.store
         self.site = site
-        self._cache: dict[tuple[str, int, int, int], list[Bucket]] = {}
+        self._cache: dict[tuple[str, int], tuple[int, int, list[Bucket]]] = {}
 
     def rows(self, signal: str, width: int, start: int, end: int) -> list[Bucket]:
-        """Roll-ups ``width`` wide (0: raw buckets) of a signal starting in ``[start, end)``."""
-        key = (signal, width, start, end)
-        found = self._cache.get(key)
-        if found is None:
-            if width:
-                found = self.store.read_rollup(self.site, signal, width, start, end)
-            else:
-                found = self.store.read(self.site, signal, start, end)
-            self._cache[key] = found
+        """Roll-ups ``width`` wide (0: raw buckets) of a signal starting in ``[start, end)``;
+        a span inside one already read is answered from it (read the widest span first)."""
+        held = self._cache.get((signal, width))
+        if held is not None and held[0] <= start and end <= held[1]:
+            if (held[0], held[1]) == (start, end):
+                return held[2]
+            return [row for row in held[2] if start <= row.start < end]
+        if width:
+            found = self.store.read_rollup(self.site, signal, width, start, end)
+        else:
+            found = self.store.read(self.site, signal, start, end)
+        if held is None or end - start > held[1] - held[0]:
+            self._cache[(signal, width)] = (start, end, found)
         return found
 
     def merged(
