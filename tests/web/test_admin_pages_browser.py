@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from playwright.sync_api import Page, expect
 from starlette.applications import Starlette
@@ -29,6 +27,8 @@ from nextmonth_health.testing import START, FakeClock
 from nextmonth_health.web.auth import token_authorizer
 
 from ..redis_server import RedisServer
+from .test_admin import evaluate
+from .test_admin import open_incident as outage
 from .test_admin_browser import a_week_of_traffic, watch
 
 PREFIX = "/admin/system-health"
@@ -38,19 +38,6 @@ UTC_TIME = r"\d{1,2} [A-Z][a-z]{2}, \d{2}:\d{2}(:\d{2})? UTC"
 PANEL = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Panel</title></head>
 <body><header><h1>Acme admin</h1><nmh-health-alerts></nmh-health-alerts></header>
 <script src="{PREFIX}/widget.js" defer></script></body></html>"""
-
-
-def evaluate(m: nmh.Monitor) -> None:
-    """One pass in a thread of its own: Playwright's sync API owns this thread's event loop."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, m.evaluate).result()
-
-
-def outage(m: nmh.Monitor, clock: FakeClock, users: int = 15, site: str | None = None) -> None:
-    for i in range(users):
-        m.record_request("/media-upload", 503, 0.2, user=f"u-{i}", site=site)
-    clock.advance(15)
-    evaluate(m)
 
 
 class Site:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio
 import pytest
 
 import nextmonth_health as nmh
@@ -18,16 +16,11 @@ from nextmonth_health.web import HealthApp, Request, Response
 from nextmonth_health.web.admin import admin_routes
 from nextmonth_health.web.auth import token_authorizer
 
-from .test_admin import assert_inert
+from .test_admin import assert_inert, evaluate
 
 PREFIX = "/admin/system-health"
 TOKEN = "detail-token-0123456789abcdef"
 BEARER = {"authorization": f"Bearer {TOKEN}", "host": "127.0.0.1:8000"}
-
-
-def evaluate(m: nmh.Monitor) -> None:
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, m.evaluate).result()
 
 
 def get(app: HealthApp, path: str, headers: dict[str, str] | None = None, query: str = "") -> Response:
@@ -45,14 +38,20 @@ def minutes(m: nmh.Monitor, clock: FakeClock, count: int, bad: int, *, every: in
             evaluate(m)
 
 
-@pytest.fixture
-def story(internal_errors: Callable[[Any], Any]) -> tuple[nmh.Monitor, FakeClock, Incident]:
-    """Quiet traffic, an outage of 5xx on /media-upload that alerts, an acknowledgement, recovery."""
+def an_outage(internal_errors: Callable[[Any], Any], outage_minutes: int) -> tuple[nmh.Monitor, FakeClock]:
+    """Seventy quiet minutes, then ``outage_minutes`` of 12 in 20 requests answering 503."""
     clock = FakeClock(START - 3600)
     m = nmh.Monitor("acme-studio", store="memory://", clock=clock, load_entrypoints=False)
     internal_errors(m)
     minutes(m, clock, 70, bad=0)
-    minutes(m, clock, 6, bad=12)
+    minutes(m, clock, outage_minutes, bad=12)
+    return m, clock
+
+
+@pytest.fixture
+def story(internal_errors: Callable[[Any], Any]) -> tuple[nmh.Monitor, FakeClock, Incident]:
+    """Quiet traffic, an outage of 5xx on /media-upload that alerts, an acknowledgement, recovery."""
+    m, clock = an_outage(internal_errors, 6)
     [incident] = m.incidents()
     assert incident.severity == "critical" and incident.is_open
     m.store.acknowledge_alert(incident.id, nmh.values.timestamp(clock.now()))
@@ -141,11 +140,7 @@ def test_the_incident_is_linked_from_the_list_the_alert_and_the_apis(
 
 
 def test_an_open_incident_says_who_is_hurt_now(internal_errors: Callable[[Any], Any]) -> None:
-    clock = FakeClock(START - 3600)
-    m = nmh.Monitor("acme-studio", store="memory://", clock=clock, load_entrypoints=False)
-    internal_errors(m)
-    minutes(m, clock, 70, bad=0)
-    minutes(m, clock, 3, bad=12)
+    m, _ = an_outage(internal_errors, 3)
     [incident] = m.incidents()
     app = HealthApp(m, authorize=token_authorizer(TOKEN), admin_routes=admin_routes())
     shown = " ".join(" ".join(assert_inert(get(app, f"/incidents/{incident.id}").body.decode()).text).split())

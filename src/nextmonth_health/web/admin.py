@@ -167,21 +167,28 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-def _common(app: HealthApp, request: Request) -> dict[str, Any]:
-    """What every signed-in page shows around its content."""
+def _page(app: HealthApp, request: Request, template: str, live: Any, **context: Any) -> Response:
+    """A signed-in, live page: ``live`` is what its JSON twin answers (the page carries its
+    ETag), and around the content the header, the CSRF token for its forms and the times."""
     monitor = app.monitor
     now = timestamp(monitor.clock.now())
-    return {
-        "prefix": app.admin_prefix,
-        "now": now,
-        "ago": lambda then: ago(now, then),
-        "unread_alert": unread,
-        "sign_out": _signed_in_by_session(app, request),
-        "live_seconds": app.live_seconds,
-        "incident_url": lambda incident_id: incident_url(app.admin_prefix, incident_id),
-        "window": _span(monitor.settings.window_seconds),
-        "duration": duration_words,
-    }
+    token, cookie = csrf_token(app, request)
+    return html_page(
+        template,
+        headers=((cookie,) if cookie else ()) + (_as_of(app),),
+        csrf=token,
+        etag=etag_of(live),
+        prefix=app.admin_prefix,
+        now=now,
+        ago=lambda then: ago(now, then),
+        unread_alert=unread,
+        sign_out=_signed_in_by_session(app, request),
+        live_seconds=app.live_seconds,
+        incident_url=lambda incident_id: incident_url(app.admin_prefix, incident_id),
+        window=_span(monitor.settings.window_seconds),
+        duration=duration_words,
+        **context,
+    )
 
 
 # The overview and a site's page ----------------------------------------------------------------
@@ -209,15 +216,15 @@ def dashboard(app: HealthApp, request: Request) -> Response:
     now = monitor.clock.now()
     state = overview.state(now, _monitor_state(app))
     add_charts(app, overview)
-    token, cookie = csrf_token(app, request)
     status = monitor.status()
     api = app.admin_prefix + "/api/overview"
     live_query = urlencode({k: v for k, v in (("site", chosen), ("q", query), ("show", show)) if v and v != "all"})
-    return html_page(
+    return _page(
+        app,
+        request,
         "dashboard.html",
-        headers=((cookie,) if cookie else ()) + (_as_of(app),),
+        state,
         overview=overview,
-        csrf=token,
         monitor_status=status,
         store=_redact(status.store),
         last_evaluation=ago(timestamp(now), status.last_evaluation) if status.last_evaluation else "not yet",
@@ -225,8 +232,6 @@ def dashboard(app: HealthApp, request: Request) -> Response:
         errors=sum(status.internal_errors.values()),
         site_url=lambda name: _page_url(app, name),
         live_api=api + ("?" + live_query if live_query else ""),
-        etag=etag_of(state),
-        **_common(app, request),
     )
 
 
@@ -262,17 +267,15 @@ def incident_page(app: HealthApp, request: Request) -> Response:
                          "This incident is not kept any more (resolved ones go after 24 hours), or never was.",
                          json_message="no such incident")
     detail, data = _detail_json(app, incident)
-    token, cookie = csrf_token(app, request)
-    return html_page(
+    return _page(
+        app,
+        request,
         "incident.html",
-        headers=((cookie,) if cookie else ()) + (_as_of(app),),
-        csrf=token,
+        data,
         detail=detail,
         incident=incident,
         site_link=_page_url(app, incident.site),
         live_api=app.admin_prefix + "/api/incidents/" + quote(incident.id, safe=""),
-        etag=etag_of(data),
-        **_common(app, request),
     )
 
 
