@@ -218,6 +218,8 @@ def test_only_the_sign_in_form_and_its_stylesheet_are_open_to_the_token_authoris
     assert get(app, "/static/admin.css", headers=anonymous).status == 200
     assert get(app, "/static/admin.css/x", headers=anonymous).status == 404
     assert get(app, "/static/widget.css", headers=anonymous).status == 401
+    for lookalike in ("/incidents/signin", "/api/incidents/signin"):  # a route, not the open path
+        assert get(app, lookalike, headers=anonymous).status == 401, lookalike
 
 
 def test_the_sign_in_form_is_only_for_the_token_authoriser(monitor: nmh.Monitor) -> None:

@@ -79,14 +79,17 @@ class TokenAuthorizer:
         self.secure_cookie = secure_cookie
         self._sessions = signer(self.secret, "nextmonth-health.session")
         self._store: Store | None = None
+        self._open: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         return f"TokenAuthorizer({len(self._tokens)} token(s))"
 
-    def attach_store(self, store: Store) -> None:
-        """Keep session generations in ``store`` (``HealthApp`` does this), so that signing
-        out on one worker ends the session on every worker sharing the store."""
+    def attach(self, store: Store, admin_prefix: str) -> None:
+        """Keep session generations in ``store``, so that signing out on one worker ends the
+        session on every worker sharing it, and let through unsigned exactly the open paths
+        under ``admin_prefix``. ``HealthApp`` does this when it is given the authoriser."""
         self._store = store
+        self._open = frozenset(admin_prefix.rstrip("/") + path for path in OPEN_PATHS)
 
     def __call__(self, request: Request) -> bool | None:
         """True for a valid bearer token or session cookie; None (401) otherwise.
@@ -94,7 +97,8 @@ class TokenAuthorizer:
         The sign-in form and its stylesheet are let through (``OPEN_PATHS``); the form's
         handler checks the token typed in.
         """
-        if request.path.rstrip("/").endswith(OPEN_PATHS):
+        path = request.path.rstrip("/")
+        if path in self._open if self._open is not None else path.endswith(OPEN_PATHS):
             return True
         return True if self.identity(request) is not None else None
 

@@ -217,9 +217,9 @@ class HealthApp:
         self.deadline = Deadline(deadline)
         self.live_seconds = live_seconds
         self.throttle = throttle if throttle is not None else FailureThrottle()
-        attach = getattr(authorize, "attach_store", None)
+        attach = getattr(authorize, "attach", None)
         if callable(attach):
-            attach(monitor.store)  # the token authoriser keeps its session generations there
+            attach(monitor.store, self.admin_prefix)  # the token authoriser's sessions and open paths
 
     def owns(self, path: str) -> bool:
         """Whether a request path is one of the SDK's (the middleware records the others)."""
