@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - a friendlier message than a tra
 
 from _report import Section, render
 
-BENCHMARKS = ("hot_path", "middleware", "memory", "tick", "flush", "detection")
+BENCHMARKS = ("hot_path", "middleware", "memory", "tick", "flush", "admin_view", "detection")
 
 
 def _machine() -> dict[str, object]:

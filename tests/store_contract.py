@@ -200,6 +200,15 @@ class StoreContract:
         assert store.visitor_key(day) == key, "the same all day, for every caller"
         assert store.visitor_key(day + 1) != key
 
+    def test_session_generations_count_per_name_from_zero(self, store: Store) -> None:
+        assert store.session_generation("admin:a") == 0
+        assert store.session_generation("admin:a", bump=True) == 1
+        assert store.session_generation("admin:a", bump=True) == 2
+        assert store.session_generation("admin:a") == 2, "reading does not move it"
+        assert store.session_generation("admin:b") == 0, "each name has its own"
+        assert store.session_generation("admin:{odd}: name") == 0
+        assert store.session_generation("admin:{odd}: name", bump=True) == 1
+
     def test_leases_are_taken_in_batches(self, store: Store) -> None:
         assert store.acquire_leases(["x", "y"], "me", 30, T0) == [1, 1]
         assert store.acquire_leases(["x", "z"], "you", 30, T0 + 1) == [0, 1]

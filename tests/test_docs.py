@@ -451,7 +451,7 @@ def test_admin_headers_are_the_documented_ones() -> None:
     from nextmonth_health.web import HealthApp, Request
     from nextmonth_health.web.admin import admin_routes
 
-    [block] = [b for b in ALL_BLOCKS if b.page == "docs/admin.md" and b.language == "text"]
+    [block] = [b for b in ALL_BLOCKS if b.page == "docs/admin.md" and b.language == "text" and b.mark == "tested-by"]
     monitor = nmh.Monitor("docs", store="memory://", load_entrypoints=False)
     response = HealthApp(monitor, authorize=lambda request: True, admin_routes=admin_routes()).handle(
         Request("GET", "/admin/system-health/")

@@ -273,38 +273,45 @@ class HealthMiddleware(HealthMiddlewareBase):
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         health = self.health
         method = scope["method"]
+        path = scope["path"]
         try:
             headers: dict[str, str] = {}
             for raw_name, raw_value in scope.get("headers", ()):
                 name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
                 headers[name] = f"{headers[name]},{value}" if name in headers else value
-            limit = health.body_limit(scope["path"])
+            limit = health.body_limit(path)
             declared = headers.get("content-length")
             if declared is not None and not declared.strip().isdigit():
-                response = Response.json({"error": "bad content-length"}, status=400)
+                response = health.finish(path, Response.json({"error": "bad content-length"}, status=400))
             elif declared is not None and int(declared) > limit:
-                response = health.too_large()
+                response = health.too_large(path)
             else:
                 body = await _read_body(receive, limit)
                 if body is None:
-                    response = health.too_large()
+                    response = health.too_large(path)
                 else:
                     peer = scope.get("client")
-                    response = health.handle(
+                    address = peer[0] if peer else None
+                    # Admin requests run in a worker thread under a deadline: a hung store
+                    # never stalls this event loop (the host's other requests).
+                    response = await health.handle_async(
                         Request(
                             method=method,
-                            path=scope["path"],
+                            path=path,
                             query_string=scope.get("query_string", b"").decode("latin-1"),
                             headers=headers,
                             body=body,
-                            client=self.proxies.client(peer[0] if peer else None, headers.get("x-forwarded-for")),
+                            client=self.proxies.client(address, headers.get("x-forwarded-for")),
                             native=scope,
                             user=self._safe_user(scope),
+                            scheme=self.proxies.scheme(
+                                address, scope.get("scheme", "http"), headers.get("x-forwarded-proto")
+                            ),
                         )
                     )
         except Exception as exc:
             self._report("asgi.serve", exc)
-            response = Response.json({"error": "unavailable"}, status=500)
+            response = health.finish(path, Response.json({"error": "unavailable"}, status=500))
         bodiless = method == "HEAD" or response.status in (204, 304)
         out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         if response.status not in (204, 304):

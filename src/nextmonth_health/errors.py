@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .logs import get_logger
 
-__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StaleLease", "StoreError"]
+__all__ = ["ConfigError", "ErrorReporter", "NextMonthHealthError", "StaleLease", "StoreError", "is_store_error"]
 
 log = get_logger(__name__)
 
@@ -36,6 +36,13 @@ class StaleLease(NextMonthHealthError):
     """A write carried the fencing token of a lease another process has taken since: the
     writer was paused (a long GC, a frozen VM, a slow probe) past its lease, and its pass
     must end without effect. Nothing was written."""
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """A store that failed (``StoreError``, or its client library's error): the environment, not a bug."""
+    return isinstance(exc, StoreError) or any(
+        kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__
+    )
 
 
 class ErrorReporter:

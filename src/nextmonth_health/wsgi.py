@@ -121,38 +121,44 @@ class HealthMiddleware(HealthMiddlewareBase):
     def _serve(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         health = self.health
         method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO") or "/"
         try:
             headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
             for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
                 if environ.get(key):
                     headers[name] = environ[key]
-            path = environ.get("PATH_INFO") or "/"
             limit = health.body_limit(path)
             declared = (environ.get("CONTENT_LENGTH") or "").strip()
             if declared and not declared.isdigit():
-                response = Response.json({"error": "bad content-length"}, status=400)
+                response = health.finish(path, Response.json({"error": "bad content-length"}, status=400))
             elif declared and int(declared) > limit:
-                response = health.too_large()
+                response = health.too_large(path)
             else:
                 body = _read_body(environ, int(declared) if declared else None, limit)
                 if body is None:
-                    response = health.too_large()
+                    response = health.too_large(path)
                 else:
-                    response = health.handle(
+                    peer = environ.get("REMOTE_ADDR")
+                    # Admin requests give up after the deadline: a hung store holds this
+                    # worker thread for about a second, not for as long as the store hangs.
+                    response = health.handle_in_thread(
                         Request(
                             method=method,
                             path=path,
                             query_string=environ.get("QUERY_STRING", ""),
                             headers=headers,
                             body=body,
-                            client=self.proxies.client(environ.get("REMOTE_ADDR"), headers.get("x-forwarded-for")),
+                            client=self.proxies.client(peer, headers.get("x-forwarded-for")),
                             native=environ,
                             user=self._safe_user(environ),
+                            scheme=self.proxies.scheme(
+                                peer, environ.get("wsgi.url_scheme", "http"), headers.get("x-forwarded-proto")
+                            ),
                         )
                     )
         except Exception as exc:
             self._report("wsgi.serve", exc)
-            response = Response.json({"error": "unavailable"}, status=500)
+            response = health.finish(path, Response.json({"error": "unavailable"}, status=500))
         out = list(response.headers)
         if response.status not in (204, 304):
             out.append(("content-length", str(len(response.body))))

@@ -28,7 +28,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots and measurements are kept: ``artifacts/`` in pytest's temporary
+    directory for this run (``pytest --basetemp=DIR`` to choose it); never in the repository."""
+    folder = tmp_path_factory.getbasetemp() / "artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def free_port() -> int:
@@ -60,17 +67,16 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh page; its screenshot is kept in ``test-artifacts/`` as a record of the run."""
+def page(browser: Any, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Any]:
+    """A fresh page; its screenshot is kept in ``artifacts`` as a record of the run."""
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
     try:
         yield page
     finally:
-        ARTIFACTS.mkdir(exist_ok=True)
         name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
         try:
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+            page.screenshot(path=str(artifacts / f"{name}.png"))
         except Exception:  # the page may already be gone; the screenshot is only a record
             pass
         context.close()

@@ -129,15 +129,21 @@ def parse(html: str) -> Tags:
 
 SAFE_TAGS = {
     "html", "head", "meta", "title", "link", "body", "header", "div", "h1", "h2", "h3", "p", "span",
-    "form", "input", "button", "nav", "a", "main", "section", "article", "ul", "li", "figure",
-    "figcaption", "svg", "desc", "line", "text", "path", "circle", "dl", "dt", "dd", "label",
+    "form", "input", "button", "nav", "a", "main", "section", "article", "ul", "ol", "li", "figure",
+    "figcaption", "svg", "desc", "line", "text", "path", "rect", "dl", "dt", "dd", "label", "time",
+    "select", "option", "strong",
 }
 
 
 def assert_inert(html: str) -> Tags:
-    """No script, no event handler, no inline style, only the tags the templates write."""
+    """No inline script, no event handler, no inline style, only the tags the templates write;
+    the one script is the admin view's own static file."""
     page = parse(html)
+    assert not re.search(r"<script[^>]*>[^<]", html), "inline script"
     for tag, attrs in page.tags:
+        if tag == "script":
+            assert attrs == [("src", f"{PREFIX}/static/admin.js"), ("defer", None)], attrs
+            continue
         assert tag in SAFE_TAGS, f"unexpected <{tag}> in the page"
         for name, value in attrs:
             assert not name.startswith("on"), f"event handler attribute {name}={value!r} on <{tag}>"
@@ -212,6 +218,8 @@ def test_only_the_sign_in_form_and_its_stylesheet_are_open_to_the_token_authoris
     assert get(app, "/static/admin.css", headers=anonymous).status == 200
     assert get(app, "/static/admin.css/x", headers=anonymous).status == 404
     assert get(app, "/static/widget.css", headers=anonymous).status == 401
+    for lookalike in ("/incidents/signin", "/api/incidents/signin"):  # a route, not the open path
+        assert get(app, lookalike, headers=anonymous).status == 401, lookalike
 
 
 def test_the_sign_in_form_is_only_for_the_token_authoriser(monitor: nmh.Monitor) -> None:
@@ -273,9 +281,11 @@ def test_admin_responses_carry_the_security_headers(app: HealthApp, path: str) -
 def test_the_page_has_no_inline_script_or_style(app: HealthApp) -> None:
     html = text(get(app, "/"))
     page = assert_inert(html)
-    assert "<script" not in html and "style=" not in html and "<style" not in html
+    assert html.count("<script") == 1 and "style=" not in html and "<style" not in html
     stylesheets = [dict(attrs).get("href") for tag, attrs in page.tags if tag == "link"]
     assert stylesheets == ["data:,", f"{PREFIX}/static/admin.css"]
+    script = get(app, "/static/admin.js")
+    assert script.status == 200 and script.header("content-type") == "text/javascript; charset=utf-8"
 
 
 def test_static_files_are_served_with_their_types(app: HealthApp) -> None:
@@ -439,16 +449,23 @@ def test_the_monitor_itself_is_shown(
 # Trends -----------------------------------------------------------------------------------
 
 
-def test_trends_json_has_hourly_points(app: HealthApp) -> None:
+def test_trends_json_has_five_minute_points_with_their_worst_window(app: HealthApp) -> None:
     body = data(get(app, "/api/trends", query="site=acme-studio&check=api_errors&range=24h"))
     assert [s["key"] for s in body["series"]] == ["/media-upload", "/bookings", "/portal"]
     media = body["series"][0]
-    assert len(media["points"]) == 24
-    assert media["points"][-1] == {"t": "2026-01-05T09:00:00+00:00", "value": 1.0, "total": 15}
-    assert all(p["value"] is None for p in media["points"][:-1])
+    assert (media["threshold"], media["threshold_label"], media["unit"]) == (0.25, "critical line", "ratio")
+    points = media["points"]
+    # Five-minute points as far back as the store keeps five-minute roll-ups (two hours), hourly before.
+    fine = [p for p in points if p["span"] == 300]
+    assert len(fine) == 13 and fine[0]["t"] == "2026-01-05T08:00:00+00:00"  # now is 09:00:15
+    assert [p["span"] for p in points] == [3600] * 23 + [300] * 13
+    assert points[-1] == {"t": "2026-01-05T09:00:00+00:00", "span": 300, "value": 1.0, "worst": 1.0, "total": 15}
+    assert all(p["value"] is None and p["worst"] is None for p in points[:-1])
+    assert media["incidents"][0]["severity"] == "critical" and media["incidents"][0]["to"] is None
     week = data(get(app, "/api/trends", query="range=7d"))
     assert {s["check"] for s in week["series"]} == {"api_errors", "dashboard_load", "session_failures", "upload_failures"}
-    assert all(len(s["points"]) == 168 for s in week["series"])
+    assert all(len(s["points"]) == 168 and {p["span"] for p in s["points"]} == {3600} for s in week["series"])
+    assert week["series"][0]["points"][-1] | {"t": ""} == {"t": "", "span": 3600, "value": 1.0, "worst": 1.0, "total": 15}
 
 
 def test_trends_reject_unknown_ranges_and_checks(app: HealthApp) -> None:
@@ -597,9 +614,11 @@ def test_signing_in_needs_the_right_token_and_the_csrf_token(app: HealthApp) -> 
     assert no_csrf.status == 403 and cookie_value(no_csrf, SESSION_COOKIE) is None
 
 
-def test_session_cookies_are_secure_off_loopback(app: HealthApp) -> None:
-    form = get(app, "/signin", headers={"host": "admin.example.com"})
-    assert "Secure" in (form.header("set-cookie") or "")
+def test_cookies_are_secure_when_the_request_came_over_https(app: HealthApp) -> None:
+    form = app.handle(Request("GET", PREFIX + "/signin", "", {"host": "127.0.0.1:8000"}, scheme="https"))
+    assert "Secure" in (form.header("set-cookie") or ""), "behind a TLS proxy on localhost too"
+    plain = get(app, "/signin", headers={"host": "admin.example.com"})
+    assert "Secure" not in (plain.header("set-cookie") or ""), "a browser drops a Secure cookie sent over http"
 
 
 def test_workers_with_the_same_tokens_accept_each_others_sessions_and_csrf_tokens(
@@ -637,7 +656,7 @@ def test_a_host_authoriser_gets_csrf_through_a_nonce_cookie(monitor: nmh.Monitor
     assert cookie_value(again, CSRF_COOKIE) is None  # the browser keeps its nonce
 
 
-def test_sites_needing_attention_come_first_and_many_sites_fold_their_trends(
+def test_sites_needing_attention_come_first_and_calm_sites_are_one_line_each(
     monitor: nmh.Monitor, clock: FakeClock
 ) -> None:
     for n in range(8):
@@ -645,9 +664,36 @@ def test_sites_needing_attention_come_first_and_many_sites_fold_their_trends(
     open_incident(monitor, clock, site="zz-troubled")
     app = HealthApp(monitor, authorize=token_authorizer(TOKEN), admin_routes=admin_routes())
     html = text(get(app, "/"))
-    headings = re.findall(r'<h2 id="site-\d+-title">([^<]*)</h2>', html)
-    assert headings[0] == "zz-troubled" and len(headings) == 10
-    assert html.count("Show the trend graphs for") == 10 - 6
-    assert f'href="{PREFIX}/?site=quiet-7"' in html
+    headings = re.findall(r'<h2 id="site-\d+-title"><a href="[^"]*">([^<]*)</a></h2>', html)
+    assert headings == ["zz-troubled"], "only the site needing attention gets a full card"
+    calm = re.findall(r'<li><a href="([^"]*)">([^<]*)</a>', html)
+    assert [name for _, name in calm] == ["acme-studio", *(f"quiet-{n}" for n in range(8))]
+    assert (f"{PREFIX}/?site=quiet-7", "quiet-7") in calm
+    assert "1 site needs attention</strong>" in html and "· 9 calm" in html
     one = text(get(app, "/", query="site=quiet-7"))
     assert "Show the trend graphs" not in one and "API error ratio on /bookings" in one
+    assert "← All sites" in one
+
+    # The filter: by name, and by state; the JSON twin lists the same sites in the same order.
+    found = text(get(app, "/", query="q=QUIET-1"))
+    assert re.findall(r'<h2 id="site-\d+-title"><a href="[^"]*">([^<]*)</a></h2>', found) == ["quiet-1"]
+    assert "zz-troubled" not in found
+    assert "1 of 10 shown" in found
+    hurting = data(get(app, "/api/overview", query="show=attention"))
+    assert [s["site"] for s in hurting["sites"]] == ["zz-troubled"] and hurting["unread"] == 1
+    every = data(get(app, "/api/overview"))
+    assert [s["site"] for s in every["sites"]][:2] == ["zz-troubled", "acme-studio"] and len(every["sites"]) == 10
+    assert every["sites"][0] | {"alerts": [], "incidents": []} == {
+        "site": "zz-troubled", "attention": True, "worst": "critical", "open": 1, "unread": 1, "alerts": [], "incidents": [],
+    }
+    assert "No site matches “nothing-like-it”." in text(get(app, "/", query="q=nothing-like-it"))
+
+
+def test_a_few_sites_are_all_shown_in_full(monitor: nmh.Monitor, clock: FakeClock) -> None:
+    monitor.record_request("/bookings", 200, 0.1, user="u-1", site="quiet")
+    open_incident(monitor, clock, site="troubled")
+    app = HealthApp(monitor, authorize=token_authorizer(TOKEN), admin_routes=admin_routes())
+    html = text(get(app, "/"))
+    headings = re.findall(r'<h2 id="site-\d+-title"><a href="[^"]*">([^<]*)</a></h2>', html)
+    assert headings == ["troubled", "acme-studio", "quiet"]
+    assert html.count("Show the trend graphs for") == 0 and 'class="calm-list"' not in html

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +23,7 @@ from nextmonth_health.web import HealthApp, Request
 from nextmonth_health.web.admin import admin_routes
 from nextmonth_health.web.auth import token_authorizer
 
-from .conftest import ARTIFACTS, CHROMIUM_ARGS
+from .conftest import CHROMIUM_ARGS
 
 PREFIX = "/admin/system-health"
 TOKEN = "browser-token-0123456789abcdef"
@@ -151,17 +152,16 @@ def watch(page: Any) -> dict[str, list[str]]:
     return seen
 
 
-def sign_in(page: Any, base: str, screenshot: str | None = None) -> None:
+def sign_in(page: Any, base: str, screenshot: Path | None = None) -> None:
     page.goto(f"{base}{PREFIX}/signin")
     page.get_by_label("Admin token").fill(TOKEN)
     if screenshot:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / screenshot))
+        page.screenshot(path=str(screenshot))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}{PREFIX}/")
 
 
-def test_the_dashboard_shows_the_alert_and_soft_trends(page: Any, base: str) -> None:
+def test_the_dashboard_shows_the_alert_and_soft_trends(page: Any, base: str, artifacts: Path) -> None:
     seen = watch(page)
     page.set_extra_http_headers({"Authorization": f"Bearer {TOKEN}"})
     response = page.goto(f"{base}{PREFIX}")
@@ -173,8 +173,7 @@ def test_the_dashboard_shows_the_alert_and_soft_trends(page: Any, base: str) -> 
     assert page.locator("svg.trend").count() >= 10  # every check with traffic, over 24 h and 7 days
     assert page.locator("svg.trend path.trend-area").count() >= 10
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(245, 246, 248)"  # CSS loaded
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "admin-dashboard.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "admin-dashboard.png"), full_page=True)
     assert seen == {"dialogs": [], "errors": []}
 
 
@@ -182,9 +181,11 @@ def test_without_credentials_the_admin_view_is_closed(
     page: Any, base: str, monitor: nmh.Monitor, serve_asgi: Callable[[Any], str]
 ) -> None:
     for path in ("", "/api/alerts", "/api/trends", "/widget.js", "/static/widget.css"):
-        response = page.goto(f"{base}{PREFIX}{path}")
-        assert response.status == 401, path
-        assert ALERT_TEXT not in page.content()
+        response = page.goto(f"{base}{PREFIX}{path}")  # a person opening it: sent to sign in
+        assert page.url == f"{base}{PREFIX}/signin?next={PREFIX}{path}", path
+        assert response.status == 200 and ALERT_TEXT not in page.content()
+        script = page.request.get(f"{base}{PREFIX}{path}", headers={"accept": "application/json"})
+        assert script.status == 401 and script.json() == {"error": "sign in required"}, path
     closed = serve_asgi(asgi(HealthApp(monitor, admin_routes=admin_routes())))
     page.set_extra_http_headers({"Authorization": f"Bearer {TOKEN}"})
     for path in ("", "/signin", "/api/alerts", "/widget.js"):
@@ -193,9 +194,9 @@ def test_without_credentials_the_admin_view_is_closed(
         assert ALERT_TEXT not in page.content()
 
 
-def test_sign_in_then_acknowledge_with_the_form(page: Any, base: str, monitor: nmh.Monitor) -> None:
+def test_sign_in_then_acknowledge_with_the_form(page: Any, base: str, monitor: nmh.Monitor, artifacts: Path) -> None:
     seen = watch(page)
-    sign_in(page, base, screenshot="admin-signin.png")
+    sign_in(page, base, screenshot=artifacts / "admin-signin.png")
     assert page.get_by_text(ALERT_TEXT).is_visible()
     assert page.locator(".alert.is-unread").count() == 1
     page.get_by_role("button", name="Mark as read").click()
@@ -208,10 +209,11 @@ def test_sign_in_then_acknowledge_with_the_form(page: Any, base: str, monitor: n
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{base}{PREFIX}/signin")
     assert seen == {"dialogs": [], "errors": []}
-    assert page.goto(f"{base}{PREFIX}/").status == 401
+    page.goto(f"{base}{PREFIX}/")
+    assert page.url == f"{base}{PREFIX}/signin?next={PREFIX}/", "signed out: the page asks to sign in again"
 
 
-def test_the_widget_in_a_host_admin_panel(page: Any, base: str, monitor: nmh.Monitor) -> None:
+def test_the_widget_in_a_host_admin_panel(page: Any, base: str, monitor: nmh.Monitor, artifacts: Path) -> None:
     seen = watch(page)
     sign_in(page, base)
     page.goto(f"{base}/panel")
@@ -222,8 +224,7 @@ def test_the_widget_in_a_host_admin_panel(page: Any, base: str, monitor: nmh.Mon
     assert badge.inner_text().split() == ["System", "health", "1"]
     badge.click()
     assert widget.get_by_text(ALERT_TEXT).is_visible()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "admin-widget.png"))
+    page.screenshot(path=str(artifacts / "admin-widget.png"))
     widget.get_by_role("button", name="Mark as read").click()
     expect(widget).to_have_attribute("data-unread", "0")
     assert widget.locator(".count").is_hidden()

@@ -6,7 +6,7 @@ data-health-area>``) whose load waits on a slow image. Every page is served with
 Content-Security-Policy, so the overlay must work without inline styles or scripts.
 Incidents are made by recording traffic and evaluating on the fake clock; the browser
 polls every quarter second (``data-poll``), so real waiting stays short. Each test's last
-screenshot is kept in ``test-artifacts/``.
+screenshot is kept in ``artifacts/`` under pytest's temporary directory.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,8 +29,6 @@ from starlette.routing import Route
 import nextmonth_health as nmh
 from nextmonth_health.asgi import HealthMiddleware
 from nextmonth_health.testing import FakeClock
-
-from .conftest import ARTIFACTS
 
 CSP = "default-src 'self'; img-src 'self' data:"
 XSS_TITLE = '<img src=x onerror="window.__xss=1">'
@@ -227,7 +226,7 @@ def card(page: Page) -> Any:
 
 
 def test_overlay_appears_at_the_affected_area_only(
-    page: Page, served: tuple[str, Counting], browser_monitor: nmh.Monitor, fake_clock: FakeClock
+    page: Page, served: tuple[str, Counting], browser_monitor: nmh.Monitor, fake_clock: FakeClock, artifacts: Path
 ) -> None:
     base, _ = served
     violations = csp_violations(page)
@@ -240,8 +239,7 @@ def test_overlay_appears_at_the_affected_area_only(
     region = page.locator(".nmh-overlay")
     assert region.get_attribute("role") == "status" and region.get_attribute("aria-live") == "polite"
     page.wait_for_timeout(700)  # the fade has finished: a clean picture for the record
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "overlay-uploads-notice.png"))
+    page.screenshot(path=str(artifacts / "overlay-uploads-notice.png"))
 
     page.goto(f"{base}/bookings")
     with page.expect_response(lambda r: "/health/notices?area=bookings" in r.url):
@@ -314,7 +312,8 @@ def test_overlay_honours_reduced_motion(
 
 
 def test_xss_in_notice_texts_and_paths_renders_inert(
-    page: Page, fake_clock: FakeClock, internal_errors: Callable[[Any], Any], serve_asgi: Callable[[Any], str]
+    page: Page, fake_clock: FakeClock, internal_errors: Callable[[Any], Any], serve_asgi: Callable[[Any], str],
+    artifacts: Path,
 ) -> None:
     monitor = nmh.Monitor(
         "test-site",
@@ -338,8 +337,7 @@ def test_xss_in_notice_texts_and_paths_renders_inert(
     assert page.evaluate("window.__xss") is None
     assert dialogs == []
     page.wait_for_timeout(300)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "overlay-xss-inert.png"))
+    page.screenshot(path=str(artifacts / "overlay-xss-inert.png"))
     monitor.stop()
 
 

@@ -21,7 +21,7 @@ import click
 import structlog
 from attrs import define, field, frozen
 
-from ..errors import ConfigError
+from ..errors import ConfigError, is_store_error
 
 __all__ = [
     "CliError",
@@ -258,15 +258,6 @@ def probe_store(store: Any) -> None:
 
 def store_trouble(url: str, exc: BaseException) -> str:
     return f"cannot use the store {url}: {type(exc).__name__}: {str(exc).rstrip('.')}; check that it is running, reachable and writable"
-
-
-def is_store_error(exc: BaseException) -> bool:
-    """A store that failed (``StoreError``, or its client library's error): the environment, not a bug."""
-    from ..errors import StoreError
-
-    return isinstance(exc, StoreError) or any(
-        kind.__module__.split(".")[0] in ("redis", "sqlite3") for kind in type(exc).__mro__
-    )
 
 
 # Logging --------------------------------------------------------------------------------

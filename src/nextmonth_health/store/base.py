@@ -334,6 +334,19 @@ class Store(abc.ABC):
             keys[day] = secrets.token_bytes(32)
         return keys[day]
 
+    def session_generation(self, name: str, *, bump: bool = False) -> int:
+        """A counter per ``name`` that every process sharing the store sees, starting at 0;
+        ``bump`` adds one first. Returns the count.
+
+        The admin view's sign-in sessions carry the generation they were opened in, and
+        signing out bumps it, so a session cookie stops working on every worker at once.
+        The default keeps the counters in this object, which is all ``memory://`` needs.
+        """
+        counters: dict[str, int] = self.__dict__.setdefault("_session_generations", {})
+        if bump:
+            counters[name] = counters.get(name, 0) + 1
+        return counters.get(name, 0)
+
     def close(self) -> None:
         """Release connections and files."""
 

@@ -1335,6 +1335,13 @@ class RedisStore(Store):
         pipe.get(key)
         return bytes(pipe.execute()[1])
 
+    def session_generation(self, name: str, *, bump: bool = False) -> int:
+        """``INCR`` to bump, ``GET`` to read; no TTL (a handful of keys, one per admin token)."""
+        key = f"{self.prefix}:{{admin}}:session:{_escape(name)}".encode("utf-8", "surrogatepass")
+        if bump:
+            return int(self._client.incr(key))
+        return int(self._client.get(key) or 0)
+
     def release_lease(self, name: str, owner: str) -> None:
         self._run([("release", [self._lease_key(name)], [_encode(owner)])])
 

@@ -135,6 +135,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # Per site, the newest bucket written and how many writes came late (write_marks).
         "CREATE TABLE site_writes (site TEXT PRIMARY KEY, newest INTEGER NOT NULL, late INTEGER NOT NULL)",
     ),
+    (
+        # The admin view's session generations: signing out moves one on for every worker.
+        "CREATE TABLE session_generations (name TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
+    ),
 )
 
 #: The table holding each roll-up width.
@@ -702,6 +706,23 @@ class SQLiteStore(Store):
             return bytes(conn.execute("SELECT key FROM visitor_keys WHERE day = ?", (day,)).fetchone()[0])
 
         return self._write(work)
+
+    # Admin sessions.
+
+    def session_generation(self, name: str, *, bump: bool = False) -> int:
+        if bump:
+
+            def work(conn: sqlite3.Connection) -> int:
+                conn.execute(
+                    "INSERT INTO session_generations (name, generation) VALUES (?, 1) "
+                    "ON CONFLICT (name) DO UPDATE SET generation = generation + 1",
+                    (name,),
+                )
+                return int(conn.execute("SELECT generation FROM session_generations WHERE name = ?", (name,)).fetchone()[0])
+
+            return self._write(work)
+        rows = self._read("SELECT generation FROM session_generations WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
 
     # Leases and trimming.
 

@@ -1,94 +1,61 @@
-"""Rob's view: the ``/admin/system-health`` page, its JSON API and the embeddable widget.
+"""Rob's view: the ``/admin/system-health`` pages, their JSON API and the embeddable widget.
 
 Every route here is mounted under the admin prefix, where
-:class:`~nextmonth_health.web.http.HealthApp` admits only what its authoriser admits.
-Pages are Jinja2 templates with autoescaping and ``StrictUndefined``; charts are SVG drawn
-on the server (:mod:`~nextmonth_health.web.trends`); the only script is the widget's own
-file. Every state change is a POST carrying a CSRF token (:mod:`~nextmonth_health.web.csrf`).
+:class:`~nextmonth_health.web.http.HealthApp` admits only what its authoriser admits and
+adds the security headers to every answer. Pages are Jinja2 templates with autoescaping
+and ``StrictUndefined``; charts are SVG drawn on the server
+(:mod:`~nextmonth_health.web.trends`); the only scripts are static files: the widget's and
+the pages' live updates (``admin.js``, which polls each page's JSON twin with ETags). Every
+state change is a POST carrying a CSRF token (:mod:`~nextmonth_health.web.csrf`).
 
 Routes, relative to the admin prefix:
 
-==========================  ======  ===============================================
-``/``                       GET     the dashboard (``?site=`` shows one site)
-``/api/alerts``             GET     alerts, the unread count and a CSRF token
-``/api/incidents``          GET     open and recently resolved incidents
-``/api/trends``             GET     hourly points: ``?site=&check=&range=24h|7d``
-``/api/ack``                POST    acknowledge ``{"id": …}`` (header ``X-CSRF-Token``)
-``/ack``                    POST    the dashboard's form (field ``csrf``), 303 back
-``/signin``, ``/signout``   GET/POST  the token authoriser's sign-in form
-``/widget.js``              GET     the ``<nmh-health-alerts>`` element
-``/static/…``               GET     the stylesheets
-==========================  ======  ===============================================
+===========================  ======  ===============================================
+``/``                        GET     the overview (``?q=`` filter, ``?show=``), or one site (``?site=``)
+``/incidents/{id}``          GET     one incident: timeline, readings, people, lines
+``/api/overview``            GET     the overview's JSON twin (ETag)
+``/api/alerts``              GET     alerts, the unread count and a CSRF token
+``/api/incidents``           GET     open and recently resolved incidents
+``/api/incidents/{id}``      GET     one incident's JSON twin (ETag)
+``/api/trends``              GET     points: ``?site=&check=&range=24h|7d``
+``/api/ack``                 POST    acknowledge ``{"id": …}`` (header ``X-CSRF-Token``)
+``/ack``                     POST    the dashboard's form (field ``csrf``), 303 back
+``/signin``, ``/signout``    GET/POST  the token authoriser's sign-in form
+``/widget.js``, ``/static/…``  GET   the widget, the pages' script and stylesheets
+===========================  ======  ===============================================
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
-from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigError
 from ..values import Alert, Incident, timestamp
 from . import trends
 from .auth import TokenAuthorizer
 from .csrf import CSRF_FIELD, CSRF_HEADER, check_csrf, csrf_token
-from .http import Request, Response, Route
+from .http import ADMIN_HEADERS, CONTENT_SECURITY_POLICY, Request, Response, Route
+from .incident_detail import duration_words, find_incident, incident_detail, lines_for
+from .overview import SHOW, add_charts, build_overview, sorted_alerts, unread
+from .pages import ago, etag_of, form_fields, html_page, json_page, redirect, require_web_extra
+from .signin import sign_in, sign_out
 
 if TYPE_CHECKING:
+    from ..monitor import Monitor
     from .http import HealthApp
 
-__all__ = ["ADMIN_HEADERS", "CONTENT_SECURITY_POLICY", "admin_routes"]
+__all__ = ["ADMIN_HEADERS", "CONTENT_SECURITY_POLICY", "admin_routes", "alert_json", "incident_json"]
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-#: Headers of every admin response (``nosniff`` and the referrer policy come from the router).
-ADMIN_HEADERS: tuple[tuple[str, str], ...] = (
-    ("content-security-policy", CONTENT_SECURITY_POLICY),
-    ("x-frame-options", "DENY"),
-    ("cache-control", "no-store"),
-    ("cross-origin-resource-policy", "same-origin"),
-)
-
-_MAX_BODY = 8192
-#: With more sites than this on the page, only the first (those needing attention) get trend graphs.
-TREND_SITES = 6
 _MAX_NAME = 200
 _STATIC = {
     "/static/admin.css": ("admin.css", "text/css; charset=utf-8"),
+    "/static/admin.js": ("admin.js", "text/javascript; charset=utf-8"),
     "/static/widget.css": ("widget.css", "text/css; charset=utf-8"),
     "/widget.js": ("widget.js", "text/javascript; charset=utf-8"),
 }
-
-
-def _require_web_extra() -> None:
-    try:
-        import itsdangerous  # noqa: F401
-        import jinja2  # noqa: F401
-    except ImportError:
-        raise ConfigError("the admin view needs the web extra: pip install nextmonth-health[web]") from None
-
-
-@functools.cache
-def _environment() -> Any:
-    _require_web_extra()
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("nextmonth_health.web", "templates"),
-        autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["when"] = _when
-    env.filters["value"] = trends.format_value
-    return env
 
 
 @functools.cache
@@ -96,48 +63,11 @@ def _static(name: str) -> bytes:
     return resources.files("nextmonth_health.web").joinpath("static", name).read_bytes()
 
 
-def _secured(response: Response, *extra: tuple[str, str]) -> Response:
-    return Response(response.status, response.body, (*response.headers, *extra, *ADMIN_HEADERS))
+# JSON ----------------------------------------------------------------------------------------
 
 
-def _html(template: str, code: int = 200, headers: tuple[tuple[str, str], ...] = (), **context: Any) -> Response:
-    from markupsafe import Markup
-
-    context.setdefault("svg", lambda s: Markup(trends.render_svg(s)))
-    body = _environment().get_template(template).render(**context)
-    return _secured(Response.text(body, code, "text/html; charset=utf-8"), *headers)
-
-
-def _json(data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    return _secured(Response.json(data, status), *headers)
-
-
-def _redirect(location: str, *headers: tuple[str, str]) -> Response:
-    return _secured(Response(303, b"", (("location", location),)), *headers)
-
-
-# Formatting ----------------------------------------------------------------------------
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "–"
-    return value.strftime("%d %b, %H:%M UTC").lstrip("0")
-
-
-def _ago(now: datetime, then: datetime | None) -> str:
-    if then is None:
-        return "never"
-    seconds = max(0, int((now - then).total_seconds()))
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86_400:
-        hours = seconds // 3600
-        return f"{hours} hour{'s' if hours != 1 else ''} ago"
-    days = seconds // 86_400
-    return f"{days} day{'s' if days != 1 else ''} ago"
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _redact(url: str) -> str:
@@ -152,15 +82,12 @@ def _redact(url: str) -> str:
         return "(unreadable store URL)"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def incident_url(prefix: str, incident_id: str) -> str:
+    """The incident's page: a stable address alert texts and sinks can carry."""
+    return f"{prefix}/incidents/{quote(incident_id, safe='')}"
 
 
-def _unread(alert: Alert) -> bool:
-    return alert.is_active and alert.acknowledged_at is None
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
+def alert_json(alert: Alert, prefix: str = "") -> dict[str, Any]:
     return {
         "id": alert.incident_id,
         "site": alert.site,
@@ -170,16 +97,20 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "area": alert.area,
         "affected_users": alert.affected_users,
         "active": alert.is_active,
-        "unread": _unread(alert),
+        "unread": unread(alert),
         "created_at": _iso(alert.created_at),
         "updated_at": _iso(alert.updated_at),
         "resolved_at": _iso(alert.resolved_at),
         "acknowledged_at": _iso(alert.acknowledged_at),
         "incident_ids": list(alert.incident_ids),
+        "url": incident_url(prefix, alert.incident_id),
     }
 
 
-def incident_json(incident: Incident) -> dict[str, Any]:
+def incident_json(incident: Incident, monitor: Monitor, prefix: str = "") -> dict[str, Any]:
+    """An incident as the API gives it: ``threshold`` is the line its chart draws (the
+    check's), ``baseline`` the usual level it was judged against, where it has one."""
+    lines = lines_for(monitor.settings_for(incident.site), incident)
     return {
         "id": incident.id,
         "site": incident.site,
@@ -192,22 +123,21 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         "affected_users": incident.affected_users,
         "affected_now": incident.affected_now,
         "value": incident.value,
-        "threshold": incident.threshold,
+        "threshold": lines.threshold,
+        "threshold_label": lines.label,
+        "baseline": lines.baseline,
+        "unit": lines.unit,
         "opened_at": _iso(incident.opened_at),
         "updated_at": _iso(incident.updated_at),
         "escalated_at": _iso(incident.escalated_at),
+        "recovering_since": _iso(incident.recovering_since),
         "resolved_at": _iso(incident.resolved_at),
         "alert_id": incident.alert_id,
+        "url": incident_url(prefix, incident.id),
     }
 
 
-def _sorted_alerts(alerts: list[Alert]) -> list[Alert]:
-    """Active before resolved, unread before read, newest first within each."""
-    alerts = sorted(alerts, key=lambda a: a.updated_at, reverse=True)
-    return sorted(alerts, key=lambda a: (not a.is_active, not _unread(a)))
-
-
-# Request helpers ------------------------------------------------------------------------
+# Request helpers ------------------------------------------------------------------------------
 
 
 def _site_arg(request: Request) -> str | None:
@@ -217,40 +147,9 @@ def _site_arg(request: Request) -> str | None:
     return site[:_MAX_NAME]
 
 
-def _sites(app: HealthApp) -> list[str]:
-    monitor = app.monitor
-    return [monitor.site, *sorted(monitor.store.sites() - {monitor.site})]
-
-
-def _fields(request: Request) -> dict[str, str] | None:
-    """The POST body as flat string fields (form-encoded or a JSON object); None if unreadable."""
-    if len(request.body) > _MAX_BODY:
-        return None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        text = request.body.decode("utf-8")
-        if content_type == "application/json":
-            data = json.loads(text) if text else {}
-            if not isinstance(data, dict):
-                return None
-            return {str(k): v for k, v in data.items() if isinstance(v, str)}
-        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
-def _is_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    )
-
-
-def _page_url(app: HealthApp, site: str | None = None, anchor: str = "") -> str:
+def _page_url(app: HealthApp, site: str | None = None) -> str:
     url = app.admin_prefix + "/"
-    if site:
-        url += "?site=" + quote(site, safe="")
-    return url + (f"#{anchor}" if anchor else "")
+    return url + "?site=" + quote(site, safe="") if site else url
 
 
 def _signed_in_by_session(app: HealthApp, request: Request) -> bool:
@@ -258,61 +157,9 @@ def _signed_in_by_session(app: HealthApp, request: Request) -> bool:
     return isinstance(authorize, TokenAuthorizer) and (authorize.identity(request) or "").startswith("session:")
 
 
-# Handlers -----------------------------------------------------------------------------
-
-
-def dashboard(app: HealthApp, request: Request) -> Response:
-    monitor = app.monitor
-    now = timestamp(monitor.clock.now())
-    chosen = _site_arg(request)
-    every = _sites(app)
-    sites = [chosen] if chosen is not None else every
-    sections = []
-    for site in sites:
-        alerts = _sorted_alerts(monitor.alerts(site))
-        incidents = monitor.incidents(site, include_resolved=True)
-        sections.append(
-            {
-                "name": site,
-                "anchor": "site-" + str(every.index(site) if site in every else 0),
-                "known": site in every,
-                "alerts": alerts,
-                "unread": sum(_unread(a) for a in alerts),
-                "open": [i for i in incidents if i.is_open],
-                "resolved": [i for i in incidents if not i.is_open],
-                "charts": [],
-                "link": _page_url(app, site),
-                "learning": site in every and monitor.learning(site),
-            }
-        )
-    # Sites that need attention first; trend graphs for the first few (all of one chosen site).
-    sections.sort(key=lambda s: (not s["unread"], not s["open"]))
-    for section in sections[:TREND_SITES]:
-        day = trends.trend_series(monitor, section["name"], range_="24h")
-        week = trends.trend_series(monitor, section["name"], range_="7d")
-        section["charts"] = [{"day": d, "week": w} for d, w in zip(day, week, strict=True)]
-    token, cookie = csrf_token(app, request)
-    status = monitor.status()
-    return _html(
-        "dashboard.html",
-        headers=(cookie,) if cookie else (),
-        prefix=app.admin_prefix,
-        sections=sections,
-        sites=every,
-        chosen=chosen,
-        unread=sum(s["unread"] for s in sections),
-        csrf=token,
-        now=now,
-        ago=lambda then: _ago(now, then),
-        unread_alert=_unread,
-        monitor_status=status,
-        store=_redact(status.store),
-        last_evaluation=_ago(now, status.last_evaluation) if status.last_evaluation else "not yet",
-        drops=sum(status.drops.values()),
-        errors=sum(status.internal_errors.values()),
-        sign_out=_signed_in_by_session(app, request),
-        window=_span(monitor.settings.window_seconds),
-    )
+def _as_of(app: HealthApp) -> tuple[str, str]:
+    """The header the pages' script reads to say how fresh what it shows is (the monitor's clock)."""
+    return ("x-health-as-of", timestamp(app.monitor.clock.now()).isoformat())
 
 
 def _span(seconds: float) -> str:
@@ -320,17 +167,140 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
+def _page(app: HealthApp, request: Request, template: str, live: Any, **context: Any) -> Response:
+    """A signed-in, live page: ``live`` is what its JSON twin answers (the page carries its
+    ETag), and around the content the header, the CSRF token for its forms and the times."""
+    monitor = app.monitor
+    now = timestamp(monitor.clock.now())
+    token, cookie = csrf_token(app, request)
+    return html_page(
+        template,
+        headers=((cookie,) if cookie else ()) + (_as_of(app),),
+        csrf=token,
+        etag=etag_of(live),
+        prefix=app.admin_prefix,
+        now=now,
+        ago=lambda then: ago(now, then),
+        unread_alert=unread,
+        sign_out=_signed_in_by_session(app, request),
+        live_seconds=app.live_seconds,
+        incident_url=lambda incident_id: incident_url(app.admin_prefix, incident_id),
+        window=_span(monitor.settings.window_seconds),
+        duration=duration_words,
+        **context,
+    )
+
+
+# The overview and a site's page ----------------------------------------------------------------
+
+
+def _overview_args(request: Request) -> tuple[str | None, str, str]:
+    show = request.arg("show") or "all"
+    return _site_arg(request), (request.arg("q") or "")[:_MAX_NAME].strip(), show if show in SHOW else "all"
+
+
+def _monitor_state(app: HealthApp) -> dict[str, Any]:
+    status = app.monitor.status()
+    return {
+        "dropped": sum(status.drops.values()),
+        "internal_errors": sum(status.internal_errors.values()),
+        "plugin_failures": len(status.plugin_failures),
+        "caveats": list(status.store_caveats),
+    }
+
+
+def dashboard(app: HealthApp, request: Request) -> Response:
+    monitor = app.monitor
+    chosen, query, show = _overview_args(request)
+    overview = build_overview(app, chosen, query, show)
+    now = monitor.clock.now()
+    state = overview.state(now, _monitor_state(app))
+    add_charts(app, overview)
+    status = monitor.status()
+    api = app.admin_prefix + "/api/overview"
+    live_query = urlencode({k: v for k, v in (("site", chosen), ("q", query), ("show", show)) if v and v != "all"})
+    return _page(
+        app,
+        request,
+        "dashboard.html",
+        state,
+        overview=overview,
+        monitor_status=status,
+        store=_redact(status.store),
+        last_evaluation=ago(timestamp(now), status.last_evaluation) if status.last_evaluation else "not yet",
+        drops=sum(status.drops.values()),
+        errors=sum(status.internal_errors.values()),
+        site_url=lambda name: _page_url(app, name),
+        live_api=api + ("?" + live_query if live_query else ""),
+    )
+
+
+def api_overview(app: HealthApp, request: Request) -> Response:
+    chosen, query, show = _overview_args(request)
+    overview = build_overview(app, chosen, query, show)
+    return json_page(request, overview.state(app.monitor.clock.now(), _monitor_state(app)), headers=(_as_of(app),))
+
+
+# One incident ---------------------------------------------------------------------------------------
+
+
+def _detail_json(app: HealthApp, incident: Incident) -> tuple[Any, dict[str, Any]]:
+    monitor = app.monitor
+    detail = incident_detail(monitor, incident)
+    data = {
+        "incident": incident_json(incident, monitor, app.admin_prefix),
+        "alert": alert_json(detail.alert, app.admin_prefix) if detail.alert is not None else None,
+        "check": detail.check,
+        "duration_seconds": round(detail.duration),
+        "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "text": e.text} for e in detail.events],
+        "readings": detail.readings.as_json() if detail.readings is not None else None,
+        "requests": detail.requests,
+        "notes": list(detail.notes),
+    }
+    return detail, data
+
+
+def incident_page(app: HealthApp, request: Request) -> Response:
+    incident = find_incident(app.monitor, request.params.get("id", ""))
+    if incident is None:
+        return app.error(request, 404, "No such incident",
+                         "This incident is not kept any more (resolved ones go after 24 hours), or never was.",
+                         json_message="no such incident")
+    detail, data = _detail_json(app, incident)
+    return _page(
+        app,
+        request,
+        "incident.html",
+        data,
+        detail=detail,
+        incident=incident,
+        site_link=_page_url(app, incident.site),
+        live_api=app.admin_prefix + "/api/incidents/" + quote(incident.id, safe=""),
+    )
+
+
+def api_incident(app: HealthApp, request: Request) -> Response:
+    incident = find_incident(app.monitor, request.params.get("id", ""))
+    if incident is None:
+        return Response.json({"error": "no such incident"}, status=404)
+    _, data = _detail_json(app, incident)
+    return json_page(request, data, headers=(_as_of(app),))
+
+
+# The API -----------------------------------------------------------------------------------------------
+
+
 def api_alerts(app: HealthApp, request: Request) -> Response:
     site = _site_arg(request)
-    alerts = _sorted_alerts(app.monitor.alerts(site))
+    alerts = sorted_alerts(app.monitor.alerts(site))
     token, cookie = csrf_token(app, request)
-    return _json(
+    return Response.json(
         {
             "site": site,
-            "unread": sum(_unread(a) for a in alerts),
+            "unread": sum(unread(a) for a in alerts),
             "csrf": token,
             "dashboard": _page_url(app),
-            "alerts": [alert_json(a) for a in alerts],
+            "alerts": [alert_json(a, app.admin_prefix) for a in alerts],
         },
         headers=(cookie,) if cookie else (),
     )
@@ -339,7 +309,7 @@ def api_alerts(app: HealthApp, request: Request) -> Response:
 def api_incidents(app: HealthApp, request: Request) -> Response:
     site = _site_arg(request)
     incidents = app.monitor.incidents(site, include_resolved=request.arg("resolved", "1") != "0")
-    return _json({"site": site, "incidents": [incident_json(i) for i in incidents]})
+    return Response.json({"site": site, "incidents": [incident_json(i, app.monitor, app.admin_prefix) for i in incidents]})
 
 
 def api_trends(app: HealthApp, request: Request) -> Response:
@@ -349,13 +319,17 @@ def api_trends(app: HealthApp, request: Request) -> Response:
     try:
         series = trends.trend_series(app.monitor, site, check, range_)
     except ValueError as exc:
-        return _json({"error": str(exc)}, status=400)
-    return _json({"site": site, "range": range_, "series": [s.as_json() for s in series]})
+        return Response.json({"error": str(exc)}, status=400)
+    return json_page(request, {"site": site, "range": range_, "series": [s.as_json() for s in series]},
+                     headers=(_as_of(app),))
+
+
+# Acknowledging -------------------------------------------------------------------------------------------
 
 
 def _acknowledge(app: HealthApp, request: Request) -> tuple[int, Alert | None, dict[str, str]]:
     """Check the body and the CSRF token, then acknowledge; returns (status, alert, fields)."""
-    fields = _fields(request)
+    fields = form_fields(request)
     if fields is None:
         return 400, None, {}
     token = request.headers.get(CSRF_HEADER) or fields.get(CSRF_FIELD)
@@ -379,67 +353,27 @@ _ACK_ERRORS = {
 def api_ack(app: HealthApp, request: Request) -> Response:
     status, alert, _ = _acknowledge(app, request)
     if alert is None:
-        return _json({"error": _ACK_ERRORS[status]}, status=status)
-    unread = sum(_unread(a) for a in app.monitor.alerts())
-    return _json({"acknowledged": alert_json(alert), "unread": unread})
+        return Response.json({"error": _ACK_ERRORS[status]}, status=status)
+    unread_now = sum(unread(a) for a in app.monitor.alerts())
+    return Response.json({"acknowledged": alert_json(alert, app.admin_prefix), "unread": unread_now})
 
 
 def form_ack(app: HealthApp, request: Request) -> Response:
     status, alert, fields = _acknowledge(app, request)
     if alert is None:
-        return _html(
-            "message.html",
-            code=status,
-            prefix=app.admin_prefix,
-            title="That did not go through",
-            message=_ACK_ERRORS[status],
-        )
+        message = _ACK_ERRORS[status]
+        return app.error(request, status, "That did not go through", message[0].upper() + message[1:] + ".",
+                         json_message=message)
+    back = fields.get("back", "")
+    if back.startswith(app.admin_prefix + "/incidents/") and back.count("/") == app.admin_prefix.count("/") + 2:
+        return redirect(incident_url(app.admin_prefix, back.rsplit("/", 1)[1]))
     site = fields.get("site") or None
-    return _redirect(_page_url(app, site[:_MAX_NAME] if site else None))
-
-
-def sign_in(app: HealthApp, request: Request) -> Response:
-    authorize = app.authorize
-    if not isinstance(authorize, TokenAuthorizer):
-        return _json({"error": "sign in through the host application"}, status=404)
-    if request.method == "GET":
-        if authorize.identity(request) is not None:
-            return _redirect(_page_url(app))
-        return _signin_form(app, request)
-    fields = _fields(request)
-    if fields is None or not check_csrf(app, request, fields.get(CSRF_FIELD)):
-        return _signin_form(app, request, "The form expired. Please try again.", status=403)
-    if not authorize.check_token(fields.get("token", "")):
-        return _signin_form(app, request, "That token did not match.", status=401)
-    return _redirect(_page_url(app), ("set-cookie", authorize.session_cookie(request, app.admin_prefix)))
-
-
-def _signin_form(app: HealthApp, request: Request, error: str = "", status: int = 200) -> Response:
-    token, cookie = csrf_token(app, request)
-    return _html(
-        "signin.html",
-        code=status,
-        headers=(cookie,) if cookie else (),
-        prefix=app.admin_prefix,
-        csrf=token,
-        error=error,
-    )
-
-
-def sign_out(app: HealthApp, request: Request) -> Response:
-    authorize = app.authorize
-    fields = _fields(request)
-    if not isinstance(authorize, TokenAuthorizer) or fields is None:
-        return _json({"error": "not found"}, status=404)
-    if not check_csrf(app, request, request.headers.get(CSRF_HEADER) or fields.get(CSRF_FIELD)):
-        return _html("message.html", code=403, prefix=app.admin_prefix,
-                     title="That did not go through", message=_ACK_ERRORS[403])
-    return _redirect(app.admin_prefix + "/signin", ("set-cookie", authorize.clear_cookie(request, app.admin_prefix)))
+    return redirect(_page_url(app, site[:_MAX_NAME] if site else None))
 
 
 def _asset(name: str, content_type: str) -> Callable[[HealthApp, Request], Response]:
     def serve(app: HealthApp, request: Request) -> Response:
-        return _secured(Response(200, _static(name), (("content-type", content_type),)))
+        return Response(200, _static(name), (("content-type", content_type),))
 
     serve.__name__ = f"serve_{name.replace('.', '_')}"
     return serve
@@ -450,11 +384,14 @@ def admin_routes() -> list[Route]:
 
     :raises ConfigError: when the ``web`` extra (Jinja2, itsdangerous) is not installed.
     """
-    _require_web_extra()
+    require_web_extra()
     return [
         Route(("GET",), "/", dashboard, admin=True),
+        Route(("GET",), "/incidents/{id}", incident_page, admin=True),
+        Route(("GET",), "/api/overview", api_overview, admin=True),
         Route(("GET",), "/api/alerts", api_alerts, admin=True),
         Route(("GET",), "/api/incidents", api_incidents, admin=True),
+        Route(("GET",), "/api/incidents/{id}", api_incident, admin=True),
         Route(("GET",), "/api/trends", api_trends, admin=True),
         Route(("POST",), "/api/ack", api_ack, admin=True),
         Route(("POST",), "/ack", form_ack, admin=True),

@@ -20,7 +20,7 @@ import hmac
 import secrets
 from typing import TYPE_CHECKING
 
-from .auth import is_loopback, request_cookie, signer
+from .auth import request_cookie, signer
 
 if TYPE_CHECKING:
     from .http import HealthApp, Request
@@ -69,7 +69,7 @@ def csrf_token(app: HealthApp, request: Request) -> tuple[str, tuple[str, str] |
         nonce = secrets.token_urlsafe(18)
         identity = f"nonce:{nonce}"
         parts = [f"{CSRF_COOKIE}={nonce}", f"Path={app.admin_prefix or '/'}", "HttpOnly", "SameSite=Strict"]
-        if not is_loopback(request):
+        if request.scheme == "https":
             parts.append("Secure")
         header = ("set-cookie", "; ".join(parts))
     token = signer(secret, _SALT).dumps(_digest(secret, identity))

@@ -1,27 +1,39 @@
 """Framework-agnostic requests, responses and the router for the SDK's endpoints.
 
 Handlers are plain functions ``(app, request) -> Response``. They never raise: the router
-turns an exception into a calm 500 (reported through the monitor's error reporter) so a
-bug in the SDK's endpoints cannot take the host application's error pages with it.
+turns an exception into a calm 500 (reported through the monitor's error reporter), or a
+503 "the store is not answering" when the store failed, so a bug in the SDK's endpoints
+cannot take the host application's error pages with it.
+
+Everything under the admin prefix, errors included, carries :data:`ADMIN_HEADERS`. The
+adaptors run admin requests through :meth:`HealthApp.handle_async` (ASGI) or
+:meth:`HealthApp.handle_in_thread` (WSGI): in a worker thread of their own, under a
+deadline (:mod:`~nextmonth_health.web.deadline`), so a hung store never stalls the host.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
+import attrs
 from attrs import field, frozen
 
-from ..errors import ConfigError
+from ..errors import ConfigError, is_store_error
+from .deadline import Deadline
+from .limits import FailureThrottle
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
 __all__ = [
+    "ADMIN_HEADERS",
+    "CONTENT_SECURITY_POLICY",
     "DEFAULT_MAX_BODY",
     "HealthApp",
     "Request",
@@ -43,6 +55,25 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("referrer-policy", "same-origin"),
 )
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: Headers of every admin response, errors included (``nosniff`` and the referrer policy
+#: are in :data:`SECURITY_HEADERS`).
+ADMIN_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+    ("cross-origin-resource-policy", "same-origin"),
+)
+
+#: What a person is told when the store does not answer within the deadline.
+STORE_NOT_ANSWERING = (
+    "The store is not answering, so there is nothing new to show. The site itself keeps "
+    "serving; this page will work again once the store answers."
+)
+
 
 @frozen
 class Request:
@@ -58,6 +89,10 @@ class Request:
     native: Any = None
     #: The signed-in user as the middleware's user extractor saw it, if any.
     user: str | None = None
+    #: ``https`` or ``http``: the connection's, or ``X-Forwarded-Proto`` from a trusted proxy.
+    scheme: str = "http"
+    #: The parts of the path a route names in braces (``/incidents/{id}``).
+    params: Mapping[str, str] = field(factory=dict)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -66,6 +101,11 @@ class Request:
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
+
+    @property
+    def wants_html(self) -> bool:
+        """A browser navigating (``Accept: text/html``), rather than a script or a fetch()."""
+        return "text/html" in self.headers.get("accept", "").lower()
 
 
 @frozen
@@ -87,13 +127,23 @@ class Response:
         name = name.lower()
         return next((v for k, v in self.headers if k.lower() == name), None)
 
+    def with_headers(self, *headers: tuple[str, str]) -> Response:
+        """This response with ``headers`` added where it does not already have one of that name."""
+        have = {k.lower() for k, _ in self.headers}
+        extra = tuple(h for h in headers if h[0] not in have)
+        return Response(self.status, self.body, (*self.headers, *extra)) if extra else self
+
 
 Handler = Callable[["HealthApp", Request], Response]
 
 
 @frozen
 class Route:
-    """One endpoint: ``path`` is relative to its prefix; ``admin`` routes need the authoriser."""
+    """One endpoint: ``path`` is relative to its prefix; ``admin`` routes need the authoriser.
+
+    A path segment in braces (``/incidents/{id}``) matches any one non-empty segment, which
+    the handler finds in ``request.params``.
+    """
 
     methods: tuple[str, ...]
     path: str
@@ -101,6 +151,28 @@ class Route:
     admin: bool = False
     #: Largest body accepted, in bytes; the adaptors stop reading past it and answer 413.
     max_body: int = DEFAULT_MAX_BODY
+    _segments: tuple[str, ...] | None = field(init=False, eq=False, repr=False)
+
+    @_segments.default
+    def _split(self) -> tuple[str, ...] | None:
+        return tuple(self.path.split("/")) if "{" in self.path else None
+
+    def match(self, rest: str) -> dict[str, str] | None:
+        """The named segments of ``rest`` if this route serves it (``{}`` for a plain path), else None."""
+        if self._segments is None:
+            return {} if rest == self.path else None
+        parts = rest.split("/")
+        if len(parts) != len(self._segments):
+            return None
+        found = {}
+        for want, got in zip(self._segments, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if not got:
+                    return None
+                found[want[1:-1]] = got
+            elif want != got:
+                return None
+        return found
 
 
 class HealthApp:
@@ -109,7 +181,14 @@ class HealthApp:
     ``prefix`` (default ``/health``) serves the public, cheap, bounded endpoints; the
     ``admin_prefix`` (default ``/admin/system-health``) serves Rob's view and its JSON
     API, closed (403) unless ``authorize`` is given. ``authorize(request)`` returns True
-    to let the request in, False for 403; returning None means "not signed in" (401).
+    to let the request in, False for 403; returning None means "not signed in" (401, or
+    for a browser a redirect to the sign-in page).
+
+    :param deadline: seconds an admin request may take (store reads included) before the
+        answer is "the store is not answering" (503), when served through
+        :meth:`handle_async` or :meth:`handle_in_thread`.
+    :param live_seconds: how often an open admin page asks whether anything changed.
+    :param throttle: wrong admin tokens allowed per client (default ten, then ten a minute).
     """
 
     def __init__(
@@ -123,6 +202,9 @@ class HealthApp:
         secret: str | bytes | None = None,
         routes: Sequence[Route] | None = None,
         admin_routes: Sequence[Route] | None = None,
+        deadline: float = 1.0,
+        live_seconds: float = 15.0,
+        throttle: FailureThrottle | None = None,
     ) -> None:
         self.monitor = monitor
         self.prefix = prefix.rstrip("/")
@@ -132,6 +214,12 @@ class HealthApp:
         self.secret = secret
         self.routes: list[Route] = list(routes or ())
         self.admin_routes: list[Route] = list(admin_routes or ())
+        self.deadline = Deadline(deadline)
+        self.live_seconds = live_seconds
+        self.throttle = throttle if throttle is not None else FailureThrottle()
+        attach = getattr(authorize, "attach", None)
+        if callable(attach):
+            attach(monitor.store, self.admin_prefix)  # the token authoriser's sessions and open paths
 
     def owns(self, path: str) -> bool:
         """Whether a request path is one of the SDK's (the middleware records the others)."""
@@ -139,59 +227,156 @@ class HealthApp:
             path == p or path.startswith(p + "/") for p in (self.prefix, self.admin_prefix)
         )
 
+    def is_admin(self, path: str) -> bool:
+        return path == self.admin_prefix or path.startswith(self.admin_prefix + "/")
+
     def body_limit(self, path: str) -> int:
         """How many body bytes the adaptors may read for ``path`` before answering 413."""
-        route = self._route(path)
-        return DEFAULT_MAX_BODY if route is None else route.max_body
+        found = self._route(path)
+        return DEFAULT_MAX_BODY if found is None else found[0].max_body
 
-    def _route(self, path: str) -> Route | None:
+    def _route(self, path: str) -> tuple[Route, dict[str, str]] | None:
         for prefix, routes in ((self.admin_prefix, self.admin_routes), (self.prefix, self.routes)):
             if path == prefix or path.startswith(prefix + "/"):
                 rest = path[len(prefix) :] or "/"
-                return next((r for r in routes if r.path == rest), None)
+                for route in routes:
+                    params = route.match(rest)
+                    if params is not None:
+                        return route, params
+                return None
         return None
 
-    def too_large(self) -> Response:
+    def too_large(self, path: str = "") -> Response:
         """The answer to a body over its route's limit (the adaptors send it without reading on)."""
-        return Response.json({"error": "request body too large"}, status=413, headers=SECURITY_HEADERS)
+        return self.finish(path, Response.json({"error": "request body too large"}, status=413))
+
+    def finish(self, path: str, response: Response) -> Response:
+        """``response`` with the headers every response under ``path``'s prefix carries."""
+        response = response.with_headers(*SECURITY_HEADERS)
+        return response.with_headers(*ADMIN_HEADERS) if self.is_admin(path) else response
 
     def handle(self, request: Request) -> Response:
-        """Route a request to its handler; never raises."""
+        """Route a request to its handler, here and now; never raises."""
         try:
-            return self._handle(request)
+            response = self._handle(request)
         except Exception as exc:
-            self.monitor.errors.report("web.handler", exc)
-            return Response.json({"error": "unavailable"}, status=500)
+            if is_store_error(exc):
+                self.monitor.errors.report("web.store", exc)
+                response = self.unavailable(request)
+            else:
+                self.monitor.errors.report("web.handler", exc)
+                response = Response.json({"error": "unavailable"}, status=500)
+        return self.finish(request.path, response)
+
+    async def handle_async(self, request: Request) -> Response:
+        """:meth:`handle` for an event loop: an admin request runs in a worker thread of
+        its own, and answers 503 once ``deadline`` seconds pass; a public one runs here
+        (those answer from memory)."""
+        if not self.is_admin(request.path):
+            return self.handle(request)
+        response = await self.deadline.run_async(self.handle, request)
+        return self.finish(request.path, self.unavailable(request)) if response is None else response
+
+    def handle_in_thread(self, request: Request) -> Response:
+        """:meth:`handle` for a WSGI worker: an admin request gives up after ``deadline`` seconds."""
+        if not self.is_admin(request.path):
+            return self.handle(request)
+        response = self.deadline.run(self.handle, request)
+        return self.finish(request.path, self.unavailable(request)) if response is None else response
+
+    def unavailable(self, request: Request) -> Response:
+        """503: the store did not answer in time (or failed); a page for people, JSON for scripts."""
+        return self.error(request, 503, "The store is not answering", STORE_NOT_ANSWERING,
+                          (("retry-after", "5"),), json_message="the store is not answering")
+
+    def error(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        message: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        json_message: str | None = None,
+    ) -> Response:
+        """An error answer: a small page for a browser under the admin prefix, else JSON."""
+        if request.wants_html and self.is_admin(request.path):
+            return Response(status, message_page(self.admin_prefix, title, message),
+                            (("content-type", "text/html; charset=utf-8"), *headers))
+        return Response.json({"error": json_message or message}, status=status, headers=headers)
 
     def _handle(self, request: Request) -> Response:
-        for prefix, routes, admin in ((self.admin_prefix, self.admin_routes, True), (self.prefix, self.routes, False)):
-            if request.path != prefix and not request.path.startswith(prefix + "/"):
-                continue
-            rest = request.path[len(prefix) :] or "/"
-            for route in routes:
-                if route.path == rest:
-                    if request.method not in route.methods:
-                        return Response(405, b"", (("allow", ", ".join(route.methods)), *SECURITY_HEADERS))
-                    if len(request.body) > route.max_body:
-                        return self.too_large()
-                    if admin:
-                        denied = self._deny(request)
-                        if denied is not None:
-                            return denied
-                    response = route.handler(self, request)
-                    return Response(response.status, response.body, (*response.headers, *SECURITY_HEADERS))
-            return Response.json({"error": "not found"}, status=404)
-        return Response.json({"error": "not found"}, status=404)
+        found = self._route(request.path)
+        if found is None:
+            return self.error(request, 404, "Not found", "There is nothing at this address.",
+                              json_message="not found")
+        route, params = found
+        if request.method not in route.methods:
+            return Response(405, b"", (("allow", ", ".join(route.methods)),))
+        if len(request.body) > route.max_body:
+            return Response.json({"error": "request body too large"}, status=413)
+        if self.is_admin(request.path):
+            denied = self._deny(request)
+            if denied is not None:
+                return denied
+        if params:
+            request = attrs.evolve(request, params=params)
+        return route.handler(self, request)
 
     def _deny(self, request: Request) -> Response | None:
         if self.authorize is None:
             return Response.json({"error": "the admin view is closed until an authoriser is configured"}, status=403)
+        credentials = bool(request.headers.get("authorization"))
+        now = self.monitor.clock.now()
+        if credentials:
+            wait = self.throttle.retry_after(request.client, now)
+            if wait:
+                return self.too_many(request, wait)
         verdict = self.authorize(request)
         if verdict is None:
-            return Response.json({"error": "sign in required"}, status=401, headers=(("www-authenticate", "Bearer"),))
+            if credentials:
+                self.throttle.failed(request.client, now)
+            return self.sign_in_first(request)
         if not verdict:
-            return Response.json({"error": "forbidden"}, status=403)
+            return self.error(request, 403, "Not for this account",
+                              "You are signed in, but not as an admin of this site.", json_message="forbidden")
         return None
+
+    def too_many(self, request: Request, wait: int) -> Response:
+        """429: too many wrong tokens from this client; try again in ``wait`` seconds."""
+        return self.error(request, 429, "Too many attempts",
+                          f"Too many wrong tokens from here. Try again in {wait} seconds.",
+                          (("retry-after", str(wait)),), json_message="too many attempts")
+
+    def sign_in_first(self, request: Request) -> Response:
+        """401 for scripts; a browser asking for a page goes to the sign-in page instead,
+        with ``next=`` naming where it was going (always a path under the admin prefix)."""
+        sign_in = getattr(self.authorize, "sign_in_path", None)
+        if request.wants_html and request.method in ("GET", "HEAD") and isinstance(sign_in, str):
+            target = request.path + ("?" + request.query_string if request.query_string else "")
+            location = f"{self.admin_prefix}{sign_in}?next={quote(target, safe='/')}"
+            return Response(303, b"", (("location", location),))
+        if request.wants_html:
+            return Response(401, message_page(self.admin_prefix, "Sign in first",
+                                              "Sign in to the site as an admin, then open this page again."),
+                            (("content-type", "text/html; charset=utf-8"), ("www-authenticate", "Bearer")))
+        return Response.json({"error": "sign in required"}, status=401, headers=(("www-authenticate", "Bearer"),))
+
+
+def message_page(prefix: str, title: str, message: str) -> bytes:
+    """A small admin page saying one thing: no template engine, so it renders even when
+    nothing else can (the store is down, the web extra is missing). Every part escaped."""
+    t, m, p = html.escape(title), html.escape(message), html.escape(prefix, quote=True)
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="robots" content="noindex, nofollow">\n'
+        f"<title>{t} · System health</title>\n"
+        '<link rel="icon" href="data:,">\n'
+        f'<link rel="stylesheet" href="{p}/static/admin.css">\n</head>\n<body>\n'
+        f'<main class="narrow">\n  <section class="card">\n    <h1>{t}</h1>\n    <p>{m}</p>\n'
+        f'    <p><a href="{p}/">Back to system health</a></p>\n  </section>\n</main>\n</body>\n</html>\n'
+    ).encode()
 
 
 def etag_for(body: bytes) -> str:
@@ -288,6 +473,28 @@ class TrustedProxies:
             if not self._trusted(hop):
                 return hop
         return hops[0]
+
+    def scheme(self, peer: str | None, connection: str, forwarded_proto: str | None) -> str:
+        """``https`` or ``http``: the connection's scheme, or what ``X-Forwarded-Proto``
+        says when it comes through proxies of ours (the same trust as :meth:`client`).
+
+        Behind proxies counted by hops the entry that many from the right is theirs;
+        behind proxies named by address the header counts only when the peer is one of
+        them, and the first entry (the outermost proxy's) is the client's scheme.
+        """
+        scheme = "https" if connection.lower() in ("https", "wss") else "http"
+        if not forwarded_proto or not self:
+            return scheme
+        entries = [e.strip().lower() for e in forwarded_proto.split(",") if e.strip()]
+        if not entries:
+            return scheme
+        if self.hops:
+            said = entries[-self.hops] if len(entries) >= self.hops else entries[0]
+        elif peer is not None and self._trusted(peer):
+            said = entries[0]
+        else:
+            return scheme
+        return "https" if said == "https" else "http"
 
 
 def client_address(

@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from ..logs import get_logger
 from .http import HealthApp, Request, Response, Route, TrustedProxies, etag_for, etag_matches
+from .limits import TokenBuckets
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-__all__ = ["PublicEndpoints", "build_health_app"]
+__all__ = ["PublicEndpoints", "SessionBudget", "TokenBuckets", "build_health_app"]
 
 log = get_logger(__name__)
 
@@ -223,36 +224,6 @@ def _parse_beacon(body: bytes) -> tuple[str, float, str] | None:
     if not isinstance(session, str) or not _SESSION.fullmatch(session):
         return None
     return page, float(seconds), session
-
-
-class TokenBuckets:
-    """A token bucket per client: ``burst`` at once, refilled at ``rate`` per second.
-
-    At most ``max_clients`` buckets are kept; the least recently seen is forgotten first
-    (a forgotten client starts again with a full bucket, which costs nothing but memory).
-    """
-
-    def __init__(self, burst: int, rate: float, max_clients: int) -> None:
-        self.burst = float(burst)
-        self.rate = rate
-        self.max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, client: str, now: float) -> float:
-        """Take one token; returns 0 if allowed, else the seconds until one is available."""
-        with self._lock:
-            tokens, last = self._buckets.pop(client, (self.burst, now))
-            tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
-            if tokens >= 1.0:
-                tokens -= 1.0
-                wait = 0.0
-            else:
-                wait = (1.0 - tokens) / self.rate
-            self._buckets[client] = (tokens, now)
-            while len(self._buckets) > self.max_clients:
-                del self._buckets[next(iter(self._buckets))]
-            return wait
 
 
 class SessionBudget:

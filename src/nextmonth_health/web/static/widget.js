@@ -5,7 +5,8 @@
  * <nmh-health-alerts> element (put it wherever the badge belongs). The API defaults to the
  * script's own directory + "api"; override with data-api on the script or api="…" on the
  * element. Polls gently (every 60 s, only while the tab is visible); no push notifications.
- * Alert texts are set with textContent only. Fires "nmh-unread" with {detail: {unread}}.
+ * Alert texts are set with textContent only. Times are UTC, written as the admin pages
+ * write them. Each alert links to its incident's page. Fires "nmh-unread" with {detail: {unread}}.
  */
 (function () {
   "use strict";
@@ -23,10 +24,16 @@
     return node;
   }
 
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  /* "5 Jan, 09:05 UTC": the admin pages' one way of writing a moment, zone shown. */
   function when(iso) {
     if (!iso) return "";
     var d = new Date(iso);
-    return isNaN(d) ? "" : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    if (isNaN(d)) return "";
+    var hh = d.getUTCHours(), mm = d.getUTCMinutes();
+    return d.getUTCDate() + " " + MONTHS[d.getUTCMonth()] + ", " + (hh < 10 ? "0" : "") + hh + ":" +
+      (mm < 10 ? "0" : "") + mm + " UTC";
   }
 
   class HealthAlerts extends HTMLElement {
@@ -106,6 +113,7 @@
       })
         .then(function (response) {
           if (response.status === 401) throw new Error("Sign in to see health alerts.");
+          if (response.status === 503) throw new Error("The health store is not answering; retrying.");
           if (!response.ok) throw new Error("Health alerts are unavailable right now.");
           return response.json();
         })
@@ -140,6 +148,11 @@
       li.appendChild(el("p", "text", String(alert.message || "")));
       var foot = el("div", "foot");
       foot.appendChild(el("span", "meta", String(alert.site || "") + " · " + when(alert.updated_at)));
+      if (alert.id) {
+        var detail = el("a", "detail", "What happened");
+        detail.href = this.base() + "/incidents/" + encodeURIComponent(String(alert.id));
+        foot.appendChild(detail);
+      }
       if (alert.unread) {
         var ack = el("button", "ack", "Mark as read");
         ack.type = "button";
