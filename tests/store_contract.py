@@ -381,6 +381,17 @@ class StoreContract:
         assert [b.start for b in store.read_rollup("s", REQUEST, 300, T0, T0 + 600)] == [T0 + 300]
         assert [b.total for b in store.read_hourly("s", REQUEST, T0, T0 + 600)] == [60]
 
+    def test_five_minute_rollups_can_outlive_raw_buckets(self, store: Store) -> None:
+        store.write([bucket(start=T0 + 10 * i, total=1) for i in range(60)])
+        store.trim(
+            buckets_before=T0 + 600,
+            hourly_before=T0,
+            resolved_before=timestamp(START - 86_400),
+            five_minute_before=T0 + 300,
+        )
+        assert store.read("s", REQUEST, T0, T0 + 600) == [], "raw buckets gone"
+        assert [(b.start, b.total) for b in store.read_rollup("s", REQUEST, 300, T0, T0 + 600)] == [(T0 + 300, 30)]
+
     def test_trim_forgets_old_buckets_and_long_resolved_incidents(self, store: Store) -> None:
         store.write([bucket(start=T0 - 7200), bucket(start=T0)])
         store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))

@@ -24,7 +24,7 @@ from .cache import BucketCache, Span
 from .clock import SystemClock
 from .errors import StaleLease
 from .logs import get_logger
-from .store.base import SiteSums, Store, site_lease
+from .store.base import FIVE_MINUTE_RETENTION, SiteSums, Store, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
 
@@ -261,6 +261,7 @@ class Evaluator:
             buckets_before=now - s.history_seconds,
             hourly_before=now - s.trend_retention,
             resolved_before=timestamp(now - s.resolved_retention),
+            five_minute_before=now - max(s.history_seconds, FIVE_MINUTE_RETENTION),
         )
 
     def _read(self, sites: list[str], now: float) -> _BatchRead | None:

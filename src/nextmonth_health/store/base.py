@@ -19,7 +19,7 @@ from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
 from ..values import Alert, Incident
 
-__all__ = ["LATE_WRITE_SECONDS", "BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
+__all__ = ["FIVE_MINUTE_RETENTION", "LATE_WRITE_SECONDS", "BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
 
 #: A recorder's write, as :meth:`Store.write` is told it: (the recorder's id, its number).
 BatchId = tuple[str, int]
@@ -27,6 +27,10 @@ BatchId = tuple[str, int]
 #: A write's proof of leadership: the lease's name and the fencing token its acquisition
 #: returned (see :meth:`Store.acquire_lease`).
 Fence = tuple[str, int]
+
+#: How long five-minute roll-ups are kept: a day, so the admin view can draw the last 24
+#: hours at five-minute resolution (raw buckets go after ``history_seconds``).
+FIVE_MINUTE_RETENTION: Final = 86_400
 
 #: A write into a bucket older than the newest one its site has, by more than this, is
 #: *late* (see :meth:`Store.write_marks`): an evaluator may already hold that bucket as
@@ -261,10 +265,18 @@ class Store(abc.ABC):
         holder's is greater)."""
 
     @abc.abstractmethod
-    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
-        """Forget raw buckets and five-minute roll-ups older than ``buckets_before``, hourly
-        roll-ups older than ``hourly_before``, and incidents (with their alerts) resolved
-        before ``resolved_before``."""
+    def trim(
+        self,
+        *,
+        buckets_before: float,
+        hourly_before: float,
+        resolved_before: datetime,
+        five_minute_before: float | None = None,
+    ) -> None:
+        """Forget raw buckets older than ``buckets_before``, five-minute roll-ups older than
+        ``five_minute_before`` (default: ``buckets_before``; a pass keeps them a day, for
+        the admin view's 24-hour charts), hourly roll-ups older than ``hourly_before``, and
+        incidents (with their alerts) resolved before ``resolved_before``."""
 
     def time(self) -> float | None:
         """The store's own clock, in Unix seconds, where it has one every process shares

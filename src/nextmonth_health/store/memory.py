@@ -351,10 +351,18 @@ class MemoryStore(Store):
             if holder == owner:
                 self._leases[name] = ("", 0.0, token)
 
-    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+    def trim(
+        self,
+        *,
+        buckets_before: float,
+        hourly_before: float,
+        resolved_before: datetime,
+        five_minute_before: float | None = None,
+    ) -> None:
+        fine = buckets_before if five_minute_before is None else five_minute_before
         with self._lock:
             tables = [(self._buckets, buckets_before)] + [
-                (table, hourly_before if width >= HOUR else buckets_before) for width, table in self._rollups.items()
+                (table, hourly_before if width >= HOUR else fine) for width, table in self._rollups.items()
             ]
             for table, before in tables:
                 for name, keys in list(table.items()):

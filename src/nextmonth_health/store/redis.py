@@ -63,7 +63,7 @@ from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
 from ..values import Alert, Incident, timestamp
-from .base import HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
+from .base import FIVE_MINUTE_RETENTION, HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
 
 try:
     import redis
@@ -456,6 +456,7 @@ end
 # hourly ones, the resolved cutoff in seconds. Returns the ids of the incidents forgotten.
 _TRIM: Final = _SERIES_OF + r"""
 local prefix, before, hourly_before, resolved_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local fine_before = ARGV[5]
 local call = redis.call
 local doomed = {}
 local function forget(key)
@@ -465,7 +466,7 @@ local function forget(key)
     doomed = {}
   end
 end
-for _, t in ipairs({{'ti', 't', before}, {'ri300', 'r300', before}, {'ri3600', 'r3600', hourly_before}}) do
+for _, t in ipairs({{'ti', 't', before}, {'ri300', 'r300', fine_before}, {'ri3600', 'r3600', hourly_before}}) do
   local index = prefix .. t[1]
   local old = call('ZRANGEBYSCORE', index, '-inf', t[3])
   for _, start in ipairs(old) do
@@ -1020,7 +1021,9 @@ class RedisStore(Store):
         ]
 
     def _rollup_ttl(self, width: int) -> int:
-        return self.trend_seconds if width >= HOUR else self.history_seconds
+        if width >= HOUR:
+            return self.trend_seconds
+        return max(self.history_seconds, FIVE_MINUTE_RETENTION)
 
     def _inexact(self, bucket: Bucket) -> None:
         self.inexact_user_sketches += 1
@@ -1354,7 +1357,14 @@ class RedisStore(Store):
 
     # Retention.
 
-    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+    def trim(
+        self,
+        *,
+        buckets_before: float,
+        hourly_before: float,
+        resolved_before: datetime,
+        five_minute_before: float | None = None,
+    ) -> None:
         """Delete raw buckets, roll-ups and resolved incidents older than the cutoffs.
 
         TTLs already bound what Redis holds; this applies the evaluator's own clock, and
@@ -1365,7 +1375,13 @@ class RedisStore(Store):
         client = self._client
         client.zremrangebyscore(self._sites_key, "-inf", f"({time.time() - self.trend_seconds}")
         sites = sorted(self.sites())
-        args = [f"({float(buckets_before)!r}", f"({float(hourly_before)!r}", repr(resolved_before.timestamp())]
+        fine = buckets_before if five_minute_before is None else five_minute_before
+        args = [
+            f"({float(buckets_before)!r}",
+            f"({float(hourly_before)!r}",
+            repr(resolved_before.timestamp()),
+            f"({float(fine)!r}",
+        ]
         gone = self._run([("trim", [self._key(site, "ti")], [self._key(site) + b":", *args]) for site in sites])
         ids = [incident_id for found in gone for incident_id in found]
         for i in range(0, len(ids), 500):

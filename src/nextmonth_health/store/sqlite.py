@@ -745,13 +745,21 @@ class SQLiteStore(Store):
             lambda conn: conn.execute("UPDATE leases SET owner = '', expires = 0 WHERE name = ? AND owner = ?", (name, owner))
         )
 
-    def trim(self, *, buckets_before: float, hourly_before: float, resolved_before: datetime) -> None:
+    def trim(
+        self,
+        *,
+        buckets_before: float,
+        hourly_before: float,
+        resolved_before: datetime,
+        five_minute_before: float | None = None,
+    ) -> None:
         resolved = _seconds(resolved_before)
+        fine = buckets_before if five_minute_before is None else five_minute_before
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM buckets WHERE start < ?", (buckets_before,))
             conn.execute("DELETE FROM hourly WHERE start < ?", (hourly_before,))
-            conn.execute("DELETE FROM five_minute WHERE start < ?", (buckets_before,))
+            conn.execute("DELETE FROM five_minute WHERE start < ?", (fine,))
             conn.execute(
                 "DELETE FROM alerts WHERE incident_id IN (SELECT id FROM incidents WHERE resolved_at < ?)",
                 (resolved,),
