@@ -455,10 +455,10 @@ def test_trends_json_has_five_minute_points_with_their_worst_window(app: HealthA
     media = body["series"][0]
     assert (media["threshold"], media["threshold_label"], media["unit"]) == (0.25, "critical line", "ratio")
     points = media["points"]
-    # Five-minute points as far back as the store keeps five-minute roll-ups (two hours), hourly before.
+    # Five-minute points as far back as the store keeps five-minute roll-ups (a day), hourly before.
     fine = [p for p in points if p["span"] == 300]
-    assert len(fine) == 13 and fine[0]["t"] == "2026-01-05T08:00:00+00:00"  # now is 09:00:15
-    assert [p["span"] for p in points] == [3600] * 23 + [300] * 13
+    assert len(fine) == 277 and fine[0]["t"] == "2026-01-04T10:00:00+00:00"  # now is 09:00:15
+    assert [p["span"] for p in points] == [3600] + [300] * 277
     assert points[-1] == {"t": "2026-01-05T09:00:00+00:00", "span": 300, "value": 1.0, "worst": 1.0, "total": 15}
     assert all(p["value"] is None and p["worst"] is None for p in points[:-1])
     assert media["incidents"][0]["severity"] == "critical" and media["incidents"][0]["to"] is None

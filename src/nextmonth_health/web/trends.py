@@ -7,12 +7,12 @@ is never averaged into an hour's 8 %. The 24-hour chart is drawn at five-minute 
 the 7-day chart hourly.
 
 Everything is read from the store's roll-ups (``Store.read_rollup``): five-minute ones for
-as long as the store keeps them (``history_seconds``, two hours by default, trimmed with the
-raw buckets), hourly ones (kept 30 days) before that. A point says which it is (``span``:
-300 or 3600 seconds), and an hourly point from before the five-minute horizon has no
-``worst`` (``None``: not known, rather than a made-up number). A store that keeps its
-five-minute roll-ups for a day gets five-minute points across the whole 24 hours with no
-change here.
+as long as the store keeps them (a day: ``FIVE_MINUTE_RETENTION``, or ``history_seconds``
+if that is longer), hourly ones (kept 30 days) before that. A point says which it is
+(``span``: 300 or 3600 seconds), and an hourly point from before the five-minute horizon
+has no ``worst`` (``None``: not known, rather than a made-up number). So the 24-hour chart
+is five-minute points all the way back, unless the monitor is younger than the store's
+five-minute roll-ups (then it starts where they do).
 
 A span without traffic has ``value: None`` and is drawn as a gap, for every check
 (session failures included: no sign-in attempts is not "no failures"). Charts are plain
@@ -33,6 +33,7 @@ from attrs import frozen
 
 from .. import signals as sig
 from ..signals import Bucket
+from ..store.base import FIVE_MINUTE_RETENTION
 from ..values import Incident
 
 if TYPE_CHECKING:
@@ -303,9 +304,13 @@ def _parts_for(measure: Measure, reads: Reads, width: int, start: int, end: int)
 
 def fine_horizon(monitor: Monitor, site: str, now: float) -> int:
     """The first whole hour from which the store still holds every five-minute roll-up
-    (they are trimmed with the raw buckets, ``history_seconds`` after they start)."""
-    history = monitor.settings_for(site).history_seconds
-    return -_floor(-(now - history), HOUR)
+    (kept :data:`~nextmonth_health.store.base.FIVE_MINUTE_RETENTION`, or ``history_seconds``
+    if that is longer)."""
+    return -_floor(-(now - _fine_retention(monitor, site)), HOUR)
+
+
+def _fine_retention(monitor: Monitor, site: str) -> int:
+    return max(monitor.settings_for(site).history_seconds, FIVE_MINUTE_RETENTION)
 
 
 def _floor(t: float, step: int) -> int:
@@ -355,8 +360,7 @@ def _resolution_note(slots: list[tuple[int, int]], fine_from: int, range_: str, 
     if range_ != "24h" or slots[0][1] == FIVE_MINUTES:
         return ""
     return (f"Five-minute points from {clock_time(fine_from)} UTC, hourly before: the store keeps "
-            f"five-minute detail for {history // 3600 if history % 3600 == 0 else round(history / 3600, 1)} hours "
-            "(history_seconds).")
+            f"five-minute detail for {history // 3600 if history % 3600 == 0 else round(history / 3600, 1)} hours.")
 
 
 def trend_series(
@@ -399,7 +403,7 @@ def trend_series(
             Series(measure.check, measure.key, measure.title, measure.unit, range_, measure.threshold,
                    _points(measure, reads, slots, fine_from, end), measure.threshold_label,
                    start=slots[0][0], end=now, shades=shades,
-                   note=_resolution_note(slots, fine_from, range_, monitor.settings_for(site).history_seconds))
+                   note=_resolution_note(slots, fine_from, range_, _fine_retention(monitor, site)))
         )
     return out
 
