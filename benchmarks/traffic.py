@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,47 +266,56 @@ def _event(
     name = site.name
     kind = stream.kind
     if kind == "request":
-        fail, hit = stream.fail, None
-        for i, f in faults:
-            if (f.kind == "api" and f.route == stream.key) or f.kind == "site":
-                fail, hit = max(fail, f.share), i
-        bad = rng.random() < fail
-        if bad and hit is not None:
-            site.hurt[hit].add(user)
-        monitor.record_request(stream.key, 503 if bad else 200, 0.05, user=user, site=name)
+        route = stream.key
+        bad = _fails(
+            rng,
+            site,
+            stream,
+            faults,
+            user,
+            lambda f: (f.kind == "api" and f.route == route) or f.kind == "site",
+        )
+        monitor.record_request(route, 503 if bad else 200, 0.05, user=user, site=name)
         return bad
-    elif kind == "login":
-        fail, hit = stream.fail, None
-        for i, f in faults:
-            if f.kind == "signin":
-                fail, hit = max(fail, f.share), i
-        ok = rng.random() >= fail
-        if not ok and hit is not None:
-            site.hurt[hit].add(user)
-        monitor.record_login(ok, user=user, site=name)
-        return not ok
-    elif kind == "expiry":
+    if kind == "login":
+        bad = _fails(rng, site, stream, faults, user, lambda f: f.kind == "signin")
+        monitor.record_login(not bad, user=user, site=name)
+        return bad
+    if kind == "expiry":
         monitor.record_session_expired(user=user, site=name)
         if stream.during is not None:
             site.hurt[site.faults.index(stream.during)].add(user)
         return True
-    elif kind == "upload":
-        fail, hit = stream.fail, None
-        for i, f in faults:
-            if f.kind == "uploads":
-                fail, hit = max(fail, f.share), i
-        ok = rng.random() >= fail
-        if not ok and hit is not None:
-            site.hurt[hit].add(user)
-        monitor.record_upload(ok, user=user, site=name)
-        return not ok
-    else:
-        factor, hit = 1.0, None
-        for i, f in faults:
-            if f.kind == "dashboard":
-                factor, hit = f.factor, i
-        seconds = lv.load_median * factor * math.exp(rng.gauss(0.0, lv.load_sigma))
-        if hit is not None and seconds > 3.0:
-            site.hurt[hit].add(user)
-        monitor.record_page_load(stream.key, seconds, user=user, site=name)
-        return seconds > 3.0
+    if kind == "upload":
+        bad = _fails(rng, site, stream, faults, user, lambda f: f.kind == "uploads")
+        monitor.record_upload(not bad, user=user, site=name)
+        return bad
+    factor, hit = 1.0, None
+    for i, f in faults:
+        if f.kind == "dashboard":
+            factor, hit = f.factor, i
+    seconds = lv.load_median * factor * math.exp(rng.gauss(0.0, lv.load_sigma))
+    if hit is not None and seconds > 3.0:
+        site.hurt[hit].add(user)
+    monitor.record_page_load(stream.key, seconds, user=user, site=name)
+    return seconds > 3.0
+
+
+def _fails(
+    rng: random.Random,
+    site: Site,
+    stream: _Stream,
+    faults: list[tuple[int, Fault]],
+    user: str,
+    strikes: Callable[[Fault], bool],
+) -> bool:
+    """Whether one event of ``stream`` fails: at its everyday rate, or at the share of an
+    active fault that ``strikes`` it, whose people it then hurt."""
+    fail, hit = stream.fail, None
+    for i, fault in faults:
+        if strikes(fault):
+            fail, hit = max(fail, fault.share), i
+    bad = rng.random() < fail
+    if bad and hit is not None:
+        site.hurt[hit].add(user)
+    return bad
