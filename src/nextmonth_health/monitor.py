@@ -277,6 +277,7 @@ class Monitor:
         try:
             async with self.fork_gate.unit():
                 await self._read_caveats()
+                await self.evaluator.follow_store_clock()
             await self.evaluator.run_forever()
         finally:
             self._running = False

@@ -88,6 +88,9 @@ class Recorder:
         self.events_flushed = 0
         self.events_stored = 0
         self._unsent_events = 0
+        #: Seconds to add to an event's time to put it on the store's clock (Redis's
+        #: ``TIME``): set by the evaluator, so every host's buckets share one clock.
+        self.offset = 0.0
         #: Set once the monitor gave up waiting for the store (:meth:`abandon`): a flush
         #: still under way then counts what it fails to write as lost, not kept.
         self._abandoned: str | None = None
@@ -238,6 +241,7 @@ class Recorder:
         request, page_load, login, upload = sig.REQUEST, sig.PAGE_LOAD, sig.LOGIN, sig.UPLOAD
         session_expired = sig.SESSION_EXPIRED
         invalid = refused = 0
+        offset = self.offset
         fields = iter(taken)
         for signal, site, key, a, b, user, t in zip(*([fields] * FIELDS), strict=True):
             try:
@@ -320,7 +324,7 @@ class Recorder:
                     known.counted = True
                     counted_sites.add(site)
                 step = known.step
-                start = int(t // step) * step
+                start = int((t + offset) // step) * step
                 # A request's or page load's cell by route, any other signal's by its name.
                 if value is None:
                     last, at = known.plain, signal

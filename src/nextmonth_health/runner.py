@@ -44,8 +44,11 @@ T = TypeVar("T")
 _TRIM_EVERY = 60.0
 
 #: A clock further off than this from the store's (or the others') is said in the log and
-#: in ``status().clock_skew``: windows absorb a minute of it (``AHEAD_SECONDS``), not more.
+#: in ``status().clock_skew``. With Redis the process follows the store's clock; with
+#: SQLite (one host) windows absorb a minute of it (``AHEAD_SECONDS``), not more.
 SKEW_SECONDS = 5.0
+#: Closer than this to the store's clock, a process keeps its own (a round trip's worth).
+CLOCK_TOLERANCE = 0.5
 
 
 @frozen
@@ -137,6 +140,8 @@ class Evaluator:
         #: Seconds this process's clock is behind (positive) or ahead of the store's (or of
         #: the newest counts other processes wrote), once more than ``SKEW_SECONDS``.
         self.clock_skew: float | None = None
+        #: Seconds added to this process's clock to follow the store's (see follow_store_clock).
+        self.offset = 0.0
         self._passing = threading.Lock()
         store = monitor.store
         self._store_has_time = type(store).time is not Store.time
@@ -167,12 +172,13 @@ class Evaluator:
     async def _evaluate(self) -> Evaluation:
         m = self.monitor
         await self.store_call(m.recorder.flush)
-        now = m.clock.now()
+        own = m.clock.now()
+        now = own + self.offset  # on the store's clock, where it keeps one
         try:
             stored = await self.store_call(m.store.sites)
         except Exception as exc:
             m.errors.report("store.sites", exc)
-            self.last_evaluation = now
+            self.last_evaluation = own
             return Evaluation(at=timestamp(now), sites=(), readings=())
         sites = sorted(stored | {m.site} | set(m.site_settings))
         led: list[str] = []
@@ -222,15 +228,8 @@ class Evaluator:
                 await self.store_call(self._trim, now)
             except Exception as exc:
                 m.errors.report("store.trim", exc)
-            if isinstance(m.clock, SystemClock):  # a fake clock is off on purpose
-                try:
-                    store_time = await self.store_call(m.store.time)
-                except Exception as exc:
-                    m.errors.report("store.time", exc)
-                else:
-                    if store_time is not None:
-                        self._note_skew(store_time - m.clock.now(), "the store's clock")
-        self.last_evaluation = now
+            await self.follow_store_clock()
+        self.last_evaluation = own
         await self.store_call(m.refresh_notices)
         return Evaluation(
             at=timestamp(now),
@@ -239,6 +238,26 @@ class Evaluator:
             transitions=tuple(transitions),
             failures=tuple(failures),
         )
+
+    async def follow_store_clock(self) -> None:
+        """Put this process on the store's clock, where it has one (Redis's ``TIME``): the
+        recorder's buckets and the evaluator's now both move by the difference, so every
+        host's counts land in the same buckets whatever its own clock says. Asked when the
+        monitor starts running and once a minute. A fake clock is off on purpose: left be.
+        """
+        m = self.monitor
+        if not self._store_has_time or not isinstance(m.clock, SystemClock):
+            return
+        try:
+            store_time = await self.store_call(m.store.time)
+        except Exception as exc:
+            m.errors.report("store.time", exc)
+            return
+        if store_time is None:
+            return
+        offset = store_time - m.clock.now()
+        self.offset = m.recorder.offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
+        self._note_skew(offset, "the store's clock (followed)")
 
     def _note_skew(self, behind: float, reference: str) -> None:
         """Remember how far this process's clock is off, and say so once per episode."""

@@ -111,3 +111,36 @@ async def test_a_process_behind_the_others_counts_says_so(tmp_path: Path) -> Non
     assert skew is not None and 50 <= skew <= 70, skew
     for monitor in (writer, evaluator):
         monitor.store.close()
+
+
+class SkewedClock(nmh.SystemClock):
+    """The real clock of a host whose time is off by ``skew`` seconds."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def now(self) -> float:
+        return super().now() + self.skew
+
+
+@pytest.mark.parametrize("skew", [90.0, -90.0], ids=["writer ahead", "writer behind"])
+def test_on_redis_every_process_counts_and_judges_on_redis_clock(redis_db: RedisServer, skew: float) -> None:
+    """Past the minute windows absorb: each process follows Redis's ``TIME``, so a writer
+    90 s off still fills the buckets of now, and a leader 90 s the other way reads them."""
+    writer = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(skew), load_entrypoints=False)
+    leader = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(-skew), load_entrypoints=False)
+    for monitor in (writer, leader):
+        anyio.run(monitor.evaluator.follow_store_clock)
+    for n in range(30):
+        writer.record_request("/bookings", 503, 0.1, user=f"p{n}")
+    writer.flush()
+    redis_now = writer.store.time()
+    assert redis_now is not None
+    [bucket] = writer.store.read("acme", "request", redis_now - 600, redis_now + 600)
+    assert abs(bucket.start - redis_now) <= writer.settings.bucket_seconds + 1, (bucket.start, redis_now)
+    evaluation = anyio.run(leader.evaluate)
+    counted = [r.detail["requests"] for r in evaluation.readings if r.key == "/bookings"]
+    assert counted == [30], evaluation.readings
+    assert leader.status().clock_skew == pytest.approx(skew, abs=1)
+    for monitor in (writer, leader):
+        monitor.store.close()
