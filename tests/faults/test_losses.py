@@ -92,3 +92,53 @@ def test_a_healthy_stop_loses_nothing(tmp_path: Path) -> None:
     status = monitor.status()
     assert status.drops == {} and status.events_stored == 300 and status.unsent_events == 0
     monitor.store.close()
+
+
+DISK_FULL = """
+import json, resource, signal, sys
+import nextmonth_health as nmh
+from nextmonth_health.testing import FakeClock
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+monitor = nmh.Monitor("acme", store=sys.argv[1], clock=FakeClock(), load_entrypoints=False)
+
+def record(n):
+    for i in range(n):
+        monitor.record_request("/media-upload", 503 if i % 10 == 0 else 200, 0.1, user=f"u-{i % 50}")
+    monitor.flush()
+    s = monitor.status()
+    return [s.events_flushed, s.events_stored, s.unsent_events, s.drops]
+
+seen = [record(400)]
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the disk is full
+seen.append(record(1000))
+seen.append(record(0))  # still full: the retry fails too, and keeps the events
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space is freed
+seen.append(record(0))
+print(json.dumps(seen))
+"""
+
+
+def test_a_full_disk_keeps_the_events_until_space_frees_then_stores_them_all(tmp_path: Path) -> None:
+    """A real process whose SQLite file cannot grow: its flushes fail, the events wait
+    (``unsent_events``, not dropped) and reach the file once it can grow again."""
+    import json
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, url], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen == [
+        [400, 400, 0, {}],
+        [1400, 400, 1000, {}],
+        [1400, 400, 1000, {}],
+        [1400, 1400, 0, {}],
+    ], done.stderr
+    with nmh.store.SQLiteStore(url) as store:
+        stored = store.read("acme", "request", 0, float("inf"))
+        assert sum(b.total for b in stored) == 1400
