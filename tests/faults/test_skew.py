@@ -73,17 +73,20 @@ async def test_an_outage_is_found_and_resolved_on_time_whatever_the_leaders_cloc
         monitor.store.close()
 
 
-class AheadClock(nmh.SystemClock):
-    """The real clock of a host whose time runs 30 s fast."""
+class SkewedClock(nmh.SystemClock):
+    """The real clock of a host whose time is off by ``skew`` seconds."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
 
     def now(self) -> float:
-        return super().now() + 30.0
+        return super().now() + self.skew
 
 
 def test_a_process_whose_clock_is_off_says_so_once(
     redis_db: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monitor = nmh.Monitor("acme", store=redis_db.url(), clock=AheadClock(), load_entrypoints=False)
+    monitor = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(30.0), load_entrypoints=False)
     with caplog.at_level(logging.WARNING, logger="nextmonth_health"):
         anyio.run(monitor.evaluate)
         anyio.run(monitor.evaluate)
@@ -111,16 +114,6 @@ async def test_a_process_behind_the_others_counts_says_so(tmp_path: Path) -> Non
     assert skew is not None and 50 <= skew <= 70, skew
     for monitor in (writer, evaluator):
         monitor.store.close()
-
-
-class SkewedClock(nmh.SystemClock):
-    """The real clock of a host whose time is off by ``skew`` seconds."""
-
-    def __init__(self, skew: float) -> None:
-        self.skew = skew
-
-    def now(self) -> float:
-        return super().now() + self.skew
 
 
 @pytest.mark.parametrize("skew", [90.0, -90.0], ids=["writer ahead", "writer behind"])
