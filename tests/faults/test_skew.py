@@ -137,3 +137,51 @@ def test_on_redis_every_process_counts_and_judges_on_redis_clock(redis_db: Redis
     assert leader.status().clock_skew == pytest.approx(skew, abs=1)
     for monitor in (writer, leader):
         monitor.store.close()
+
+
+SKEWED_WRITER = """
+import sys
+import nextmonth_health as nmh
+
+class SkewedClock(nmh.SystemClock):
+    def now(self):
+        return super().now() + float(sys.argv[2])
+
+monitor = nmh.Monitor("acme", store=sys.argv[1], clock=SkewedClock(), load_entrypoints=False)
+import anyio
+anyio.run(monitor.evaluator.follow_store_clock)  # as monitor.run() does when it starts
+for n in range(30):
+    monitor.record_request("/bookings", 503, 0.1, user=f"p{n}")
+monitor.flush()
+print(monitor.status().events_stored)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "skew"),
+    [("sqlite", 30.0), ("sqlite", -30.0), ("redis", 90.0), ("redis", -90.0)],
+    ids=["sqlite, writer 30 s ahead", "sqlite, 30 s behind", "redis, 90 s ahead", "redis, 90 s behind"],
+)
+def test_a_real_worker_process_whose_clock_is_off_is_counted_at_once(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, skew: float
+) -> None:
+    """A separate worker process on a real clock that is off: the leader's very next pass
+    counts every request it recorded — on SQLite 30 s either way (windows reach a minute
+    ahead), on Redis even 90 s (every process follows Redis's clock)."""
+    import subprocess
+    import sys
+
+    if kind == "sqlite":
+        shared_store = f"sqlite:///{tmp_path / 'shared.db'}"
+    else:
+        shared_store = request.getfixturevalue("redis_db").url()
+    done = subprocess.run(
+        [sys.executable, "-c", SKEWED_WRITER, shared_store, str(skew)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["30"], done.stderr
+    leader = nmh.Monitor("acme", store=shared_store, load_entrypoints=False)
+    evaluation = anyio.run(leader.evaluate)
+    counted = [r.detail["requests"] for r in evaluation.readings if r.key == "/bookings"]
+    assert counted == [30], evaluation.readings
+    leader.store.close()
