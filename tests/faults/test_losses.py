@@ -120,7 +120,9 @@ print(json.dumps(seen))
 """
 
 
-def test_a_full_disk_keeps_the_events_until_space_frees_then_stores_them_all(tmp_path: Path) -> None:
+def test_a_full_disk_keeps_the_events_until_space_frees_then_stores_them_all(
+    tmp_path: Path,
+) -> None:
     """A real process whose SQLite file cannot grow: its flushes fail, the events wait
     (``unsent_events``, not dropped) and reach the file once it can grow again."""
     import json
@@ -129,7 +131,11 @@ def test_a_full_disk_keeps_the_events_until_space_frees_then_stores_them_all(tmp
 
     url = f"sqlite:///{tmp_path / 'full.db'}"
     done = subprocess.run(
-        [sys.executable, "-c", DISK_FULL, url], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", DISK_FULL, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])

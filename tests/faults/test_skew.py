@@ -86,7 +86,9 @@ class SkewedClock(nmh.SystemClock):
 def test_a_process_whose_clock_is_off_says_so_once(
     redis_db: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monitor = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(30.0), load_entrypoints=False)
+    monitor = nmh.Monitor(
+        "acme", store=redis_db.url(), clock=SkewedClock(30.0), load_entrypoints=False
+    )
     with caplog.at_level(logging.WARNING, logger="nextmonth_health"):
         anyio.run(monitor.evaluate)
         anyio.run(monitor.evaluate)
@@ -117,11 +119,17 @@ async def test_a_process_behind_the_others_counts_says_so(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("skew", [90.0, -90.0], ids=["writer ahead", "writer behind"])
-def test_on_redis_every_process_counts_and_judges_on_redis_clock(redis_db: RedisServer, skew: float) -> None:
+def test_on_redis_every_process_counts_and_judges_on_redis_clock(
+    redis_db: RedisServer, skew: float
+) -> None:
     """Past the minute windows absorb: each process follows Redis's ``TIME``, so a writer
     90 s off still fills the buckets of now, and a leader 90 s the other way reads them."""
-    writer = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(skew), load_entrypoints=False)
-    leader = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(-skew), load_entrypoints=False)
+    writer = nmh.Monitor(
+        "acme", store=redis_db.url(), clock=SkewedClock(skew), load_entrypoints=False
+    )
+    leader = nmh.Monitor(
+        "acme", store=redis_db.url(), clock=SkewedClock(-skew), load_entrypoints=False
+    )
     for monitor in (writer, leader):
         anyio.run(monitor.evaluator.follow_store_clock)
     for n in range(30):
@@ -130,7 +138,10 @@ def test_on_redis_every_process_counts_and_judges_on_redis_clock(redis_db: Redis
     redis_now = writer.store.time()
     assert redis_now is not None
     [bucket] = writer.store.read("acme", "request", redis_now - 600, redis_now + 600)
-    assert abs(bucket.start - redis_now) <= writer.settings.bucket_seconds + 1, (bucket.start, redis_now)
+    assert abs(bucket.start - redis_now) <= writer.settings.bucket_seconds + 1, (
+        bucket.start,
+        redis_now,
+    )
     evaluation = anyio.run(leader.evaluate)
     counted = [r.detail["requests"] for r in evaluation.readings if r.key == "/bookings"]
     assert counted == [30], evaluation.readings
@@ -160,7 +171,12 @@ print(monitor.status().events_stored)
 @pytest.mark.parametrize(
     ("kind", "skew"),
     [("sqlite", 30.0), ("sqlite", -30.0), ("redis", 90.0), ("redis", -90.0)],
-    ids=["sqlite, writer 30 s ahead", "sqlite, 30 s behind", "redis, 90 s ahead", "redis, 90 s behind"],
+    ids=[
+        "sqlite, writer 30 s ahead",
+        "sqlite, 30 s behind",
+        "redis, 90 s ahead",
+        "redis, 90 s behind",
+    ],
 )
 def test_a_real_worker_process_whose_clock_is_off_is_counted_at_once(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str, skew: float
@@ -177,7 +193,10 @@ def test_a_real_worker_process_whose_clock_is_off_is_counted_at_once(
         shared_store = request.getfixturevalue("redis_db").url()
     done = subprocess.run(
         [sys.executable, "-c", SKEWED_WRITER, shared_store, str(skew)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0 and done.stdout.split() == ["30"], done.stderr
     leader = nmh.Monitor("acme", store=shared_store, load_entrypoints=False)
