@@ -101,7 +101,7 @@ def visitor(scope: Scope, proxies: TrustedProxies | None) -> tuple[str, bytes] |
     if not client:
         return None
     agent = b""
-    if proxies is not None and proxies:
+    if proxies:
         forwarded = None
         for name, value in scope.get("headers", ()):
             if name == b"user-agent":

@@ -155,8 +155,8 @@ class Recorder:
         count them dropped under ``reason``, log it once with the number, and return it.
 
         What a stopping monitor calls after its last flush failed or ran out of time;
-        ``wait`` bounds how long it waits for a flush still holding the recorder (then
-        only the buffer is counted). An unsure batch may in fact have been applied by a
+        ``wait`` bounds how long it waits for a flush still holding the recorder (that
+        flush then counts everything when it ends, and this returns 0). An unsure batch may in fact have been applied by a
         store that lost its reply: it is counted lost, the safe side of "nothing lost
         silently". A flush stuck in a hung store counts what it holds itself, when the
         store's own timeout ends it.
@@ -459,7 +459,6 @@ class _Cell:
 
 #: A site over ``max_sites``: its events are dropped (and counted) for the rest of a flush.
 _REFUSED = _Site(None, {}, counted=False)
-
 
 
 def _events(buckets: Iterable[Bucket]) -> int:

@@ -347,6 +347,17 @@ class SiteView:
             return self.users(*parts, seconds=self.end - since)
         return 0
 
+    def affected_now(
+        self, health: Health, check: str, key: str, *parts: tuple[str, Keys, bool]
+    ) -> int | None:
+        """The people hurt in the window now, for a reading that keeps the check's open
+        incident for ``key`` going (a reading's ``affected_now``); None with no incident
+        open or a healthy reading: nothing to count, no store read.
+        """
+        if health is Health.OK or (check, key) not in self._incidents:
+            return None
+        return self.users(*parts)
+
     def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
         """Distinct users behind the window of one or more ``(signal, keys, bad_only)`` parts.
 

@@ -69,7 +69,7 @@ def default_user(environ: Environ) -> str | None:
 def visitor(environ: Environ, proxies: TrustedProxies | None) -> tuple[str, str] | None:
     """An anonymous request's client as the recorder counts it: (address, user agent)."""
     address = environ.get("REMOTE_ADDR")
-    if proxies is not None and proxies:
+    if proxies:
         address = proxies.client(address, environ.get("HTTP_X_FORWARDED_FOR"))
     return (address, environ.get("HTTP_USER_AGENT", "")) if address else None
 

@@ -160,9 +160,7 @@ class ApiErrorCheck:
             value=window.ratio,
             threshold=usual,
             affected_users=view.affected(health, self.name, key, hurt),
-            affected_now=view.users(hurt)
-            if health is not Health.OK and incident is not None
-            else None,
+            affected_now=view.affected_now(health, self.name, key, hurt),
             detail={
                 "errors": window.bad,
                 "requests": window.total,

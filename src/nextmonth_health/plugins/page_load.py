@@ -22,7 +22,7 @@ from ..evidence import LENIENT_ALPHA, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import PAGE_LOAD, REQUEST
 from ..stats import past_line
-from ..values import Health, Reading
+from ..values import Reading
 from ..windows import SiteView, Window
 
 #: The share of loads slower than a p75: a quarter.
@@ -102,9 +102,7 @@ class PageLoadCheck:
             value=p75,
             threshold=s.page_load_slow_seconds,
             affected_users=view.affected(health, self.name, key, hurt),
-            affected_now=view.users(hurt)
-            if health is not Health.OK and incident is not None
-            else None,
+            affected_now=view.affected_now(health, self.name, key, hurt),
             detail={"samples": window.samples, "recent_samples": recent.samples, "source": source},
         )
 

@@ -175,7 +175,6 @@ class SessionFailureCheck:
         expected: float | None,
         detail: dict[str, object],
     ) -> Reading:
-        open_now = view.incident(self.name, "") is not None
         return Reading(
             check=self.name,
             site=view.site,
@@ -186,7 +185,7 @@ class SessionFailureCheck:
             value=float(count),
             threshold=expected,
             affected_users=view.affected(health, self.name, "", *_HURT),
-            affected_now=view.users(*_HURT) if health is not Health.OK and open_now else None,
+            affected_now=view.affected_now(health, self.name, "", *_HURT),
             detail=detail,
         )
 

@@ -18,7 +18,7 @@ from ..evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
 from ..hookspecs import hookimpl
 from ..signals import UPLOAD
 from ..stats import past_line
-from ..values import Health, Reading
+from ..values import Reading
 from ..windows import SiteView, Window
 
 
@@ -78,9 +78,7 @@ class UploadFailureCheck:
             value=window.ratio,
             threshold=s.upload_failure_ratio,
             affected_users=view.affected(health, self.name, "", hurt),
-            affected_now=view.users(hurt)
-            if health is not Health.OK and incident is not None
-            else None,
+            affected_now=view.affected_now(health, self.name, "", hurt),
             detail={
                 "failed": window.bad,
                 "attempts": window.total,
