@@ -177,3 +177,45 @@ def test_every_module_that_logs_uses_the_logging_module_and_one_naming_scheme() 
             text = name.value if isinstance(name, ast.Constant) else ast.unparse(name)
             pattern = EVENT_NAME if isinstance(name, ast.Constant) else re.compile(r"f?['\"]nextmonth_health\.[a-z_]+\{.*")
             assert pattern.fullmatch(text), f"{module.__name__}: event name {text!r} is not nextmonth_health.<snake_case>"
+
+
+CLI_LOGGING = """
+import logging, sys
+from nextmonth_health.cli._common import configure_logging
+from nextmonth_health.logs import get_logger
+
+configure_logging(int(sys.argv[1]), drop=sys.argv[2] == "drop")
+get_logger("nextmonth_health_cdn._probe").debug("nextmonth_health_cdn.probed", url="https://cdn.example")
+get_logger("nextmonth_health_email._outbox").warning("nextmonth_health_email.dropped", emails=2)
+get_logger("nextmonth_health.runner").info("nextmonth_health.pass", sites=3)
+logging.getLogger("urllib3").warning("someone else's warning")
+logging.getLogger("urllib3").info("someone else's info")
+"""
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "drop", "shown"),
+    [
+        (0, "drop", []),
+        (0, "keep", ["nextmonth_health_email.dropped emails=2"]),
+        (
+            2,
+            "keep",
+            [
+                "nextmonth_health_cdn.probed    url=https://cdn.example",
+                "nextmonth_health_email.dropped emails=2",
+                "nextmonth_health.pass          sites=3",
+            ],
+        ),
+    ],
+)
+def test_the_command_line_renders_the_plugins_events_like_the_sdks(verbosity: int, drop: str, shown: list[str]) -> None:
+    """Plugin distributions log under their own package (``nextmonth_health_cdn``...): the
+    CLI's verbosity and rendering apply to them too, and others' warnings still show."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_LOGGING, str(verbosity), drop], capture_output=True, text=True, check=True
+    )
+    lines = done.stderr.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines if line.startswith("[")] == shown, done.stderr
+    assert [line for line in lines if not line.startswith("[")] == ["someone else's warning"]
+    assert done.stdout == ""

@@ -59,6 +59,7 @@ def test_status_text(run: Run, tmp_path: Path) -> None:
     assert "Open incidents (2):" in out and "Notices users see:" in out
     assert "Alerts (1 active, 1 unread, 0 resolved):" in out
     assert "quiet-shop" in out and "All well: no open incidents." in out
+    assert out.rstrip().endswith("State: critical (exit status 2)")  # not the last alert's state
 
 
 def test_status_of_one_site_and_from_the_config(run: Run, tmp_path: Path) -> None:

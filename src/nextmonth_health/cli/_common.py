@@ -21,7 +21,7 @@ import click
 import structlog
 from attrs import define, field, frozen
 
-from ..errors import ConfigError, is_store_error
+from ..errors import ConfigError
 
 __all__ = [
     "CliError",
@@ -270,42 +270,74 @@ def configure_logging(
     seen: list[MutableMapping[str, Any]] | None = None,
     stamp: Callable[[], str] | None = None,
 ) -> None:
-    """Send the SDK's log events (``logging`` records of ``nextmonth_health.*``) to stderr.
+    """Send the SDK's and its plugins' log events (``logging`` records of
+    ``nextmonth_health.*`` and ``nextmonth_health_*``) to stderr.
 
     ``verbosity`` 0 shows warnings (an exception as one line), 1 info, 2 debug with
     tracebacks. ``drop`` keeps even warnings off a timeline unless ``-v`` was given;
-    ``seen`` collects every event; ``stamp`` dates events on a fake clock.
+    ``seen`` collects every event; ``stamp`` dates events on a fake clock. Other
+    libraries' warnings are written as their message, as Python does with no handler.
     """
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    render = structlog.dev.ConsoleRenderer(colors=False)
+    root = logging.getLogger()
+    sdk = logging.getLogger("nextmonth_health")
+    for logger in (root, sdk):
+        for handler in [h for h in logger.handlers if isinstance(h, _Console)]:
+            logger.removeHandler(handler)
+    root.addHandler(_Console(verbosity, level, drop=drop, seen=seen, stamp=stamp))
+    root.setLevel(min(level, logging.INFO) if seen is not None else level)
+    sdk.setLevel(logging.NOTSET)
+    sdk.propagate = True
 
-    class Console(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
+
+def _ours(name: str) -> bool:
+    """Whether a logger is the SDK's or a plugin distribution's (``nextmonth_health_cdn``...)."""
+    return name == "nextmonth_health" or name.startswith(("nextmonth_health.", "nextmonth_health_"))
+
+
+class _Console(logging.Handler):
+    """The command line's stderr: the SDK's events as ``key=value`` lines."""
+
+    def __init__(
+        self,
+        verbosity: int,
+        level: int,
+        *,
+        drop: bool,
+        seen: list[MutableMapping[str, Any]] | None,
+        stamp: Callable[[], str] | None,
+    ) -> None:
+        super().__init__()
+        self.verbosity = verbosity
+        self.shown = level
+        self.drop = drop
+        self.seen = seen
+        self.stamp = stamp
+        self.render = structlog.dev.ConsoleRenderer(colors=False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if not _ours(record.name):
+                if record.levelno >= logging.WARNING:
+                    sys.stderr.write(record.getMessage() + "\n")
+                return
             event = dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()}
-            if seen is not None:
-                seen.append(dict(event))
-            if (drop and verbosity <= 0) or record.levelno < level:
+            if self.seen is not None:
+                self.seen.append(dict(event))
+            if (self.drop and self.verbosity <= 0) or record.levelno < self.shown:
                 return
             for key in ("timestamp", "logger"):
                 event.pop(key, None)
             event["level"] = record.levelname.lower()
-            if stamp is not None:
-                event["at"] = stamp()
-            if verbosity < 2:
+            if self.stamp is not None:
+                event["at"] = self.stamp()
+            if self.verbosity < 2:
                 error = event.pop("exc_info", None)
                 if isinstance(error, BaseException):
                     event["error"] = f"{type(error).__name__}: {error}"
-            try:
-                sys.stderr.write(render(None, event["level"], event) + "\n")
-            except Exception:
-                self.handleError(record)
-
-    sdk = logging.getLogger("nextmonth_health")
-    for handler in [h for h in sdk.handlers if type(h).__name__ == "Console"]:
-        sdk.removeHandler(handler)
-    sdk.addHandler(Console())
-    sdk.setLevel(min(level, logging.INFO) if seen is not None else level)
-    sdk.propagate = False
+            sys.stderr.write(self.render(None, event["level"], event) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
 # Output ---------------------------------------------------------------------------------

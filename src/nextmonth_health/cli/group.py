@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from ._common import EXIT_BUG, CliError, Options, global_options, is_store_error, store_trouble
+from ..errors import ConfigError, is_store_error
+from ._common import EXIT_BUG, CliError, Options, global_options, store_trouble
 
 __all__ = ["cli"]
 

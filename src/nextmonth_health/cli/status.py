@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, is_store_error
 from ._common import (
     CliError,
     build_monitor,
@@ -27,7 +27,6 @@ from ._common import (
     open_existing_store,
     options,
     plural,
-    is_store_error,
     probe_store,
     store_trouble,
     when,
@@ -94,14 +93,14 @@ class _HealthCheck(click.Command):
         try:
             return super().make_context(*args, **kwargs)
         except click.ClickException as exc:
-            exc.exit_code = EXIT_UNKNOWN
+            exc.exit_code = EXIT_UNKNOWN  # type: ignore[misc]  # a ClassVar in click's stubs, per instance in click
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            exc.exit_code = EXIT_UNKNOWN
+            exc.exit_code = EXIT_UNKNOWN  # type: ignore[misc]  # a ClassVar in click's stubs, per instance in click
             raise
         except ConfigError as exc:
             raise CliError(str(exc), exit_code=EXIT_UNKNOWN) from None
@@ -229,8 +228,8 @@ def _status(as_json: bool) -> int:
             click.echo(f"  Alerts ({active} active, {unread} unread, {len(alerts) - active} resolved):")
             for a in alerts:
                 text = " ".join(a["message"].split("\n"))
-                state = "active" if a["active"] else f"resolved {_human(a['resolved_at'])}"
-                click.echo(f"    {_human(a['created_at'])} ({state})  {text}")
+                shown = "active" if a["active"] else f"resolved {_human(a['resolved_at'])}"
+                click.echo(f"    {_human(a['created_at'])} ({shown})  {text}")
         if entry["resolved_recently"]:
             click.echo(f"  Resolved in the last 24 h: {plural(entry['resolved_recently'], 'incident')}")
     click.echo()
