@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote
 
 from .values import Alert, Incident
 
-__all__ = ["alert_for", "alert_message", "resolution_message"]
+__all__ = ["alert_for", "alert_message", "incident_url", "resolution_message"]
+
+
+def incident_url(admin_url: str, incident_id: str) -> str:
+    """The incident's page under the admin view at ``admin_url``: a stable address alert
+    texts and sinks (the email plugin's link) can carry."""
+    return f"{admin_url}/incidents/{quote(incident_id, safe='')}"
 
 
 def _users(n: int) -> str:

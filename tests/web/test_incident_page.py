@@ -38,10 +38,14 @@ def minutes(m: nmh.Monitor, clock: FakeClock, count: int, bad: int, *, every: in
             evaluate(m)
 
 
-def an_outage(internal_errors: Callable[[Any], Any], outage_minutes: int) -> tuple[nmh.Monitor, FakeClock]:
-    """Seventy quiet minutes, then ``outage_minutes`` of 12 in 20 requests answering 503."""
+def an_outage(
+    internal_errors: Callable[[Any], Any], outage_minutes: int, **settings: Any
+) -> tuple[nmh.Monitor, FakeClock]:
+    """Seventy quiet minutes, then ``outage_minutes`` of 12 in 20 requests answering 503
+    (``settings``: the site's own, in ``sites=``)."""
     clock = FakeClock(START - 3600)
-    m = nmh.Monitor("acme-studio", store="memory://", clock=clock, load_entrypoints=False)
+    sites = {"acme-studio": settings} if settings else None
+    m = nmh.Monitor("acme-studio", store="memory://", clock=clock, load_entrypoints=False, sites=sites)
     internal_errors(m)
     minutes(m, clock, 70, bad=0)
     minutes(m, clock, outage_minutes, bad=12)
@@ -149,6 +153,17 @@ def test_an_open_incident_says_who_is_hurt_now(internal_errors: Callable[[Any], 
     body = json.loads(get(app, f"/api/incidents/{incident.id}").body)
     assert body["incident"]["affected_now"] == incident.affected_now and body["incident"]["resolved_at"] is None
     assert body["readings"]["incidents"][0]["to"] is None
+
+
+def test_the_window_named_is_the_sites_own(internal_errors: Callable[[Any], Any]) -> None:
+    """A site judged over ten minutes says so on its page and in the list, not the default five."""
+    m, _ = an_outage(internal_errors, 3, window_seconds=600)
+    [incident] = m.incidents()
+    app = HealthApp(m, authorize=token_authorizer(TOKEN), admin_routes=admin_routes())
+    page = " ".join(" ".join(assert_inert(get(app, f"/incidents/{incident.id}").body.decode()).text).split())
+    listing = " ".join(" ".join(assert_inert(get(app, "/").body.decode()).text).split())
+    for shown in (page, listing):
+        assert f"{incident.affected_now} in the last 10 min" in shown and "last 5 min" not in shown
 
 
 class LatencyProbe:

@@ -33,6 +33,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from ..alerts import incident_url
 from ..values import Alert, Incident, timestamp
 from . import trends
 from .auth import TokenAuthorizer
@@ -80,11 +81,6 @@ def _redact(url: str) -> str:
         return urlunsplit(parts._replace(netloc=netloc))
     except ValueError:
         return "(unreadable store URL)"
-
-
-def incident_url(prefix: str, incident_id: str) -> str:
-    """The incident's page: a stable address alert texts and sinks can carry."""
-    return f"{prefix}/incidents/{quote(incident_id, safe='')}"
 
 
 def alert_json(alert: Alert, prefix: str = "") -> dict[str, Any]:
@@ -185,7 +181,7 @@ def _page(app: HealthApp, request: Request, template: str, live: Any, **context:
         sign_out=_signed_in_by_session(app, request),
         live_seconds=app.live_seconds,
         incident_url=lambda incident_id: incident_url(app.admin_prefix, incident_id),
-        window=_span(monitor.settings.window_seconds),
+        window=lambda site: _span(monitor.settings_for(site).window_seconds),
         duration=duration_words,
         **context,
     )

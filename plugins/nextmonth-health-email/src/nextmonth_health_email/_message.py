@@ -22,9 +22,9 @@ import unicodedata
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import quote
 
 import nextmonth_health as nmh
+from nextmonth_health import alerts
 
 from ._config import EmailConfig
 
@@ -94,9 +94,7 @@ def subject_of(transition: nmh.Transition, kind: str, named: str | None = None) 
 
 def incident_url(config: EmailConfig, incident_id: str) -> str | None:
     """The incident's page in the admin view, ``{admin_url}/incidents/{id}``, when one is set."""
-    if config.admin_url is None:
-        return None
-    return f"{config.admin_url}/incidents/{quote(incident_id, safe='')}"
+    return None if config.admin_url is None else alerts.incident_url(config.admin_url, incident_id)
 
 
 def message_id(kind: str, alert_id: str, config: EmailConfig) -> str:
