@@ -17,7 +17,7 @@ from nextmonth_health.errors import StaleLease
 from nextmonth_health.store import Store
 from nextmonth_health.store.base import site_lease
 from nextmonth_health.testing import START
-from nextmonth_health.values import Alert, Incident, IncidentStatus, Severity, timestamp
+from nextmonth_health.values import Alert, Incident, IncidentStatus, MaintenanceWindow, Severity, Silence, timestamp
 
 T0 = int(START)
 
@@ -315,9 +315,76 @@ class StoreContract:
             recovering_since=timestamp(START + 9),
             value=None,
             threshold=None,
+            maintenance_id="w-1",
         )
         store.save_incident(full)
         assert store.incidents() == [full]
+
+    def test_alerts_round_trip_every_field(self, store: Store) -> None:
+        full = alert(
+            "i1",
+            resolved_at=timestamp(START + 90),
+            acknowledged_at=timestamp(START + 30),
+            incident_ids=("i1", "i2"),
+            notified_at=timestamp(START + 5),
+            reminders=2,
+        )
+        store.save_alert(full)
+        assert store.alerts() == [full]
+
+    def test_an_alert_is_marked_notified_once_per_expected_time(self, store: Store) -> None:
+        """Compare and set: of two processes told to send the same reminder, one wins."""
+        assert store.mark_alert_notified("i1", expected=None, at=timestamp(START)) is None, "unknown alert"
+        store.save_alert(alert("i1"))
+        first = store.mark_alert_notified("i1", expected=None, at=timestamp(START + 1))
+        assert first is not None and first.notified_at == timestamp(START + 1) and first.reminders == 0
+        assert store.mark_alert_notified("i1", expected=None, at=timestamp(START + 2)) is None, "already told"
+        later = store.mark_alert_notified("i1", expected=timestamp(START + 1), at=timestamp(START + 900), reminder=True)
+        assert later is not None and later.notified_at == timestamp(START + 900) and later.reminders == 1
+        assert store.mark_alert_notified("i1", expected=timestamp(START + 1), at=timestamp(START + 901), reminder=True) is None
+        store.save_alert(alert("i1", affected_users=40))  # a pass rewrites the alert from its incidents
+        [kept] = store.alerts()
+        assert (kept.affected_users, kept.notified_at, kept.reminders) == (40, timestamp(START + 900), 1)
+
+    def test_maintenance_windows_are_kept_listed_ended_and_trimmed(self, store: Store) -> None:
+        site_wide = MaintenanceWindow(
+            id="w1", site="s", starts_at=timestamp(START), ends_at=timestamp(START + 1800), reason="deploy <v2>",
+            created_at=timestamp(START - 60),
+        )
+        uploads = MaintenanceWindow(
+            id="w2", site="s", starts_at=timestamp(START + 3600), ends_at=timestamp(START + 7200), area="uploads"
+        )
+        elsewhere = attrs.evolve(site_wide, id="w3", site="other", starts_at=timestamp(START - 60))
+        for window in (uploads, site_wide, elsewhere):
+            store.save_maintenance(window)
+        assert store.maintenance_windows() == [elsewhere, site_wide, uploads], "soonest start first"
+        assert store.maintenance_windows("s") == [site_wide, uploads]
+        ended = store.end_maintenance("w1", timestamp(START + 600))
+        assert ended == attrs.evolve(site_wide, ends_at=timestamp(START + 600))
+        assert store.end_maintenance("w1", timestamp(START + 900)) == ended, "ending again changes nothing"
+        cancelled = store.end_maintenance("w2", timestamp(START + 700))
+        assert cancelled is not None and cancelled.ends_at == cancelled.starts_at == uploads.starts_at
+        assert store.end_maintenance("nope", timestamp(START)) is None
+        assert store.maintenance_windows("s") == [ended, cancelled]
+        store.trim(buckets_before=T0, hourly_before=T0, resolved_before=timestamp(START + 3000))
+        assert store.maintenance_windows() == [cancelled], "what ended before the cut is forgotten"
+
+    def test_silences_are_kept_listed_ended_and_trimmed(self, store: Store) -> None:
+        one_key = Silence(
+            id="s1", site="s", check="api_errors", key="/bookings", starts_at=timestamp(START),
+            ends_at=timestamp(START + 7200), reason="on it", created_at=timestamp(START),
+        )
+        every_key = Silence(id="s2", site="s", check="uploads", starts_at=timestamp(START + 60), ends_at=timestamp(START + 120))
+        store.save_silence(every_key)
+        store.save_silence(one_key)
+        store.save_silence(attrs.evolve(one_key, id="s3", site="other"))
+        assert [s.id for s in store.silences()] == ["s1", "s3", "s2"]
+        assert store.silences("s") == [one_key, every_key]
+        ended = store.end_silence("s1", timestamp(START + 300))
+        assert ended == attrs.evolve(one_key, ends_at=timestamp(START + 300))
+        assert store.end_silence("nope", timestamp(START)) is None
+        store.trim(buckets_before=T0, hourly_before=T0, resolved_before=timestamp(START + 200))
+        assert [s.id for s in store.silences()] == ["s1", "s3"]
 
     def test_one_alert_per_incident_and_acknowledgements_stick(self, store: Store) -> None:
         store.save_alert(alert("i1"))

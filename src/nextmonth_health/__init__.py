@@ -17,7 +17,19 @@ from .runner import CheckFailure, Evaluation
 from .settings import Settings
 from .sinks import AlertSink
 from .store import Store
-from .values import Alert, Health, Incident, IncidentStatus, Notice, Reading, Severity, Transition, TransitionKind
+from .values import (
+    Alert,
+    Health,
+    Incident,
+    IncidentStatus,
+    MaintenanceWindow,
+    Notice,
+    Reading,
+    Severity,
+    Silence,
+    Transition,
+    TransitionKind,
+)
 from .windows import SiteView
 
 __version__ = "0.1.0"
@@ -33,6 +45,7 @@ __all__ = [
     "Health",
     "Incident",
     "IncidentStatus",
+    "MaintenanceWindow",
     "MessageRenderer",
     "Monitor",
     "MonitorStatus",
@@ -43,6 +56,7 @@ __all__ = [
     "SiteView",
     "StaleLease",
     "Severity",
+    "Silence",
     "Store",
     "StoreError",
     "SystemClock",

@@ -22,9 +22,11 @@ __all__ = [
     "Health",
     "Incident",
     "IncidentStatus",
+    "MaintenanceWindow",
     "Notice",
     "Reading",
     "Severity",
+    "Silence",
     "Transition",
     "TransitionKind",
     "timestamp",
@@ -80,6 +82,9 @@ class TransitionKind(enum.StrEnum):
     ESCALATED = "escalated"
     UPDATED = "updated"
     RESOLVED = "resolved"
+    #: An unacknowledged critical alert told again (``alert_repeat_seconds`` after the last
+    #: time), or told for the first time once the maintenance or silence that held it ended.
+    REMINDED = "reminded"
 
 
 def _health(value: Health | str) -> Health:
@@ -128,7 +133,8 @@ class Incident:
     ``severity`` only ever rises during an incident's life, so a wobbling signal cannot
     produce a stream of alerts. ``affected_users`` counts the distinct people hurt since it
     opened (the union, never going down): what "Impact detected for N users" says;
-    ``affected_now`` those hurt in the latest window.
+    ``affected_now`` those hurt in the latest window. ``maintenance_id`` names the
+    maintenance window it was seen in, if any: it happened during planned work.
     """
 
     id: str
@@ -149,6 +155,7 @@ class Incident:
     threshold: float | None = None
     alert_id: str | None = None
     affected_now: int = 0
+    maintenance_id: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -160,7 +167,9 @@ class Alert:
     """The admin's calm notification for a critical problem, updated in place as impact grows.
 
     ``incident_id`` is the first incident to turn critical; ``incident_ids`` lists every
-    incident of the same area folded into this one alert.
+    incident of the same area folded into this one alert. ``notified_at`` is when the
+    push sinks (email, webhook) were last told of it — None while a maintenance window or
+    a silence holds it back — and ``reminders`` how many times they were told again.
     """
 
     incident_id: str
@@ -175,6 +184,8 @@ class Alert:
     resolved_at: datetime | None = None
     acknowledged_at: datetime | None = None
     incident_ids: tuple[str, ...] = field(default=(), converter=tuple)
+    notified_at: datetime | None = None
+    reminders: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -182,10 +193,68 @@ class Alert:
 
 
 @frozen
+class MaintenanceWindow:
+    """Planned work on a site, or on one ``area`` of it, from ``starts_at`` to ``ends_at``.
+
+    While it runs, incidents in its scope are still recorded (marked with its id), no alert
+    is pushed for them, and people there see a planned-maintenance notice instead of the
+    incident's. It ends by itself; ending it early moves ``ends_at``.
+    """
+
+    id: str
+    site: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = ""
+    area: str | None = None
+    created_at: datetime | None = None
+
+    def is_active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def covers(self, incident: Incident, at: datetime) -> bool:
+        """Whether the incident is in this window's scope at ``at``: the site's, in its area
+        (a site-wide problem is bigger than work on one area, so only a site-wide window
+        covers it)."""
+        return (
+            incident.site == self.site
+            and self.is_active(at)
+            and (self.area is None or self.area == incident.area)
+        )
+
+
+@frozen
+class Silence:
+    """No alerts or reminders for one check (and ``key``, or every key when None) of a site
+    until ``ends_at``: the admin knows and is on it. Incidents stay visible, marked silenced."""
+
+    id: str
+    site: str
+    check: str
+    starts_at: datetime
+    ends_at: datetime
+    key: str | None = None
+    reason: str = ""
+    created_at: datetime | None = None
+
+    def is_active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def covers(self, incident: Incident, at: datetime) -> bool:
+        return (
+            incident.site == self.site
+            and incident.check == self.check
+            and (self.key is None or self.key == incident.key)
+            and self.is_active(at)
+        )
+
+
+@frozen
 class Notice:
     """What a user sees at an area of the site while something there is being looked after.
 
-    Carries no codes, numbers or internal names: only words written for people.
+    Carries no codes, numbers or internal names: only words written for people. ``kind``
+    is ``"incident"``, or ``"maintenance"`` for planned work the admin scheduled.
     """
 
     area: str
@@ -193,6 +262,7 @@ class Notice:
     title: str
     message: str
     severity: Severity = field(default=Severity.DEGRADED, converter=Severity)
+    kind: str = "incident"
 
 
 @frozen
@@ -200,7 +270,8 @@ class Transition:
     """A change to an incident that sinks hear about; ``alert`` is set once it is critical.
 
     A ``quiet`` one is stored but not announced: the count of people creeping up between
-    announcements (see the incident tracker).
+    announcements (see the incident tracker). A ``muted`` one (``"maintenance"`` or
+    ``"silence"``) is stored and logged but not handed to the sinks.
     """
 
     kind: TransitionKind = field(converter=TransitionKind)
@@ -208,3 +279,4 @@ class Transition:
     previous: Incident | None = None
     alert: Alert | None = None
     quiet: bool = False
+    muted: str | None = None

@@ -17,7 +17,9 @@ from typing import Any, Final, TypeVar
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
-from ..values import Alert, Incident
+import attrs
+
+from ..values import Alert, Incident, MaintenanceWindow, Silence
 
 __all__ = ["FIVE_MINUTE_RETENTION", "LATE_WRITE_SECONDS", "BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
 
@@ -234,8 +236,9 @@ class Store(abc.ABC):
     def save_alert(self, alert: Alert) -> None:
         """Insert or replace the alert of an incident (one alert per incident).
 
-        An acknowledgement already stored is kept when the new alert carries none, and
-        ``created_at`` never moves later than the stored one.
+        An acknowledgement already stored is kept when the new alert carries none,
+        ``created_at`` never moves later than the stored one, and ``notified_at`` and
+        ``reminders`` never go back (they move through :meth:`mark_alert_notified`).
         """
 
     @abc.abstractmethod
@@ -245,6 +248,55 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
         """Mark an alert read by the admin (first acknowledgement wins); None if unknown."""
+
+    @abc.abstractmethod
+    def mark_alert_notified(
+        self, incident_id: str, *, expected: datetime | None, at: datetime, reminder: bool = False
+    ) -> Alert | None:
+        """Note that the push sinks are told of an alert at ``at``, only if its
+        ``notified_at`` is still ``expected`` (compare and set, so two processes cannot
+        both send one reminder); a ``reminder`` also counts one more. Returns the alert as
+        stored afterwards when this call set it, else None (unknown, or another process
+        told them first)."""
+
+    # Maintenance windows and silences: planned quiet, shared by every process.
+
+    @abc.abstractmethod
+    def save_maintenance(self, window: MaintenanceWindow) -> None:
+        """Insert or replace a maintenance window by id."""
+
+    @abc.abstractmethod
+    def maintenance_windows(self, site: str | None = None) -> list[MaintenanceWindow]:
+        """Maintenance windows (of ``site``, or all), soonest start first, ended ones
+        included until a trim forgets them."""
+
+    @abc.abstractmethod
+    def save_silence(self, silence: Silence) -> None:
+        """Insert or replace a silence by id."""
+
+    @abc.abstractmethod
+    def silences(self, site: str | None = None) -> list[Silence]:
+        """Silences (of ``site``, or all), soonest start first, ended ones included until a
+        trim forgets them."""
+
+    def end_maintenance(self, window_id: str, at: datetime) -> MaintenanceWindow | None:
+        """End a window at ``at`` if it would run longer (one not begun yet is cancelled:
+        it ends as it starts); the window as stored, or None if unknown."""
+        found = next((w for w in self.maintenance_windows() if w.id == window_id), None)
+        if found is None or found.ends_at <= at:
+            return found
+        ended = attrs.evolve(found, ends_at=max(at, found.starts_at))
+        self.save_maintenance(ended)
+        return ended
+
+    def end_silence(self, silence_id: str, at: datetime) -> Silence | None:
+        """End a silence at ``at`` if it would run longer; the silence as stored, or None."""
+        found = next((s for s in self.silences() if s.id == silence_id), None)
+        if found is None or found.ends_at <= at:
+            return found
+        ended = attrs.evolve(found, ends_at=max(at, found.starts_at))
+        self.save_silence(ended)
+        return ended
 
     @abc.abstractmethod
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> int:
@@ -275,8 +327,9 @@ class Store(abc.ABC):
     ) -> None:
         """Forget raw buckets older than ``buckets_before``, five-minute roll-ups older than
         ``five_minute_before`` (default: ``buckets_before``; a pass keeps them a day, for
-        the admin view's 24-hour charts), hourly roll-ups older than ``hourly_before``, and
-        incidents (with their alerts) resolved before ``resolved_before``."""
+        the admin view's 24-hour charts), hourly roll-ups older than ``hourly_before``,
+        incidents (with their alerts) resolved before ``resolved_before``, and maintenance
+        windows and silences that ended before it."""
 
     def time(self) -> float | None:
         """The store's own clock, in Unix seconds, where it has one every process shares

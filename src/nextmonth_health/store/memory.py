@@ -20,7 +20,7 @@ import attrs
 from ..errors import StaleLease
 from ..signals import SIGNALS, Bucket
 from ..sketch import DistinctCounter
-from ..values import Alert, Incident
+from ..values import Alert, Incident, MaintenanceWindow, Silence
 from .base import HOUR, ROLLUP_WIDTHS, BatchId, Fence, Lookup, SiteSums, Store, SumBucket, newest_first, rollup_of
 from .series import Series
 
@@ -173,6 +173,8 @@ class MemoryStore(Store):
         self._rollups: dict[int, _Table] = {width: {} for width in ROLLUP_WIDTHS}
         self._incidents: dict[str, Incident] = {}
         self._alerts: dict[str, Alert] = {}
+        self._maintenance: dict[str, MaintenanceWindow] = {}
+        self._silences: dict[str, Silence] = {}
         #: Lease name -> (holder, expires, fencing token); released leases keep their token.
         self._leases: dict[str, tuple[str, float, int]] = {}
         self._lock = threading.Lock()
@@ -320,8 +322,40 @@ class MemoryStore(Store):
                     alert,
                     created_at=min(stored.created_at, alert.created_at),
                     acknowledged_at=alert.acknowledged_at or stored.acknowledged_at,
+                    notified_at=_later(alert.notified_at, stored.notified_at),
+                    reminders=max(alert.reminders, stored.reminders),
                 )
             self._alerts[alert.incident_id] = alert
+
+    def mark_alert_notified(
+        self, incident_id: str, *, expected: datetime | None, at: datetime, reminder: bool = False
+    ) -> Alert | None:
+        with self._lock:
+            alert = self._alerts.get(incident_id)
+            if alert is None or alert.notified_at != expected:
+                return None
+            alert = self._alerts[incident_id] = attrs.evolve(
+                alert, notified_at=at, reminders=alert.reminders + reminder
+            )
+            return alert
+
+    def save_maintenance(self, window: MaintenanceWindow) -> None:
+        with self._lock:
+            self._maintenance[window.id] = window
+
+    def maintenance_windows(self, site: str | None = None) -> list[MaintenanceWindow]:
+        with self._lock:
+            found = [w for w in self._maintenance.values() if site is None or w.site == site]
+        return sorted(found, key=lambda w: (w.starts_at, w.id))
+
+    def save_silence(self, silence: Silence) -> None:
+        with self._lock:
+            self._silences[silence.id] = silence
+
+    def silences(self, site: str | None = None) -> list[Silence]:
+        with self._lock:
+            found = [s for s in self._silences.values() if site is None or s.site == site]
+        return sorted(found, key=lambda s: (s.starts_at, s.id))
 
     def alerts(self, site: str | None = None) -> list[Alert]:
         with self._lock:
@@ -378,6 +412,13 @@ class MemoryStore(Store):
             for incident_id in gone:
                 del self._incidents[incident_id]
                 self._alerts.pop(incident_id, None)
+            for planned in (self._maintenance, self._silences):
+                for key in [k for k, v in planned.items() if v.ends_at < resolved_before]:
+                    del planned[key]
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.url!r})"
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
