@@ -10,6 +10,13 @@ judgement.) An incident resolves only after its signal has
 read healthy for a whole ``cooldown_seconds`` (anything but healthy restarts that count),
 so a noisy signal cannot flap. ``elevated`` readings hold everything where it is;
 ``unknown`` readings (failed checks) change nothing.
+
+Planned quiet (:mod:`~nextmonth_health.quiet`) changes what is told, never what is
+recorded: an incident seen in a maintenance window carries its id, and a transition a
+window or a silence covers is marked ``muted`` and not handed to the sinks. The alert is
+kept either way (the admin view shows it); ``notified_at`` says whether the push sinks
+were told, so an alert never told has no resolution to tell, and one held back is told,
+or told again, by :meth:`IncidentTracker.remind`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from datetime import datetime
 import attrs
 
 from .alerts import alert_for
+from .quiet import NONE, Quiet
 from .settings import Settings
 from .store.base import Fence, Store
 from .values import (
@@ -29,13 +37,18 @@ from .values import (
     Incident,
     IncidentStatus,
     Reading,
+    Alert,
     Severity,
     Transition,
     TransitionKind,
     timestamp,
 )
 
-__all__ = ["IncidentTracker"]
+__all__ = ["UNTOLD", "IncidentTracker"]
+
+#: ``Transition.muted`` for news of an alert the push sinks were never told of: its
+#: resolution, or its growth before :meth:`IncidentTracker.remind` has told it.
+UNTOLD = "untold"
 
 #: A growing count of people hurt is announced to the sinks (an ``updated`` transition) at
 #: once when it jumps by this factor, else at most every ``_ANNOUNCE_EVERY`` seconds; in
@@ -65,6 +78,7 @@ class IncidentTracker:
         checks_run: Iterable[str],
         open_now: Iterable[Incident] | None = None,
         fence: Fence | None = None,
+        quiet: Quiet = NONE,
     ) -> list[Transition]:
         """Fold one pass's readings for a site into its incidents; return what changed.
 
@@ -74,6 +88,7 @@ class IncidentTracker:
         ``fence`` is the site lease's token this pass took: every write carries it (on a
         store with fencing), and a lease taken by another process since raises
         :class:`~nextmonth_health.errors.StaleLease` before anything is announced.
+        ``quiet``: the site's maintenance windows and silences.
         """
         fence = fence if self.store.fencing else None
         if open_now is None:
@@ -84,6 +99,13 @@ class IncidentTracker:
                 return []  # the usual pass of a healthy site: nothing open, nothing to open
         at = timestamp(now)
         by_key = {(i.check, i.key): i for i in open_now}
+        if quiet.windows:
+            for key, incident in by_key.items():
+                window = quiet.maintenance_for(incident, at)
+                if window is not None and incident.maintenance_id is None:
+                    by_key[key] = self._save(
+                        attrs.evolve(incident, maintenance_id=window.id), fence
+                    )
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()
         for reading in readings:
@@ -91,27 +113,44 @@ class IncidentTracker:
             incident = by_key.get((reading.check, reading.key))
             transition = self._step(incident, reading, at, settings, fence)
             if transition is not None:
+                if incident is None and quiet.windows:
+                    window = quiet.maintenance_for(transition.incident, at)
+                    if window is not None:
+                        opened = attrs.evolve(transition.incident, maintenance_id=window.id)
+                        transition = attrs.evolve(transition, incident=opened)
                 transitions.append(transition)
         ran = set(checks_run)
         for (check, key), incident in by_key.items():
             if check in ran and (check, key) not in seen:
-                quiet = Reading(
-                    check=check, site=site, key=key, area=incident.area, status=Health.OK, subject=incident.summary
+                healthy = Reading(
+                    check=check,
+                    site=site,
+                    key=key,
+                    area=incident.area,
+                    status=Health.OK,
+                    subject=incident.summary,
                 )
-                transition = self._step(incident, quiet, at, settings, fence)
+                transition = self._step(incident, healthy, at, settings, fence)
                 if transition is not None:
                     transitions.append(transition)
-        return self._commit(transitions, by_key.values(), at, fence)
+        return self._mute(self._commit(transitions, by_key.values(), at, fence), at, quiet)
 
     def _step(
-        self, incident: Incident | None, reading: Reading, at: datetime, settings: Settings, fence: Fence | None
+        self,
+        incident: Incident | None,
+        reading: Reading,
+        at: datetime,
+        settings: Settings,
+        fence: Fence | None,
     ) -> Transition | None:
         health = reading.status
         now_users = reading.affected_users if reading.affected_now is None else reading.affected_now
         if incident is None:
             if not health.is_problem:
                 return None
-            critical = health is Health.CRITICAL and _enough_people(reading.affected_users, settings)
+            critical = health is Health.CRITICAL and _enough_people(
+                reading.affected_users, settings
+            )
             opened = Incident(
                 id=uuid.uuid4().hex,
                 site=reading.site,
@@ -140,7 +179,11 @@ class IncidentTracker:
             if (at - incident.recovering_since).total_seconds() < settings.cooldown_seconds:
                 return None
             resolved = attrs.evolve(
-                incident, status=IncidentStatus.RESOLVED, resolved_at=at, updated_at=at, value=reading.value
+                incident,
+                status=IncidentStatus.RESOLVED,
+                resolved_at=at,
+                updated_at=at,
+                value=reading.value,
             )
             return Transition(kind=TransitionKind.RESOLVED, incident=resolved, previous=incident)
         held = (at - incident.opened_at).total_seconds() >= settings.escalate_after
@@ -175,18 +218,32 @@ class IncidentTracker:
                 recovering_since=None,
                 value=reading.value,
             )
-            return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident, quiet=not loud)
-        if incident.recovering_since is not None or now_users != incident.affected_now or users != incident.affected_users:
+            return Transition(
+                kind=TransitionKind.UPDATED, incident=changed, previous=incident, quiet=not loud
+            )
+        if (
+            incident.recovering_since is not None
+            or now_users != incident.affected_now
+            or users != incident.affected_users
+        ):
             self._save(
                 attrs.evolve(
-                    incident, recovering_since=None, affected_users=users, affected_now=now_users, value=reading.value
+                    incident,
+                    recovering_since=None,
+                    affected_users=users,
+                    affected_now=now_users,
+                    value=reading.value,
                 ),
                 fence,
             )
         return None
 
     def _commit(
-        self, transitions: list[Transition], open_before: Iterable[Incident], at: datetime, fence: Fence | None
+        self,
+        transitions: list[Transition],
+        open_before: Iterable[Incident],
+        at: datetime,
+        fence: Fence | None,
     ) -> list[Transition]:
         """Store the changed incidents and attach each critical one's alert.
 
@@ -221,14 +278,99 @@ class IncidentTracker:
                 continue  # another process got there first: its transition is the one announced
             if incident.alert_id is not None:
                 members = [
-                    i for i in current.values() if i.alert_id == incident.alert_id and (i.is_open or i is incident)
+                    i
+                    for i in current.values()
+                    if i.alert_id == incident.alert_id and (i.is_open or i is incident)
                 ]
-                transition = attrs.evolve(transition, alert=alert_for(incident.alert_id, members, at))
+                transition = attrs.evolve(
+                    transition, alert=alert_for(incident.alert_id, members, at)
+                )
                 if transition.quiet:  # the alert's words follow the count; nobody is told
                     self.store.save_alert(transition.alert)  # type: ignore[arg-type]
             if not transition.quiet:
                 committed.append(transition)
         return committed
+
+    def _mute(self, transitions: list[Transition], at: datetime, quiet: Quiet) -> list[Transition]:
+        """Mark what must not be pushed, note the alerts pushed for the first time, and
+        keep every alert where the admin view reads it."""
+        told: dict[str, Alert] | None = None
+        marked = []
+        for transition in transitions:
+            incident, alert = transition.incident, transition.alert
+            reason = quiet.muted(incident, at)
+            if alert is not None:
+                if told is None:
+                    told = {a.incident_id: a for a in self.store.alerts(incident.site)}
+                stored = told.get(alert.incident_id)
+                notified = stored.notified_at if stored is not None else None
+                if transition.kind is TransitionKind.RESOLVED:
+                    reason = (
+                        UNTOLD if notified is None else None
+                    )  # a told alert is always told resolved
+                elif reason is None and notified is None:
+                    if transition.kind is TransitionKind.UPDATED:
+                        reason = UNTOLD
+                    else:
+                        alert = attrs.evolve(alert, notified_at=at)
+                        told[alert.incident_id] = alert
+                self.store.save_alert(alert)
+            marked.append(
+                attrs.evolve(transition, alert=alert, muted=reason)
+                if reason or alert is not transition.alert
+                else transition
+            )
+        return marked
+
+    def remind(
+        self,
+        site: str,
+        open_now: Iterable[Incident],
+        now: float,
+        settings: Settings,
+        *,
+        quiet: Quiet = NONE,
+    ) -> list[Transition]:
+        """Tell the push sinks again of each active, unacknowledged alert of the site that
+        is due: never told (a maintenance window or a silence held it, and has ended), or
+        told ``alert_repeat_seconds`` ago. Nothing while every open incident of the alert
+        is still held quiet. Each is claimed in the store first (compare and set on
+        ``notified_at``), so of two processes only one tells it.
+        """
+        members: dict[str, list[Incident]] = {}
+        for incident in open_now:
+            if incident.is_open and incident.alert_id is not None:
+                members.setdefault(incident.alert_id, []).append(incident)
+        if not members:
+            return []
+        at = timestamp(now)
+        repeat = settings.alert_repeat_seconds
+        reminded = []
+        for alert in self.store.alerts(site):
+            held = members.get(alert.incident_id)
+            if not held or not alert.is_active or alert.acknowledged_at is not None:
+                continue
+            if all(quiet.muted(i, at) for i in held):
+                continue
+            if alert.notified_at is not None and (
+                not repeat or (at - alert.notified_at).total_seconds() < repeat
+            ):
+                continue
+            claimed = self.store.mark_alert_notified(
+                alert.incident_id,
+                expected=alert.notified_at,
+                at=at,
+                reminder=alert.notified_at is not None,
+            )
+            if claimed is None:
+                continue  # another process told them
+            primary = next((i for i in held if i.id == alert.incident_id), held[0])
+            reminded.append(
+                Transition(
+                    kind=TransitionKind.REMINDED, incident=primary, previous=primary, alert=claimed
+                )
+            )
+        return reminded
 
 
 def _one_area(a: str, b: str) -> bool:

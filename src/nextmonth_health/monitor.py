@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ import anyio.from_thread
 import attrs
 from attrs import frozen
 
+from . import quiet
 from . import signals as sig
 from .checks import Check
 from .clock import Clock, SystemClock
@@ -32,7 +34,8 @@ from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
 from .store import Store, open_store
-from .values import SITE_AREA, Alert, Incident, Notice, timestamp
+from .quiet import planned_notice
+from .values import SITE_AREA, Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
 from .windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
@@ -105,7 +108,9 @@ class Monitor:
         **settings: Any,
     ) -> None:
         if not isinstance(site, str) or not site or len(site) > 100:
-            raise ConfigError(f"site must be a non-empty name of at most 100 characters, got {site!r}")
+            raise ConfigError(
+                f"site must be a non-empty name of at most 100 characters, got {site!r}"
+            )
         self.site = site
         self.settings, self.site_settings = build_settings(settings, sites)
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -137,15 +142,38 @@ class Monitor:
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )
         strict = strict_mode(strict_plugins)
-        checks, f1 = collect(self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict, monitor=self)
-        sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
-        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
+        checks, f1 = collect(
+            self.plugin_manager,
+            "register_health_checks",
+            "check",
+            ("name", "evaluate"),
+            strict,
+            monitor=self,
+        )
+        sinks, f2 = collect(
+            self.plugin_manager,
+            "register_alert_sinks",
+            "sink",
+            ("name", "send"),
+            strict,
+            monitor=self,
+        )
+        renderers, f3 = collect(
+            self.plugin_manager,
+            "register_message_renderers",
+            "renderer",
+            ("name", "render"),
+            strict,
+            monitor=self,
+        )
         self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f1, *f2, *f3)
         self.checks: Sequence[Check] = _by_name(checks)
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
         self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
+        #: The maintenance windows open incidents name, read with them (only when one does).
+        self._windows: dict[str, MaintenanceWindow] = {}
         #: What the store said of itself when the monitor last started running.
         self.store_caveats: tuple[str, ...] = ()
         self._running = False
@@ -206,7 +234,12 @@ class Monitor:
     # validation happens at flush time, where bad input is counted as dropped, not raised.
 
     def record_request(
-        self, route: str, status: int, duration: float, user: str | None = None, site: str | None = None
+        self,
+        route: str,
+        status: int,
+        duration: float,
+        user: str | None = None,
+        site: str | None = None,
     ) -> None:
         """An HTTP request finished: its route, status code and duration in seconds."""
         try:
@@ -231,7 +264,9 @@ class Monitor:
         """A user's session expired while they were using the site."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.extend((sig.SESSION_EXPIRED, site, None, None, None, user, self._now()))
+                self._buffer.extend(
+                    (sig.SESSION_EXPIRED, site, None, None, None, user, self._now())
+                )
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -428,9 +463,19 @@ class Monitor:
         self._overdue(now)
         for site in list(self._notice_cache):
             try:
-                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self.store.incidents(site, open_only=True))
+                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self._read_open(site))
             except Exception as exc:
                 self.errors.report("notices.refresh", exc)
+
+    def _read_open(self, site: str) -> list[Incident]:
+        """A site's open incidents from the store, and the maintenance windows they name."""
+        incidents = self.store.incidents(site, open_only=True)
+        if any(
+            i.maintenance_id is not None and i.maintenance_id not in self._windows
+            for i in incidents
+        ):
+            self._windows = {w.id: w for w in self.store.maintenance_windows()}
+        return incidents
 
     def _open_incidents(self, site: str) -> list[Incident]:
         """Open incidents from the snapshot; the store is read only without a fresh one.
@@ -449,7 +494,7 @@ class Monitor:
             self._notice_cache[site] = (0.0, [])
             return []
         try:
-            incidents = self.store.incidents(site, open_only=True)
+            incidents = self._read_open(site)
         except Exception as exc:
             if cached is None:
                 raise
@@ -469,10 +514,18 @@ class Monitor:
         try:
             self._overdue()
             site = site or self.site
-            incidents = [i for i in self._open_incidents(site) if i.area == area or i.area == SITE_AREA]
+            incidents = [
+                i for i in self._open_incidents(site) if i.area == area or i.area == SITE_AREA
+            ]
             incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
             for incident in incidents:
-                notice = self._render(incident)
+                window = (
+                    self._windows.get(incident.maintenance_id) if incident.maintenance_id else None
+                )
+                if window is not None and window.is_active(timestamp(self.clock.now())):
+                    notice = self._render_planned(window, incident)
+                else:
+                    notice = self._render(incident)
                 if notice is not None:
                     return [notice]
         except Exception as exc:
@@ -501,6 +554,107 @@ class Monitor:
         self._rendered[key] = notice
         return notice
 
+    def _render_planned(self, window: MaintenanceWindow, incident: Incident) -> Notice:
+        """The planned-maintenance notice: a renderer's ``render_maintenance`` if one
+        answers, else the bundled words."""
+        key = (window.id, incident.area)
+        if key in self._rendered:
+            return self._rendered[key]  # type: ignore[return-value]
+        notice = None
+        for renderer in self.renderers:
+            render = getattr(renderer, "render_maintenance", None)
+            areas = getattr(renderer, "areas", None)
+            if render is None or (areas is not None and incident.area not in areas):
+                continue
+            try:
+                notice = render(window, incident)
+            except Exception as exc:
+                self.errors.report(f"renderer.{getattr(renderer, 'name', '?')}", exc)
+                continue
+            if isinstance(notice, Notice):
+                break
+            notice = None
+        if notice is None:
+            notice = planned_notice(incident)
+        self._rendered[key] = notice
+        return notice
+
+    # Planned quiet: what the admin schedules (the admin view, the JSON API and the command
+    # line call these). They read and write the store: never the request path.
+
+    def schedule_maintenance(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        duration: float | None = None,
+        reason: str = "",
+        area: str | None = None,
+        site: str | None = None,
+    ) -> MaintenanceWindow:
+        """Plan work on ``site`` (or this monitor's), or on one ``area`` of it, from
+        ``start`` (default now) to ``end`` or for ``duration`` seconds. Raises
+        :class:`ValueError` for a window that ends before it starts or lasts over a week."""
+        window = quiet.new_window(
+            site or self.site,
+            self.clock.now(),
+            start=start,
+            end=end,
+            duration=duration,
+            reason=reason,
+            area=area,
+        )
+        self.store.save_maintenance(window)
+        log.info(
+            "nextmonth_health.maintenance_scheduled",
+            site=window.site,
+            id=window.id,
+            area=window.area,
+        )
+        return window
+
+    def maintenance(self, site: str | None = None) -> list[MaintenanceWindow]:
+        """Maintenance windows running now or still to come (of ``site``, or every site)."""
+        now = timestamp(self.clock.now())
+        return [w for w in self.store.maintenance_windows(site) if w.ends_at > now]
+
+    def end_maintenance(self, window_id: str) -> MaintenanceWindow | None:
+        """End a window now (one still to come is cancelled); None if there is no such window."""
+        return self.store.end_maintenance(window_id, timestamp(self.clock.now()))
+
+    def silence(
+        self,
+        check: str,
+        key: str | None = None,
+        *,
+        duration: float = quiet.DEFAULT_SILENCE_SECONDS,
+        reason: str = "",
+        site: str | None = None,
+    ) -> Silence:
+        """No alerts or reminders for ``check`` (on ``key``, or every key) for ``duration``
+        seconds (two hours by default); its incidents stay in view, marked silenced."""
+        made = quiet.new_silence(
+            site or self.site, self.clock.now(), check, key, duration=duration, reason=reason
+        )
+        self.store.save_silence(made)
+        log.info("nextmonth_health.silenced", site=made.site, id=made.id, check=check, key=key)
+        return made
+
+    def silences(self, site: str | None = None) -> list[Silence]:
+        """Silences in force now or still to come (of ``site``, or every site)."""
+        now = timestamp(self.clock.now())
+        return [s for s in self.store.silences(site) if s.ends_at > now]
+
+    def end_silence(self, silence_id: str) -> Silence | None:
+        """Lift a silence now; None if there is no such silence."""
+        return self.store.end_silence(silence_id, timestamp(self.clock.now()))
+
+    def acknowledge(self, incident_id: str) -> Alert | None:
+        """Mark the alert of ``incident_id`` read (no more reminders); None if it has none."""
+        return self.store.acknowledge_alert(incident_id, timestamp(self.clock.now()))
+
+    # What the admin sees.
+
     def incidents(self, site: str | None = None, include_resolved: bool = True) -> list[Incident]:
         """Open incidents and, unless told otherwise, those resolved in the last 24 hours."""
         since = timestamp(self.clock.now() - self.settings.resolved_retention)
@@ -509,7 +663,9 @@ class Monitor:
     def alerts(self, site: str | None = None) -> list[Alert]:
         """The admin alerts of recent incidents, newest first (resolved ones keep ``resolved_at``)."""
         since = timestamp(self.clock.now() - self.settings.resolved_retention)
-        return [a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since]
+        return [
+            a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since
+        ]
 
     def learning(self, site: str | None = None) -> bool:
         """True while a site's baseline is still being learned, read from the store now.
@@ -523,7 +679,11 @@ class Monitor:
         """
         site = site or self.site
         view = SiteView(site, self.clock.now(), self.settings_for(site), self.store)
-        return view.learning(sig.REQUEST) if view.window(sig.REQUEST).total else view.learning(sig.LOGIN)
+        return (
+            view.learning(sig.REQUEST)
+            if view.window(sig.REQUEST).total
+            else view.learning(sig.LOGIN)
+        )
 
     def status(self) -> MonitorStatus:
         """The monitor's own health: drops, internal errors, sink backlog, last pass."""
@@ -547,7 +707,9 @@ class Monitor:
             evaluation_overdue=self._overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
-                obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None
+                obj.name: stats
+                for obj in (*self.sinks, *self.checks)
+                if (stats := _stats_of(obj)) is not None
             },
         )
 
@@ -559,7 +721,11 @@ def _stats_of(obj: object) -> dict[str, Any] | None:
         if isinstance(stats, Mapping):
             return dict(stats)
         if stats is not None and attrs.has(type(stats)):
-            return attrs.asdict(stats, recurse=True, value_serializer=lambda _, __, v: dict(v) if isinstance(v, Mapping) else v)
+            return attrs.asdict(
+                stats,
+                recurse=True,
+                value_serializer=lambda _, __, v: dict(v) if isinstance(v, Mapping) else v,
+            )
     except Exception:
         return None
     return None

@@ -24,6 +24,7 @@ from .cache import BucketCache, Span
 from .clock import SystemClock
 from .errors import StaleLease
 from .logs import get_logger
+from .quiet import NONE, Quiet
 from .store.base import FIVE_MINUTE_RETENTION, SiteSums, Store, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
@@ -90,7 +91,16 @@ class Evaluation:
 class _SitePass:
     """One site's share of a pass, filled in as it goes."""
 
-    __slots__ = ("failures", "open_now", "pending", "ran", "readings", "site", "token", "transitions")
+    __slots__ = (
+        "failures",
+        "open_now",
+        "pending",
+        "ran",
+        "readings",
+        "site",
+        "token",
+        "transitions",
+    )
 
     def __init__(self, site: str, open_now: list[Incident], token: int) -> None:
         self.site = site
@@ -133,6 +143,8 @@ class Evaluator:
         self._last_run: dict[tuple[str, str], float] = {}
         self._last_trim = float("-inf")
         self._store_down = False
+        #: Each site's maintenance windows and silences, read once a pass.
+        self._quiet: dict[str, Quiet] = {}
         self.last_evaluation: float | None = None
         #: Sites whose checks judged on fixed lines at their last pass here: still learning
         #: what normal looks like (a reading's ``detail["learning"]``).
@@ -148,7 +160,9 @@ class Evaluator:
         # A store doing I/O is read through caches; memory:// answers from its running sums.
         self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
         self._baselines: _Reader = (
-            BucketCache(store, BASELINE_ROLLUP) if store.blocking else _Direct(store, BASELINE_ROLLUP)
+            BucketCache(store, BASELINE_ROLLUP)
+            if store.blocking
+            else _Direct(store, BASELINE_ROLLUP)
         )
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
@@ -181,6 +195,10 @@ class Evaluator:
             self.last_evaluation = own
             return Evaluation(at=timestamp(now), sites=(), readings=())
         sites = sorted(stored | {m.site} | set(m.site_settings))
+        try:
+            self._quiet = await self.store_call(self._read_quiet, now)
+        except Exception as exc:
+            m.errors.report("store.quiet", exc)  # the last ones read still hold
         led: list[str] = []
         readings: list[Reading] = []
         transitions: list[Transition] = []
@@ -215,13 +233,27 @@ class Evaluator:
                     readings += outcome.readings
                     failures += outcome.failures
                     transitions += outcome.transitions or ()
-        self.learning = (self.learning - set(led)) | {r.site for r in readings if r.detail.get("learning")}
+        self.learning = (self.learning - set(led)) | {
+            r.site for r in readings if r.detail.get("learning")
+        }
         if led:
             try:
                 await self.store_call(m.store.note_evaluations, led, now)
             except Exception as exc:
                 m.errors.report("store.note_evaluations", exc)
-        await m.delivery.deliver(m.sinks, transitions, now)
+        told = []
+        for transition in transitions:
+            if transition.muted is None:
+                told.append(transition)
+            else:
+                log.info(
+                    "nextmonth_health.transition_muted",
+                    site=transition.incident.site,
+                    incident_id=transition.incident.id,
+                    kind=transition.kind.value,
+                    reason=transition.muted,
+                )
+        await m.delivery.deliver(m.sinks, told, now)
         if now - self._last_trim >= _TRIM_EVERY:
             self._last_trim = now
             try:
@@ -270,7 +302,9 @@ class Evaluator:
                 seconds=round(behind, 1),
                 reference=reference,
                 owner=self.owner,
-                reason="this process's clock is behind" if behind > 0 else "this process's clock is ahead",
+                reason="this process's clock is behind"
+                if behind > 0
+                else "this process's clock is ahead",
             )
         self.clock_skew = behind
 
@@ -282,6 +316,10 @@ class Evaluator:
             resolved_before=timestamp(now - s.resolved_retention),
             five_minute_before=now - max(s.history_seconds, FIVE_MINUTE_RETENTION),
         )
+
+    def _read_quiet(self, now: float) -> dict[str, Quiet]:
+        store = self.monitor.store
+        return Quiet.by_site(store.maintenance_windows(), store.silences(), timestamp(now))
 
     def _read(self, sites: list[str], now: float) -> _BatchRead | None:
         """What a batch of sites' pass needs from the store, in a few calls: the leases,
@@ -316,10 +354,19 @@ class Evaluator:
                 # With no clock of the store's, the others' counts tell a clock behind theirs
                 # (a bucket starts up to one width before its writer's now).
                 ahead = max(start for start, _ in marks.values()) - now
-                self._note_skew(ahead if ahead > SKEW_SECONDS + 10 else 0.0, "the newest counts other processes wrote")
-            windows = self._windows.get({s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now, marks)
-            recents = self._windows.recent({s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine})
-            baselines = self._baselines.get({s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks)
+                self._note_skew(
+                    ahead if ahead > SKEW_SECONDS + 10 else 0.0,
+                    "the newest counts other processes wrote",
+                )
+            windows = self._windows.get(
+                {s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now, marks
+            )
+            recents = self._windows.recent(
+                {s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine}
+            )
+            baselines = self._baselines.get(
+                {s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks
+            )
         except Exception as exc:
             m.errors.report("store.read", exc)
             self._store_down = True
@@ -373,20 +420,30 @@ class Evaluator:
     def _apply(self, outcome: _SitePass, now: float) -> list[Transition]:
         m = self.monitor
         site = outcome.site
+        quiet = self._quiet.get(site, NONE)
+        settings = m.settings_for(site)
         try:
-            return m.tracker.apply(
+            transitions = m.tracker.apply(
                 site,
                 outcome.readings,
                 now,
-                m.settings_for(site),
+                settings,
                 checks_run=outcome.ran,
                 open_now=outcome.open_now,
                 fence=(site_lease(site), outcome.token),
+                quiet=quiet,
+            )
+            current = {i.id: i for i in outcome.open_now}
+            current.update((t.incident.id, t.incident) for t in transitions)
+            return transitions + m.tracker.remind(
+                site, current.values(), now, settings, quiet=quiet
             )
         except StaleLease:
             # Paused past the lease (a slow probe, a frozen VM): another process leads the
             # site now and has judged it since. This pass ends for the site without effect.
-            log.warning("nextmonth_health.stale_pass", site=site, token=outcome.token, owner=self.owner)
+            log.warning(
+                "nextmonth_health.stale_pass", site=site, token=outcome.token, owner=self.owner
+            )
             self._windows.forget([site])
             self._baselines.forget([site])
             return []
@@ -394,13 +451,20 @@ class Evaluator:
             m.errors.report("incidents.apply", exc)
             return []
 
-    def _failed(self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]) -> None:
+    def _failed(
+        self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]
+    ) -> None:
         self.monitor.errors.report(f"check.{check.name}", exc)
         failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
 
     async def _await_checks(self, outcome: _SitePass) -> None:
         """Await a site's async checks concurrently, each under its own timeout."""
-        site, readings, ran, failures = outcome.site, outcome.readings, outcome.ran, outcome.failures
+        site, readings, ran, failures = (
+            outcome.site,
+            outcome.readings,
+            outcome.ran,
+            outcome.failures,
+        )
 
         async def wait(check: Check, awaitable: Any, timeout: float) -> None:
             try:
@@ -447,7 +511,10 @@ class _Direct:
         self.width = width
 
     def get(
-        self, spans: Mapping[str, Span], now: float, marks: Mapping[str, tuple[int, int]] | None = None
+        self,
+        spans: Mapping[str, Span],
+        now: float,
+        marks: Mapping[str, tuple[int, int]] | None = None,
     ) -> dict[str, SiteSums]:
         groups: dict[tuple[float, float], list[str]] = {}
         for site, (start, end, _) in spans.items():
@@ -472,7 +539,9 @@ def _own(check: Check, site: str, result: Iterable[Reading] | None) -> Sequence[
     readings = list(result or ())
     for reading in readings:
         if not isinstance(reading, Reading):
-            raise TypeError(f"check {check.name!r} returned {type(reading).__name__}, not a Reading")
+            raise TypeError(
+                f"check {check.name!r} returned {type(reading).__name__}, not a Reading"
+            )
         if reading.check != check.name or reading.site != site:
             raise ValueError(
                 f"check {check.name!r} returned a reading for check {reading.check!r} of site {reading.site!r}"

@@ -40,6 +40,11 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"{attribute.name} must be a positive number, got {value!r}")
 
 
+def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{attribute.name} must be a number of seconds, 0 or more, got {value!r}")
+
+
 def _ratio(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1:
         raise ConfigError(f"{attribute.name} must be a ratio between 0 and 1, got {value!r}")
@@ -183,6 +188,12 @@ class Settings:
         "Fewest distinct people hurt since an incident opened before it alerts the admin; one client's "
         "retry storm stays a user notice.",
         validator=_count,
+    )
+    alert_repeat_seconds: float = _setting(
+        4 * 3600.0,
+        "An unacknowledged critical alert is sent again through the push sinks (email, webhook) after "
+        "this long (4 hours, Alertmanager's repeat_interval); 0 never reminds.",
+        validator=_not_negative,
     )
 
     api_error_min_count: int = _setting(5, "Fewest 5xx in a window that can open an incident.", validator=_count)

@@ -81,7 +81,7 @@ def test_notice_shows_words_only_and_only_at_its_area(
     break_uploads(monitor, fake_clock)
     body = json.loads(get(app, "/health/notices", "area=uploads").body)
     [notice] = body["notices"]
-    assert set(notice) == {"area", "title", "message", "severity"}
+    assert set(notice) == {"area", "title", "message", "severity", "kind"}
     assert notice["area"] == "uploads" and notice["severity"] in ("degraded", "critical")
     assert notice["title"] and notice["message"]
     text = json.dumps(body)

@@ -114,7 +114,7 @@ class PublicEndpoints:
             body = json.dumps(
                 {
                     "notices": [
-                        {"area": n.area, "title": n.title, "message": n.message, "severity": n.severity.value}
+                        {"area": n.area, "title": n.title, "message": n.message, "severity": n.severity.value, "kind": n.kind}
                         for n in app.monitor.notices(area, site=site)
                     ]
                 },

@@ -78,7 +78,7 @@
     shown = key;
     title.textContent = String(n.title || "");
     message.textContent = String(n.message || "");
-    card.className = "nmh-card nmh-" + (n.severity === "critical" ? "critical" : "degraded");
+    card.className = "nmh-card nmh-" + (n.kind === "maintenance" ? "maintenance" : n.severity === "critical" ? "critical" : "degraded");
     root.classList.add("nmh-present");
     requestAnimationFrame(function () { requestAnimationFrame(function () { root.classList.add("nmh-shown"); }); });
   }
