@@ -616,7 +616,7 @@ class Monitor:
     def maintenance(self, site: str | None = None) -> list[MaintenanceWindow]:
         """Maintenance windows running now or still to come (of ``site``, or every site)."""
         now = timestamp(self.clock.now())
-        return [w for w in self.store.maintenance_windows(site) if w.ends_at > now]
+        return [w for w in self.store.maintenance_windows(site) if w.ends_at > max(now, w.starts_at)]
 
     def end_maintenance(self, window_id: str) -> MaintenanceWindow | None:
         """End a window now (one still to come is cancelled); None if there is no such window."""

@@ -129,9 +129,9 @@ def new_window(
         if end is None
         else _aware(end, "end")
     )
-    _span((ends - starts).total_seconds(), "the window (end - start)")
     if ends <= created:
         raise ValueError(f"the window ends before now ({ends.isoformat()}): nothing to plan")
+    _span((ends - starts).total_seconds(), "the window (end - start)")
     if area is not None and (not isinstance(area, str) or not area.strip() or len(area) > 100):
         raise ValueError(
             f"area must be an area's name (e.g. 'uploads'), or None for the whole site, got {area!r}"

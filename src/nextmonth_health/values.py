@@ -254,7 +254,8 @@ class Notice:
     """What a user sees at an area of the site while something there is being looked after.
 
     Carries no codes, numbers or internal names: only words written for people. ``kind``
-    is ``"incident"``, or ``"maintenance"`` for planned work the admin scheduled.
+    is ``"care"`` (something is being looked after), or ``"maintenance"`` for planned work
+    the admin scheduled.
     """
 
     area: str
@@ -262,7 +263,7 @@ class Notice:
     title: str
     message: str
     severity: Severity = field(default=Severity.DEGRADED, converter=Severity)
-    kind: str = "incident"
+    kind: str = "care"
 
 
 @frozen
