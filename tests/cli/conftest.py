@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from ..redis_server import redis_db, redis_server  # noqa: F401 (fixtures, for shared_store)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -188,3 +190,23 @@ def write(path: Path, text: str) -> Path:
 
 def fields(mapping: Any, *names: str) -> tuple[Any, ...]:
     return tuple(mapping[name] for name in names)
+
+
+def usage_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Assert click's usage error: exit 2, ``Error: …`` after the usage line, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.stderr.startswith("Usage: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    [said] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    for needle in needles:
+        assert needle in said, (needle, said)
+    return said
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL several processes share: a real SQLite file, or a real Redis (the
+    session's private server, flushed)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'health.db'}"
+    return request.getfixturevalue("redis_db").url()  # type: ignore[no-any-return]

@@ -26,6 +26,7 @@ COMMANDS = {
     "selfcheck": "selfcheck",
     "serve": "serve",
     "status": "status",
+    "maintenance": "maintenance",
     "replay": "replay",
     "plugins": "plugins",
 }
