@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import ROOT, Run, cli_env, one_line_error, write
 
-COMMANDS = ("demo", "selfcheck", "serve", "status", "maintenance", "replay", "plugins")
+COMMANDS = ("demo", "selfcheck", "serve", "status", "maintenance", "silence", "ack", "replay", "plugins")
 
 
 def test_help_lists_every_command(run: Run) -> None:
@@ -93,7 +93,7 @@ def test_store_from_the_environment(run: Run) -> None:
 def test_a_store_that_cannot_be_reached_is_one_line(run_all: Callable[..., list]) -> None:
     commands = [
         (*command, "--store", "redis://127.0.0.1:1/0")
-        for command in (("status",), ("selfcheck",), ("serve",), ("maintenance", "list"))
+        for command in (("status",), ("selfcheck",), ("serve",), ("maintenance", "list"), ("silence", "end", "abcd"), ("ack", "abcd"))
     ]
     for (command, *_), result in zip(commands, run_all(*commands), strict=True):
         code = 3 if command == "status" else 2  # status: Nagios's UNKNOWN

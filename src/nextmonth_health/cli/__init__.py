@@ -1,7 +1,7 @@
 """The ``nextmonth-health`` command line (``python -m nextmonth_health`` too).
 
-Commands, one module each: ``demo``, ``serve``, ``selfcheck``, ``replay``, ``plugins`` and
-``status``. The click group and the global options (``--store``, ``--site``,
+Commands, one module each: ``demo``, ``serve``, ``selfcheck``, ``replay``, ``plugins``,
+``status``, ``maintenance``, ``silence`` and ``ack``. The click group and the global options (``--store``, ``--site``,
 ``--config``) live in :mod:`.group`; this module only imports it when the command runs,
 so a missing ``cli`` extra is one line saying what to install, not a traceback.
 """

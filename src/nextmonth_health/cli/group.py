@@ -27,6 +27,8 @@ COMMANDS = {
     "serve": "serve",
     "status": "status",
     "maintenance": "maintenance",
+    "silence": "silence",
+    "ack": "ack",
     "replay": "replay",
     "plugins": "plugins",
 }
