@@ -45,6 +45,13 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
         assert watched.told() == [], "nothing pushed during the planned work"
         assert watched.monitor.notices("uploads")[0].kind == "maintenance"
 
+        [site] = json.loads(run("status", "--store", store, "--json").stdout)["sites"]
+        assert [w["id"] for w in site["maintenance"]] == [window["id"]]
+        assert {i["maintenance_id"] for i in site["open_incidents"]} == {window["id"]}
+        assert [n["kind"] for n in site["notices"]] == ["maintenance"]
+        out = run("status", "--store", store).stdout
+        assert "  Maintenance (1 running, 0 upcoming):" in out and "[during maintenance]" in out
+
         ended = run("maintenance", "end", "--store", store, window["id"][:6])
         assert ended.returncode == 0, ended.stderr
         assert f"Maintenance {window['id'][:8]} at acme-studio ended at " in ended.stdout

@@ -35,6 +35,11 @@ def test_silences_added_by_one_process_hold_alerts_in_another_until_lifted(
         watched.fault(300)
         assert any(i.is_open for i in watched.monitor.incidents()), "still recorded and in view"
         assert watched.told() == [], "silenced: nothing pushed"
+        [site] = json.loads(run("status", "--store", store, "--json").stdout)["sites"]
+        assert site["open_incidents"] and all(i["silenced"] for i in site["open_incidents"])
+        assert {s["id"] for s in site["silences"]} == {s["id"] for s in made}
+        out = run("status", "--store", store).stdout
+        assert "  Silences (2):" in out and "[silenced]" in out
 
         for silence in made:
             lifted = run("silence", "end", "--store", store, silence["id"][:8])
@@ -133,3 +138,8 @@ def test_ack_stops_reminders_in_every_process(run: Run, tmp_path: Path) -> None:
     assert again.returncode == 0 and "was already acknowledged at" in again.stdout
     with open_store(store) as kept:
         assert kept.alerts()[0].acknowledged_at is not None
+    [site] = json.loads(run("status", "--store", store, "--json").stdout)["sites"]
+    assert site["alerts"][0]["acknowledged"] is True
+    assert f"    {alert.incident_id[:8]}  " in run("status", "--store", store).stdout, (
+        "ids to ack by"
+    )

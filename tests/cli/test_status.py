@@ -8,6 +8,7 @@ import pty
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -176,3 +177,37 @@ def test_status_says_when_a_site_is_still_learning(run: Run, tmp_path: Path) -> 
     assert sites["new-shop"]["learning"] is True and sites["acme-studio"]["learning"] is False
     out = run("status", "--store", store).stdout
     assert out.count("Learning what normal looks like") == 1
+
+
+def test_status_shows_maintenance_and_silences_not_over_yet(run: Run, tmp_path: Path) -> None:
+    """Why an open incident pages nobody, next to it: the window it happened in, or a silence."""
+    store = f"sqlite:///{tmp_path / 'health.db'}"
+    record_an_outage(store)
+    monitor = nmh.Monitor("acme-studio", store=store, load_entrypoints=False)
+    now = timestamp(monitor.clock.now())
+    running = monitor.schedule_maintenance(duration=1800, area="uploads", reason="Deploying v2.3")
+    upcoming = monitor.schedule_maintenance(start=now + timedelta(hours=3), duration=3600)
+    ended = monitor.schedule_maintenance(duration=600)
+    monitor.end_maintenance(ended.id)
+    silence = monitor.silence("api_errors", "/media-upload", reason="Rob is on it")
+    monitor.store.close()
+
+    sites = {s["site"]: s for s in json.loads(run("status", "--store", store, "--json").stdout)["sites"]}
+    acme = sites["acme-studio"]
+    assert [(w["id"], w["state"]) for w in acme["maintenance"]] == [(running.id, "running"), (upcoming.id, "upcoming")]
+    assert [(s["id"], s["check"], s["key"]) for s in acme["silences"]] == [(silence.id, "api_errors", "/media-upload")]
+    silenced = {i["check"]: i["silenced"] for i in acme["open_incidents"]}
+    assert silenced == {"api_errors": True, "upload_failures": False}
+    assert sites["quiet-shop"]["maintenance"] == [] and sites["quiet-shop"]["silences"] == []
+
+    out = run("status", "--store", store).stdout
+    lines = out.splitlines()
+    at = lines.index("  Maintenance (1 running, 1 upcoming):")
+    first, second = lines[at + 1], lines[at + 2]
+    assert first.startswith(f"    {running.id[:8]}  running   uploads     from ") and first.endswith(" UTC  Deploying v2.3")
+    assert second.startswith(f"    {upcoming.id[:8]}  upcoming  whole site  from ")
+    assert first.index(" until ") == second.index(" until "), "aligned"
+    assert lines[at + 3] == "  Silences (1):"
+    assert lines[at + 4].startswith(f"    {silence.id[:8]}  api_errors  /media-upload  until ")
+    assert lines[at + 4].endswith(" UTC  Rob is on it")
+    assert out.count("[silenced]") == 1

@@ -1,4 +1,5 @@
-"""``status``: per site, what the store says right now — open incidents, notices, alerts.
+"""``status``: per site, what the store says right now — open incidents, notices, alerts,
+and the maintenance windows and silences that hold alerts back.
 
 Reads the shared store your app records into (``--store``, the config file's, or
 ``$NEXTMONTH_HEALTH_STORE``) and renders the notices through a monitor on that store, so
@@ -31,6 +32,7 @@ from ._common import (
     store_trouble,
     when,
 )
+from ._planned import columns, now_of, short_ids, silence_json, window_json
 
 __all__ = ["EXIT_CALM", "EXIT_CRITICAL", "EXIT_DEGRADED", "EXIT_UNKNOWN", "command", "last_evaluations"]
 
@@ -52,7 +54,7 @@ def last_evaluations(store: Any) -> dict[str, datetime] | None:
     return {site: at if isinstance(at, datetime) else timestamp(float(at)) for site, at in dict(found).items()}
 
 
-def _incident(i: Any) -> dict[str, Any]:
+def _incident(i: Any, silenced: bool) -> dict[str, Any]:
     return {
         "id": i.id,
         "check": i.check,
@@ -66,6 +68,8 @@ def _incident(i: Any) -> dict[str, Any]:
         "opened_at": iso(i.opened_at),
         "escalated_at": iso(i.escalated_at),
         "resolved_at": iso(i.resolved_at),
+        "maintenance_id": i.maintenance_id,
+        "silenced": silenced,
     }
 
 
@@ -114,7 +118,8 @@ class _HealthCheck(click.Command):
 @global_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def command(as_json: bool) -> None:
-    """Show each site's open incidents, the notices users see, alerts and last evaluation.
+    """Show each site's open incidents, the notices users see, maintenance windows and
+    silences not over yet, alerts (with the ids `ack` takes) and last evaluation.
 
     Reads the store your app records into: --store, the config file's store, or
     $NEXTMONTH_HEALTH_STORE. --site shows one site.
@@ -153,6 +158,12 @@ def _status(as_json: bool) -> int:
         )
         sites = [opts.site] if opts.site else sorted(store.sites())
         evaluated = last_evaluations(store)
+        now = now_of(monitor)
+        short = {
+            "maintenance": short_ids(w.id for w in store.maintenance_windows()),
+            "silences": short_ids(s.id for s in store.silences()),
+            "alerts": short_ids(a.incident_id for a in store.alerts()),
+        }
         report = []
         for site in sites:
             recent = monitor.incidents(site)
@@ -161,15 +172,26 @@ def _status(as_json: bool) -> int:
             for area in sorted({i.area for i in open_now}):
                 for notice in monitor.notices(area, site=site):
                     notices.append(
-                        {"area": area, "title": notice.title, "message": notice.message, "severity": str(notice.severity)}
+                        {
+                            "area": area,
+                            "title": notice.title,
+                            "message": notice.message,
+                            "severity": str(notice.severity),
+                            "kind": notice.kind,
+                        }
                     )
             alerts = monitor.alerts(site)
+            silences = monitor.silences(site)
             report.append(
                 {
                     "site": site,
                     "last_evaluation": None if evaluated is None else iso(evaluated.get(site)),
-                    "open_incidents": [_incident(i) for i in open_now],
+                    "open_incidents": [
+                        _incident(i, any(s.covers(i, now) for s in silences)) for i in open_now
+                    ],
                     "notices": notices,
+                    "maintenance": [window_json(w, now) for w in monitor.maintenance(site)],
+                    "silences": [silence_json(s, now) for s in silences],
                     "alerts": [_alert(a) for a in alerts],
                     "resolved_recently": len(recent) - len(open_now),
                     "learning": monitor.learning(site),
@@ -216,11 +238,13 @@ def _status(as_json: bool) -> int:
                 click.echo(
                     f"    {i['severity']:<9} {i['check']}{key}  since {_human(i['opened_at'])}, "
                     f"{plural(i['affected_users'], 'person', 'people')} affected: {i['summary']}"
+                    + _marks(i, entry["maintenance"])
                 )
         if entry["notices"]:
             click.echo("  Notices users see:")
             for n in entry["notices"]:
                 click.echo(f"    at \"{n['area']}\": {n['title']} — {n['message']}")
+        _echo_quiet(entry, short)
         alerts = entry["alerts"]
         if alerts:
             active = sum(a["active"] for a in alerts)
@@ -229,9 +253,55 @@ def _status(as_json: bool) -> int:
             for a in alerts:
                 text = " ".join(a["message"].split("\n"))
                 shown = "active" if a["active"] else f"resolved {_human(a['resolved_at'])}"
-                click.echo(f"    {_human(a['created_at'])} ({shown})  {text}")
+                click.echo(f"    {a['incident_id'][: short['alerts']]}  {_human(a['created_at'])} ({shown})  {text}")
         if entry["resolved_recently"]:
             click.echo(f"  Resolved in the last 24 h: {plural(entry['resolved_recently'], 'incident')}")
     click.echo()
     click.echo(f"State: {state} (exit status {code})")
     return code
+
+
+def _marks(incident: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    """`` [during maintenance, silenced]``: why an open incident pages nobody, if it does not."""
+    marks = []
+    if incident["maintenance_id"] is not None:
+        running = any(w["id"] == incident["maintenance_id"] and w["state"] == "running" for w in windows)
+        marks.append("during maintenance" if running else "began during maintenance")
+    if incident["silenced"]:
+        marks.append("silenced")
+    return f"  [{', '.join(marks)}]" if marks else ""
+
+
+def _echo_quiet(entry: dict[str, Any], short: dict[str, int]) -> None:
+    """A site's maintenance windows and silences not over yet, one aligned line each."""
+    windows, silences = entry["maintenance"], entry["silences"]
+    if windows:
+        running = sum(w["state"] == "running" for w in windows)
+        click.echo(f"  Maintenance ({running} running, {len(windows) - running} upcoming):")
+        rows = [
+            (
+                w["id"][: short["maintenance"]],
+                w["state"],
+                w["area"] or "whole site",
+                f"from {when(datetime.fromisoformat(w['starts_at']))}",
+                f"until {_human(w['ends_at'])}",
+                w["reason"],
+            )
+            for w in windows
+        ]
+        for line in columns(rows):
+            click.echo(f"    {line}")
+    if silences:
+        click.echo(f"  Silences ({len(silences)}):")
+        lines = [
+            (
+                s["id"][: short["silences"]],
+                s["check"],
+                "every key" if s["key"] is None else s["key"] or '""',
+                f"until {_human(s['ends_at'])}",
+                s["reason"],
+            )
+            for s in silences
+        ]
+        for line in columns(lines):
+            click.echo(f"    {line}")
