@@ -59,6 +59,7 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
         assert watched.told() == ["reminded"], (
             "the fault outlived the window: told once, as the first alert"
         )
+        assert watched.monitor.notices("uploads")[0].kind == "care", "no planned work any more"
     assert (
         json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"] == []
     )
