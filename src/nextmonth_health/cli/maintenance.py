@@ -48,7 +48,7 @@ def command() -> None:
     """
 
 
-@command.command("add")
+@command.command("add", short_help="Schedule a window for --site, now or from --start.")
 @global_options
 @click.option(
     "--area",
@@ -129,7 +129,7 @@ def _say_scheduled(window: MaintenanceWindow, now: datetime, length: int) -> Non
     click.echo(f"  nextmonth-health maintenance end {short}")
 
 
-@command.command("list")
+@command.command("list", short_help="Windows running or to come (--all: ended ones too).")
 @global_options
 @click.option(
     "--all",
@@ -172,7 +172,7 @@ def _row(window: MaintenanceWindow, now: datetime, length: int) -> tuple[str, ..
     )
 
 
-@command.command("end")
+@command.command("end", short_help="End a window now, or cancel one to come.")
 @global_options
 @click.argument("window_id", metavar="ID")
 def end(window_id: str) -> None:

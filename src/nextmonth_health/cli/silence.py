@@ -46,7 +46,7 @@ def command() -> None:
     """
 
 
-@command.command("add")
+@command.command("add", short_help="Silence --check at --site from now, for --for (2h).")
 @global_options
 @click.option(
     "--check",
@@ -96,7 +96,7 @@ def _what(silence: Silence) -> str:
     )
 
 
-@command.command("list")
+@command.command("list", short_help="Silences in force (--all: ended ones too).")
 @global_options
 @click.option(
     "--all", "show_all", is_flag=True, help="Ended silences too, while the store keeps them."
@@ -137,7 +137,7 @@ def _row(silence: Silence, now: datetime, length: int) -> tuple[str, ...]:
     )
 
 
-@command.command("end")
+@command.command("end", short_help="Lift a silence now.")
 @global_options
 @click.argument("silence_id", metavar="ID")
 def end(silence_id: str) -> None:
