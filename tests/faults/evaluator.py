@@ -4,7 +4,8 @@ It runs a monitor on the real clock with short ticks (0.25 s), lease (1.5 s) and
 cool-down (2 s), a probe
 check whose verdict is the content of ``DIR/status`` (``ok``, ``degraded``, ``critical``),
 read *after* a 0.5 s pause — so a pass is always in flight, and a process stopped with
-SIGSTOP wakes with a stale pass to finish — and a sink that appends one JSON line per
+SIGSTOP wakes with a stale pass to finish (``DIR/probing-PID`` is there during the pause)
+— and a sink that appends one JSON line per
 transition it hears to ``DIR/heard``. It prints ``running`` once its loop runs and stops
 cleanly on SIGTERM.
 """
@@ -36,10 +37,14 @@ class Probe:
 
     def __init__(self, folder: Path) -> None:
         self.status = folder / "status"
+        #: There while this process's probe pauses: a test stops it then, mid-pass for sure.
+        self.probing = folder / f"probing-{os.getpid()}"
 
     async def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+        self.probing.touch()
         await anyio.sleep(PAUSE)
         status = self.status.read_text().strip() if self.status.exists() else "ok"
+        self.probing.unlink(missing_ok=True)
         return [
             nmh.Reading(
                 check=self.name,

@@ -52,6 +52,20 @@ def start(store: str, folder: Path) -> subprocess.Popen[str]:
     return process
 
 
+def stop_mid_pass(process: subprocess.Popen[str], folder: Path) -> None:
+    """SIGSTOP the process while its probe pauses (every pass waits 0.5 s there), so that it
+    wakes with a pass in flight; a stop that came just after the pause is undone and tried
+    again, however slow the machine."""
+    probing = folder / f"probing-{process.pid}"
+    for _ in range(50):
+        wait_for(probing.exists, 20, "the leader to be mid-pass")
+        process.send_signal(signal.SIGSTOP)
+        if probing.exists():
+            return
+        process.send_signal(signal.SIGCONT)
+    raise AssertionError("never stopped the leader mid-pass")
+
+
 def test_a_stopped_leader_wakes_without_alerting_twice(store_url: str, tmp_path: Path) -> None:
     (tmp_path / "status").write_text("degraded")
     leader = start(store_url, tmp_path)
@@ -62,8 +76,7 @@ def test_a_stopped_leader_wakes_without_alerting_twice(store_url: str, tmp_path:
     )
     standby = start(store_url, tmp_path)
     try:
-        time.sleep(0.1)  # the leader is mid-pass (every pass waits 0.5 s in the probe)
-        leader.send_signal(signal.SIGSTOP)
+        stop_mid_pass(leader, tmp_path)
         (tmp_path / "status").write_text("critical")
         wait_for(
             lambda: any(h["kind"] == "escalated" for h in heard(tmp_path)),
