@@ -346,6 +346,16 @@ class StoreContract:
         [kept] = store.alerts()
         assert (kept.affected_users, kept.notified_at, kept.reminders) == (40, timestamp(START + 900), 1)
 
+    def test_saving_an_alert_keeps_the_later_notification_whichever_side_has_none(self, store: Store) -> None:
+        store.save_alert(alert("i1"))
+        store.save_alert(alert("i1", notified_at=timestamp(START + 5), reminders=1))
+        store.save_alert(alert("i1", notified_at=timestamp(START + 3)))
+        [kept] = store.alerts()
+        assert (kept.notified_at, kept.reminders) == (timestamp(START + 5), 1), "an older save never moves it back"
+        store.save_alert(alert("i1", notified_at=timestamp(START + 60), reminders=0))
+        [kept] = store.alerts()
+        assert (kept.notified_at, kept.reminders) == (timestamp(START + 60), 1)
+
     def test_maintenance_windows_are_kept_listed_ended_and_trimmed(self, store: Store) -> None:
         site_wide = MaintenanceWindow(
             id="w1", site="s", starts_at=timestamp(START), ends_at=timestamp(START + 1800), reason="deploy <v2>",

@@ -32,12 +32,21 @@ from nextmonth_health.store import SQLiteStore, Store, default_store_url, open_s
 from nextmonth_health.store.sqlite import (
     _ALERT_FIELDS,
     _INCIDENT_FIELDS,
+    _MAINTENANCE_FIELDS,
+    _SILENCE_FIELDS,
     DEFAULT_FILE,
     MIGRATIONS,
     SCHEMA_VERSION,
 )
 from nextmonth_health.testing import START, FakeClock, capture_logs
-from nextmonth_health.values import Alert, Incident, IncidentStatus, timestamp
+from nextmonth_health.values import (
+    Alert,
+    Incident,
+    IncidentStatus,
+    MaintenanceWindow,
+    Silence,
+    timestamp,
+)
 
 from . import sqlite_worker as worker
 from .store_contract import T0, StoreContract, alert, bucket, incident
@@ -175,14 +184,26 @@ def test_an_older_schema_is_migrated_in_place(db: Path) -> None:
             " 3, ?, 'API Errors on /bookings route', ?)",
             (START, START),
         )
+        conn.execute(
+            "INSERT INTO alerts (incident_id, site, message, created_at, updated_at, check_name, key, area,"
+            " affected_users, incident_ids) VALUES ('old', 's', 'old news', ?, ?, 'api_errors', '/bookings',"
+            " 'bookings', 3, '[\"old\"]')",
+            (START, START),
+        )
         conn.execute("PRAGMA user_version = 1")
         conn.commit()
     with SQLiteStore(url(db)) as s:
-        assert [i.id for i in s.incidents("s", open_only=True)] == ["old"]
+        [old] = s.incidents("s", open_only=True)
+        assert (old.id, old.affected_now, old.maintenance_id) == ("old", 0, None)
+        [told] = s.alerts()
+        assert (told.incident_ids, told.notified_at, told.reminders) == (("old",), None, 0)
+        assert s.mark_alert_notified("old", expected=None, at=timestamp(START + 1)) is not None
+        assert s.maintenance_windows() == [] and s.silences() == []
     assert pragma(db, "user_version") == SCHEMA_VERSION
     with contextlib.closing(sqlite3.connect(db)) as conn:
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"incidents_by_site_status", "incidents_by_resolved_at", "alerts_by_site"} <= indexes
+    assert {"maintenance_by_site", "silences_by_site"} <= indexes
 
 
 def test_a_file_from_a_newer_version_is_refused(db: Path) -> None:
@@ -193,9 +214,11 @@ def test_a_file_from_a_newer_version_is_refused(db: Path) -> None:
         SQLiteStore(url(db))
 
 
-def test_every_field_of_incidents_and_alerts_has_a_column() -> None:
+def test_every_field_of_incidents_alerts_windows_and_silences_has_a_column() -> None:
     assert [name for _, name, _ in _INCIDENT_FIELDS] == [f.name for f in attrs.fields(Incident)]
     assert [name for _, name, _ in _ALERT_FIELDS] == [f.name for f in attrs.fields(Alert)]
+    assert [name for _, name, _ in _MAINTENANCE_FIELDS] == [f.name for f in attrs.fields(MaintenanceWindow)]
+    assert [name for _, name, _ in _SILENCE_FIELDS] == [f.name for f in attrs.fields(Silence)]
 
 
 def test_shared_alerts_round_trip_and_keep_their_first_creation(store: SQLiteStore) -> None:

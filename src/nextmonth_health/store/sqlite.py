@@ -58,7 +58,7 @@ from ..errors import ConfigError, StaleLease, StoreError
 from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import EXACT_LIMIT, DistinctCounter
-from ..values import Alert, Incident, timestamp
+from ..values import Alert, Incident, MaintenanceWindow, Silence, timestamp
 from .base import HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, rollup_of
 
 __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
@@ -66,6 +66,7 @@ __all__ = ["DEFAULT_FILE", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
 log = get_logger(__name__)
 
 T = TypeVar("T")
+P = TypeVar("P", MaintenanceWindow, Silence)
 
 #: The file ``sqlite://`` (no path) opens, relative to the working directory.
 DEFAULT_FILE: Final = "nextmonth-health.db"
@@ -139,6 +140,24 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # The admin view's session generations: signing out moves one on for every worker.
         "CREATE TABLE session_generations (name TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
     ),
+    (
+        # Planned quiet: the maintenance window an incident was seen in; when the push sinks
+        # were last told of an alert, and how many times again; the windows and silences,
+        # read per site in the order they start.
+        "ALTER TABLE incidents ADD COLUMN maintenance_id TEXT",
+        "ALTER TABLE alerts ADD COLUMN notified_at REAL",
+        "ALTER TABLE alerts ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE maintenance (
+            id TEXT PRIMARY KEY, site TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
+            reason TEXT NOT NULL, area TEXT, created_at REAL
+        )""",
+        "CREATE INDEX maintenance_by_site ON maintenance (site, starts_at, id)",
+        """CREATE TABLE silences (
+            id TEXT PRIMARY KEY, site TEXT NOT NULL, check_name TEXT NOT NULL, starts_at REAL NOT NULL,
+            ends_at REAL NOT NULL, key TEXT, reason TEXT NOT NULL, created_at REAL
+        )""",
+        "CREATE INDEX silences_by_site ON silences (site, starts_at, id)",
+    ),
 )
 
 #: The table holding each roll-up width.
@@ -155,9 +174,11 @@ _SQLITE_LOCKED: Final = 6
 _LITTLE_ENDIAN: Final = sys.byteorder == "little"
 
 _BUCKET_COLUMNS: Final = "key, start, total, bad, hist, users, bad_users"
-# How incidents and alerts map to columns: (column, attribute, kind). Every attribute of
-# the value type has a column (a test holds us to it), so a new field needs a migration.
+# How incidents, alerts, maintenance windows and silences map to columns: (column,
+# attribute, kind). Every attribute of the value type has a column (a test holds us to
+# it), so a new field needs a migration.
 _TEXT, _INT, _REAL, _TIME, _IDS = "text", "int", "real", "time", "ids"
+_Fields = tuple[tuple[str, str, str], ...]
 _INCIDENT_FIELDS: Final = (
     ("id", "id", _TEXT),
     ("site", "site", _TEXT),
@@ -177,6 +198,7 @@ _INCIDENT_FIELDS: Final = (
     ("threshold", "threshold", _REAL),
     ("alert_id", "alert_id", _TEXT),
     ("affected_now", "affected_now", _INT),
+    ("maintenance_id", "maintenance_id", _TEXT),
 )
 _ALERT_FIELDS: Final = (
     ("incident_id", "incident_id", _TEXT),
@@ -191,24 +213,55 @@ _ALERT_FIELDS: Final = (
     ("resolved_at", "resolved_at", _TIME),
     ("acknowledged_at", "acknowledged_at", _TIME),
     ("incident_ids", "incident_ids", _IDS),
+    ("notified_at", "notified_at", _TIME),
+    ("reminders", "reminders", _INT),
+)
+_MAINTENANCE_FIELDS: Final = (
+    ("id", "id", _TEXT),
+    ("site", "site", _TEXT),
+    ("starts_at", "starts_at", _TIME),
+    ("ends_at", "ends_at", _TIME),
+    ("reason", "reason", _TEXT),
+    ("area", "area", _TEXT),
+    ("created_at", "created_at", _TIME),
+)
+_SILENCE_FIELDS: Final = (
+    ("id", "id", _TEXT),
+    ("site", "site", _TEXT),
+    ("check_name", "check", _TEXT),
+    ("starts_at", "starts_at", _TIME),
+    ("ends_at", "ends_at", _TIME),
+    ("key", "key", _TEXT),
+    ("reason", "reason", _TEXT),
+    ("created_at", "created_at", _TIME),
 )
 _INCIDENT_COLUMNS: Final = ", ".join(column for column, _, _ in _INCIDENT_FIELDS)
 _ALERT_COLUMNS: Final = ", ".join(column for column, _, _ in _ALERT_FIELDS)
 _SAVE_INCIDENT: Final = (
     f"INSERT OR REPLACE INTO incidents ({_INCIDENT_COLUMNS}) VALUES ({', '.join('?' * len(_INCIDENT_FIELDS))})"
 )
-#: Replaces a stored alert, but keeps an acknowledgement the new one lacks and never moves
-#: ``created_at`` later.
+#: Replaces a stored alert, but keeps an acknowledgement the new one lacks, never moves
+#: ``created_at`` later, nor ``notified_at`` and ``reminders`` back. (SQLite's max() of a
+#: NULL is NULL: each side falls back on the other, so the max is of what is known.)
 _SAVE_ALERT: Final = (
     f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * len(_ALERT_FIELDS))}) "
     "ON CONFLICT (incident_id) DO UPDATE SET "
     + ", ".join(
         f"{column} = excluded.{column}"
         for column, _, _ in _ALERT_FIELDS
-        if column not in ("incident_id", "created_at", "acknowledged_at")
+        if column not in ("incident_id", "created_at", "acknowledged_at", "notified_at", "reminders")
     )
     + ", created_at = min(alerts.created_at, excluded.created_at)"
     ", acknowledged_at = coalesce(excluded.acknowledged_at, alerts.acknowledged_at)"
+    ", notified_at = max(coalesce(excluded.notified_at, alerts.notified_at),"
+    " coalesce(alerts.notified_at, excluded.notified_at))"
+    ", reminders = max(alerts.reminders, excluded.reminders)"
+)
+#: Compare and set: notes that the push sinks were told, only if ``notified_at`` is still
+#: the one expected (``IS``, so that NULL matches NULL).
+_MARK_NOTIFIED: Final = (
+    "UPDATE alerts SET notified_at = ?, reminders = reminders + ? WHERE incident_id = ? AND notified_at IS ? "
+    f"RETURNING {_ALERT_COLUMNS}"
 )
 
 #: Takes a lease that is free, expired or already ours; returns its fencing token when
@@ -697,6 +750,69 @@ class SQLiteStore(Store):
 
         return self._write(work)
 
+    def mark_alert_notified(
+        self, incident_id: str, *, expected: datetime | None, at: datetime, reminder: bool = False
+    ) -> Alert | None:
+        """One UPDATE whose WHERE is the comparison: of two processes, the second finds the
+        time the first wrote, and changes nothing."""
+        args = (_seconds(at), int(reminder), incident_id, _seconds(expected))
+
+        def work(conn: sqlite3.Connection) -> Alert | None:
+            row = conn.execute(_MARK_NOTIFIED, args).fetchone()
+            return None if row is None else Alert(**_fields(row, _ALERT_FIELDS))
+
+        return self._write(work)
+
+    # Maintenance windows and silences: a few rows per site, read in the order they start.
+
+    def save_maintenance(self, window: MaintenanceWindow) -> None:
+        self._save_planned("maintenance", _MAINTENANCE_FIELDS, window)
+
+    def maintenance_windows(self, site: str | None = None) -> list[MaintenanceWindow]:
+        return self._planned("maintenance", _MAINTENANCE_FIELDS, MaintenanceWindow, site)
+
+    def end_maintenance(self, window_id: str, at: datetime) -> MaintenanceWindow | None:
+        return self._end_planned("maintenance", _MAINTENANCE_FIELDS, MaintenanceWindow, window_id, at)
+
+    def save_silence(self, silence: Silence) -> None:
+        self._save_planned("silences", _SILENCE_FIELDS, silence)
+
+    def silences(self, site: str | None = None) -> list[Silence]:
+        return self._planned("silences", _SILENCE_FIELDS, Silence, site)
+
+    def end_silence(self, silence_id: str, at: datetime) -> Silence | None:
+        return self._end_planned("silences", _SILENCE_FIELDS, Silence, silence_id, at)
+
+    def _save_planned(self, table: str, fields: _Fields, value: MaintenanceWindow | Silence) -> None:
+        row = _row(value, fields)
+        columns = ", ".join(column for column, _, _ in fields)
+        sql = f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({_marks(len(fields))})"
+        self._write(lambda conn: conn.execute(sql, row))
+
+    def _planned(self, table: str, fields: _Fields, kind: type[P], site: str | None) -> list[P]:
+        sql = f"SELECT {', '.join(column for column, _, _ in fields)} FROM {table}"
+        params: tuple[str, ...] = ()
+        if site is not None:
+            sql += " WHERE site = ?"
+            params = (site,)
+        return [kind(**_fields(row, fields)) for row in self._read(sql + " ORDER BY starts_at, id", params)]
+
+    def _end_planned(self, table: str, fields: _Fields, kind: type[P], planned_id: str, at: datetime) -> P | None:
+        """In one transaction, so that an end never undoes a change saved meanwhile (the
+        base class reads, then saves)."""
+        seconds = _seconds(at)
+        columns = ", ".join(column for column, _, _ in fields)
+
+        def work(conn: sqlite3.Connection) -> P | None:
+            conn.execute(
+                f"UPDATE {table} SET ends_at = max(?, starts_at) WHERE id = ? AND ends_at > ?",
+                (seconds, planned_id, seconds),
+            )
+            row = conn.execute(f"SELECT {columns} FROM {table} WHERE id = ?", (planned_id,)).fetchone()
+            return None if row is None else kind(**_fields(row, fields))
+
+        return self._write(work)
+
     # Anonymous visitors.
 
     def visitor_key(self, day: int) -> bytes:
@@ -765,6 +881,8 @@ class SQLiteStore(Store):
                 (resolved,),
             )
             conn.execute("DELETE FROM incidents WHERE resolved_at < ?", (resolved,))
+            conn.execute("DELETE FROM maintenance WHERE ends_at < ?", (resolved,))
+            conn.execute("DELETE FROM silences WHERE ends_at < ?", (resolved,))
             # Leases long expired belong to sites nobody evaluates any more.
             conn.execute("DELETE FROM leases WHERE expires < ?", (buckets_before,))
 
@@ -1042,7 +1160,7 @@ def _seconds(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-def _row(value: Incident | Alert, fields: tuple[tuple[str, str, str], ...]) -> tuple[Any, ...]:
+def _row(value: Incident | Alert | MaintenanceWindow | Silence, fields: _Fields) -> tuple[Any, ...]:
     row: list[Any] = []
     for _, attribute, kind in fields:
         item = getattr(value, attribute)
@@ -1056,7 +1174,7 @@ def _row(value: Incident | Alert, fields: tuple[tuple[str, str, str], ...]) -> t
     return tuple(row)
 
 
-def _fields(row: Sequence[Any], fields: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+def _fields(row: Sequence[Any], fields: _Fields) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for item, (_, attribute, kind) in zip(row, fields, strict=True):
         if kind == _TIME:
