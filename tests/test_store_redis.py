@@ -31,7 +31,7 @@ from nextmonth_health.sketch import DistinctCounter
 from nextmonth_health.store import Store, open_store
 from nextmonth_health.store.redis import RedisStore, StoredUsers
 from nextmonth_health.testing import START, FakeClock
-from nextmonth_health.values import IncidentStatus, timestamp
+from nextmonth_health.values import IncidentStatus, MaintenanceWindow, Silence, timestamp
 
 from .redis_server import (  # noqa: F401  (fixtures)
     LocalCluster,
@@ -124,6 +124,9 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
     store.save_incident(incident("i1", site="a"))
     store.save_alert(alert("i1", site="a"))
     store.acknowledge_alert("i1", timestamp(START + 5))
+    assert store.mark_alert_notified("i1", expected=None, at=timestamp(START + 5), reminder=True)
+    store.save_maintenance(MaintenanceWindow(id="w1", site="a", starts_at=timestamp(START), ends_at=timestamp(START + 60)))
+    store.save_silence(Silence(id="s1", site="a", check="api_errors", starts_at=timestamp(START), ends_at=timestamp(START + 60)))
     assert store.acquire_lease("leader:a", "me", 30, START)
     assert store.count_users([(b, True) for b in store.read("a", REQUEST, T0, T0 + 10)]) == 1
     keys = all_keys(redis_db)
@@ -138,8 +141,11 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
         assert key.startswith(b"nmh:{"), key
         tag = key[5 : key.index(b"}")]
         by_site.setdefault(tag, set()).add(key_slot(key))
-    assert by_site.keys() == {b"a", b"b%7Bx%7D%3Ay", b"sites", b"alert-sites"}, "a site's lease lives with the site"
+    assert by_site.keys() == {b"a", b"b%7Bx%7D%3Ay", b"sites", b"alert-sites", b"maintenance", b"silences"}, (
+        "a site's lease lives with the site"
+    )
     assert {b"nmh:{a}:lease", b"nmh:{a}:lease:token"} <= set(keys)
+    assert {b"nmh:{a}:alerts:notified", b"nmh:{a}:alerts:reminders"} <= set(keys)
     assert all(len(slots) == 1 for slots in by_site.values()), "each site lives in one cluster slot"
     assert ttls[b"nmh:{a}:t:%d" % T0] <= 7200
     assert ttls[b"nmh:{a}:bu:request:%d:/bookings" % T0] <= 7200
@@ -149,12 +155,53 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
 def test_trim_leaves_no_key_of_what_it_forgot(redis_db: RedisServer, store: RedisStore) -> None:
     store.write([bucket(start=T0 - 7200, key="/a:b{c}"), bucket(start=T0)])
     store.save_incident(incident("old", status=IncidentStatus.RESOLVED, resolved_at=timestamp(START - 90_000)))
-    store.save_alert(alert("old"))
+    store.save_alert(alert("old", notified_at=timestamp(START - 90_000), reminders=2))
+    ended = timestamp(START - 90_000)
+    store.save_maintenance(MaintenanceWindow(id="w", site="s", starts_at=ended, ends_at=ended))
+    store.save_silence(Silence(id="q", site="s", check="api_errors", starts_at=ended, ends_at=ended))
     store.trim(buckets_before=T0 - 3600, hourly_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
     left = [k.decode() for k in all_keys(redis_db)]
     assert not [k for k in left if str(T0 - 7200) in k], "every key of the old bucket and its roll-ups"
     assert any(str(T0) in k for k in left), "the recent bucket stays"
+    assert not [k for k in left if "alerts" in k or k in ("nmh:{maintenance}", "nmh:{silences}")], left
     assert redis_db.client().hgetall(f"{store.prefix}:{{alert-sites}}") == {}
+
+
+def test_a_window_planned_past_the_trend_outlives_it_and_is_never_cut_short(
+    redis_db: RedisServer, store: RedisStore
+) -> None:
+    far = time.time() + 2 * store.trend_seconds
+    store.save_maintenance(MaintenanceWindow(id="later", site="s", starts_at=timestamp(far), ends_at=timestamp(far + 60)))
+    store.save_maintenance(MaintenanceWindow(id="soon", site="s", starts_at=timestamp(START), ends_at=timestamp(START)))
+    client = redis_db.client()
+    try:
+        assert client.ttl(b"nmh:{maintenance}") > 2 * store.trend_seconds
+    finally:
+        client.close()
+
+
+def test_incidents_and_alerts_stored_before_planned_quiet_still_read(redis_db: RedisServer, store: RedisStore) -> None:
+    """JSON written by a version without maintenance_id, notified_at and reminders, and no
+    hashes of notification times beside the alerts: the new fields take their defaults."""
+    store.save_incident(incident("i1", maintenance_id="w1"))
+    store.save_alert(alert("i1"))
+    client = redis_db.client()
+    try:
+        for key, field, drop in (
+            (b"nmh:{s}:incidents", b"i1", ("maintenance_id",)),
+            (b"nmh:{s}:alerts", b"i1", ("notified_at", "reminders")),
+        ):
+            doc = json.loads(client.hget(key, field))
+            client.hset(key, field, json.dumps({k: v for k, v in doc.items() if k not in drop}))
+        assert not client.exists(b"nmh:{s}:alerts:notified", b"nmh:{s}:alerts:reminders")
+    finally:
+        client.close()
+    [old] = store.incidents()
+    assert old == incident("i1") and old.maintenance_id is None
+    [told] = store.alerts()
+    assert told == alert("i1") and (told.notified_at, told.reminders) == (None, 0)
+    marked = store.mark_alert_notified("i1", expected=None, at=timestamp(START + 5), reminder=True)
+    assert marked == alert("i1", notified_at=timestamp(START + 5), reminders=1)
 
 
 def test_users_are_exact_while_small_and_estimated_beyond(store: RedisStore) -> None:

@@ -5,8 +5,10 @@ Why it is built the way it is:
 - **One slot per site.** Every key of a site carries the hash tag ``{site}``
   (``nmh:{acme}:b:request:…``), so on Redis Cluster a site lives in one slot and the Lua
   scripts below may touch all of a site's keys at once. Cross-site keys are few and have
-  their own fixed tags (``nmh:{sites}``, ``nmh:{alert-sites}``, one per lease). Pass a
-  ``redis.cluster.RedisCluster`` as ``client=`` to use a cluster.
+  their own fixed tags (``nmh:{sites}``, ``nmh:{alert-sites}``, one per lease, and
+  ``nmh:{maintenance}`` and ``nmh:{silences}``, a hash each holding every site's: a
+  handful, read whole). Pass a ``redis.cluster.RedisCluster`` as ``client=`` to use a
+  cluster.
 - **Atomic writes, one round trip.** :meth:`RedisStore.write` sends one Lua call per site
   (per 200 buckets) in one pipeline. Each call adds the counts, the users and the
   five-minute and hourly roll-ups (summed in the script), and gives every key it makes
@@ -37,7 +39,8 @@ Why it is built the way it is:
 
 Time: bucket keys use the recorder's wall-clock epochs; TTLs are real seconds from the
 write that made the key (``history`` for raw buckets and five-minute roll-ups, ``trend``
-for hourly ones, incidents and alerts), and
+for hourly ones, incidents and alerts; for maintenance windows and silences, ``trend``
+past the latest end their hash holds), and
 :meth:`RedisStore.trim` deletes by the evaluator's clock. A Redis without persistence
 forgets open incidents when it restarts; run it with AOF if they must survive that.
 """
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import time
@@ -53,7 +57,7 @@ import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -62,7 +66,7 @@ from ..errors import ConfigError, StaleLease
 from ..logs import get_logger
 from ..signals import SIGNALS, Bucket
 from ..sketch import EXACT_LIMIT, DistinctCounter
-from ..values import Alert, Incident, timestamp
+from ..values import Alert, Incident, MaintenanceWindow, Silence, timestamp
 from .base import FIVE_MINUTE_RETENTION, HOUR, LATE_WRITE_SECONDS, ROLLUP_WIDTHS, BatchId, Fence, Row, Store, StoredBucket, newest_first, site_lease
 
 try:
@@ -79,6 +83,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["RedisStore", "StoredUsers"]
 
 log = get_logger(__name__)
+
+P = TypeVar("P", MaintenanceWindow, Silence)
 
 #: The prefix of a site's lease name (:func:`~nextmonth_health.store.base.site_lease`).
 _SITE_LEASE: Final = site_lease("")
@@ -491,9 +497,11 @@ for i = 1, #fields, 2 do
     gone[#gone + 1] = fields[i]
   end
 end
+local hashes = {incidents, prefix .. 'alerts'}
+for _, part in ipairs({'created', 'ack', 'notified', 'reminders'}) do hashes[#hashes + 1] = prefix .. 'alerts:' .. part end
 for i = 1, #gone, 500 do
   local j = math.min(i + 499, #gone)
-  for _, hash in ipairs({incidents, prefix .. 'alerts', prefix .. 'alerts:created', prefix .. 'alerts:ack'}) do
+  for _, hash in ipairs(hashes) do
     redis.call('HDEL', hash, unpack(gone, i, j))
   end
 end
@@ -627,24 +635,90 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return doc
 """
 
-# KEYS: alerts, created, acknowledged. ARGV: incident id, json, created_at, acknowledged_at or '', ttl.
+# An alert's JSON lives in the site's ``alerts`` hash; what must not go back when a pass
+# rewrites it lives beside it, a hash each (see RedisStore._alert_keys), and wins on read:
+# the first creation, the acknowledgement, when the push sinks were last told and how many
+# reminders they got. Times stay the strings Python sent: Lua only compares them.
+
+# KEYS: the alert hashes. ARGV: incident id, json, created_at, acknowledged_at or '',
+# notified_at or '', reminders, ttl.
 _SAVE_ALERT: Final = """
 local id = ARGV[1]
 redis.call('HSET', KEYS[1], id, ARGV[2])
 local created = redis.call('HGET', KEYS[2], id)
 if not created or tonumber(ARGV[3]) < tonumber(created) then redis.call('HSET', KEYS[2], id, ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], id, ARGV[4]) end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+if ARGV[5] ~= '' then
+  local notified = redis.call('HGET', KEYS[4], id)
+  if not notified or tonumber(ARGV[5]) > tonumber(notified) then redis.call('HSET', KEYS[4], id, ARGV[5]) end
+end
+if tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[5], id) or '0') then redis.call('HSET', KEYS[5], id, ARGV[6]) end
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
 return 1
 """
 
-# KEYS: alerts, created, acknowledged. ARGV: incident id, acknowledged_at, ttl. First wins.
+# KEYS: the alert hashes. ARGV: incident id, acknowledged_at, ttl. First wins.
 _ACKNOWLEDGE: Final = """
 local id = ARGV[1]
 local doc = redis.call('HGET', KEYS[1], id)
 if not doc then return false end
 if redis.call('HSETNX', KEYS[3], id, ARGV[2]) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
-return {doc, redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[3], id)}
+local found = {doc}
+for i = 2, #KEYS do found[i] = redis.call('HGET', KEYS[i], id) end
+return found
+"""
+
+# KEYS: the alert hashes. ARGV: incident id, the notified_at expected ('' for none), the
+# new one, '1' to count a reminder, ttl. Compare and set: the alert as stored afterwards
+# when this call set it, else nothing.
+_MARK_NOTIFIED: Final = """
+local id = ARGV[1]
+local doc = redis.call('HGET', KEYS[1], id)
+if not doc then return false end
+local notified = redis.call('HGET', KEYS[4], id)
+if ARGV[2] == '' then
+  if notified then return false end
+elseif not notified or tonumber(notified) ~= tonumber(ARGV[2]) then
+  return false
+end
+redis.call('HSET', KEYS[4], id, ARGV[3])
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[5], id, 1) end
+for i = 4, 5 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+local found = {doc}
+for i = 2, #KEYS do found[i] = redis.call('HGET', KEYS[i], id) end
+return found
+"""
+
+# Maintenance windows and silences: one hash per kind, id -> JSON.
+
+# KEYS: the hash. ARGV: id, json, ttl. The TTL is never shortened: it covers the
+# latest-ending entry, however long ago it was saved.
+_SAVE_PLANNED: Final = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: the hash. ARGV: id, the json expected, the new json. Compare and set: replaces the
+# entry only if it is still the one expected; returns the entry stored afterwards.
+_REPLACE_PLANNED: Final = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return ARGV[3]
+end
+return stored
+"""
+
+# KEYS: the hash. ARGV: the cutoff in seconds. Forgets the entries that ended before it.
+_TRIM_PLANNED: Final = """
+local fields, cutoff, gone = redis.call('HGETALL', KEYS[1]), tonumber(ARGV[1]), {}
+for i = 1, #fields, 2 do
+  local ok, doc = pcall(cjson.decode, fields[i + 1])
+  if ok and type(doc['ends_at']) == 'number' and doc['ends_at'] < cutoff then gone[#gone + 1] = fields[i] end
+end
+for i = 1, #gone, 500 do redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 499, #gone))) end
+return #gone
 """
 
 # KEYS: the lease, its fencing token. ARGV: owner, ttl in ms, now, now + ttl, the token's
@@ -738,6 +812,10 @@ class StoredUsers(DistinctCounter):
         return f"<StoredUsers {self._count}>"
 
 
+#: The hashes beside a site's ``alerts`` (``alerts:<part>``), each keeping, per incident id,
+#: what a rewrite of the alert must not undo, in the order :func:`_alert` takes them.
+_ALERT_PARTS: Final = ("created", "ack", "notified", "reminders")
+
 #: The scripts a pass calls once per site, which :meth:`RedisStore._run` may batch.
 _BATCHABLE: Final = {"acquire": _ACQUIRE, "open_incidents": _OPEN_INCIDENTS, "read_many": _READ_MANY}
 
@@ -804,6 +882,10 @@ class RedisStore(Store):
                 ("save_incident", _SAVE_INCIDENT),
                 ("save_alert", _SAVE_ALERT),
                 ("acknowledge", _ACKNOWLEDGE),
+                ("mark_notified", _MARK_NOTIFIED),
+                ("save_planned", _SAVE_PLANNED),
+                ("replace_planned", _REPLACE_PLANNED),
+                ("trim_planned", _TRIM_PLANNED),
                 ("acquire", _ACQUIRE),
                 ("release", _RELEASE),
                 ("set_with_ttl", _SET_WITH_TTL),
@@ -885,6 +967,14 @@ class RedisStore(Store):
     @property
     def _alert_sites_key(self) -> bytes:
         return f"{self.prefix}:{{alert-sites}}".encode()
+
+    @property
+    def _maintenance_key(self) -> bytes:
+        return f"{self.prefix}:{{maintenance}}".encode()
+
+    @property
+    def _silences_key(self) -> bytes:
+        return f"{self.prefix}:{{silences}}".encode()
 
     # Scripts: EVALSHA, loading the script when the server does not know it yet.
 
@@ -1259,6 +1349,8 @@ class RedisStore(Store):
                         _dumps(alert),
                         repr(alert.created_at.timestamp()),
                         "" if alert.acknowledged_at is None else repr(alert.acknowledged_at.timestamp()),
+                        "" if alert.notified_at is None else repr(alert.notified_at.timestamp()),
+                        int(alert.reminders),
                         self.trend_seconds,
                     ],
                 ),
@@ -1277,7 +1369,8 @@ class RedisStore(Store):
         return ("set_with_ttl", [self._sites_key], ["zadd", repr(when), _encode(site), self.trend_seconds])
 
     def _alert_keys(self, site: str) -> list[bytes]:
-        return [self._key(site, "alerts", *part) for part in ((), ("created",), ("ack",))]
+        """The site's alerts' JSON, then a hash per part kept apart (:data:`_ALERT_PARTS`)."""
+        return [self._key(site, "alerts"), *(self._key(site, "alerts", part) for part in _ALERT_PARTS)]
 
     def alerts(self, site: str | None = None) -> list[Alert]:
         sites = [site] if site is not None else sorted(self.sites())
@@ -1287,10 +1380,11 @@ class RedisStore(Store):
                 pipe.hgetall(key)
         replies = pipe.execute()
         found = []
-        for i in range(0, len(replies), 3):
-            docs, created, acknowledged = replies[i : i + 3]
+        step = 1 + len(_ALERT_PARTS)
+        for i in range(0, len(replies), step):
+            docs, *parts = replies[i : i + step]
             for incident_id, doc in docs.items():
-                found.append(_alert(doc, created.get(incident_id), acknowledged.get(incident_id)))
+                found.append(_alert(doc, *(part.get(incident_id) for part in parts)))
         return sorted(found, key=lambda a: (a.created_at, a.incident_id), reverse=True)
 
     def acknowledge_alert(self, incident_id: str, at: datetime) -> Alert | None:
@@ -1299,10 +1393,71 @@ class RedisStore(Store):
             return None
         args = [_encode(incident_id), repr(at.timestamp()), self.trend_seconds]
         [reply] = self._run([("acknowledge", self._alert_keys(_decode(site)), args)])
-        if reply is None:
+        return None if reply is None else _alert(*reply)
+
+    def mark_alert_notified(
+        self, incident_id: str, *, expected: datetime | None, at: datetime, reminder: bool = False
+    ) -> Alert | None:
+        """A compare and set in one script, on the alert's own hash of notification times."""
+        site = self._client.hget(self._alert_sites_key, _encode(incident_id))
+        if site is None:
             return None
-        doc, created, acknowledged = reply
-        return _alert(doc, created, acknowledged)
+        args = [
+            _encode(incident_id),
+            "" if expected is None else repr(expected.timestamp()),
+            repr(at.timestamp()),
+            "1" if reminder else "0",
+            self.trend_seconds,
+        ]
+        [reply] = self._run([("mark_notified", self._alert_keys(_decode(site)), args)])
+        return None if reply is None else _alert(*reply)
+
+    # Maintenance windows and silences: a handful in all, each kind in one hash read whole.
+
+    def save_maintenance(self, window: MaintenanceWindow) -> None:
+        self._save_planned(self._maintenance_key, window)
+
+    def maintenance_windows(self, site: str | None = None) -> list[MaintenanceWindow]:
+        return self._planned(self._maintenance_key, MaintenanceWindow, site)
+
+    def end_maintenance(self, window_id: str, at: datetime) -> MaintenanceWindow | None:
+        return self._end_planned(self._maintenance_key, MaintenanceWindow, window_id, at)
+
+    def save_silence(self, silence: Silence) -> None:
+        self._save_planned(self._silences_key, silence)
+
+    def silences(self, site: str | None = None) -> list[Silence]:
+        return self._planned(self._silences_key, Silence, site)
+
+    def end_silence(self, silence_id: str, at: datetime) -> Silence | None:
+        return self._end_planned(self._silences_key, Silence, silence_id, at)
+
+    def _save_planned(self, key: bytes, value: MaintenanceWindow | Silence) -> None:
+        """The hash lives ``trend`` seconds past the end of this entry, or longer (see
+        :data:`_SAVE_PLANNED`), so a window planned weeks ahead is still there when it starts."""
+        ttl = self.trend_seconds + max(0, math.ceil(value.ends_at.timestamp() - time.time()))
+        self._run([("save_planned", [key], [_encode(value.id), _dumps(value), ttl])])
+
+    def _planned(self, key: bytes, kind: type[P], site: str | None) -> list[P]:
+        found = [_loads(kind, doc) for doc in self._client.hvals(key)]
+        return sorted((p for p in found if site is None or p.site == site), key=lambda p: (p.starts_at, p.id))
+
+    def _end_planned(self, key: bytes, kind: type[P], planned_id: str, at: datetime) -> P | None:
+        """Read, then replace only if unchanged (:data:`_REPLACE_PLANNED`), again on what
+        another process saved meanwhile: an end never undoes a change it did not see. (Lua
+        cannot rewrite the JSON itself: cjson keeps 14 digits, and times need 16.)"""
+        field = _encode(planned_id)
+        doc = self._client.hget(key, field)
+        while doc is not None:
+            found: P = _loads(kind, doc)
+            if found.ends_at <= at:
+                return found
+            ended = attrs.evolve(found, ends_at=max(at, found.starts_at))
+            new = _dumps(ended)
+            [doc] = self._run([("replace_planned", [key], [field, doc, new])])
+            if doc == new:
+                return ended
+        return None
 
     # Leases.
 
@@ -1365,12 +1520,13 @@ class RedisStore(Store):
         resolved_before: datetime,
         five_minute_before: float | None = None,
     ) -> None:
-        """Delete raw buckets, roll-ups and resolved incidents older than the cutoffs.
+        """Delete raw buckets, roll-ups and resolved incidents older than the cutoffs, and
+        maintenance windows and silences that ended before the incidents' cutoff.
 
         TTLs already bound what Redis holds; this applies the evaluator's own clock, and
         drops sites nothing has touched for ``trend`` seconds from the site list. One
-        script call per site, all in one round trip; then the forgotten incidents leave
-        the cross-site alert index.
+        script call per site and one per kind of planned quiet, all in one round trip;
+        then the forgotten incidents leave the cross-site alert index.
         """
         client = self._client
         client.zremrangebyscore(self._sites_key, "-inf", f"({time.time() - self.trend_seconds}")
@@ -1382,7 +1538,11 @@ class RedisStore(Store):
             repr(resolved_before.timestamp()),
             f"({float(fine)!r}",
         ]
-        gone = self._run([("trim", [self._key(site, "ti")], [self._key(site) + b":", *args]) for site in sites])
+        commands: list[Command] = [
+            ("trim", [self._key(site, "ti")], [self._key(site) + b":", *args]) for site in sites
+        ]
+        commands += [("trim_planned", [key], [args[2]]) for key in (self._maintenance_key, self._silences_key)]
+        gone = self._run(commands)[: len(sites)]
         ids = [incident_id for found in gone for incident_id in found]
         for i in range(0, len(ids), 500):
             client.hdel(self._alert_sites_key, *ids[i : i + 500])
@@ -1419,7 +1579,7 @@ def _sha1(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()
 
 
-def _dumps(value: Incident | Alert) -> bytes:
+def _dumps(value: Incident | Alert | MaintenanceWindow | Silence) -> bytes:
     doc: dict[str, Any] = {}
     for f in attrs.fields(type(value)):
         v = getattr(value, f.name)
@@ -1484,13 +1644,25 @@ class _CountsBucket(StoredBucket):
         return hist
 
 
-def _alert(doc: bytes, created: bytes | None, acknowledged: bytes | None) -> Alert:
+def _alert(
+    doc: bytes,
+    created: bytes | None,
+    acknowledged: bytes | None,
+    notified: bytes | None,
+    reminders: bytes | None,
+) -> Alert:
+    """An alert's JSON with the parts kept apart (:data:`_ALERT_PARTS`) laid over it; an
+    alert saved before a part existed has none, and keeps the JSON's (or the default)."""
     alert = _loads(Alert, doc)
     changes: dict[str, Any] = {}
     if created is not None:
         changes["created_at"] = timestamp(float(created))
     if acknowledged is not None:
         changes["acknowledged_at"] = timestamp(float(acknowledged))
+    if notified is not None:
+        changes["notified_at"] = timestamp(float(notified))
+    if reminders is not None:
+        changes["reminders"] = int(reminders)
     return attrs.evolve(alert, **changes) if changes else alert
 
 
