@@ -198,7 +198,8 @@ def _text(name: str, value: object, default: str = "") -> str:
 
 
 def _moment(name: str, value: object, *, utc_if_naive: bool) -> datetime | None:
-    """A moment in ISO 8601. A page's form gives UTC without a zone; a script must name one."""
+    """A moment in ISO 8601, in UTC as every time the view shows. A page's form gives UTC
+    without a zone; a script must name one."""
     if value is None or value == "":
         return None
     example = "2026-01-05T09:00:00Z"
@@ -214,7 +215,7 @@ def _moment(name: str, value: object, *, utc_if_naive: bool) -> datetime | None:
         if not utc_if_naive:
             raise ValueError(f"{name} must name its time zone (e.g. {example}), got {value!r}")
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    return moment.astimezone(UTC)
 
 
 def _seconds_field(name: str, value: str) -> float | None:
@@ -240,12 +241,12 @@ def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
 def window_from_form(fields: Mapping[str, str]) -> dict[str, Any]:
     """``Monitor.schedule_maintenance``'s arguments from the dashboard's form: times in UTC
     (``datetime-local``), an empty start is now, an end given wins over the duration."""
-    end = _moment("the end", fields.get("end"), utc_if_naive=True)
+    end = _moment("end", fields.get("end"), utc_if_naive=True)
     area = fields.get("area", "").strip()
     return {
-        "start": _moment("the start", fields.get("start"), utc_if_naive=True),
+        "start": _moment("start", fields.get("start"), utc_if_naive=True),
         "end": end,
-        "duration": None if end is not None else _seconds_field("the duration", fields.get("duration", "")),
+        "duration": None if end is not None else _seconds_field("duration", fields.get("duration", "")),
         "reason": fields.get("reason", ""),
         "area": area or None,
         "site": _site(fields.get("site")),
@@ -278,7 +279,7 @@ def _check_and_key(check: object, key: object) -> tuple[str, str | None]:
 def silence_from_form(fields: Mapping[str, str]) -> dict[str, Any]:
     """``Monitor.silence``'s arguments from an incident page's form (its check and key)."""
     check, key = _check_and_key(fields.get("check", ""), fields.get("key"))
-    duration = _seconds_field("the duration", fields.get("duration", ""))
+    duration = _seconds_field("duration", fields.get("duration", ""))
     if duration is None:
         raise ValueError("choose how long to silence it for")
     return {
