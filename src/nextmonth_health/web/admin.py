@@ -261,6 +261,7 @@ def dashboard(app: HealthApp, request: Request) -> Response:
         site_url=lambda name: _page_url(app, name),
         live_api=api + ("?" + live_query if live_query else ""),
         here=_page_url(app, chosen),
+        maintenance_url="#maintenance",
         planned=overview.planned,
         marks=lambda incident: overview.marks(incident, now),
         areas=_areas(app, chosen),
@@ -326,6 +327,7 @@ def incident_page(app: HealthApp, request: Request) -> Response:
         live_api=app.admin_prefix + "/api/incidents/" + quote(incident.id, safe=""),
         marks=planned.marks(incident, detail.alert, now),
         silence_durations=SILENCE_DURATIONS,
+        maintenance_url=_page_url(app, incident.site) + "#maintenance",
     )
 
 
