@@ -237,6 +237,7 @@ def test_a_reason_is_shown_as_text(app: HealthApp, monitor: nmh.Monitor, clock: 
 
 def test_the_form_comes_back_to_the_page_it_was_sent_from(app: HealthApp, monitor: nmh.Monitor) -> None:
     monitor.record_request("/bookings", 200, 0.1, user="u", site="client-b")
+    monitor.flush()
     html = text(get(app, "/", query="site=client-b"))
     fields = form(html, "/maintenance")
     assert fields["site"] == "client-b" and fields["back"] == f"{PREFIX}/?site=client-b"
@@ -267,6 +268,22 @@ def test_with_several_sites_the_form_asks_which(app: HealthApp, monitor: nmh.Mon
     only_b = shown(text(get(app, "/", query="site=client-b")))
     assert "bookings running" in only_b and "client-a" not in only_b.split("Planned maintenance", 1)[1]
     assert [w["site"] for w in data(get(app, "/api/maintenance", query="site=client-b"))["maintenance"]] == ["client-b"]
+
+
+def test_with_many_sites_the_form_asks_for_a_name(app: HealthApp, monitor: nmh.Monitor) -> None:
+    for n in range(60):
+        monitor.record_request("/bookings", 200, 0.1, user="u", site=f"client-{n:02d}")
+    monitor.flush()
+    html = text(get(app, "/"))
+    assert '<input id="window-site" name="site" type="text"' in html and "<option value=\"client-42\">" not in html
+    fields = form(html, "/maintenance") | {"reason": "migration"}
+    assert post(app, "/maintenance", fields | {"site": "client-42"}, form=True).status == 303
+    assert [w.site for w in monitor.maintenance()] == ["client-42"]
+    typo = post(app, "/maintenance", fields | {"site": "cleint-42"}, form=True, headers={**BEARER, "accept": "text/html"})
+    assert typo.status == 400 and "&#x27;cleint-42&#x27; is not a site this monitor watches" in text(typo)
+    assert len(monitor.maintenance()) == 1
+    few = text(get(app, "/", query="q=client-4"))  # filtered to ten: a list again
+    assert re.findall(r'<option value="(client-4\d)">', few) == [f"client-4{n}" for n in range(10)]
 
 
 # Incidents and silences -------------------------------------------------------------------------

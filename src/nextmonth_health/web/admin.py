@@ -229,6 +229,11 @@ def _monitor_state(app: HealthApp) -> dict[str, Any]:
     }
 
 
+#: Up to this many sites shown, the scheduling form offers them in a list; past it, a name
+#: to type (a thousand options would weigh more than the rest of the page).
+_SITE_CHOICES = 50
+
+
 def _areas(app: HealthApp, site: str | None) -> list[str]:
     """The areas a window can cover: those the ``routes`` setting maps paths to (the
     site's own, or every site's), as the scheduling form offers them."""
@@ -266,6 +271,7 @@ def dashboard(app: HealthApp, request: Request) -> Response:
         marks=lambda incident: overview.marks(incident, now),
         areas=_areas(app, chosen),
         durations=MAINTENANCE_DURATIONS,
+        site_choices=_SITE_CHOICES,
     )
 
 
@@ -470,12 +476,17 @@ def _window_id(request: Request) -> str:
 
 
 def form_schedule(app: HealthApp, request: Request) -> Response:
-    """The dashboard's "Schedule" form."""
+    """The dashboard's "Schedule" form. Its site must be one the monitor watches (a typed
+    name could be misspelt); the API, for scripts, may plan for a site not seen yet."""
     status, fields = _posted(app, request)
     if status != 200:
         return _form_refused(app, request, status, _REFUSED[status])
+    monitor = app.monitor
     try:
-        app.monitor.schedule_maintenance(**window_from_form(fields))
+        args = window_from_form(fields)
+        if args["site"] not in (None, monitor.site) and args["site"] not in monitor.store.sites():
+            raise ValueError(f"{args['site']!r} is not a site this monitor watches: check its name in the list")
+        monitor.schedule_maintenance(**args)
     except ValueError as exc:
         return _form_refused(app, request, 400, str(exc))
     return redirect(_back(app, fields.get("back", ""), "maintenance"))
