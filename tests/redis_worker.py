@@ -17,6 +17,15 @@ when every worker acts and never sleeps:
     incidents it opened, how many alerts it raised.
 ``release``
     gives up this worker's leadership of ``shop``.
+``plan``
+    saves :data:`WINDOW` and :data:`SILENCE`.
+``planned``
+    answers the windows and silences it sees, each as [id, ends_at in seconds].
+``end ID SECONDS``
+    ends maintenance window ID at ``START + SECONDS``.
+``notify ID``
+    marks the alert of incident ID notified at the clock's time, if no process has yet:
+    ``won`` says whether it was this one.
 ``quit``
     closes the store and exits.
 
@@ -37,10 +46,23 @@ import anyio
 
 from nextmonth_health import Monitor
 from nextmonth_health.testing import START, FakeClock
+from nextmonth_health.values import MaintenanceWindow, Silence, timestamp
 
 LOAD_ROUTES = ("/media-upload", "/bookings/1", "/portal/home", "/dashboard")
 LOAD_USERS = 50
 LOAD_FLUSH_EVERY = 250
+WINDOW = MaintenanceWindow(
+    id="deploy", site="shop", starts_at=timestamp(START), ends_at=timestamp(START + 1800), reason="v2", area="uploads"
+)
+SILENCE = Silence(
+    id="known",
+    site="shop",
+    check="api_errors",
+    key="/bookings",
+    starts_at=timestamp(START),
+    ends_at=timestamp(START + 3600),
+    reason="on it",
+)
 
 
 def main(url: str) -> None:
@@ -87,6 +109,21 @@ def main(url: str) -> None:
         elif command == "release":
             monitor.store.release_lease("leader:shop", monitor.evaluator.owner)
             answer()
+        elif command == "plan":
+            monitor.store.save_maintenance(WINDOW)
+            monitor.store.save_silence(SILENCE)
+            answer()
+        elif command == "planned":
+            answer(
+                windows=[[w.id, w.ends_at.timestamp()] for w in monitor.store.maintenance_windows()],
+                silences=[[s.id, s.ends_at.timestamp()] for s in monitor.store.silences()],
+            )
+        elif command == "end":
+            monitor.store.end_maintenance(args[0], timestamp(START + float(args[1])))
+            answer()
+        elif command == "notify":
+            won = monitor.store.mark_alert_notified(args[0], expected=None, at=timestamp(clock.now()))
+            answer(won=won is not None)
         elif command == "quit":
             monitor.store.close()
             answer()

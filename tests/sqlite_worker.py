@@ -13,6 +13,12 @@ sleeping), does its work and prints one JSON line with what it saw:
 ``crash``
     loops forever, from N = ARG: writes a batch of buckets (one count each), saves incident
     ``crash-N`` and prints ``committed N`` once both are committed, until the test kills it.
+``plan``
+    saves :data:`WINDOW` and :data:`SILENCE`, and reports the ids of the windows and
+    silences it then sees.
+``notify``
+    marks the alert of incident ARG notified at ``START + 1`` if no process has yet, and
+    reports whether it was this one.
 """
 
 from __future__ import annotations
@@ -27,13 +33,32 @@ from nextmonth_health.signals import REQUEST, Bucket
 from nextmonth_health.sketch import user_hash
 from nextmonth_health.store import SQLiteStore
 from nextmonth_health.testing import START, FakeClock
-from nextmonth_health.values import Incident, IncidentStatus, Severity, timestamp
+from nextmonth_health.values import (
+    Incident,
+    IncidentStatus,
+    MaintenanceWindow,
+    Severity,
+    Silence,
+    timestamp,
+)
 
 LOAD_EVENTS = 5000
 LOAD_FLUSH_EVERY = 250
 LOAD_ROUTES = ("/media-upload", "/bookings/1", "/portal/home", "/dashboard")
 LOAD_USERS = 50
 CRASH_BATCH = 200
+WINDOW = MaintenanceWindow(
+    id="deploy", site="shop", starts_at=timestamp(START), ends_at=timestamp(START + 1800), reason="v2", area="uploads"
+)
+SILENCE = Silence(
+    id="known",
+    site="shop",
+    check="api_errors",
+    key="/bookings",
+    starts_at=timestamp(START),
+    ends_at=timestamp(START + 3600),
+    reason="on it",
+)
 
 
 def ready() -> None:
@@ -124,6 +149,24 @@ def crash(db: str, first: str = "0") -> None:
         n += 1
 
 
+def plan(db: str) -> None:
+    store = SQLiteStore(f"sqlite:///{db}")
+    ready()
+    store.save_maintenance(WINDOW)
+    store.save_silence(SILENCE)
+    windows, silences = store.maintenance_windows(), store.silences()
+    print(json.dumps({"windows": [w.id for w in windows], "silences": [s.id for s in silences]}), flush=True)
+    store.close()
+
+
+def notify(db: str, incident_id: str) -> None:
+    store = SQLiteStore(f"sqlite:///{db}")
+    ready()
+    won = store.mark_alert_notified(incident_id, expected=None, at=timestamp(START + 1))
+    print(json.dumps({"won": won is not None}), flush=True)
+    store.close()
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    {"load": load, "evaluate": evaluate, "crash": crash}[mode](*args)
+    {"load": load, "evaluate": evaluate, "crash": crash, "plan": plan, "notify": notify}[mode](*args)

@@ -7,7 +7,10 @@ recorded: the incident is there, marked, and the admin view keeps its alert.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from nextmonth_health import TransitionKind
 from nextmonth_health.testing import START, FakeClock
 from nextmonth_health.values import timestamp
 
+from .redis_server import redis_db, redis_server  # noqa: F401 (fixtures)
 from .test_sinks import RecordingSink, SinkPlugin
 
 pytestmark = pytest.mark.anyio
@@ -252,3 +256,86 @@ async def test_a_renderer_can_word_planned_work_its_own_way(
     await passes(m, clock, 120)
     [notice] = m.notices("uploads")
     assert (notice.title, notice.kind) == ("Studio upgrade", "maintenance")
+
+
+ADMIN_PROCESS = """
+import sys
+import nextmonth_health as nmh
+from nextmonth_health.testing import START, FakeClock
+
+clock = FakeClock(START + float(sys.argv[2]))
+monitor = nmh.Monitor("acme", store=sys.argv[1], clock=clock, load_entrypoints=False)
+if sys.argv[3] == "plan":
+    window = monitor.schedule_maintenance(duration=600, area="uploads", reason="Deploying")
+    silences = [monitor.silence(check, duration=3600) for check in ("api_errors", "upload_failures")]
+    print(window.id, *(s.id for s in silences))
+else:
+    for made in sys.argv[3:]:
+        print(monitor.end_maintenance(made) or monitor.end_silence(made))
+"""
+
+
+def admin_process(store: str, at: float, *what: str) -> list[str]:
+    """Rob, in another process on the same store: plans quiet, or ends what ``what`` names."""
+    done = subprocess.run(
+        [sys.executable, "-c", ADMIN_PROCESS, store, str(at), *what],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'health.db'}"
+    return request.getfixturevalue("redis_db").url()  # type: ignore[no-any-return]
+
+
+async def failing(m: nmh.Monitor, clock: FakeClock, seconds: float) -> None:
+    """Failing uploads, as 503s and as failed uploads alike: two checks, one area."""
+    for _ in range(int(seconds / TICK)):
+        for person in range(12):
+            m.record_request("/media-upload", status=503, duration=0.2, user=f"u-{person}")
+            m.record_upload(ok=False, user=f"u-{person}")
+        clock.advance(TICK)
+        await m.evaluate()
+
+
+async def test_windows_and_silences_made_in_one_process_hold_in_another(
+    clock: FakeClock, sink: RecordingSink, shared_store: str
+) -> None:
+    window_id, *silence_ids = admin_process(shared_store, 0, "plan")
+    m = nmh.Monitor(
+        "acme",
+        store=shared_store,
+        clock=clock,
+        plugins=[SinkPlugin(lambda m: sink)],
+        load_entrypoints=False,
+    )
+    try:
+        await failing(m, clock, 300)
+        assert {i.check for i in m.incidents()} == {"api_errors", "upload_failures"}
+        assert {w.id for w in m.maintenance()} == {window_id} and {
+            s.id for s in m.silences()
+        } == set(silence_ids)
+        assert sink.received == [], "the other process's window holds here"
+        assert m.notices("uploads")[0].kind == "maintenance"
+
+        admin_process(shared_store, clock.now() - START, window_id)
+        await failing(m, clock, 60)
+        assert sink.received == [], (
+            "the window ended there; the silences made there still hold here"
+        )
+        assert m.notices("uploads")[0].kind == "care"
+
+        admin_process(shared_store, clock.now() - START, *silence_ids)
+        await failing(m, clock, 30)
+        assert [t.kind.value for t in sink.received] == ["reminded"], (
+            "quiet over everywhere: told once"
+        )
+        assert m.alerts()[0].notified_at is not None
+    finally:
+        m.store.close()

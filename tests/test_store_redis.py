@@ -44,6 +44,7 @@ from .redis_server import (  # noqa: F401  (fixtures)
     redis_server,
     silent_server,
 )
+from .redis_worker import SILENCE, WINDOW
 from .store_contract import T0, StoreContract, alert, bucket, incident
 
 pytestmark = pytest.mark.anyio
@@ -125,8 +126,12 @@ def test_every_key_has_a_ttl_and_the_tag_of_its_site(redis_db: RedisServer, stor
     store.save_alert(alert("i1", site="a"))
     store.acknowledge_alert("i1", timestamp(START + 5))
     assert store.mark_alert_notified("i1", expected=None, at=timestamp(START + 5), reminder=True)
-    store.save_maintenance(MaintenanceWindow(id="w1", site="a", starts_at=timestamp(START), ends_at=timestamp(START + 60)))
-    store.save_silence(Silence(id="s1", site="a", check="api_errors", starts_at=timestamp(START), ends_at=timestamp(START + 60)))
+    store.save_maintenance(
+        MaintenanceWindow(id="w1", site="a", starts_at=timestamp(START), ends_at=timestamp(START + 60))
+    )
+    store.save_silence(
+        Silence(id="s1", site="a", check="api_errors", starts_at=timestamp(START), ends_at=timestamp(START + 60))
+    )
     assert store.acquire_lease("leader:a", "me", 30, START)
     assert store.count_users([(b, True) for b in store.read("a", REQUEST, T0, T0 + 10)]) == 1
     keys = all_keys(redis_db)
@@ -171,7 +176,9 @@ def test_a_window_planned_past_the_trend_outlives_it_and_is_never_cut_short(
     redis_db: RedisServer, store: RedisStore
 ) -> None:
     far = time.time() + 2 * store.trend_seconds
-    store.save_maintenance(MaintenanceWindow(id="later", site="s", starts_at=timestamp(far), ends_at=timestamp(far + 60)))
+    store.save_maintenance(
+        MaintenanceWindow(id="later", site="s", starts_at=timestamp(far), ends_at=timestamp(far + 60))
+    )
     store.save_maintenance(MaintenanceWindow(id="soon", site="s", starts_at=timestamp(START), ends_at=timestamp(START)))
     client = redis_db.client()
     try:
@@ -619,6 +626,38 @@ def test_four_processes_add_up_exactly_and_give_one_incident_and_one_alert_whoev
         [stored] = s.incidents()
         assert [stored.id] == opened and stored.affected_users == 32, "users of all four workers"
         assert [a.incident_id for a in s.alerts()] == opened
+
+
+def test_windows_and_silences_saved_by_one_process_are_seen_by_every_other(
+    redis_db: RedisServer, workers: Callable[[int], list[Worker]]
+) -> None:
+    a, b = workers(2)
+    with RedisStore(redis_db.url()) as here:
+        assert here.maintenance_windows() == [] and here.silences() == []
+        a.send("plan")
+        a.result()
+        b.send("planned")
+        seen = b.result()
+        assert seen["windows"] == [[WINDOW.id, WINDOW.ends_at.timestamp()]]
+        assert seen["silences"] == [[SILENCE.id, SILENCE.ends_at.timestamp()]]
+        b.send(f"end {WINDOW.id} 60")
+        b.result()
+        a.send("planned")
+        assert a.result()["windows"] == [[WINDOW.id, timestamp(START + 60).timestamp()]], "ended for everyone"
+        assert here.maintenance_windows("shop") == [attrs.evolve(WINDOW, ends_at=timestamp(START + 60))]
+        assert here.silences("shop") == [SILENCE]
+
+
+def test_of_four_processes_marking_one_alert_notified_one_wins(
+    redis_db: RedisServer, workers: Callable[[int], list[Worker]]
+) -> None:
+    with RedisStore(redis_db.url()) as s:
+        s.save_alert(alert("i1", site="shop"))
+    outcomes = all_do(workers(4), "notify i1")
+    assert sorted(o["won"] for o in outcomes) == [False, False, False, True]
+    with RedisStore(redis_db.url()) as s:
+        [told] = s.alerts()
+        assert (told.notified_at, told.reminders) == (timestamp(START), 0)
 
 
 def test_a_monitor_made_before_fork_works_in_every_child(redis_db: RedisServer) -> None:

@@ -513,6 +513,27 @@ def test_four_processes_evaluating_one_spike_give_one_incident_and_one_alert(db:
         assert [a.incident_id for a in s.alerts()] == opened
 
 
+def test_windows_and_silences_saved_by_one_process_are_seen_by_another(db: Path, workers: list[Worker]) -> None:
+    with SQLiteStore(url(db)) as reader:  # opened, and read from, before the worker writes
+        assert reader.maintenance_windows() == [] and reader.silences() == []
+        workers.append(Worker("plan", db))
+        start_together(workers)
+        assert workers[0].result() == {"windows": [worker.WINDOW.id], "silences": [worker.SILENCE.id]}
+        assert reader.maintenance_windows("shop") == [worker.WINDOW]
+        assert reader.silences("shop") == [worker.SILENCE]
+
+
+def test_of_four_processes_marking_one_alert_notified_one_wins(db: Path, workers: list[Worker]) -> None:
+    with SQLiteStore(url(db)) as s:
+        s.save_alert(alert("i1", site="shop"))
+    workers += [Worker("notify", db, "i1") for _ in range(4)]
+    start_together(workers)
+    assert sorted(w.result()["won"] for w in workers) == [False, False, False, True]  # type: ignore[type-var]
+    with SQLiteStore(url(db)) as s:
+        [told] = s.alerts()
+        assert (told.notified_at, told.reminders) == (timestamp(START + 1), 0)
+
+
 def test_sigkill_mid_flush_keeps_the_file_intact_and_every_committed_incident(db: Path, workers: list[Worker]) -> None:
     rounds, per_round = 3, 15
     reported: set[str] = set()

@@ -461,20 +461,28 @@ class Monitor:
         """
         now = self.clock.now()
         self._overdue(now)
+        planned = False
         for site in list(self._notice_cache):
             try:
-                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, self._read_open(site))
+                incidents = self.store.incidents(site, open_only=True)
+                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, incidents)
+                planned = planned or any(i.maintenance_id is not None for i in incidents)
             except Exception as exc:
                 self.errors.report("notices.refresh", exc)
+        if planned:  # a window may have been ended or moved by another process
+            self._read_windows()
+
+    def _read_windows(self) -> None:
+        try:
+            self._windows = {w.id: w for w in self.store.maintenance_windows()}
+        except Exception as exc:
+            self.errors.report("notices.refresh", exc)
 
     def _read_open(self, site: str) -> list[Incident]:
         """A site's open incidents from the store, and the maintenance windows they name."""
         incidents = self.store.incidents(site, open_only=True)
-        if any(
-            i.maintenance_id is not None and i.maintenance_id not in self._windows
-            for i in incidents
-        ):
-            self._windows = {w.id: w for w in self.store.maintenance_windows()}
+        if any(i.maintenance_id is not None and i.maintenance_id not in self._windows for i in incidents):
+            self._read_windows()
         return incidents
 
     def _open_incidents(self, site: str) -> list[Incident]:

@@ -101,6 +101,78 @@ async def test_an_outage_emails_the_alert_then_its_resolution(
     sink.close()
 
 
+async def minutes(monitor: nmh.Monitor, clock: FakeClock, count: float, *, ok: bool) -> None:
+    for _ in range(int(count * 4)):
+        traffic(monitor, ok=ok)
+        clock.advance(15)
+        await monitor.evaluate()
+
+
+async def test_an_unacknowledged_outage_emails_the_alert_a_reminder_and_the_resolution(
+    fake_clock: FakeClock, internal_errors: Any, smtp_server: Callable[..., SmtpServer]
+):
+    server = smtp_server()
+    monitor = build(fake_clock, options(server.url, admin_url=ADMIN), alert_repeat_seconds=600)
+    sink = email_sink(monitor, internal_errors)
+    await minutes(monitor, fake_clock, 2, ok=True)
+    await minutes(monitor, fake_clock, 12, ok=False)  # nobody acknowledges: one reminder after ten minutes
+    await minutes(monitor, fake_clock, 10, ok=True)
+    assert sink.wait_idle(5)
+    alert, reminder, resolution = server.received
+    both = "API Errors on /media-upload route and Media upload failures"
+    assert alert.message["Subject"] == f"⚡ Health Alert: {both} (acme-studio)"
+    assert reminder.message["Subject"] == f"⚡ Still needs attention: {both} (acme-studio)"
+    assert "Reminder: 1, sent because nobody has acknowledged it yet" in reminder.part("plain")
+    assert "Acknowledge it on the admin page to stop these reminders." in reminder.part("plain")
+    assert "Impact detected for 12 users." in reminder.part("html")
+    ids = [m.message["Message-ID"] for m in (alert, reminder, resolution)]
+    assert len(set(ids)) == 3 and reminder.message["In-Reply-To"] == alert.message["Message-ID"]
+    assert resolution.message["Subject"] == f"✓ Resolved: {both} (acme-studio)"
+    assert resolution.message["In-Reply-To"] == alert.message["Message-ID"]
+    sink.close()
+
+
+async def test_an_acknowledged_alert_gets_no_reminder(
+    fake_clock: FakeClock, internal_errors: Any, smtp_server: Callable[..., SmtpServer]
+):
+    server = smtp_server()
+    monitor = build(fake_clock, options(server.url), alert_repeat_seconds=600)
+    sink = email_sink(monitor, internal_errors)
+    await minutes(monitor, fake_clock, 2, ok=False)
+    [alert] = monitor.alerts()
+    assert monitor.acknowledge(alert.incident_id) is not None
+    await minutes(monitor, fake_clock, 30, ok=False)
+    assert sink.wait_idle(5)
+    assert [m.message["Subject"].split(":")[0] for m in server.received] == ["⚡ Health Alert"]
+    sink.close()
+
+
+async def test_a_maintenance_window_over_the_fault_sends_nothing_then_alerts_once_it_ends(
+    fake_clock: FakeClock, internal_errors: Any, smtp_server: Callable[..., SmtpServer]
+):
+    server = smtp_server()
+    monitor = build(fake_clock, options(server.url))
+    sink = email_sink(monitor, internal_errors)
+    await minutes(monitor, fake_clock, 2, ok=True)
+    window = monitor.schedule_maintenance(duration=600, area="uploads", reason="Deploying the new uploader")
+    await minutes(monitor, fake_clock, 8, ok=False)
+    assert sink.wait_idle(5) and server.received == [], "planned work pages nobody"
+    [notice] = monitor.notices("uploads")
+    assert notice.kind == "maintenance" and "planned" in notice.title
+    assert all(i.maintenance_id == window.id for i in monitor.incidents())
+    await minutes(monitor, fake_clock, 3, ok=False)  # the window is over and uploads still fail
+    assert sink.wait_idle(5)
+    [alert] = server.received
+    assert alert.message["Subject"].startswith("⚡ Health Alert: ") and "Impact detected for 12 users." in alert.part(
+        "plain"
+    )
+    assert monitor.notices("uploads")[0].kind == "care"
+    await minutes(monitor, fake_clock, 10, ok=True)
+    assert sink.wait_idle(5)
+    assert [m.message["Subject"][:10] for m in server.received] == ["⚡ Health A", "✓ Resolved"]
+    sink.close()
+
+
 class Probe:
     """A check whose reading the test sets, in the uploads area."""
 

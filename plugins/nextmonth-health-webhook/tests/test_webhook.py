@@ -242,6 +242,38 @@ async def test_an_alert_and_its_resolution_are_posted_once_each(fake_clock, rece
     assert (stats.posted, stats.attempts, stats.dropped_total, stats.skipped) == (2, 2, 0, 1)
 
 
+@pytest.mark.anyio
+async def test_an_unacknowledged_alert_is_posted_again_as_a_reminder(fake_clock, receiver, internal_errors):
+    switch = Switch()
+    monitor = build(
+        fake_clock,
+        nextmonth_health_webhook,
+        switch,
+        alert_repeat_seconds=600,
+        plugin_settings={"webhook": {"url": receiver.url()}},
+    )
+    internal_errors(monitor)
+    sink = webhook_sink(monitor)
+    try:
+        switch.status = "critical"
+        for _ in range(2 * 40 + 1):  # twenty minutes and a pass: two reminders
+            await monitor.evaluate()
+            fake_clock.advance(15)
+        assert sink.wait_idle(5)
+    finally:
+        sink.close()
+    first, *reminders = receiver.bodies()
+    assert first["event"] == "incident.opened" and first["alert"]["reminders"] == 0
+    assert [(r["event"], r["alert"]["reminders"]) for r in reminders] == [
+        ("incident.reminded", 1),
+        ("incident.reminded", 2),
+    ]
+    assert reminders[0]["text"].startswith(
+        "Still needs attention (reminder 1, not acknowledged yet):\n⚡ Health Alert:"
+    )
+    assert len({b["dedup_key"] for b in (first, *reminders)}) == 3, "each reminder is a delivery of its own"
+
+
 def test_slack_format_posts_only_the_text(make_sink, receiver):
     sink = make_sink({"url": receiver.url(), "format": "slack"})
     sent = transition("opened")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import nextmonth_health as nmh
 
 from ._config import PASSWORD_ENV, SETTINGS_KEY, USERNAME_ENV, Credentials, EmailConfig, configs_of, parse_config
-from ._message import ALERT, RESOLVED, compose, incident_url, mail_kind, subject_of
+from ._message import ALERT, REMINDER, RESOLVED, compose, incident_url, mail_kind, subject_of
 from ._sink import EmailSink, EmailStats
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALERT",
     "PASSWORD_ENV",
+    "REMINDER",
     "RESOLVED",
     "SETTINGS_KEY",
     "USERNAME_ENV",

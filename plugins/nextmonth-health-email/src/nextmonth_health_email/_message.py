@@ -28,9 +28,20 @@ from nextmonth_health import alerts
 
 from ._config import EmailConfig
 
-__all__ = ["ALERT", "RESOLVED", "compose", "incident_url", "mail_kind", "message_id", "subject_of", "subjects_of"]
+__all__ = [
+    "ALERT",
+    "REMINDER",
+    "RESOLVED",
+    "compose",
+    "incident_url",
+    "mail_kind",
+    "message_id",
+    "subject_of",
+    "subjects_of",
+]
 
 ALERT = "alert"
+REMINDER = "reminder"
 RESOLVED = "resolved"
 
 _SUBJECTS = re.compile(r"(?P<subjects>.+?) (?:have exceeded|are back within) safe thresholds\.?\Z")
@@ -38,7 +49,11 @@ _MAX_SUBJECT = 160
 
 
 def mail_kind(transition: nmh.Transition, config: EmailConfig) -> str | None:
-    """``ALERT``, ``RESOLVED`` or ``None`` (nothing to email) for one transition."""
+    """``ALERT``, ``REMINDER``, ``RESOLVED`` or ``None`` (nothing to email) for one transition.
+
+    A ``reminded`` transition is a reminder, or the alert itself when it is told for the
+    first time (a maintenance window or a silence held it back until now).
+    """
     alert = transition.alert
     if alert is None:
         return None
@@ -48,9 +63,16 @@ def mail_kind(transition: nmh.Transition, config: EmailConfig) -> str | None:
         if alert.resolved_at is None and transition.incident.id == alert.incident_id:
             return ALERT
         return None
+    if kind is nmh.TransitionKind.REMINDED and alert.resolved_at is None:
+        return REMINDER if alert.reminders else ALERT
     if kind is nmh.TransitionKind.RESOLVED and alert.resolved_at is not None and config.send_resolved:
         return RESOLVED
     return None
+
+
+def outbox_key(alert: nmh.Alert, kind: str) -> str:
+    """One email per alert and kind; each reminder its own."""
+    return f"{alert.incident_id}:{kind}:{alert.reminders}" if kind == REMINDER else f"{alert.incident_id}:{kind}"
 
 
 def _one_line(text: str) -> str:
@@ -87,8 +109,8 @@ def _message_lines(transition: nmh.Transition, named: str | None) -> list[str]:
 
 
 def subject_of(transition: nmh.Transition, kind: str, named: str | None = None) -> str:
-    """``⚡ Health Alert: API Errors on /media-upload route (acme-studio)``, or its ``✓ Resolved:``."""
-    lead = "⚡ Health Alert:" if kind == ALERT else "✓ Resolved:"
+    """``⚡ Health Alert: API Errors on /media-upload route (acme-studio)``, its reminder or its ``✓ Resolved:``."""
+    lead = {ALERT: "⚡ Health Alert:", REMINDER: "⚡ Still needs attention:"}.get(kind, "✓ Resolved:")
     return _one_line(f"{lead} {named or subjects_of(transition)} ({transition.incident.site})")
 
 
@@ -121,9 +143,11 @@ def _facts(transition: nmh.Transition, kind: str) -> list[tuple[str, str]]:
     assert alert is not None
     incident = transition.incident
     facts = [("Site", incident.site), ("Where", alert.area or incident.area)]
-    if kind == ALERT:
+    if kind != RESOLVED:
         facts.append(("Since", _when(alert.created_at)))
-    else:
+    if kind == REMINDER:
+        facts.append(("Reminder", f"{alert.reminders}, sent because nobody has acknowledged it yet"))
+    if kind == RESOLVED:
         resolved = alert.resolved_at or incident.resolved_at or alert.updated_at
         facts.append(("Alerted", _when(alert.created_at)))
         facts.append(("Resolved", f"{_when(resolved)} ({_lasted(alert.created_at, resolved)} after the alert)"))
@@ -131,6 +155,8 @@ def _facts(transition: nmh.Transition, kind: str) -> list[tuple[str, str]]:
 
 
 def _footer(kind: str, config: EmailConfig) -> str:
+    if kind == REMINDER:
+        return "Acknowledge it on the admin page to stop these reminders."
     if kind == ALERT and config.send_resolved:
         return (
             "You will get one more email, when this is resolved. Updates in between "
@@ -187,7 +213,7 @@ def _html(
     )
     return _PAGE.format(
         title=e(subject),
-        accent="#b44d12" if kind == ALERT else "#2f7d4f",
+        accent="#2f7d4f" if kind == RESOLVED else "#b44d12",
         heading=e(heading.rstrip(":")),
         lines="<br>\n".join(e(line) for line in rest),
         facts=facts,
@@ -210,10 +236,14 @@ def compose(transition: nmh.Transition, kind: str, config: EmailConfig, named: s
     message["Subject"] = subject
     message["From"] = config.sender
     message["To"] = ", ".join(config.to)
-    sent_at = alert.updated_at if kind == ALERT else (alert.resolved_at or alert.updated_at)
+    sent_at = {ALERT: alert.updated_at, REMINDER: alert.notified_at or alert.updated_at}.get(
+        kind, alert.resolved_at or alert.updated_at
+    )
     message["Date"] = format_datetime(sent_at)
-    message["Message-ID"] = message_id(kind, alert.incident_id, config)
-    if kind == RESOLVED:
+    message["Message-ID"] = message_id(
+        f"{kind}-{alert.reminders}" if kind == REMINDER else kind, alert.incident_id, config
+    )
+    if kind != ALERT:
         first = message_id(ALERT, alert.incident_id, config)
         message["In-Reply-To"] = first
         message["References"] = first

@@ -25,7 +25,7 @@ from attrs import field, frozen
 from nextmonth_health.logs import get_logger
 
 from ._config import EmailConfig
-from ._message import RESOLVED, compose, mail_kind, subjects_of
+from ._message import RESOLVED, compose, mail_kind, outbox_key, subjects_of
 from ._outbox import Outbox, RetryPolicy
 from ._smtp import Connection
 
@@ -132,7 +132,7 @@ class EmailSink:
             return
         alert_id = transition.alert.incident_id
         self._outbox.put(
-            key=f"{alert_id}:{kind}",
+            key=outbox_key(transition.alert, kind),
             group=alert_id,
             payload=(transition, kind, config, named if kind == RESOLVED else None),
             policy=RetryPolicy(config.max_attempts, config.backoff, config.max_backoff),

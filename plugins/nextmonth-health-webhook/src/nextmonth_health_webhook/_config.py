@@ -17,14 +17,14 @@ __all__ = ["KINDS", "SETTINGS_KEY", "WebhookConfig", "parse_config"]
 #: The key of this plugin's options in ``plugin_settings`` (also its entry-point name).
 SETTINGS_KEY = "webhook"
 
-KINDS = frozenset({"opened", "escalated", "updated", "resolved"})
+KINDS = frozenset({"opened", "escalated", "updated", "reminded", "resolved"})
 
 _DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "url": None,
         "format": "json",
         "only_alerts": True,
-        "kinds": ("opened", "escalated", "resolved"),
+        "kinds": ("opened", "escalated", "reminded", "resolved"),
         "headers": {},
         "timeout": 5.0,
         "queue_size": 1000,

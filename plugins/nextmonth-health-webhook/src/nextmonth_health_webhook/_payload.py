@@ -39,14 +39,21 @@ def dedup_key(transition: nmh.Transition) -> str:
     change the admin should hear about), else the incident's. The same transition handed
     over twice — a retried delivery, a second leader — gets the same key.
     """
-    moment = transition.alert.updated_at if transition.alert is not None else transition.incident.updated_at
+    alert = transition.alert
+    if alert is not None and transition.kind is nmh.TransitionKind.REMINDED and alert.notified_at is not None:
+        moment = alert.notified_at  # each reminder is told at a time of its own
+    else:
+        moment = alert.updated_at if alert is not None else transition.incident.updated_at
     return f"{transition.incident.id}:{transition.kind.value}:{moment.isoformat()}"
 
 
 def text_of(transition: nmh.Transition) -> str:
     """The human text: the alert's calm message, or the incident's own line."""
-    if transition.alert is not None:
-        return transition.alert.message
+    alert = transition.alert
+    if alert is not None:
+        if transition.kind is nmh.TransitionKind.REMINDED and alert.reminders:
+            return f"Still needs attention (reminder {alert.reminders}, not acknowledged yet):\n{alert.message}"
+        return alert.message
     incident = transition.incident
     if transition.kind is nmh.TransitionKind.RESOLVED:
         return resolution_message(incident)
@@ -88,6 +95,7 @@ def payload(transition: nmh.Transition, config: WebhookConfig) -> dict[str, Any]
             "value": incident.value,
             "threshold": incident.threshold,
             "alert_id": incident.alert_id,
+            "maintenance_id": incident.maintenance_id,
         },
         "alert": None
         if alert is None
@@ -100,5 +108,8 @@ def payload(transition: nmh.Transition, config: WebhookConfig) -> dict[str, Any]
             "created_at": _time(alert.created_at),
             "updated_at": _time(alert.updated_at),
             "resolved_at": _time(alert.resolved_at),
+            "acknowledged_at": _time(alert.acknowledged_at),
+            "notified_at": _time(alert.notified_at),
+            "reminders": alert.reminders,
         },
     }
