@@ -497,8 +497,9 @@ def test_a_hung_store_does_not_hold_a_state_change(monitor: nmh.Monitor, interna
     original = monitor.store.save_maintenance
     monitor.store.save_maintenance = lambda window: (gate.wait(5), original(window))  # type: ignore[method-assign]
     try:
-        from nextmonth_health.web import Request
         import json
+
+        from nextmonth_health.web import Request
 
         request = Request("POST", PREFIX + "/api/maintenance", "", {**headers, "content-type": "application/json"},
                           json.dumps({"duration": 600}).encode())

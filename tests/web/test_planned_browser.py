@@ -86,6 +86,12 @@ def test_scheduling_a_window_at_desktop_size(page: Page, site: Site, artifacts: 
     section.screenshot(path=str(artifacts / "planned-desktop-section.png"))
     page.screenshot(path=str(artifacts / "planned-desktop.png"), full_page=True)
 
+    outage(site.monitor, site.clock)  # his own deploy breaks uploads: marked, not pushed
+    marks = page.locator("li.incident .marks")
+    expect(marks).to_have_text(re.compile(r"during maintenance\s+alert not sent \(held by maintenance\)"), timeout=5000)
+    expect(page.locator("article.alert .alert-foot .meta")).to_contain_text("alert not sent (held by maintenance)")
+    page.locator("section.site").first.locator(".columns").screenshot(path=str(artifacts / "planned-desktop-during.png"))
+
     item.get_by_role("button", name="End now").click()
     page.wait_for_url(re.compile(r"#maintenance$"))
     expect(section.get_by_text("Nothing planned.")).to_be_visible()

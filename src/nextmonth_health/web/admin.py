@@ -51,7 +51,16 @@ from .csrf import CSRF_FIELD, CSRF_HEADER, check_csrf, csrf_token
 from .http import ADMIN_HEADERS, CONTENT_SECURITY_POLICY, Request, Response, Route
 from .incident_detail import MAX_ID, duration_words, find_incident, incident_detail, lines_for
 from .overview import SHOW, add_charts, build_overview, sorted_alerts, unread
-from .pages import ago, etag_of, form_fields, html_page, json_body, json_page, redirect, require_web_extra
+from .pages import (
+    ago,
+    etag_of,
+    form_fields,
+    html_page,
+    json_body,
+    json_page,
+    redirect,
+    require_web_extra,
+)
 from .planned import (
     MAINTENANCE_DURATIONS,
     SILENCE_DURATIONS,
@@ -269,6 +278,7 @@ def dashboard(app: HealthApp, request: Request) -> Response:
         maintenance_url="#maintenance",
         planned=overview.planned,
         marks=lambda incident: overview.marks(incident, now),
+        alert_marks=lambda alert: overview.alert_marks(alert, now),
         areas=_areas(app, chosen),
         durations=MAINTENANCE_DURATIONS,
         site_choices=_SITE_CHOICES,

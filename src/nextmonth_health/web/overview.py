@@ -114,11 +114,17 @@ class Overview:
     #: Maintenance windows running or to come, and silences in force, of the sites shown.
     planned: Planned = field(factory=Planned)
     _alerts: dict[str, Alert] = field(factory=dict)
+    _incidents: dict[str, Incident] = field(factory=dict)
 
     def marks(self, incident: Incident, now: float) -> Marks:
         """What planned quiet did to an incident shown: maintenance, silence, its alert held."""
         alert = self._alerts.get(incident.alert_id) if incident.alert_id else None
         return self.planned.marks(incident, alert, timestamp(now))
+
+    def alert_marks(self, alert: Alert, now: float) -> Marks:
+        """The same, for an alert card: what its first incident says."""
+        incident = self._incidents.get(alert.incident_id)
+        return self.planned.marks(incident, alert, timestamp(now)) if incident is not None else Marks()
 
     @property
     def shown(self) -> int:
@@ -200,6 +206,7 @@ def build_overview(app: HealthApp, chosen: str | None, query: str = "", show: st
         learning=learning,
         planned=planned,
         alerts={a.incident_id: a for a in all_alerts},
+        incidents={i.id: i for mine in incidents.values() for i in mine},
     )
 
 
