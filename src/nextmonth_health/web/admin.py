@@ -480,7 +480,8 @@ def _form_refused(app: HealthApp, request: Request, status: int, message: str) -
     return app.error(request, status, "That did not go through", sentence, json_message=message)
 
 
-def _window_id(request: Request) -> str:
+def _id_param(request: Request) -> str:
+    """A window's or a silence's id from the path; empty (a 404) when too long to be one."""
     found = request.params.get("id", "")
     return found if len(found) <= MAX_ID else ""
 
@@ -507,7 +508,7 @@ def form_end_maintenance(app: HealthApp, request: Request) -> Response:
     status, fields = _posted(app, request)
     if status != 200:
         return _form_refused(app, request, status, _REFUSED[status])
-    window_id = _window_id(request)
+    window_id = _id_param(request)
     if not window_id or app.monitor.end_maintenance(window_id) is None:
         return _form_refused(app, request, 404, _NO_WINDOW)
     return redirect(_back(app, fields.get("back", ""), "maintenance"))
@@ -530,7 +531,7 @@ def form_lift(app: HealthApp, request: Request) -> Response:
     status, fields = _posted(app, request)
     if status != 200:
         return _form_refused(app, request, status, _REFUSED[status])
-    silence_id = _window_id(request)
+    silence_id = _id_param(request)
     if not silence_id or app.monitor.end_silence(silence_id) is None:
         return _form_refused(app, request, 404, _NO_SILENCE)
     return redirect(_back(app, fields.get("back", ""), "silences"))
@@ -583,7 +584,7 @@ def api_end_maintenance(app: HealthApp, request: Request) -> Response:
     refused = _api_refused(app, request)
     if refused is not None:
         return refused
-    window_id = _window_id(request)
+    window_id = _id_param(request)
     window = app.monitor.end_maintenance(window_id) if window_id else None
     if window is None:
         return Response.json({"error": _NO_WINDOW}, status=404)
@@ -614,7 +615,7 @@ def api_lift(app: HealthApp, request: Request) -> Response:
     refused = _api_refused(app, request)
     if refused is not None:
         return refused
-    silence_id = _window_id(request)
+    silence_id = _id_param(request)
     lifted = app.monitor.end_silence(silence_id) if silence_id else None
     if lifted is None:
         return Response.json({"error": _NO_SILENCE}, status=404)
