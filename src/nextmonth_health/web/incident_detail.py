@@ -4,8 +4,9 @@ Everything is derived from what the store keeps, never invented:
 
 - the **timeline** from the incident's own times (``opened_at``, ``escalated_at``,
   ``updated_at``, ``recovering_since``, ``resolved_at``) and its alert's (``created_at``,
-  ``acknowledged_at``). The store keeps the latest update only, not each one, and when an
-  alert was acknowledged, not by whom; the page says so rather than guess;
+  ``notified_at``, ``acknowledged_at``). The store keeps the latest update only, not each
+  one, the latest time the push sinks were told, not each reminder, and when an alert was
+  acknowledged, not by whom; the page says so rather than guess;
 - the **readings**: the check's value over time around the incident, against the line it
   is judged by (:func:`~nextmonth_health.web.trends.readings_around`), for the bundled
   checks, whose signals are known; a plugin's check shows its last value and threshold;
@@ -39,7 +40,7 @@ class Event:
     """One line of the timeline."""
 
     at: datetime
-    kind: str  # opened, alerted, escalated, updated, acknowledged, recovering, resolved
+    kind: str  # opened, alerted, escalated, notified, updated, acknowledged, recovering, resolved
     text: str
 
 
@@ -104,6 +105,11 @@ def timeline(incident: Incident, alert: Alert | None) -> tuple[Event, ...]:
             alert.created_at, "alerted",
             "Joined the alert already open for this area." if joined else "Alert raised in the admin panel.",
         ))
+        told = alert.notified_at
+        if told is not None and told != alert.created_at:
+            events.append(Event(told, "notified",
+                                f"Latest reminder sent to email and webhooks ({alert.reminders} so far)." if alert.reminders
+                                else "Sent to email and webhooks once the maintenance or silence holding it ended."))
         if alert.acknowledged_at is not None:
             events.append(Event(alert.acknowledged_at, "acknowledged",
                                 "Acknowledged (marked as read) by an admin."))
@@ -117,7 +123,7 @@ def timeline(incident: Incident, alert: Alert | None) -> tuple[Event, ...]:
     if i.resolved_at is not None:
         events.append(Event(i.resolved_at, "resolved",
                             f"Resolved after {duration_words((i.resolved_at - i.opened_at).total_seconds())}."))
-    order = ("opened", "escalated", "alerted", "updated", "acknowledged", "recovering", "resolved")
+    order = ("opened", "escalated", "alerted", "notified", "updated", "acknowledged", "recovering", "resolved")
     return tuple(sorted(events, key=lambda e: (e.at, order.index(e.kind))))
 
 

@@ -8,6 +8,10 @@ sites, every site gets its full card). Trend charts are drawn
 for the first few cards only (all of them on a site's own page), from store reads shared
 between a site's charts.
 
+Planned quiet is read the same way, twice for every site at once: the maintenance windows
+running or to come and the silences in force, listed under the cards and marked on the
+incidents they touch.
+
 The same data, without the charts, is the page's JSON twin (``/api/overview``): its ETag is
 the page's ``data-etag``, so the page's script asks "anything new?" and gets a bodiless
 304 until something changes.
@@ -21,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
-from ..values import Alert, Incident
+from ..values import Alert, Incident, timestamp
 from . import trends
+from .planned import Marks, Planned
 
 if TYPE_CHECKING:
     from .http import HealthApp
@@ -85,10 +90,10 @@ class SiteSection:
             "worst": self.worst,
             "open": len(self.open),
             "unread": self.unread,
-            "alerts": [[a.incident_id, a.is_active, unread(a), a.affected_users, a.acknowledged_at is not None]
-                       for a in self.alerts],
+            "alerts": [[a.incident_id, a.is_active, unread(a), a.affected_users, a.acknowledged_at is not None,
+                        a.notified_at is not None, a.reminders] for a in self.alerts],
             "incidents": [[i.id, i.status.value, i.severity.value, i.affected_users, i.affected_now,
-                           i.recovering_since is not None] for i in (*self.open, *self.resolved)],
+                           i.recovering_since is not None, i.maintenance_id] for i in (*self.open, *self.resolved)],
         }
 
 
@@ -106,10 +111,29 @@ class Overview:
     #: Every site's unread alerts, whatever the filter (the page's header pill).
     unread_total: int
     learning: frozenset[str]
+    #: Maintenance windows running or to come, and silences in force, of the sites shown.
+    planned: Planned = field(factory=Planned)
+    _alerts: dict[str, Alert] = field(factory=dict)
+    _incidents: dict[str, Incident] = field(factory=dict)
+
+    def marks(self, incident: Incident, now: float) -> Marks:
+        """What planned quiet did to an incident shown: maintenance, silence, its alert held."""
+        alert = self._alerts.get(incident.alert_id) if incident.alert_id else None
+        return self.planned.marks(incident, alert, timestamp(now))
+
+    def alert_marks(self, alert: Alert, now: float) -> Marks:
+        """The same, for an alert card: what its first incident says."""
+        incident = self._incidents.get(alert.incident_id)
+        return self.planned.marks(incident, alert, timestamp(now)) if incident is not None else Marks()
 
     @property
     def shown(self) -> int:
         return len(self.cards) + len(self.calm)
+
+    @property
+    def names(self) -> list[str]:
+        """The sites shown, in order: those a window can be scheduled for from this page."""
+        return [s.name for s in (*self.cards, *self.calm)]
 
     @property
     def hurting(self) -> int:
@@ -128,6 +152,7 @@ class Overview:
             "trends_at": trends.iso_seconds(now - now % trends.FIVE_MINUTES),
             "monitor": status,
             "sites": [s.state() for s in (*self.cards, *self.calm)],
+            "planned": self.planned.state(),
         }
 
 
@@ -166,6 +191,10 @@ def build_overview(app: HealthApp, chosen: str | None, query: str = "", show: st
     attention.sort(key=SiteSection.rank)
     if len(attention) + len(calm) <= TREND_SITES:
         attention, calm = attention + calm, []  # a few sites: every one in full, calm ones last
+    planned = Planned.of(
+        (w for w in monitor.maintenance(chosen) if needle in w.site.casefold()),
+        (s for s in monitor.silences(chosen) if needle in s.site.casefold()),
+    )
     return Overview(
         sites=every,
         cards=attention,
@@ -175,6 +204,9 @@ def build_overview(app: HealthApp, chosen: str | None, query: str = "", show: st
         show=show,
         unread_total=sum(unread(a) for a in all_alerts),
         learning=learning,
+        planned=planned,
+        alerts={a.incident_id: a for a in all_alerts},
+        incidents={i.id: i for mine in incidents.values() for i in mine},
     )
 
 

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from . import trends
 from .http import Request, Response, etag_for, etag_matches
 
-__all__ = ["ago", "form_fields", "html_page", "json_page", "redirect", "require_web_extra", "when"]
+__all__ = ["ago", "form_fields", "html_page", "json_body", "json_page", "redirect", "require_web_extra", "when"]
 
 _MAX_BODY = 8192
 
@@ -91,6 +91,20 @@ def form_fields(request: Request) -> dict[str, str] | None:
         return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def json_body(request: Request) -> dict[str, Any] | None:
+    """A JSON object body with its values as sent (numbers, nulls); None if it is not one.
+
+    :func:`form_fields` keeps strings only, which suits forms; the API's bodies carry
+    durations in seconds and nulls that mean "every key" or "the whole site"."""
+    if len(request.body) > _MAX_BODY:
+        return None
+    try:
+        data = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def when(value: datetime | None) -> str:

@@ -4,7 +4,8 @@
  * data-interval="<seconds>">. While the tab is visible this script asks the JSON twin
  * "anything new?" with If-None-Match: an unchanged page costs a bodiless 304. When the
  * answer changed, it fetches the page again and swaps the new <main> in (parsed with
- * DOMParser, so nothing in it runs), keeping the filter the person is typing in.
+ * DOMParser, so nothing in it runs), keeping the filter the person is typing in and
+ * any form marked data-keep they have started filling in (the maintenance form).
  * It says how fresh the page is, in UTC like every time on these pages, and says so
  * plainly when the store is not answering or the session has ended.
  * A static file: it runs under the pages' CSP (script-src 'self', no inline code).
@@ -50,13 +51,24 @@
     document.documentElement.dataset.live = stale ? "stale" : "fresh";
   }
 
+  /* A form marked data-keep that the person has typed in is carried over as it is. */
+  main.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("[data-keep]");
+    if (form) form.dataset.touched = "1";
+  });
+
   function swap(html) {
     var doc = new DOMParser().parseFromString(html, "text/html");
     var next = doc.getElementById("live");
     if (!next) throw new Error("unexpected page");
     var active = document.activeElement;
     var keep = active && main.contains(active) && active.id ? active.id : null;
+    var touched = Array.prototype.slice.call(main.querySelectorAll("[data-keep][data-touched][id]"));
     main.replaceChildren.apply(main, Array.prototype.slice.call(next.childNodes));
+    touched.forEach(function (form) {
+      var fresh = document.getElementById(form.id);
+      if (fresh && main.contains(fresh)) fresh.replaceWith(form);
+    });
     main.dataset.etag = next.dataset.etag || "";
     var pill = document.querySelector(".top-actions .pill");
     var newPill = doc.querySelector(".top-actions .pill");
