@@ -17,6 +17,7 @@ import pytest
 import nextmonth_health as nmh
 from nextmonth_health import Notice, Reading, Severity, hookimpl
 from nextmonth_health.plugins.cinematic import DEFAULT, TEMPLATES
+from nextmonth_health.quiet import PLANNED_MESSAGE, PLANNED_TITLE, PLANNED_TITLES
 from nextmonth_health.settings import DEFAULT_ROUTES, Settings
 from nextmonth_health.testing import FakeClock
 
@@ -368,3 +369,21 @@ async def test_the_rendered_notice_follows_an_escalation(fake_clock, checked):
     assert [t.kind for t in evaluation.transitions] == ["escalated"]
     [notice] = monitor.notices("dashboard")
     assert (notice.title, notice.severity) == (TEMPLATES["dashboard"][Severity.CRITICAL][0], Severity.CRITICAL)
+
+
+PLANNED = [(area, title, PLANNED_MESSAGE) for area, title in {**PLANNED_TITLES, "DEFAULT": PLANNED_TITLE}.items()]
+
+
+@pytest.mark.parametrize(("area", "title", "message"), PLANNED, ids=[p[0] for p in PLANNED])
+def test_planned_work_is_worded_with_the_same_care(area, title, message):
+    """The maintenance notice holds to every rule of the incident notices but the brief's
+    closing line: it is planned work, not something being looked after."""
+    test_templates_show_no_codes_numbers_paths_or_internal_names(area, None, title, message)
+    test_templates_use_no_alarm_or_blame_words(area, None, title, message)
+    test_templates_promise_nothing_the_monitor_cannot_know(area, None, title, message)
+    test_templates_are_short_finished_and_written_for_people(area, None, title, message)
+    assert "planned" in (title + message).lower()
+
+
+def test_every_bundled_area_has_planned_words():
+    assert set(PLANNED_TITLES) == set(BUNDLED_AREAS)

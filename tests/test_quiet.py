@@ -85,7 +85,7 @@ async def test_a_maintenance_window_records_the_fault_tells_nobody_and_shows_pla
     [alert] = m.alerts()
     assert alert.notified_at is None, "the admin view keeps the alert, marked as not sent"
     [notice] = m.notices("uploads")
-    assert notice.kind == "maintenance" and notice.title == "Uploads are getting some planned care"
+    assert notice.kind == "maintenance" and notice.title == "Uploads are getting planned care"
     assert "Deploying" not in notice.message and "v2.3" not in notice.title + notice.message
     assert m.notices("portal") == []
 

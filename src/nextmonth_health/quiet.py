@@ -172,11 +172,11 @@ def new_silence(
 #: time it will be over, no reason the admin wrote: that is for the admin).
 PLANNED_TITLES: Mapping[str, str] = MappingProxyType(
     {
-        "uploads": "Uploads are getting some planned care",
-        "bookings": "Bookings are getting some planned care",
-        "portal": "The portal is getting some planned care",
-        "login": "Signing in is getting some planned care",
-        "dashboard": "Your dashboard is getting some planned care",
+        "uploads": "Uploads are getting planned care",
+        "bookings": "Bookings are getting planned care",
+        "portal": "The portal is getting planned care",
+        "login": "Signing in is getting planned care",
+        "dashboard": "Your dashboard is getting planned care",
     }
 )
 PLANNED_TITLE = "Planned care in progress"

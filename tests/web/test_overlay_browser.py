@@ -249,6 +249,37 @@ def test_overlay_appears_at_the_affected_area_only(
     assert violations == []
 
 
+@pytest.mark.parametrize("width, height", [(1200, 800), (390, 844)], ids=["desktop", "phone"])
+def test_planned_work_shows_its_own_calm_notice(
+    browser: Any,
+    served: tuple[str, Counting],
+    browser_monitor: nmh.Monitor,
+    fake_clock: FakeClock,
+    artifacts: Path,
+    width: int,
+    height: int,
+) -> None:
+    """During a maintenance window, people at the area see planned care, not the incident's
+    notice, styled apart; the admin's reason never reaches them."""
+    base, _ = served
+    browser_monitor.schedule_maintenance(duration=1800, area="uploads", reason="Deploying uploader <v2> on db-3")
+    break_uploads(browser_monitor, fake_clock)
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/media-upload")
+        expect(card(page)).to_be_visible(timeout=5000)
+        assert page.locator(".nmh-title").text_content() == "Uploads are getting planned care"
+        assert "planned improvements" in (page.locator(".nmh-message").text_content() or "")
+        assert "nmh-maintenance" in (card(page).get_attribute("class") or "")
+        text = page.locator(".nmh-overlay").inner_text()
+        assert "Deploying" not in text and "db-3" not in text
+        page.wait_for_timeout(700)
+        page.screenshot(path=str(artifacts / f"overlay-maintenance-{width}.png"))
+    finally:
+        context.close()
+
+
 def test_overlay_goes_away_after_recovery(
     page: Page, served: tuple[str, Counting], browser_monitor: nmh.Monitor, fake_clock: FakeClock
 ) -> None:
