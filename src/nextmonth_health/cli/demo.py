@@ -157,7 +157,7 @@ async def play_fast(monitor: Any, clock: Any, pace: Pace, narrator: Narrator) ->
 def _fast(url: str, seen: list[Any], kept: bool) -> list[str]:
     import anyio
 
-    from ..testing import FakeClock
+    from ..clock import FakeClock
 
     opts = options()
     clock = FakeClock()

@@ -367,7 +367,7 @@ def command(file: str, fmt: str, log_format: str | None, progress: bool | None, 
     """
     import anyio
 
-    from ..testing import FakeClock
+    from ..clock import FakeClock
 
     opts = options()
     configure_logging(opts.verbose, drop=True)

@@ -286,7 +286,7 @@ def command(as_json: bool) -> None:
     """
     import anyio
 
-    from ..testing import FakeClock
+    from ..clock import FakeClock
 
     opts = options()
     configure_logging(opts.verbose, drop=True)
