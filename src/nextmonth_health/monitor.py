@@ -208,7 +208,12 @@ class Monitor:
     def record_request(
         self, route: str, status: int, duration: float, user: str | None = None, site: str | None = None
     ) -> None:
-        """An HTTP request finished: its route, status code and duration in seconds."""
+        """An HTTP request finished: its route, status code and duration in seconds.
+
+        ``route`` is a path or route template (``"/bookings/{id}"``), or the request's
+        method and path (``"POST /payments/webhook"``) to match routes declared with a
+        method; a path alone matches only routes without one.
+        """
         try:
             if len(self._buffer) < self._capacity:
                 self._buffer.extend((sig.REQUEST, site, route, status, duration, user, self._now()))
