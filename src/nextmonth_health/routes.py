@@ -25,8 +25,20 @@ from typing import Any, Final
 from attrs import field, frozen
 
 from .errors import ConfigError
+from .logs import get_logger
 
-__all__ = ["METHODS", "RouteTable", "parse_route", "parse_routes", "split_request"]
+__all__ = [
+    "METHODS",
+    "RouteTable",
+    "check_routes",
+    "parse_route",
+    "parse_routes",
+    "registered_routes",
+    "split_request",
+    "warn_unwatched",
+]
+
+log = get_logger(__name__)
 
 #: The methods a declared route may name (RFC 9110's). A typo is an error, not a route
 #: that never matches.
@@ -87,6 +99,41 @@ def parse_routes(value: Any, *, where: str = "routes") -> Mapping[str, str]:
         if not isinstance(area, str) or not area:
             raise ConfigError(f"{where}: the area for {route!r} must be a non-empty string, got {area!r}")
     return dict(value)
+
+
+def registered_routes(value: Any) -> Mapping[str, str]:
+    """What a plugin handed to ``register_routes``' ``register``, checked."""
+    return parse_routes(value, where="register_routes")
+
+
+def check_routes(check: Any) -> Mapping[str, str]:
+    """A check's own ``routes`` (none when it has none), checked."""
+    routes = getattr(check, "routes", None)
+    if routes is None:
+        return {}
+    return parse_routes(routes, where=f"check {getattr(check, 'name', '?')!r}: routes")
+
+
+def warn_unwatched(checks: Iterable[Any], tables: Mapping[str, RouteTable]) -> None:
+    """Name once each check on a route that a site's table leaves out, with those sites.
+
+    Only a host's ``replace_routes`` leaves out what a check declares, and the check then
+    sees nothing there and never fires: the one way a declared route can go blind, so it
+    is said when the monitor is built rather than found out in an outage. ``tables`` are
+    by site, ``"*"`` for every site without settings of its own.
+    """
+    for check in checks:
+        for route in check_routes(check):
+            sites = [site for site, table in tables.items() if route not in table.keys]
+            if sites:
+                log.warning(
+                    "nextmonth_health.unwatched_route",
+                    check=check.name,
+                    route=route,
+                    sites=sites,
+                    hint="these sites' routes leave it out (replace_routes=True), so the check sees nothing "
+                    "there: add the route to their routes",
+                )
 
 
 def split_request(text: str) -> tuple[str | None, str] | None:

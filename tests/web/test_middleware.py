@@ -636,6 +636,43 @@ def test_a_custom_route_gets_the_method_unless_it_names_one(
     ]
 
 
+class WebhookCheck:
+    """A third party's check whose route no host lists: it declares it, method and all."""
+
+    name = "webhook_failures"
+    routes = {"POST /payments/webhook": "payments"}
+
+    def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+        window = view.window("request", "POST /payments/webhook")
+        status = "degraded" if window.bad >= 3 else "ok"
+        return [nmh.Reading(self.name, view.site, "POST /payments/webhook", "payments", status, "Webhooks failing")]
+
+
+class WebhookPlugin:
+    @nmh.hookimpl
+    def register_health_checks(self, register: Callable[[Any], None]) -> None:
+        register(WebhookCheck())
+
+
+def test_a_plugins_method_route_is_recorded_by_the_middleware(
+    fake_clock: FakeClock, serve_asgi: Callable[[Any], str]
+) -> None:
+    monitor = nmh.Monitor(
+        "test-site", store="memory://", clock=fake_clock, load_entrypoints=False, plugins=[WebhookPlugin()]
+    )
+    site = starlette_site()
+    site.router.routes.append(Route("/payments/webhook", webhook, methods=["GET", "POST"]))
+    base = serve_asgi(asgi.HealthMiddleware(site, monitor, start_monitor=False))
+    with httpx.Client(base_url=base) as client:
+        for _ in range(3):
+            assert client.post("/payments/webhook", headers={"x-fail": "1"}).status_code == 503
+            assert client.get("/payments/webhook").status_code == 200
+    wait_for(lambda: monitor.recorder.buffered == 6)
+    assert keys_stored(monitor) == {"POST /payments/webhook": 3, "other": 3}
+    evaluation = anyio.run(monitor.evaluate)
+    assert [(t.incident.check, t.incident.area) for t in evaluation.opened] == [("webhook_failures", "payments")]
+
+
 def test_without_a_method_route_nothing_is_recorded_with_a_method(
     monitor: nmh.Monitor, calls: Calls, serve_asgi: Callable[[Any], str]
 ) -> None:
