@@ -96,6 +96,13 @@ def test_recorded_requests_are_a_path_or_a_method_and_a_path(text, parts):
     assert split_request(text) == parts
 
 
+def test_a_path_may_hold_a_space_but_a_method_goes_first():
+    assert parse_route("/files/annual report") == (None, "/files/annual report")
+    assert RouteTable.build({"/files/annual report": "files"}).match("/files/annual report/2024") == "/files/annual report"
+    with pytest.raises(nmh.ConfigError, match="to give a method, put it first: 'POST /payments/webhook'"):
+        parse_route("/payments/webhook post")
+
+
 def test_every_standard_method_is_accepted():
     for method in METHODS:
         assert parse_route(f"{method} /x") == (method, "/x")

@@ -160,6 +160,7 @@ def test_window_and_baseline_must_be_whole_buckets():
         ({"FETCH /payments": "payments"}, "methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE"),
         ({"POST payments/webhook": "payments"}, "the path after the method must start with '/'"),
         ({"/payments/webhook POST": "payments"}, "to give a method, put it first: 'POST /payments/webhook'"),
+        ({"/payments/webhook\tPOST": "payments"}, "has a control character in its path"),
         ({"/payments?kind=card": "payments"}, "without a query or fragment (requests are matched on their path alone): '/payments'"),
     ],
 )

@@ -57,14 +57,15 @@ def parse_route(text: Any, *, where: str = "routes") -> tuple[str | None, str]:
     """A declared route's ``(method, path)``; a :class:`ConfigError` that says what to fix."""
     if not isinstance(text, str) or not text:
         raise ConfigError(f"{where}: {text!r} is not a route; a route is {_EXAMPLE}")
-    method, space, path = text.partition(" ")
-    if not space:
+    if text.startswith("/"):
         method, path = None, text
-    elif text.startswith("/"):
-        raise ConfigError(
-            f"{where}: {text!r} has a space in its path; to give a method, put it first: "
-            f"'POST {text.partition(' ')[0]}'"
-        )
+        head, _, last = text.rpartition(" ")
+        if head and last.upper() in METHODS:
+            raise ConfigError(f"{where}: {text!r}: to give a method, put it first: '{last.upper()} {head}'")
+    else:
+        method, space, path = text.partition(" ")
+        if not space:
+            method, path = None, text
     if not path.startswith("/"):
         if method is None:
             raise ConfigError(f"{where}: {text!r} must start with '/' (did you mean '/{text}'?); a route is {_EXAMPLE}")
@@ -77,8 +78,8 @@ def parse_route(text: Any, *, where: str = "routes") -> tuple[str | None, str]:
             hint = f"did you mean {close[0]!r}? " if close else ""
             hint += f"methods: {', '.join(METHODS)}"
         raise ConfigError(f"{where}: {text!r}: {method!r} is not an HTTP method; {hint}")
-    if any(c.isspace() for c in path):
-        raise ConfigError(f"{where}: {text!r} has a space in its path; a route is {_EXAMPLE}")
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise ConfigError(f"{where}: {text!r} has a control character in its path; a route is {_EXAMPLE}")
     if "?" in path or "#" in path:
         raise ConfigError(
             f"{where}: {text!r}: a route is a path prefix, without a query or fragment "
