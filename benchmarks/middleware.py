@@ -12,6 +12,10 @@ Four subjects serve the same pre-built requests in one process, interleaved batc
   ``scope["user"]``): the middleware finds the ``User-Agent`` header and records the
   client's address and user agent, which the recorder hashes with the day's key at flush
   time (off the request path; the flush is not timed).
+* **nextmonth_health, a route with a method** — the same, on a monitor one of whose
+  routes names a method (``"POST /media-upload"``): the middleware then records each
+  request with its method in front of the template (``"GET /bookings/{id}"``), one string
+  concatenation; without such a route it records none (the first row).
 * **prometheus_client** — the hand-written pure ASGI middleware people write (the same
   ``send`` wrapper and timing, then ``Counter{method,route,status}.inc()`` and
   ``Histogram{method,route}.observe()``). No distinct users.
@@ -55,6 +59,9 @@ __all__ = ["measure", "run"]
 
 GOAL_OVERHEAD_NS = 2000.0
 GOAL_VS_SENTRY = 30.0
+
+#: The subject whose monitor has a route naming a method: requests are recorded with theirs.
+METHOD_ROUTE = "nextmonth_health, a route with a method"
 
 ROUTES = {
     "/media-upload": "/media-upload",
@@ -254,12 +261,15 @@ def _time_all(quick: bool) -> tuple[dict[str, Timing], dict[str, str], nmh.Monit
     stmt = "_drive(app(_scope(raw_path, method, client, user, route, status), receive, send))"
     env = {"_drive": _drive, "_scope": _scope, "receive": _receive, "send": _send}
     anonymous = {**env, "_scope": _anonymous_scope, "app": ours}
+    by_method = nmh.Monitor("bench", store="memory://", load_entrypoints=False, routes={"POST /media-upload": "uploads"})
+    with_methods = HealthMiddleware(raw_app, by_method, start_monitor=False)
     subjects = [
         Subject("raw ASGI app", stmt, {**env, "app": raw_app}),
         Subject("nextmonth_health", stmt, {**env, "app": ours}, between=monitor.flush),
         Subject("nextmonth_health, anonymous", stmt, anonymous, between=monitor.flush),
+        Subject(METHOD_ROUTE, stmt, {**env, "app": with_methods}, between=by_method.flush),
     ]
-    versions = {"raw ASGI app": "", "nextmonth_health": nmh.__version__, "nextmonth_health, anonymous": ""}
+    versions = {"raw ASGI app": "", "nextmonth_health": nmh.__version__, "nextmonth_health, anonymous": "", METHOD_ROUTE: ""}
     prom = _prometheus()
     if prom is not None:
         subjects.append(Subject("prometheus_client", stmt, {**env, "app": prom[0]}))
@@ -317,6 +327,7 @@ def run(quick: bool = False) -> list[Section]:
         "raw ASGI app": "sets scope['route'], sends start + body",
         "nextmonth_health": "route template + status + duration + distinct user",
         "nextmonth_health, anonymous": "the same, nobody signed in: address + user agent, hashed at flush",
+        METHOD_ROUTE: "the same, some route names a method ('POST /media-upload'): 'GET /bookings/{id}' recorded",
         "prometheus_client": "hand-written pure ASGI: Counter{method,route,status} + Histogram{method,route}",
         "sentry-sdk": "SentryAsgiMiddleware, tracing off, discarding transport",
     }

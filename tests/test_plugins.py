@@ -99,6 +99,16 @@ class RegistersRenderers:
             register(renderer)
 
 
+class RegistersRoutes:
+    def __init__(self, *tables: dict[str, str]) -> None:
+        self.tables = tables
+
+    @hookimpl
+    def register_routes(self, register: Callable[[Any], None]) -> None:
+        for table in self.tables:
+            register(table)
+
+
 class ListSink:
     def __init__(self, name: str = "list") -> None:
         self.name = name
@@ -178,6 +188,39 @@ async def test_register_message_renderers_from_an_in_code_plugin_object():
     await monitor.evaluate()
     [notice] = monitor.notices("portal")
     assert (notice.title, notice.area, notice.site, notice.severity) == ("All good soon", "portal", "acme", "degraded")
+
+
+async def test_register_routes_from_an_in_code_plugin_object():
+    seen: list[tuple[str | None, str | None]] = []
+
+    class Webhooks:
+        name = "webhooks"
+
+        def evaluate(self, view: nmh.SiteView) -> list[Reading]:
+            window = view.window("request", "POST /payments/webhook")
+            status = "degraded" if window.bad >= 3 else "ok"
+            return [Reading(self.name, view.site, "POST /payments/webhook", "payments", status, "Webhook failures")]
+
+    class SeesRoutes:
+        @hookimpl
+        def register_health_checks(self, register, monitor):  # type: ignore[no-untyped-def]
+            seen.append((monitor.settings.route_for("POST /payments/webhook"), monitor.settings.area_for("/refunds/7")))
+            register(Webhooks())
+
+    monitor = build(
+        RegistersRoutes({"POST /payments/webhook": "payments"}, {"/refunds": "payments"}), SeesRoutes()
+    )
+    assert seen == [("POST /payments/webhook", "payments")]  # checks registered after see them
+    assert dict(monitor.settings.routes) == {
+        **nmh.settings.DEFAULT_ROUTES, "POST /payments/webhook": "payments", "/refunds": "payments"
+    }
+    for _ in range(4):
+        monitor.record_request("POST /payments/webhook/stripe", 503, 0.2)
+        monitor.record_request("GET /payments/webhook", 200, 0.2)  # not the webhook's route: 'other'
+    evaluation = await monitor.evaluate()
+    [reading] = [r for r in evaluation.readings if r.check == "webhooks"]
+    assert reading.status is Health.DEGRADED
+    assert [(t.incident.check, t.incident.key) for t in evaluation.opened] == [("webhooks", "POST /payments/webhook")]
 
 
 def test_hooks_receive_the_monitor_being_built():
@@ -711,6 +754,7 @@ HOOK_TESTS: dict[str, Callable[..., Any]] = {
     "register_health_checks": test_register_health_checks_from_an_in_code_plugin_object,
     "register_alert_sinks": test_register_alert_sinks_from_an_in_code_plugin_object,
     "register_message_renderers": test_register_message_renderers_from_an_in_code_plugin_object,
+    "register_routes": test_register_routes_from_an_in_code_plugin_object,
 }
 
 
@@ -731,6 +775,7 @@ def test_every_hook_has_a_test():
             "register_health_checks": RegistersChecks,
             "register_alert_sinks": RegistersSinks,
             "register_message_renderers": RegistersRenderers,
+            "register_routes": RegistersRoutes,
         }.get(hook)
         source = inspect.getsource(test)
         assert registered_by is not None and registered_by.__name__ in source, hook

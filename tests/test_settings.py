@@ -149,22 +149,50 @@ def test_window_and_baseline_must_be_whole_buckets():
 @pytest.mark.parametrize(
     ("routes", "says"),
     [
-        ({"media-upload": "uploads"}, "'media-upload' must be a path prefix starting with '/'"),
-        ({5: "uploads"}, "5 must be a path prefix starting with '/'"),
+        ({"media-upload": "uploads"}, "'media-upload' must start with '/' (did you mean '/media-upload'?)"),
+        ({5: "uploads"}, "routes: 5 is not a route; a route is a path starting with '/' ('/payments') or a method"),
         ({"/media-upload": ""}, "the area for '/media-upload' must be a non-empty string"),
         ({"/media-upload": None}, "the area for '/media-upload' must be a non-empty string"),
-        ("/media-upload", "routes must map a path prefix to an area"),
-        (["/media-upload"], "routes must map a path prefix to an area"),
+        ("/media-upload", "routes must map a route to an area"),
+        (["/media-upload"], "routes must map a route to an area"),
+        ({"PSOT /payments/webhook": "payments"}, "'PSOT' is not an HTTP method; did you mean 'POST'?"),
+        ({"post /payments/webhook": "payments"}, "write the method in capitals: 'POST /payments/webhook'"),
+        ({"FETCH /payments": "payments"}, "methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE"),
+        ({"POST payments/webhook": "payments"}, "the path after the method must start with '/'"),
+        ({"/payments/webhook POST": "payments"}, "to give a method, put it first: 'POST /payments/webhook'"),
+        ({"/payments/webhook\tPOST": "payments"}, "has a control character in its path"),
+        ({"/payments?kind=card": "payments"}, "without a query or fragment (requests are matched on their path alone): '/payments'"),
     ],
 )
 def test_bad_routes_say_what_a_route_looks_like(routes, says):
     assert says in config_error(routes=routes)
 
 
-@pytest.mark.parametrize("name", ["critical_routes", "dashboard_pages"])
 @pytest.mark.parametrize("value", ["/bookings", ["bookings"], [None], 5, None])
-def test_bad_path_lists_say_what_is_expected(name, value):
-    assert "expected a list of paths starting with '/'" in config_error(**{name: value})
+def test_bad_page_lists_say_what_is_expected(value):
+    assert "expected a list of paths starting with '/'" in config_error(dashboard_pages=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("/bookings", "critical_routes: expected a list of routes ('/bookings', 'POST /payments/webhook')"),
+        (5, "critical_routes: expected a list of routes"),
+        (None, "critical_routes: expected a list of routes"),
+        (["bookings"], "critical_routes: 'bookings' must start with '/' (did you mean '/bookings'?)"),
+        ([None], "critical_routes: None is not a route"),
+        (["PSOT /payments"], "critical_routes: 'PSOT /payments': 'PSOT' is not an HTTP method; did you mean 'POST'?"),
+    ],
+)
+def test_bad_critical_routes_say_what_is_expected(value, says):
+    assert says in config_error(critical_routes=value)
+
+
+def test_critical_routes_may_name_a_method():
+    monitor = make(critical_routes=["/bookings", "POST /payments/webhook"])
+    assert monitor.settings.critical_routes == ("/bookings", "POST /payments/webhook")
+    assert monitor.settings.route_for("POST /payments/webhook/7") == "POST /payments/webhook"
+    assert monitor.settings.route_for("GET /payments/webhook") is None
 
 
 def test_dashboard_pages_cannot_be_empty():
@@ -173,10 +201,58 @@ def test_dashboard_pages_cannot_be_empty():
 
 def test_routes_accept_any_mapping_and_are_read_only():
     monitor = make(routes={"/files": "uploads"}, critical_routes=("/files",))
-    assert dict(monitor.settings.routes) == {"/files": "uploads"}
+    assert monitor.settings.routes["/files"] == "uploads"
     assert monitor.settings.critical_routes == ("/files",)
     with pytest.raises(TypeError):
         monitor.settings.routes["/x"] = "y"  # type: ignore[index]
+
+
+def test_routes_add_to_the_defaults_and_win_where_they_meet():
+    monitor = make(routes={"/files": "uploads", "/portal": "clients", "POST /payments/webhook": "payments"})
+    assert dict(monitor.settings.routes) == {
+        **DEFAULT_ROUTES,
+        "/files": "uploads",
+        "/portal": "clients",
+        "POST /payments/webhook": "payments",
+    }
+    assert monitor.settings.replace_routes is False
+
+
+def test_replace_routes_makes_routes_the_whole_table():
+    monitor = make(routes={"/files": "uploads"}, replace_routes=True, critical_routes=("/files",))
+    assert dict(monitor.settings.routes) == {"/files": "uploads"}
+    assert monitor.settings.route_for("/bookings/3") is None
+    assert monitor.settings.area_for("/files/9") == "uploads"
+
+
+@pytest.mark.parametrize("where", ["monitor", "site"])
+def test_replace_routes_without_routes_says_what_it_needs(where):
+    if where == "monitor":
+        message = config_error(replace_routes=True)
+    else:
+        message = config_error(sites={"tiny": {"replace_routes": True}})
+        assert message.startswith("sites['tiny']: ")
+    assert "replace_routes=True needs routes: the routes to watch instead of the bundled ones" in message
+
+
+def test_replace_routes_must_be_a_bool():
+    assert "replace_routes must be True or False, got 'yes'" in config_error(routes={"/x": "y"}, replace_routes="yes")
+
+
+def test_a_sites_routes_add_to_the_monitors_unless_it_replaces_them():
+    monitor = make(
+        routes={"/files": "uploads"},
+        sites={
+            "shop": {"routes": {"/cart": "checkout"}},
+            "tiny": {"routes": {"/cart": "checkout"}, "replace_routes": True},
+            "plain": {"alpha": 0.001},
+        },
+    )
+    assert dict(monitor.settings_for("shop").routes) == {**DEFAULT_ROUTES, "/files": "uploads", "/cart": "checkout"}
+    assert dict(monitor.settings_for("tiny").routes) == {"/cart": "checkout"}
+    assert monitor.settings_for("plain").routes == monitor.settings.routes
+    replaced = make(routes={"/files": "uploads"}, replace_routes=True, sites={"shop": {"routes": {"/cart": "checkout"}}})
+    assert dict(replaced.settings_for("shop").routes) == {"/files": "uploads", "/cart": "checkout"}
 
 
 @pytest.mark.parametrize(
@@ -239,8 +315,9 @@ def test_site_override_with_an_unknown_name_names_the_site_and_suggests():
         ({"api_error_min_count": 0}, "api_error_min_count must be a whole number of at least 1"),
         ({"upload_failure_ratio": 2}, "upload_failure_ratio must be a ratio between 0 and 1"),
         ({"upload_recovery_ratio": 0.2}, "upload_recovery_ratio (0.2) must be below upload_failure_ratio (0.1)"),
-        ({"routes": {"bookings": "bookings"}}, "must be a path prefix starting with '/'"),
-        ({"critical_routes": 5}, "expected a list of paths starting with '/'"),
+        ({"routes": {"bookings": "bookings"}}, "'bookings' must start with '/'"),
+        ({"routes": {"PSOT /pay": "payments"}}, "'PSOT' is not an HTTP method; did you mean 'POST'?"),
+        ({"critical_routes": 5}, "critical_routes: expected a list of routes"),
         ({"baseline_seconds": 7200}, "history_seconds"),
     ],
 )

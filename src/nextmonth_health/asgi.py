@@ -6,7 +6,9 @@ A pure ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which runs the a
 separate task and costs tens of microseconds). For each HTTP request it wraps ``send`` to
 see the status, times the app with ``perf_counter``, and after the app returns calls
 ``monitor.record_request`` with the route template the framework matched (Starlette and
-FastAPI leave it in ``scope["route"]``), the user and the duration. An exception from
+FastAPI leave it in ``scope["route"]``), the user and the duration; when some route names
+a method, the template goes with the request's method in front (``"POST /payments/webhook"``),
+and not otherwise, so hosts without method routes pay nothing for them. An exception from
 the app is recorded as a 500 and re-raised untouched. Requests under the SDK's prefixes
 (``/health``, ``/admin/system-health``) are answered by
 :class:`~nextmonth_health.web.http.HealthApp` and not recorded. Websocket scopes pass
@@ -191,6 +193,8 @@ class HealthMiddleware(HealthMiddlewareBase):
             template = route.path
         else:
             template = default_route(scope)
+        if self._methods:
+            template = scope["method"] + " " + template
         user = scope.get("user")
         if user is None:
             state = scope.get("state")
@@ -228,6 +232,8 @@ class HealthMiddleware(HealthMiddlewareBase):
         except Exception as exc:
             self._report("asgi.middleware", exc)
             route, user, site = scope.get("path", "/"), None, self._site
+        if self._methods and type(route) is str and route[:1] == "/":
+            route = f"{scope.get('method', 'GET')} {route}"
         if user is None and self._visitors:
             user = visitor(scope, self._trusted)
         self._record(route, status, duration, user, site)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from .windows import SiteView
@@ -25,6 +25,10 @@ class Check(Protocol):
 
     Return one reading per key the check watches, including healthy ones: an open
     incident whose key gets no reading is treated as recovering.
+
+    ``routes`` (optional) maps the routes the check reads to their areas, e.g.
+    ``{"POST /payments/webhook": "payments"}``: they are added to every site's routes, so
+    their requests keep keys of their own rather than counting under ``other``.
     """
 
     #: Unique name, e.g. ``"api_errors"``; also the incident's ``check``.
@@ -33,5 +37,7 @@ class Check(Protocol):
     interval: float | None
     #: Seconds one run may take; ``None`` uses the monitor's ``check_timeout``.
     timeout: float | None
+    #: Routes the check reads, and their areas; ``None`` declares none.
+    routes: Mapping[str, str] | None
 
     def evaluate(self, view: SiteView) -> Iterable[Reading] | Awaitable[Iterable[Reading]]: ...

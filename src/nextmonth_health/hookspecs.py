@@ -1,4 +1,4 @@
-"""The plugin hooks: three ways to extend the monitor, all of the ``register_*`` shape.
+"""The plugin hooks: the ways to extend the monitor, all of the ``register_*`` shape.
 
 Hooks only register objects; the objects (checks, sinks, renderers) do the work, so pluggy
 never awaits anything and the monitor can call each object in its own guard.
@@ -6,7 +6,7 @@ never awaits anything and the monitor can call each object in its own guard.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -68,6 +68,28 @@ def register_message_renderers(register: Callable[[MessageRenderer], None], moni
     :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
         ``store``, ``settings`` and ``clock``; implementations may leave it out of their
         signature.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_routes(register: Callable[[Mapping[str, str]], None], monitor: Monitor) -> None:
+    """Register the routes a plugin watches, and the areas users see them in.
+
+    :param register: call it with a mapping of route to area, e.g.
+        ``{"POST /payments/webhook": "payments"}``, once or more. A route is a path prefix,
+        optionally after an HTTP method; requests under it then keep a key of their own
+        (``view.window(REQUEST, "POST /payments/webhook")`` sees them) instead of counting
+        under ``other``. The routes are added to every site's ``routes``; the host's own
+        routes win where both name one, and a host that sets ``replace_routes`` leaves
+        them out. A malformed route fails like a malformed check: an in-code plugin's at
+        once, an installed one's is reported and left out.
+
+    :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
+        ``settings`` (``plugin_settings`` may say which routes to watch); implementations
+        may leave it out of their signature. Called before ``register_health_checks``, so
+        checks registered then see these routes in ``monitor.settings``.
 
     .. versionadded:: 0.1
     """

@@ -30,6 +30,7 @@ from .logs import get_logger
 from .notices import MessageRenderer
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
 from .recorder import FIELDS, Recorder
+from .routes import check_routes, registered_routes, warn_unwatched
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
@@ -142,32 +143,26 @@ class Monitor:
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )
         strict = strict_mode(strict_plugins)
+        declared, f0 = collect(
+            self.plugin_manager, "register_routes", "routes", (), strict, validate=registered_routes, monitor=self
+        )
+        plugin_routes = {route: area for routes in declared for route, area in routes.items()}
+        if plugin_routes:  # the checks registered next see them
+            self.settings, self.site_settings = build_settings(settings, sites, plugin_routes)
         checks, f1 = collect(
-            self.plugin_manager,
-            "register_health_checks",
-            "check",
-            ("name", "evaluate"),
-            strict,
-            monitor=self,
+            self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict,
+            validate=check_routes, monitor=self,
         )
-        sinks, f2 = collect(
-            self.plugin_manager,
-            "register_alert_sinks",
-            "sink",
-            ("name", "send"),
-            strict,
-            monitor=self,
-        )
-        renderers, f3 = collect(
-            self.plugin_manager,
-            "register_message_renderers",
-            "renderer",
-            ("name", "render"),
-            strict,
-            monitor=self,
-        )
-        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f1, *f2, *f3)
+        sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
+        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
+        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f0, *f1, *f2, *f3)
         self.checks: Sequence[Check] = _by_name(checks)
+        own = {route: area for check in self.checks for route, area in check_routes(check).items()}
+        if own:
+            self.settings, self.site_settings = build_settings(settings, sites, {**plugin_routes, **own})
+            warn_unwatched(
+                self.checks, {"*": self.settings.route_table} | {s: t.route_table for s, t in self.site_settings.items()}
+            )
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
@@ -241,7 +236,12 @@ class Monitor:
         user: str | None = None,
         site: str | None = None,
     ) -> None:
-        """An HTTP request finished: its route, status code and duration in seconds."""
+        """An HTTP request finished: its route, status code and duration in seconds.
+
+        ``route`` is a path or route template (``"/bookings/{id}"``), or the request's
+        method and path (``"POST /payments/webhook"``) to match routes declared with a
+        method; a path alone matches only routes without one.
+        """
         try:
             if len(self._buffer) < self._capacity:
                 self._buffer.extend((sig.REQUEST, site, route, status, duration, user, self._now()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -165,15 +165,23 @@ _TRACED: set[int] = set()
 
 
 def collect(
-    pm: pluggy.PluginManager, hook_name: str, kind: str, required: tuple[str, ...], strict: bool, **kwargs: Any
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    kind: str,
+    required: tuple[str, ...],
+    strict: bool,
+    *,
+    validate: Callable[[Any], object] | None = None,
+    **kwargs: Any,
 ) -> tuple[list[Any], list[PluginFailure]]:
     """Call one ``register_*`` hook per implementation, each in its own guard.
 
     Objects come back in registration order of their plugins (bundled first), so that a
     later plugin's object replaces a bundled one of the same name. An object lacking
-    a ``required`` attribute is a mistake in code: an in-code or bundled plugin's fails
-    start-up with a :class:`ConfigError`, an installed distribution's is reported and
-    left out (unless ``strict``), like any other broken plugin.
+    a ``required`` attribute, or one ``validate`` raises a :class:`ConfigError` for, is a
+    mistake in code: an in-code or bundled plugin's fails start-up with a
+    :class:`ConfigError`, an installed distribution's is reported and left out (unless
+    ``strict``), like any other broken plugin.
     """
     caller = getattr(pm.hook, hook_name)
     traced = id(pm) in _TRACED
@@ -199,6 +207,9 @@ def collect(
             missing = [name for name in required if not hasattr(obj, name)]
             if missing:
                 error = f"registered {obj!r} as a {kind}, but it lacks what a {kind} needs: {', '.join(missing)}"
+            else:
+                error = _invalid(obj, validate)
+            if error is not None:
                 if strict or distribution_of(impl.plugin) is None:
                     raise ConfigError(f"plugin {impl.plugin_name!r} {error}")
                 fail(impl, error)
@@ -213,3 +224,13 @@ def collect(
             )
     return found, failures
 
+
+def _invalid(obj: Any, validate: Callable[[Any], object] | None) -> str | None:
+    """What ``validate`` finds wrong with a registered object, or None."""
+    if validate is None:
+        return None
+    try:
+        validate(obj)
+    except ConfigError as exc:
+        return str(exc)
+    return None

@@ -5,7 +5,8 @@ atomic under the GIL: no lock, no I/O, and no container left behind for the garb
 collector to chase, which a tuple per event would be).
 ``flush`` — run every ``flush_seconds`` by the runner and at the start of every
 evaluation — drains the deque, validates each event, collapses routes to the configured
-ones (so cardinality stays bounded whatever paths arrive), folds events into per-bucket
+ones (a request recorded as ``"POST /payments/webhook"`` matches routes declared with that
+method too; so cardinality stays bounded whatever paths arrive), folds events into per-bucket
 counts and hands them to the store in one batch. Whatever cannot be kept is counted in
 ``drops`` by reason; nothing is lost silently. An anonymous visitor (the address and user
 agent a middleware passes as the user) becomes its day's hashed id here (``visitors``).
@@ -23,6 +24,7 @@ from typing import Any
 from . import signals as sig
 from .errors import ErrorReporter
 from .logs import get_logger
+from .routes import split_request
 from .settings import Settings
 from .signals import Bucket
 from .sketch import user_hash
@@ -389,24 +391,26 @@ class Recorder:
         known = sites[site] = _Site(settings, routes, counted=site in self._sites)
         return known
 
-    def _route(self, path: Any, known: _Site) -> str | None:
-        """The configured route a path falls under (``other`` if none), cached per settings."""
+    def _route(self, request: Any, known: _Site) -> str | None:
+        """The configured route of a path or ``"METHOD /path"`` (``other`` if none), cached
+        per settings; None when it is neither."""
         settings = known.settings
-        if type(path) is not str or not path.startswith("/"):
-            return None
-        if len(path) > settings.max_key_length:
+        if type(request) is not str or len(request) > settings.max_key_length:
             return None
         routes = known.routes
-        if "?" in path or "#" in path:
-            bare = path.partition("?")[0].partition("#")[0]
+        if "?" in request or "#" in request:
+            bare = request.partition("?")[0].partition("#")[0]
             route = routes.get(bare)
             if route is not None:
                 return route
         else:
-            bare = path
+            bare = request
+        parts = split_request(bare)
+        if parts is None:
+            return None
         if len(routes) >= _ROUTE_CACHE_LIMIT:
             routes.clear()
-        route = routes[bare] = settings.route_for(bare) or sig.OTHER
+        route = routes[bare] = settings.route_table.match(parts[1], parts[0]) or sig.OTHER
         return route
 
 

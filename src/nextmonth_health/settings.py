@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -18,6 +19,7 @@ import attrs
 from attrs import field, frozen
 
 from .errors import ConfigError
+from .routes import RouteTable, parse_route, parse_routes
 
 __all__ = ["DEFAULT_ROUTES", "Settings", "build_settings"]
 
@@ -56,14 +58,12 @@ def _count(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _routes(value: Any) -> Mapping[str, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"routes must map a path prefix to an area, e.g. {{'/media-upload': 'uploads'}}; got {value!r}")
-    for prefix, area in value.items():
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ConfigError(f"routes: {prefix!r} must be a path prefix starting with '/'")
-        if not isinstance(area, str) or not area:
-            raise ConfigError(f"routes: the area for {prefix!r} must be a non-empty string")
-    return MappingProxyType(dict(value))
+    return MappingProxyType(parse_routes(value))
+
+
+def _flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not bool:
+        raise ConfigError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _paths(value: Any) -> tuple[str, ...]:
@@ -73,6 +73,15 @@ def _paths(value: Any) -> tuple[str, ...]:
     if not all(isinstance(p, str) and p.startswith("/") for p in paths):
         raise ConfigError(f"expected a list of paths starting with '/', got {value!r}")
     return paths
+
+
+def _route_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ConfigError(f"critical_routes: expected a list of routes ('/bookings', 'POST /payments/webhook'), got {value!r}")
+    routes = tuple(value)
+    for route in routes:
+        parse_route(route, where="critical_routes")
+    return routes
 
 
 def _pages(value: Any) -> tuple[str, ...]:
@@ -151,10 +160,15 @@ class Settings:
         5.0, "First retry delay of a failed delivery; doubles each time, at most 5 minutes.", validator=_positive
     )
     routes: Mapping[str, str] = _setting(
-        DEFAULT_ROUTES, "Path prefix to user-facing area; other paths count under 'other'.", converter=_routes
+        DEFAULT_ROUTES,
+        "Route (a path prefix, optionally after a method) to user-facing area; other paths count under 'other'.",
+        converter=_routes,
+    )
+    replace_routes: bool = _setting(
+        False, "Whether routes replaces the bundled and plugin-declared routes instead of adding to them.", validator=_flag
     )
     critical_routes: tuple[str, ...] = _setting(
-        ("/media-upload", "/bookings", "/portal"), "Routes whose 5xx rate the API error check watches.", converter=_paths
+        ("/media-upload", "/bookings", "/portal"), "Routes whose 5xx rate the API error check watches.", converter=_route_list
     )
     dashboard_pages: tuple[str, ...] = _setting(
         ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_pages
@@ -291,34 +305,20 @@ class Settings:
         """The lease a leader takes each pass, in seconds (see ``lease_seconds``)."""
         return self.lease_seconds if self.lease_seconds is not None else max(3 * self.tick_seconds, 30.0)
 
-    def area_for(self, path: str) -> str | None:
-        """The area a path belongs to by longest configured prefix, or None."""
-        return self.routes.get(self.route_for(path) or "")
+    @cached_property
+    def route_table(self) -> RouteTable:
+        """``routes``, ``critical_routes`` and ``dashboard_pages`` precompiled for matching."""
+        return RouteTable.build(self.routes, (*self.critical_routes, *self.dashboard_pages))
 
-    def route_for(self, path: str) -> str | None:
-        """The configured route prefix a path falls under, or None for 'other'.
+    def area_for(self, request: str) -> str | None:
+        """The area of a path (``"/bookings/42"``) or request (``"POST /payments/webhook"``)
+        by the route it falls under, or None."""
+        table = self.route_table
+        return table.areas.get(table.route_for(request) or "")
 
-        Answers are memoised per settings object: checks ask for the same few routes
-        on every pass of every site.
-        """
-        entry = _ROUTE_MEMO.get(id(self))
-        if entry is None or entry[0] is not self:
-            if len(_ROUTE_MEMO) >= 1024:
-                _ROUTE_MEMO.clear()
-            entry = _ROUTE_MEMO[id(self)] = (self, {})
-        memo = entry[1]
-        if path in memo:
-            return memo[path]
-        best = None
-        for prefix in self.routes.keys() | set(self.critical_routes) | set(self.dashboard_pages):
-            if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and (best is None or len(prefix) > len(best)):
-                best = prefix
-        if len(memo) < 4096:
-            memo[path] = best
-        return best
-
-
-_ROUTE_MEMO: dict[int, tuple[Settings, dict[str, str | None]]] = {}
+    def route_for(self, request: str) -> str | None:
+        """The route a path or ``"METHOD /path"`` falls under, or None for 'other'."""
+        return self.route_table.route_for(request)
 
 
 SETTING_NAMES = frozenset(a.name for a in attrs.fields(Settings))
@@ -349,14 +349,25 @@ def _unknown(name: str) -> ConfigError:
 
 
 def build_settings(
-    overrides: Mapping[str, Any], sites: Mapping[str, Mapping[str, Any]] | None = None
+    overrides: Mapping[str, Any],
+    sites: Mapping[str, Mapping[str, Any]] | None = None,
+    plugin_routes: Mapping[str, str] | None = None,
 ) -> tuple[Settings, Mapping[str, Settings]]:
-    """Validate the monitor-wide settings and each site's overrides on top of them."""
+    """Validate the monitor-wide settings and each site's overrides on top of them.
+
+    Routes add up rather than replace one another, so that a host naming its one extra
+    route, or a plugin declaring the route its check reads, never silently drops the
+    routes everything else watches: the monitor-wide table is the bundled
+    :data:`DEFAULT_ROUTES`, then ``plugin_routes`` (valid already), then the host's
+    ``routes``; a site's ``routes`` add to the monitor-wide table. ``replace_routes=True``
+    beside ``routes`` makes those routes the whole table of that level instead.
+    """
     for name in overrides:
         if name not in SETTING_NAMES:
             raise _unknown(name)
     try:
-        base = Settings(**overrides)
+        table = _table(overrides, {**DEFAULT_ROUTES, **(plugin_routes or {})})
+        base = Settings(**{**overrides, "routes": table})
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
     per_site: dict[str, Settings] = {}
@@ -373,7 +384,23 @@ def build_settings(
             if name in MONITOR_WIDE:
                 raise ConfigError(f"sites[{site!r}]: {name} applies to the whole monitor; set it on Monitor(...) instead")
         try:
+            if "routes" in site_overrides or "replace_routes" in site_overrides:
+                site_overrides = {**site_overrides, "routes": _table(site_overrides, base.routes)}
             per_site[site] = attrs.evolve(base, **site_overrides)
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"sites[{site!r}]: {exc}") from None
     return base, MappingProxyType(per_site)
+
+
+def _table(given: Mapping[str, Any], below: Mapping[str, str]) -> Mapping[str, str]:
+    """The routes of one level: its own ``routes`` on top of ``below``, or alone with ``replace_routes``."""
+    replace = given.get("replace_routes") is True
+    if "routes" not in given:
+        if replace:
+            raise ConfigError(
+                "replace_routes=True needs routes: the routes to watch instead of the bundled ones, "
+                "e.g. routes={'/files': 'uploads'}"
+            )
+        return below
+    routes = _routes(given["routes"])
+    return routes if replace else {**below, **routes}

@@ -8,7 +8,8 @@ closes the response iterable (so streaming responses are timed to their end). An
 exception from the app, raised at the call or while iterating, is recorded as a 500 and
 re-raised untouched. Route templates: :func:`instrument_flask` leaves Flask's matched
 rule in the environ, :class:`DjangoRouteMiddleware` Django's; anything else may set
-``environ["nextmonth_health.route"]`` or pass ``route=``. The user likewise: ``environ["nextmonth_health.user"]``,
+``environ["nextmonth_health.route"]`` or pass ``route=``; when some route names a method,
+the request's method goes in front (``"POST /payments/webhook"``). The user likewise: ``environ["nextmonth_health.user"]``,
 ``REMOTE_USER``, or ``user=``; a request without one counts its client as an anonymous
 visitor (address and ``User-Agent``, hashed by the recorder with the day's key).
 
@@ -114,6 +115,8 @@ class HealthMiddleware(HealthMiddlewareBase):
         except Exception as exc:
             self._report("wsgi.middleware", exc)
             route, user, site = environ.get("PATH_INFO") or "/", None, self._site
+        if self._methods and type(route) is str and route[:1] == "/":
+            route = f"{environ.get('REQUEST_METHOD') or 'GET'} {route}"
         if user is None and self._visitors:
             user = visitor(environ, self._trusted)
         self._record(route, status, duration, user, site)

@@ -526,6 +526,162 @@ def test_wsgi_default_route_and_user() -> None:
     assert wsgi.default_user({}) is None
 
 
+# --- routes with a method ------------------------------------------------------------------------
+
+
+def payments_monitor(clock: FakeClock) -> nmh.Monitor:
+    """A host that tells a payment provider's webhook POSTs apart from people on /payments."""
+    return nmh.Monitor(
+        "test-site",
+        store="memory://",
+        clock=clock,
+        load_entrypoints=False,
+        routes={"/payments": "payments", "POST /payments/webhook": "payments"},
+        critical_routes=["/media-upload", "/bookings", "/portal", "POST /payments/webhook"],
+    )
+
+
+def keys_stored(monitor: nmh.Monitor) -> dict[str, int]:
+    monitor.flush()
+    found: dict[str, int] = {}
+    for bucket in monitor.store.read(monitor.site, "request", 0, 10**10):
+        found[bucket.key] = found.get(bucket.key, 0) + bucket.total
+    return found
+
+
+async def webhook(request: Request) -> Response:
+    if request.method == "POST":
+        await request.body()
+        return PlainTextResponse("down", status_code=503 if request.headers.get("x-fail") else 200)
+    return PlainTextResponse("a page about our webhook")
+
+
+def test_asgi_a_route_with_a_method_counts_that_method_only(
+    fake_clock: FakeClock, serve_asgi: Callable[[Any], str]
+) -> None:
+    monitor = payments_monitor(fake_clock)
+    calls = spy(monitor)
+    site = starlette_site()
+    site.router.routes.append(Route("/payments/webhook", webhook, methods=["GET", "POST"]))
+    base = serve_asgi(asgi.HealthMiddleware(site, monitor, start_monitor=False))
+    with httpx.Client(base_url=base) as client:
+        for n in range(12):
+            headers = {"x-fail": "1", "x-user": f"shop-{n % 4}"} if n < 10 else {}
+            client.post("/payments/webhook", content=b'{"event": "paid"}', headers=headers)
+        for _ in range(20):
+            assert client.get("/payments/webhook").status_code == 200
+        assert client.get("/bookings/7").status_code == 200
+        assert client.delete("/nowhere").status_code == 404
+    assert recorded(calls, 34)[-3:] == [
+        ("GET /payments/webhook", 200, ANONYMOUS),
+        ("GET /bookings/{id:int}", 200, ANONYMOUS),
+        ("DELETE /nowhere", 404, ANONYMOUS),
+    ]
+    assert calls[0][0] == "POST /payments/webhook"
+    assert keys_stored(monitor) == {"POST /payments/webhook": 12, "/payments": 20, "/bookings": 1, "other": 1}
+    evaluation = anyio.run(monitor.evaluate)
+    [opened] = [t.incident for t in evaluation.opened]
+    assert (opened.check, opened.key, opened.area) == ("api_errors", "POST /payments/webhook", "payments")
+    assert monitor.status().drops == {}
+
+
+def test_wsgi_a_route_with_a_method_counts_that_method_only(
+    fake_clock: FakeClock, serve_wsgi: Callable[[Any], str]
+) -> None:
+    from flask import request
+
+    monitor = payments_monitor(fake_clock)
+    calls = spy(monitor)
+    app = flask_site()
+
+    @app.route("/payments/webhook", methods=["GET", "POST"])
+    def flask_webhook() -> Any:
+        return ("ok", 200) if request.method == "GET" else ("down", 503)
+
+    wsgi.instrument_flask(app, monitor, start_monitor=False)
+    base = serve_wsgi(app)
+    with httpx.Client(base_url=base) as client:
+        assert client.post("/payments/webhook", content=b"{}").status_code == 503
+        assert client.get("/payments/webhook").status_code == 200
+        assert client.get("/bookings/3").status_code == 200
+    assert recorded(calls, 3) == [
+        ("POST /payments/webhook", 503, ANONYMOUS),
+        ("GET /payments/webhook", 200, ANONYMOUS),
+        ("GET /bookings/<int:booking_id>", 200, ANONYMOUS),
+    ]
+    assert keys_stored(monitor) == {"POST /payments/webhook": 1, "/payments": 1, "/bookings": 1}
+
+
+def test_a_custom_route_gets_the_method_unless_it_names_one(
+    fake_clock: FakeClock, serve_wsgi: Callable[[Any], str], serve_asgi: Callable[[Any], str]
+) -> None:
+    monitor = payments_monitor(fake_clock)
+    calls = spy(monitor)
+
+    def route(scope_or_environ: Any) -> str:
+        path = scope_or_environ.get("path") or scope_or_environ["PATH_INFO"]
+        return "PUT /payments/webhook" if path == "/made" else path.replace("/raw", "/payments")
+
+    wsgi_base = serve_wsgi(wsgi.HealthMiddleware(raw_wsgi, monitor, route=route, start_monitor=False))
+    asgi_base = serve_asgi(asgi.HealthMiddleware(starlette_site(), monitor, route=route, start_monitor=False))
+    for base in (wsgi_base, asgi_base):
+        with httpx.Client(base_url=base) as client:
+            client.post("/raw/webhook")
+            client.get("/made")
+    assert [(r, s) for r, s, _ in recorded(calls, 4)] == [
+        ("POST /payments/webhook", 201),
+        ("PUT /payments/webhook", 201),
+        ("POST /payments/webhook", 404),
+        ("PUT /payments/webhook", 404),
+    ]
+
+
+class WebhookCheck:
+    """A third party's check whose route no host lists: it declares it, method and all."""
+
+    name = "webhook_failures"
+    routes = {"POST /payments/webhook": "payments"}
+
+    def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+        window = view.window("request", "POST /payments/webhook")
+        status = "degraded" if window.bad >= 3 else "ok"
+        return [nmh.Reading(self.name, view.site, "POST /payments/webhook", "payments", status, "Webhooks failing")]
+
+
+class WebhookPlugin:
+    @nmh.hookimpl
+    def register_health_checks(self, register: Callable[[Any], None]) -> None:
+        register(WebhookCheck())
+
+
+def test_a_plugins_method_route_is_recorded_by_the_middleware(
+    fake_clock: FakeClock, serve_asgi: Callable[[Any], str]
+) -> None:
+    monitor = nmh.Monitor(
+        "test-site", store="memory://", clock=fake_clock, load_entrypoints=False, plugins=[WebhookPlugin()]
+    )
+    site = starlette_site()
+    site.router.routes.append(Route("/payments/webhook", webhook, methods=["GET", "POST"]))
+    base = serve_asgi(asgi.HealthMiddleware(site, monitor, start_monitor=False))
+    with httpx.Client(base_url=base) as client:
+        for _ in range(3):
+            assert client.post("/payments/webhook", headers={"x-fail": "1"}).status_code == 503
+            assert client.get("/payments/webhook").status_code == 200
+    wait_for(lambda: monitor.recorder.buffered == 6)
+    assert keys_stored(monitor) == {"POST /payments/webhook": 3, "other": 3}
+    evaluation = anyio.run(monitor.evaluate)
+    assert [(t.incident.check, t.incident.area) for t in evaluation.opened] == [("webhook_failures", "payments")]
+
+
+def test_without_a_method_route_nothing_is_recorded_with_a_method(
+    monitor: nmh.Monitor, calls: Calls, serve_asgi: Callable[[Any], str]
+) -> None:
+    base = serve_asgi(asgi.HealthMiddleware(starlette_site(), monitor, start_monitor=False))
+    with httpx.Client(base_url=base) as client:
+        client.delete("/bookings/1")
+    assert recorded(calls, 1) == [("/bookings/{id:int}", 405, ANONYMOUS)]
+
+
 # --- the examples ---------------------------------------------------------------------------------
 
 

@@ -361,6 +361,10 @@ class HealthMiddlewareBase:
         self._site_of = site if callable(site) else None
         self._site = None if callable(site) else site
         self._record = monitor.record_request
+        #: Whether any route names a method: only then is a request recorded with its own.
+        self._methods = any(
+            s.route_table.has_methods for s in (monitor.settings, *monitor.site_settings.values())
+        )
         self._report = monitor.errors.report
         #: Count the people behind anonymous requests (see :mod:`nextmonth_health.visitors`).
         self._visitors = count_visitors
