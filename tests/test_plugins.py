@@ -99,6 +99,16 @@ class RegistersRenderers:
             register(renderer)
 
 
+class RegistersSignals:
+    def __init__(self, *signals: Any) -> None:
+        self.signals = signals
+
+    @hookimpl
+    def register_signals(self, register: Callable[[Any], None]) -> None:
+        for signal in self.signals:
+            register(signal)
+
+
 class ListSink:
     def __init__(self, name: str = "list") -> None:
         self.name = name
@@ -178,6 +188,30 @@ async def test_register_message_renderers_from_an_in_code_plugin_object():
     await monitor.evaluate()
     [notice] = monitor.notices("portal")
     assert (notice.title, notice.area, notice.site, notice.severity) == ("All good soon", "portal", "acme", "degraded")
+
+
+async def test_register_signals_from_an_in_code_plugin_object():
+    class QueueCheck:
+        name = "queue_wait"
+        interval = timeout = None
+
+        def evaluate(self, view: nmh.SiteView) -> list[Reading]:
+            window = view.window("acme.queue", "mail")
+            slow = window.samples > 0 and (window.quantile(0.5) or 0) > 5
+            return [
+                Reading(check=self.name, site=view.site, key="mail", area="portal",
+                        status="degraded" if slow else "ok", subject="Slow mail queue", value=window.quantile(0.5))
+            ]
+
+    monitor = build(RegistersSignals("acme.queue"), RegistersChecks(QueueCheck()))
+    assert monitor.signals[-1] == "acme.queue" and monitor.recorder.declared == {"acme.queue"}
+    for _ in range(5):
+        monitor.record("acme.queue", "mail", value=30.0, user="u-1")
+    evaluation = await monitor.evaluate()
+    [reading] = [r for r in evaluation.readings if r.check == "queue_wait"]
+    assert reading.status is Health.DEGRADED and reading.value == pytest.approx(30.0, rel=0.05)
+    assert [t.incident.check for t in evaluation.opened] == ["queue_wait"]
+    assert monitor.status().drops == {}
 
 
 def test_hooks_receive_the_monitor_being_built():
@@ -477,6 +511,30 @@ def test_an_installed_plugin_registering_a_malformed_object_is_left_out(make_dis
         build(entrypoints=True, strict_plugins=True)
 
 
+def test_an_installed_plugin_declaring_a_bad_signal_is_reported_and_the_rest_kept(make_dist: Dist):
+    make_dist(
+        "nmh-queues",
+        {"queues": "nmh_ep_queues"},
+        {
+            "nmh_ep_queues": """
+                from nextmonth_health import hookimpl
+
+                @hookimpl
+                def register_signals(register):
+                    register("request")
+                    register("queues.wait")
+            """
+        },
+    )
+    monitor = build(entrypoints=True)
+    assert monitor.signals[-1] == "queues.wait" and "request" not in monitor.recorder.declared
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.where, failure.distribution) == ("queues", "register_signals", "nmh-queues")
+    assert failure.error.startswith("declared the signal 'request', which is built in")
+    with pytest.raises(ConfigError, match="^plugin 'queues' declared the signal 'request', which is built in"):
+        build(entrypoints=True, strict_plugins=True)
+
+
 def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NEXTMONTH_HEALTH_TRACE_HOOKS", "1")
     with capture_logs() as logs:
@@ -711,6 +769,7 @@ HOOK_TESTS: dict[str, Callable[..., Any]] = {
     "register_health_checks": test_register_health_checks_from_an_in_code_plugin_object,
     "register_alert_sinks": test_register_alert_sinks_from_an_in_code_plugin_object,
     "register_message_renderers": test_register_message_renderers_from_an_in_code_plugin_object,
+    "register_signals": test_register_signals_from_an_in_code_plugin_object,
 }
 
 
@@ -731,6 +790,7 @@ def test_every_hook_has_a_test():
             "register_health_checks": RegistersChecks,
             "register_alert_sinks": RegistersSinks,
             "register_message_renderers": RegistersRenderers,
+            "register_signals": RegistersSignals,
         }.get(hook)
         source = inspect.getsource(test)
         assert registered_by is not None and registered_by.__name__ in source, hook

@@ -80,8 +80,8 @@ class MonitorStatus:
 class Monitor:
     """Watches one or many sites from inside the app.
 
-    ``record_*`` methods are the request path: they append one tuple to an in-memory
-    buffer and return, never raising and never blocking. Everything else happens in
+    ``record_*`` methods (and :meth:`record`, for plugins' signals) are the request path:
+    they append one event to an in-memory buffer and return, never raising and never blocking. Everything else happens in
     :meth:`evaluate`, run on intervals by :meth:`running`, :meth:`run` or :meth:`start`.
 
     :param site: the site recorded when a ``record_*`` call names none.
@@ -137,10 +137,17 @@ class Monitor:
             plugins, entrypoints=load_entrypoints, strict=strict_plugins
         )
         strict = strict_mode(strict_plugins)
+        declared, f0 = collect(
+            self.plugin_manager, "register_signals", "signal", (), strict, validate=sig.signal_name_error, monitor=self
+        )
+        #: Every signal this monitor records and reads: the built-in ones, then those plugins
+        #: declared (``register_signals``), each once.
+        self.signals: tuple[str, ...] = (*sig.SIGNALS, *dict.fromkeys(declared))
+        self.recorder.declared = frozenset(self.signals[len(sig.SIGNALS) :])
         checks, f1 = collect(self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict, monitor=self)
         sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
         renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
-        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f1, *f2, *f3)
+        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f0, *f1, *f2, *f3)
         self.checks: Sequence[Check] = _by_name(checks)
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
@@ -256,6 +263,35 @@ class Monitor:
         try:
             if len(self._buffer) < self._capacity:
                 self._buffer.extend((sig.PAGE_LOAD, site, page, seconds, None, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record(
+        self,
+        signal: str,
+        key: str = "",
+        *,
+        ok: bool = True,
+        value: float | None = None,
+        user: str | None = None,
+        site: str | None = None,
+    ) -> None:
+        """One event of a plugin's own signal (declared through ``register_signals``).
+
+        ``ok=False`` counts it bad (a failed job, a timed-out call); ``value``, a duration
+        in seconds or another amount of at least 0, feeds the window's quantiles; ``key``
+        splits the signal as routes split requests, so keep it to a few fixed names (the
+        first 100 per site and signal are kept, later ones dropped and counted).
+
+        As cheap as :meth:`record_request`, and like it never raises: an event of a signal
+        no plugin declared is dropped when flushed, counted in ``status().drops`` and named
+        once in the log. The built-in signals have their own ``record_*`` methods.
+        """
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.extend((signal, site, key, ok, value, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:

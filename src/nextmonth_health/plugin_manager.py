@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -165,13 +165,21 @@ _TRACED: set[int] = set()
 
 
 def collect(
-    pm: pluggy.PluginManager, hook_name: str, kind: str, required: tuple[str, ...], strict: bool, **kwargs: Any
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    kind: str,
+    required: tuple[str, ...],
+    strict: bool,
+    *,
+    validate: Callable[[Any], str | None] | None = None,
+    **kwargs: Any,
 ) -> tuple[list[Any], list[PluginFailure]]:
     """Call one ``register_*`` hook per implementation, each in its own guard.
 
     Objects come back in registration order of their plugins (bundled first), so that a
     later plugin's object replaces a bundled one of the same name. An object lacking
-    a ``required`` attribute is a mistake in code: an in-code or bundled plugin's fails
+    a ``required`` attribute, or one ``validate`` finds fault with (it returns what is
+    wrong, said of the plugin), is a mistake in code: an in-code or bundled plugin's fails
     start-up with a :class:`ConfigError`, an installed distribution's is reported and
     left out (unless ``strict``), like any other broken plugin.
     """
@@ -197,8 +205,12 @@ def collect(
             continue
         for obj in registered:
             missing = [name for name in required if not hasattr(obj, name)]
+            error: str | None = None
             if missing:
                 error = f"registered {obj!r} as a {kind}, but it lacks what a {kind} needs: {', '.join(missing)}"
+            elif validate is not None:
+                error = validate(obj)
+            if error:
                 if strict or distribution_of(impl.plugin) is None:
                     raise ConfigError(f"plugin {impl.plugin_name!r} {error}")
                 fail(impl, error)

@@ -24,6 +24,7 @@ from .cache import BucketCache, Span
 from .clock import SystemClock
 from .errors import StaleLease
 from .logs import get_logger
+from .signals import SIGNALS
 from .store.base import FIVE_MINUTE_RETENTION, SiteSums, Store, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
@@ -146,9 +147,15 @@ class Evaluator:
         store = monitor.store
         self._store_has_time = type(store).time is not Store.time
         # A store doing I/O is read through caches; memory:// answers from its running sums.
-        self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
+        # Both read the monitor's signals: the built-in ones and any plugin declared.
+        signals = monitor.signals
+        self._windows: _Reader = (
+            BucketCache(store, signals=signals) if store.blocking else _Direct(store, signals=signals)
+        )
         self._baselines: _Reader = (
-            BucketCache(store, BASELINE_ROLLUP) if store.blocking else _Direct(store, BASELINE_ROLLUP)
+            BucketCache(store, BASELINE_ROLLUP, signals=signals)
+            if store.blocking
+            else _Direct(store, BASELINE_ROLLUP, signals=signals)
         )
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
@@ -442,9 +449,10 @@ class Evaluator:
 class _Direct:
     """Reads straight from a store that keeps everything in memory (no cache to gain)."""
 
-    def __init__(self, store: Store, width: int | None = None) -> None:
+    def __init__(self, store: Store, width: int | None = None, *, signals: Sequence[str] = SIGNALS) -> None:
         self.store = store
         self.width = width
+        self.signals = signals
 
     def get(
         self, spans: Mapping[str, Span], now: float, marks: Mapping[str, tuple[int, int]] | None = None
@@ -454,7 +462,7 @@ class _Direct:
             groups.setdefault((start, end), []).append(site)
         found: dict[str, SiteSums] = {}
         for (start, end), sites in groups.items():
-            found.update(self.store.sums(sites, start, end, width=self.width))
+            found.update(self.store.sums(sites, start, end, width=self.width, signals=self.signals))
         return found
 
     def recent(self, spans: Mapping[str, Span]) -> dict[str, SiteSums]:
