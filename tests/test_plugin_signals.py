@@ -25,6 +25,7 @@ import nextmonth_health as nmh
 from nextmonth_health import ConfigError, Health, Reading, hookimpl
 from nextmonth_health.recorder import FIELDS, MAX_SIGNAL_KEYS
 from nextmonth_health.signals import SIGNALS
+from nextmonth_health.store import MemoryStore, SQLiteStore
 from nextmonth_health.testing import START, FakeClock, capture_logs
 
 from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
@@ -341,6 +342,33 @@ async def test_a_pass_reads_what_another_monitor_on_the_store_recorded(fake_cloc
     reader = nmh.Monitor("acme", store=writer.store, clock=fake_clock, plugins=[Reader(QUEUE)], load_entrypoints=False)
     await reader.evaluate()
     assert seen["queue"] == 1
+
+
+class OlderStore(MemoryStore):
+    """A store written before plugin signals: its ``sums`` names no ``signals``."""
+
+    def sums(self, sites: Any, start: float, end: float, *, width: int | None = None) -> Any:  # type: ignore[override]
+        return super().sums(sites, start, end, width=width)
+
+
+class OlderBlockingStore(SQLiteStore):
+    def read_rows(self, sites: Any, start: float, end: float, *, width: int | None = None) -> Any:  # type: ignore[override]
+        return super().read_rows(sites, start, end, width=width)
+
+
+async def test_a_store_written_before_plugin_signals_works_until_one_is_declared(tmp_path: Path, fake_clock: FakeClock):
+    older = OlderStore()
+    monitor = nmh.Monitor("acme", store=older, clock=fake_clock, load_entrypoints=False)
+    monitor.record_request("/bookings", 503, 0.1)
+    assert (await monitor.evaluate()).failures == () and monitor.errors.total == 0
+    with pytest.raises(ConfigError, match=r"OlderStore\.sums must accept a keyword argument 'signals'"):
+        nmh.Monitor("acme", store=older, plugins=[Declares(QUEUE)], load_entrypoints=False)
+    blocking = OlderBlockingStore(f"sqlite:///{tmp_path / 'older.db'}")
+    try:
+        with pytest.raises(ConfigError, match=r"OlderBlockingStore\.read_rows must accept"):
+            nmh.Monitor("acme", store=blocking, plugins=[Declares(QUEUE)], load_entrypoints=False)
+    finally:
+        blocking.close()
 
 
 # One process records, another judges: real SQLite, real Redis.

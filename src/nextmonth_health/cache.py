@@ -232,7 +232,9 @@ class BucketCache:
     ) -> None:
         self.store = store
         self.width = width
-        self.signals = signals
+        #: What read_rows is told beyond the span: nothing without plugin signals, so a
+        #: store written before them is called exactly as it always was.
+        self._which: dict[str, Any] = {} if tuple(signals) == SIGNALS else {"signals": tuple(signals)}
         self.settle = settle
         self.refresh = refresh
         self._entries: dict[str, _Entry] = {}
@@ -280,7 +282,7 @@ class BucketCache:
             entry.settled = min(end, (written - self.settle) // step * step)
         for (start, end), sites in reads.items():
             try:
-                rows = self.store.read_rows(sites, start, end, width=self.width, signals=self.signals)
+                rows = self.store.read_rows(sites, start, end, width=self.width, **self._which)
             except BaseException:
                 self.forget(sites)
                 raise

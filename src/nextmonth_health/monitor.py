@@ -31,7 +31,7 @@ from .recorder import FIELDS, Recorder
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
-from .store import Store, open_store
+from .store import Store, check_reads_signals, open_store
 from .values import SITE_AREA, Alert, Incident, Notice, timestamp
 from .windows import SiteView
 
@@ -144,6 +144,8 @@ class Monitor:
         #: declared (``register_signals``), each once.
         self.signals: tuple[str, ...] = (*sig.SIGNALS, *dict.fromkeys(declared))
         self.recorder.declared = frozenset(self.signals[len(sig.SIGNALS) :])
+        if self.recorder.declared:
+            check_reads_signals(self.store)
         checks, f1 = collect(self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict, monitor=self)
         sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
         renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)

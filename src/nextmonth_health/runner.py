@@ -452,7 +452,8 @@ class _Direct:
     def __init__(self, store: Store, width: int | None = None, *, signals: Sequence[str] = SIGNALS) -> None:
         self.store = store
         self.width = width
-        self.signals = signals
+        #: Nothing without plugin signals: a store written before them is called as it was.
+        self._which: dict[str, Any] = {} if tuple(signals) == SIGNALS else {"signals": tuple(signals)}
 
     def get(
         self, spans: Mapping[str, Span], now: float, marks: Mapping[str, tuple[int, int]] | None = None
@@ -462,7 +463,7 @@ class _Direct:
             groups.setdefault((start, end), []).append(site)
         found: dict[str, SiteSums] = {}
         for (start, end), sites in groups.items():
-            found.update(self.store.sums(sites, start, end, width=self.width, signals=self.signals))
+            found.update(self.store.sums(sites, start, end, width=self.width, **self._which))
         return found
 
     def recent(self, spans: Mapping[str, Span]) -> dict[str, SiteSums]:
