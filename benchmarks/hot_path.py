@@ -4,6 +4,10 @@
   status, keeps its duration, and the distinct user — against prometheus_client (and
   opentelemetry-sdk when installed) counting by route+status and observing the duration
   by route. Same pre-built inputs, same process, same loop.
+* ``record(signal, key, ok=..., value=..., user=...)`` — a plugin's own signal (here
+  ``bench.query``, keyed by route), the same job (count by key and outcome, keep the
+  value, the distinct user) on the same inputs, in the same rounds: it must cost what
+  ``record_request`` costs.
 * ``record_login`` / ``record_upload`` / ``record_page_load`` / ``record_session_expired``
   — ours only (no peer has an equivalent beyond another counter).
 * ``flush()`` — the background fold of buffered events into the store, per event. Off
@@ -27,9 +31,21 @@ __all__ = ["run"]
 GOAL_MEDIAN_NS = 500.0
 GOAL_VS_PROMETHEUS = 6.0
 
+#: The plugin signal ``record`` is timed on.
+SIGNAL = "bench.query"
+RECORD = "nextmonth_health record(signal)"
+
+
+class _Declares:
+    """A plugin declaring the benchmark's own signal."""
+
+    @nmh.hookimpl
+    def register_signals(self, register: Any) -> None:
+        register(SIGNAL)
+
 
 def _monitor() -> nmh.Monitor:
-    return nmh.Monitor("bench", store="memory://", load_entrypoints=False)
+    return nmh.Monitor("bench", store="memory://", load_entrypoints=False, plugins=[_Declares()])
 
 
 COLUMNS = ("median", "min", "p99", "wall median")
@@ -42,10 +58,12 @@ def _cells(t: Timing) -> tuple[str, ...]:
 def run(quick: bool = False) -> list[Section]:
     batches = 10 if quick else 30
     samples = 20_000 if quick else 50_000
-    data = workload.request_events(10_000)
+    # Each request with its outcome as a bool, for record(ok=...): what a plugin has at hand.
+    data = [(*event, event[1] < 500) for event in workload.request_events(10_000)]
     monitor = _monitor()
     stmt = "monitor.record_request(route, status, duration, user=user)"
-    unpack = "route, status, duration, user"
+    record_stmt = f"monitor.record({SIGNAL!r}, route, ok=ok, value=duration, user=user)"
+    unpack = "route, status, duration, user, ok"
 
     # 1. record_request against the peers, interleaved batch by batch -----------------
     subjects = [
@@ -55,10 +73,14 @@ def run(quick: bool = False) -> list[Section]:
             {"monitor": monitor},
             between=monitor.flush,
             single_samples=samples,
-        )
+        ),
+        Subject(RECORD, record_stmt, {"monitor": monitor}, between=monitor.flush, single_samples=samples),
     ]
-    versions = {"nextmonth_health": nmh.__version__}
-    notes = {"nextmonth_health": "count + duration + distinct users"}
+    versions = {"nextmonth_health": nmh.__version__, RECORD: nmh.__version__}
+    notes = {
+        "nextmonth_health": "count + duration + distinct users",
+        RECORD: f"a plugin's signal: count + value + distinct users, keyed by route ({record_stmt})",
+    }
     prom = peers.prometheus()
     otel = peers.opentelemetry()
     if prom is not None:
@@ -74,6 +96,7 @@ def run(quick: bool = False) -> list[Section]:
             notes[peer.name] = peer.note
     timings = compare(subjects, unpack=unpack, data=data, rounds=batches)
     ours = timings["nextmonth_health"]
+    record = timings[RECORD]
 
     # The same, with the garbage collector left on (what a real request thread sees).
     gc_subjects = [Subject("nextmonth_health", stmt, {"monitor": monitor}, between=monitor.flush)]
@@ -88,8 +111,13 @@ def run(quick: bool = False) -> list[Section]:
     )
     for name, t in timings.items():
         ratio = ""
-        if name != "nextmonth_health":
-            ratio = f"{t.median / ours.median:.1f}× ours (paired {t.paired_ratio(ours):.1f}×); "
+        if name == RECORD:
+            ratio = f"{t.median / ours.median:.2f}× record_request (paired {t.paired_ratio(ours):.2f}×); "
+        elif name != "nextmonth_health":
+            ratio = (
+                f"{t.median / ours.median:.1f}× ours, {t.median / record.median:.1f}× record() "
+                f"(paired {t.paired_ratio(ours):.1f}×, {t.paired_ratio(record):.1f}×); "
+            )
         vs.rows.append(Row(f"{name} {versions[name]}", _cells(t), ratio + notes[name]))
     for name, t in gc_on.items():
         vs.rows.append(Row(f"{name} (gc on)", _cells(t), "same loop, collector enabled"))
@@ -102,17 +130,18 @@ def run(quick: bool = False) -> list[Section]:
         f"timer cost {ours.timer_overhead_ns:.0f} ns removed; paired = median of same-round batch ratios"
     )
     vs.goals.append(Goal("record_request median", ours.median, "<=", GOAL_MEDIAN_NS, "ns"))
+    vs.goals.append(Goal("record(signal) median", record.median, "<=", GOAL_MEDIAN_NS, "ns"))
     if "prometheus_client" in timings:
-        ratio = timings["prometheus_client"].median / ours.median
-        vs.goals.append(
-            Goal(
-                "prometheus_client / nextmonth_health (median)",
-                ratio,
-                ">=",
-                GOAL_VS_PROMETHEUS,
-                "x",
+        for name, t in (("nextmonth_health", ours), ("record(signal)", record)):
+            vs.goals.append(
+                Goal(
+                    f"prometheus_client / {name} (median)",
+                    timings["prometheus_client"].median / t.median,
+                    ">=",
+                    GOAL_VS_PROMETHEUS,
+                    "x",
+                )
             )
-        )
     else:
         vs.notes.append(
             "prometheus_client is not installed (pip install -e '.[bench]'): no comparison"
@@ -122,7 +151,8 @@ def run(quick: bool = False) -> list[Section]:
     vs.notes.append(
         f"workload: {len(data):,} pre-built requests over {len(workload.ROUTES)} routes, 1000 users, ~5 % 5xx; "
         f"{batches} rounds of 10,000-call batches, subjects interleaved (opentelemetry in every 3rd round); "
-        f"monitor.flush() after each of our batches, untimed"
+        f"monitor.flush() after each of our batches, untimed; record() records the same requests as the "
+        f"plugin signal {SIGNAL!r}, ok = status < 500 computed beforehand"
     )
     status = monitor.status()
     if status.drops or status.internal_errors:
@@ -145,6 +175,7 @@ def run(quick: bool = False) -> list[Section]:
         "paired_ratios_vs_ours": {
             name: round(t.paired_ratio(ours), 2) for name, t in timings.items()
         },
+        "ratios_vs_record": {name: round(t.median / record.median, 2) for name, t in timings.items()},
     }
 
     # 2. the other record_* calls --------------------------------------------------------
@@ -213,11 +244,17 @@ def run(quick: bool = False) -> list[Section]:
             else:
                 fm.record_upload(args[0], user=args[1], size=args[2])
 
+    def fill_signal() -> None:
+        rec = fm.record
+        for route, status, duration, user in requests:
+            rec(SIGNAL, route, ok=status < 500, value=duration, user=user)
+
     def flush_all(_: Any) -> None:
         folded = fm.flush()
         assert folded == n, (folded, n)
 
-    for label, fill in (("requests", fill_requests), ("mixed signals", fill_mixed)):
+    cases = (("requests", fill_requests), ("mixed signals", fill_mixed), ("plugin signal events", fill_signal))
+    for label, fill in cases:
         t = time_callable(
             f"flush {label}",
             fill,
@@ -246,7 +283,10 @@ def run(quick: bool = False) -> list[Section]:
         f"({per_event / 1e4:.2f} % of a core), run holding the GIL, which it hands over every "
         f"{_switch_ms()} ms"
     )
-    mixed_note = "mixed = 85 % requests, 5 % each page loads, logins, uploads"
+    mixed_note = (
+        "mixed = 85 % requests, 5 % each page loads, logins, uploads; plugin signal events = the "
+        f"requests recorded as {SIGNAL!r} keyed by route"
+    )
     flush.notes.append(
         f"{n:,} events buffered by record_* (untimed), then one timed flush(); {repeats} repeats; {mixed_note}"
     )

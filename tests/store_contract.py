@@ -183,6 +183,48 @@ class StoreContract:
             for b in rows
         }
 
+    def test_a_plugin_signal_is_kept_like_a_built_in_one(self, store: Store) -> None:
+        """Stores key buckets by (site, signal, start, key): a signal a plugin declared
+        (``acme.queue-wait``) is written, rolled up, summed, counted and trimmed like
+        ``request``; a pass reads it when it names it among the signals it wants."""
+        queue = "acme.queue-wait"
+        five = T0 - T0 % 300
+        store.write(
+            [
+                bucket(signal=queue, key="mail", start=T0 - 7200, users=("old",)),
+                bucket(signal=queue, key="mail", start=T0, users=("a", "b"), bad_users=("a",)),
+                bucket(signal=queue, key="mail", start=T0 + 10, total=4, bad=0, hist={60: 4}, users=("c",), bad_users=()),
+                bucket(signal=queue, key="", start=T0, total=1, bad=1, hist={}, users=(), bad_users=()),
+                bucket(start=T0),
+            ]
+        )
+        [mail, mail_later] = [b for b in store.read("s", queue, T0, T0 + 20) if b.key == "mail"]
+        assert (mail.signal, mail.total, mail.bad, dict(mail.hist), len(mail.users)) == (queue, 10, 2, {1: 3, 40: 7}, 2)
+        assert (mail_later.start, mail_later.total, dict(mail_later.hist)) == (T0 + 10, 4, {60: 4})
+        [rollup] = [b for b in store.read_rollup("s", queue, 300, five, five + 300) if b.key == "mail"]
+        assert (rollup.total, rollup.bad, dict(rollup.hist)) == (14, 2, {1: 3, 40: 7, 60: 4})
+        assert sorted((b.key, b.total) for b in store.read_hourly("s", queue, T0, T0 + 3600)) == [("", 1), ("mail", 14)]
+        assert store.window_users("s", [(queue, ["mail"], False)], T0, T0 + 20) == 3
+        assert store.window_users("s", [(queue, None, True), (REQUEST, None, True)], T0, T0 + 20) == 1
+
+        signals = (REQUEST, LOGIN, queue)
+        found = store.read_many(["s", "t"], T0, T0 + 20, signals=signals)
+        assert set(found["s"]) == {REQUEST, queue} and found["t"] == {}
+        assert sorted((b.key, b.start, b.total) for b in found["s"][queue]) == [("", T0, 1), ("mail", T0, 10), ("mail", T0 + 10, 4)]
+        assert queue not in store.read_many(["s"], T0, T0 + 20)["s"], "the built-in signals unless told"
+        rows = [r for r in store.read_rows(["s"], T0, T0 + 20, signals=signals) if r[1] == queue]
+        assert sorted(r[2:6] for r in rows) == [("", T0, 1, 1), ("mail", T0, 10, 2), ("mail", T0 + 10, 4, 0)]
+        sums = store.sums(["s"], T0, T0 + 20, signals=signals)["s"]
+        assert queue in set(sums)
+        summed = sums[queue]["mail"]
+        assert (summed.total, summed.bad, dict(summed.hist)) == (14, 2, {1: 3, 40: 7, 60: 4})
+        assert {b.key: b.total for b in store.read_sums(["s"], T0, T0 + 20, signals=signals)["s"][queue]} == {"": 1, "mail": 14}
+        assert {b.key: b.total for b in store.read_sums(["s"], five, five + 300, width=300, signals=signals)["s"][queue]} == {"": 1, "mail": 14}
+
+        store.trim(buckets_before=T0 - 3600, hourly_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
+        assert [b.start for b in store.read("s", queue, T0 - 10_000, T0 + 20) if b.key == "mail"] == [T0, T0 + 10]
+        assert [b.start for b in store.read_hourly("s", queue, T0 - 10_000, T0) if b.key == "mail"] == []
+
     def test_open_incidents_of_many_sites(self, store: Store) -> None:
         a = incident("a", "s", opened=T0)
         b = incident("b", "s", opened=T0 + 1, key="/portal")

@@ -46,7 +46,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def build(*plugins: Any, entrypoints: bool = False, **kwargs: Any) -> nmh.Monitor:
     return nmh.Monitor(
-        "acme", store="memory://", clock=FakeClock(), plugins=plugins, load_entrypoints=entrypoints, **kwargs
+        "acme",
+        store="memory://",
+        clock=FakeClock(),
+        plugins=plugins,
+        load_entrypoints=entrypoints,
+        **kwargs,
     )
 
 
@@ -55,7 +60,9 @@ class ScriptedCheck:
 
     interval: float | None = None
 
-    def __init__(self, name: str, status: str = "ok", area: str = "portal", timeout: float | None = None) -> None:
+    def __init__(
+        self, name: str, status: str = "ok", area: str = "portal", timeout: float | None = None
+    ) -> None:
         self.name = name
         self.status = status
         self.area = area
@@ -65,7 +72,14 @@ class ScriptedCheck:
     def evaluate(self, view: nmh.SiteView) -> list[Reading]:
         self.calls += 1
         return [
-            Reading(check=self.name, site=view.site, key="", area=self.area, status=self.status, subject=self.name)
+            Reading(
+                check=self.name,
+                site=view.site,
+                key="",
+                area=self.area,
+                status=self.status,
+                subject=self.name,
+            )
         ]
 
 
@@ -109,6 +123,16 @@ class RegistersRoutes:
             register(table)
 
 
+class RegistersSignals:
+    def __init__(self, *signals: Any) -> None:
+        self.signals = signals
+
+    @hookimpl
+    def register_signals(self, register: Callable[[Any], None]) -> None:
+        for signal in self.signals:
+            register(signal)
+
+
 class ListSink:
     def __init__(self, name: str = "list") -> None:
         self.name = name
@@ -126,7 +150,10 @@ class FixedRenderer:
 
     def render(self, incident: nmh.Incident) -> nmh.Notice:
         return nmh.Notice(
-            area=incident.area, site=incident.site, title=self.title, message="Thank you for waiting.",
+            area=incident.area,
+            site=incident.site,
+            title=self.title,
+            message="Thank you for waiting.",
             severity=incident.severity,
         )
 
@@ -172,7 +199,9 @@ async def test_register_health_checks_from_an_in_code_plugin_object():
 
 async def test_register_alert_sinks_from_an_in_code_plugin_object():
     sink = ListSink()
-    monitor = build(RegistersSinks(sink), RegistersChecks(ScriptedCheck("probe", status="critical")))
+    monitor = build(
+        RegistersSinks(sink), RegistersChecks(ScriptedCheck("probe", status="critical"))
+    )
     assert names(monitor.sinks) == ["admin_panel", "log", "list"]
     await monitor.evaluate()
     assert [(t.kind, t.incident.check) for t in sink.received] == [("opened", "probe")]
@@ -182,12 +211,18 @@ async def test_register_alert_sinks_from_an_in_code_plugin_object():
 
 async def test_register_message_renderers_from_an_in_code_plugin_object():
     monitor = build(
-        RegistersRenderers(FixedRenderer("calm", areas=None)), RegistersChecks(ScriptedCheck("probe", "degraded"))
+        RegistersRenderers(FixedRenderer("calm", areas=None)),
+        RegistersChecks(ScriptedCheck("probe", "degraded")),
     )
     assert names(monitor.renderers) == ["calm", "cinematic"]  # later registered, asked first
     await monitor.evaluate()
     [notice] = monitor.notices("portal")
-    assert (notice.title, notice.area, notice.site, notice.severity) == ("All good soon", "portal", "acme", "degraded")
+    assert (notice.title, notice.area, notice.site, notice.severity) == (
+        "All good soon",
+        "portal",
+        "acme",
+        "degraded",
+    )
 
 
 async def test_register_routes_from_an_in_code_plugin_object():
@@ -199,28 +234,80 @@ async def test_register_routes_from_an_in_code_plugin_object():
         def evaluate(self, view: nmh.SiteView) -> list[Reading]:
             window = view.window("request", "POST /payments/webhook")
             status = "degraded" if window.bad >= 3 else "ok"
-            return [Reading(self.name, view.site, "POST /payments/webhook", "payments", status, "Webhook failures")]
+            return [
+                Reading(
+                    self.name,
+                    view.site,
+                    "POST /payments/webhook",
+                    "payments",
+                    status,
+                    "Webhook failures",
+                )
+            ]
 
     class SeesRoutes:
         @hookimpl
         def register_health_checks(self, register, monitor):  # type: ignore[no-untyped-def]
-            seen.append((monitor.settings.route_for("POST /payments/webhook"), monitor.settings.area_for("/refunds/7")))
+            seen.append(
+                (
+                    monitor.settings.route_for("POST /payments/webhook"),
+                    monitor.settings.area_for("/refunds/7"),
+                )
+            )
             register(Webhooks())
 
     monitor = build(
-        RegistersRoutes({"POST /payments/webhook": "payments"}, {"/refunds": "payments"}), SeesRoutes()
+        RegistersRoutes({"POST /payments/webhook": "payments"}, {"/refunds": "payments"}),
+        SeesRoutes(),
     )
     assert seen == [("POST /payments/webhook", "payments")]  # checks registered after see them
     assert dict(monitor.settings.routes) == {
-        **nmh.settings.DEFAULT_ROUTES, "POST /payments/webhook": "payments", "/refunds": "payments"
+        **nmh.settings.DEFAULT_ROUTES,
+        "POST /payments/webhook": "payments",
+        "/refunds": "payments",
     }
     for _ in range(4):
         monitor.record_request("POST /payments/webhook/stripe", 503, 0.2)
-        monitor.record_request("GET /payments/webhook", 200, 0.2)  # not the webhook's route: 'other'
+        monitor.record_request(
+            "GET /payments/webhook", 200, 0.2
+        )  # not the webhook's route: 'other'
     evaluation = await monitor.evaluate()
     [reading] = [r for r in evaluation.readings if r.check == "webhooks"]
     assert reading.status is Health.DEGRADED
-    assert [(t.incident.check, t.incident.key) for t in evaluation.opened] == [("webhooks", "POST /payments/webhook")]
+    assert [(t.incident.check, t.incident.key) for t in evaluation.opened] == [
+        ("webhooks", "POST /payments/webhook")
+    ]
+
+
+async def test_register_signals_from_an_in_code_plugin_object():
+    class QueueCheck:
+        name = "queue_wait"
+        interval = timeout = None
+
+        def evaluate(self, view: nmh.SiteView) -> list[Reading]:
+            window = view.window("acme.queue", "mail")
+            slow = window.samples > 0 and (window.quantile(0.5) or 0) > 5
+            return [
+                Reading(
+                    check=self.name,
+                    site=view.site,
+                    key="mail",
+                    area="portal",
+                    status="degraded" if slow else "ok",
+                    subject="Slow mail queue",
+                    value=window.quantile(0.5),
+                )
+            ]
+
+    monitor = build(RegistersSignals("acme.queue"), RegistersChecks(QueueCheck()))
+    assert monitor.signals[-1] == "acme.queue" and monitor.recorder.declared == {"acme.queue"}
+    for _ in range(5):
+        monitor.record("acme.queue", "mail", value=30.0, user="u-1")
+    evaluation = await monitor.evaluate()
+    [reading] = [r for r in evaluation.readings if r.check == "queue_wait"]
+    assert reading.status is Health.DEGRADED and reading.value == pytest.approx(30.0, rel=0.05)
+    assert [t.incident.check for t in evaluation.opened] == ["queue_wait"]
+    assert monitor.status().drops == {}
 
 
 def test_hooks_receive_the_monitor_being_built():
@@ -237,7 +324,9 @@ def test_hooks_receive_the_monitor_being_built():
     assert "probe_acme" in names(monitor.checks)
 
 
-def test_a_plugin_module_can_be_given_by_name_or_as_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_plugin_module_can_be_given_by_name_or_as_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     (tmp_path / "nmh_inline_plugin.py").write_text(
         textwrap.dedent(
             """
@@ -263,7 +352,9 @@ def test_a_plugin_module_can_be_given_by_name_or_as_a_module(tmp_path: Path, mon
         assert "inline" in names(build("nmh_inline_plugin").checks)
         module = importlib.import_module("nmh_inline_plugin")
         assert "inline" in names(build(module).checks)
-        assert names(build(module, "nmh_inline_plugin").checks).count("inline") == 1  # registered once
+        assert (
+            names(build(module, "nmh_inline_plugin").checks).count("inline") == 1
+        )  # registered once
     finally:
         sys.modules.pop("nmh_inline_plugin", None)
 
@@ -280,7 +371,9 @@ async def test_a_plugin_check_with_a_bundled_name_replaces_the_bundled_one():
     assert [c for c in monitor.checks if c.name == "api_errors"] == [mine]
     evaluation = await monitor.evaluate()
     api = [r for r in evaluation.readings if r.check == "api_errors"]
-    assert [(r.key, r.area, r.subject) for r in api] == [("", "uploads", "api_errors")]  # ours, not one per route
+    assert [(r.key, r.area, r.subject) for r in api] == [
+        ("", "uploads", "api_errors")
+    ]  # ours, not one per route
     assert mine.calls == 1
 
 
@@ -337,7 +430,10 @@ def test_strict_plugins_env_raises_the_hook_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     with pytest.raises(RuntimeError, match="could not read its config"):
         build(RaisesInHook())
-    assert build(RaisesInHook(), strict_plugins=False).plugin_failures[0].where == "register_health_checks"
+    assert (
+        build(RaisesInHook(), strict_plugins=False).plugin_failures[0].where
+        == "register_health_checks"
+    )
 
 
 def test_a_misspelt_hook_name_fails_loudly_from_check_pending():
@@ -464,12 +560,20 @@ BROKEN = """
 
 def test_an_entry_point_whose_import_raises_is_reported_with_its_distribution(make_dist: Dist):
     make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken"}, {"nmh_ep_broken": BROKEN})
-    make_dist("nmh-good-plugin", {"good": "nmh_ep_good"}, {"nmh_ep_good": check_module("good_probe", "ok")})
+    make_dist(
+        "nmh-good-plugin",
+        {"good": "nmh_ep_good"},
+        {"nmh_ep_good": check_module("good_probe", "ok")},
+    )
     monitor = build(entrypoints=True)
     assert "good_probe" in names(monitor.checks)
     assert set(names(monitor.checks)) >= BUNDLED_CHECKS
     [failure] = monitor.plugin_failures
-    assert (failure.name, failure.where, failure.distribution) == ("broken", "load", "nmh-broken-plugin")
+    assert (failure.name, failure.where, failure.distribution) == (
+        "broken",
+        "load",
+        "nmh-broken-plugin",
+    )
     assert failure.error == "ImportError: this plugin needs a library that is not installed"
     assert monitor.status().plugin_failures == (failure,)
 
@@ -490,7 +594,11 @@ def test_an_entry_point_whose_hook_raises_is_reported_with_its_distribution(make
     )
     monitor = build(entrypoints=True)
     [failure] = monitor.plugin_failures
-    assert (failure.name, failure.where, failure.distribution) == ("raising", "register_alert_sinks", "nmh-raising-hook")
+    assert (failure.name, failure.where, failure.distribution) == (
+        "raising",
+        "register_alert_sinks",
+        "nmh-raising-hook",
+    )
     assert names(monitor.sinks) == ["admin_panel", "log"]
 
 
@@ -520,6 +628,36 @@ def test_an_installed_plugin_registering_a_malformed_object_is_left_out(make_dis
         build(entrypoints=True, strict_plugins=True)
 
 
+def test_an_installed_plugin_declaring_a_bad_signal_is_reported_and_the_rest_kept(make_dist: Dist):
+    make_dist(
+        "nmh-queues",
+        {"queues": "nmh_ep_queues"},
+        {
+            "nmh_ep_queues": """
+                from nextmonth_health import hookimpl
+
+                @hookimpl
+                def register_signals(register):
+                    register("request")
+                    register("queues.wait")
+            """
+        },
+    )
+    monitor = build(entrypoints=True)
+    assert monitor.signals[-1] == "queues.wait" and "request" not in monitor.recorder.declared
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.where, failure.distribution) == (
+        "queues",
+        "register_signals",
+        "nmh-queues",
+    )
+    assert failure.error.startswith("declared the signal 'request', which is built in")
+    with pytest.raises(
+        ConfigError, match="^plugin 'queues' declared the signal 'request', which is built in"
+    ):
+        build(entrypoints=True, strict_plugins=True)
+
+
 def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NEXTMONTH_HEALTH_TRACE_HOOKS", "1")
     with capture_logs() as logs:
@@ -539,8 +677,12 @@ def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.Monkey
     assert not [e for e in quiet if e["event"] == "nextmonth_health.hook_call"]
 
 
-def test_strict_plugins_env_makes_a_broken_entry_point_raise(make_dist: Dist, monkeypatch: pytest.MonkeyPatch):
-    make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken_strict"}, {"nmh_ep_broken_strict": BROKEN})
+def test_strict_plugins_env_makes_a_broken_entry_point_raise(
+    make_dist: Dist, monkeypatch: pytest.MonkeyPatch
+):
+    make_dist(
+        "nmh-broken-plugin", {"broken": "nmh_ep_broken_strict"}, {"nmh_ep_broken_strict": BROKEN}
+    )
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     with pytest.raises(ImportError, match="needs a library"):
         build(entrypoints=True)
@@ -550,7 +692,9 @@ def test_strict_plugins_env_makes_a_broken_entry_point_raise(make_dist: Dist, mo
     assert build(entrypoints=True).plugin_failures[0].name == "broken"
 
 
-def test_strict_plugins_argument_overrides_the_env(make_dist: Dist, monkeypatch: pytest.MonkeyPatch):
+def test_strict_plugins_argument_overrides_the_env(
+    make_dist: Dist, monkeypatch: pytest.MonkeyPatch
+):
     make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken_arg"}, {"nmh_ep_broken_arg": BROKEN})
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     assert build(entrypoints=True, strict_plugins=False).plugin_failures[0].name == "broken"
@@ -558,8 +702,12 @@ def test_strict_plugins_argument_overrides_the_env(make_dist: Dist, monkeypatch:
 
 @pytest.fixture
 def three_plugins(make_dist: Dist) -> None:
-    make_dist("nmh-alpha", {"alpha": "nmh_ep_alpha"}, {"nmh_ep_alpha": check_module("alpha_probe", "ok")})
-    make_dist("nmh-beta", {"beta": "nmh_ep_beta"}, {"nmh_ep_beta": check_module("beta_probe", "ok")})
+    make_dist(
+        "nmh-alpha", {"alpha": "nmh_ep_alpha"}, {"nmh_ep_alpha": check_module("alpha_probe", "ok")}
+    )
+    make_dist(
+        "nmh-beta", {"beta": "nmh_ep_beta"}, {"nmh_ep_beta": check_module("beta_probe", "ok")}
+    )
     make_dist("nmh-gamma", {"gamma": "nmh_ep_gamma"}, {"nmh_ep_gamma": BROKEN})
 
 
@@ -573,9 +721,16 @@ def test_all_installed_plugins_load_without_env():
 @pytest.mark.usefixtures("three_plugins")
 @pytest.mark.parametrize(
     ("allow", "loaded"),
-    [("alpha", {"alpha_probe"}), (" beta , alpha ", {"alpha_probe", "beta_probe"}), ("", set()), ("zeta", set())],
+    [
+        ("alpha", {"alpha_probe"}),
+        (" beta , alpha ", {"alpha_probe", "beta_probe"}),
+        ("", set()),
+        ("zeta", set()),
+    ],
 )
-def test_load_plugins_env_is_an_allow_list(monkeypatch: pytest.MonkeyPatch, allow: str, loaded: set[str]):
+def test_load_plugins_env_is_an_allow_list(
+    monkeypatch: pytest.MonkeyPatch, allow: str, loaded: set[str]
+):
     monkeypatch.setenv("NEXTMONTH_HEALTH_LOAD_PLUGINS", allow)
     monitor = build(entrypoints=True)
     assert set(names(monitor.checks)) == BUNDLED_CHECKS | loaded
@@ -646,7 +801,16 @@ class AsyncCheck:
 
     async def evaluate(self, view: nmh.SiteView) -> list[Reading]:
         await anyio.sleep(0)
-        return [Reading(check=self.name, site=view.site, key="", area="portal", status="degraded", subject="db")]
+        return [
+            Reading(
+                check=self.name,
+                site=view.site,
+                key="",
+                area="portal",
+                status="degraded",
+                subject="db",
+            )
+        ]
 
 
 async def test_a_check_that_raises_becomes_a_failure_and_others_still_read():
@@ -663,7 +827,9 @@ async def test_a_check_that_raises_becomes_a_failure_and_others_still_read():
 
 
 async def test_a_hanging_async_check_is_cancelled_by_its_timeout():
-    monitor = build(RegistersChecks(HangingCheck(), AsyncCheck(), ScriptedCheck("sync_probe", "ok")))
+    monitor = build(
+        RegistersChecks(HangingCheck(), AsyncCheck(), ScriptedCheck("sync_probe", "ok"))
+    )
     with anyio.fail_after(5):  # a safety net: the pass itself must not hang
         evaluation = await monitor.evaluate()
     [failure] = evaluation.failures
@@ -677,7 +843,16 @@ async def test_a_hanging_async_check_is_cancelled_by_its_timeout():
 async def test_a_check_returning_malformed_readings_is_a_failure():
     class WrongSite(ScriptedCheck):
         def evaluate(self, view: nmh.SiteView) -> list[Reading]:
-            return [Reading(check=self.name, site="someone-else", key="", area="portal", status="critical", subject="x")]
+            return [
+                Reading(
+                    check=self.name,
+                    site="someone-else",
+                    key="",
+                    area="portal",
+                    status="critical",
+                    subject="x",
+                )
+            ]
 
     class NotReadings(ScriptedCheck):
         def evaluate(self, view: nmh.SiteView) -> list[Any]:
@@ -705,7 +880,10 @@ async def test_a_failed_check_neither_opens_nor_resolves_incidents():
         evaluation = await monitor.evaluate()
         assert evaluation.transitions == ()
     [incident] = monitor.incidents(include_resolved=False)
-    assert (incident.check, incident.severity) == ("flappy", Severity.DEGRADED)  # not escalated, not resolved
+    assert (incident.check, incident.severity) == (
+        "flappy",
+        Severity.DEGRADED,
+    )  # not escalated, not resolved
 
 
 # Renderers.
@@ -728,7 +906,10 @@ class DeclinesRenderer:
 
 
 async def test_a_raising_renderer_falls_back_to_the_bundled_notice():
-    monitor = build(RegistersRenderers(ExplodingRenderer()), RegistersChecks(ScriptedCheck("probe", "degraded", "uploads")))
+    monitor = build(
+        RegistersRenderers(ExplodingRenderer()),
+        RegistersChecks(ScriptedCheck("probe", "degraded", "uploads")),
+    )
     await monitor.evaluate()
     [notice] = monitor.notices("uploads")
     assert (notice.title, notice.message) == TEMPLATES["uploads"][Severity.DEGRADED]
@@ -755,6 +936,7 @@ HOOK_TESTS: dict[str, Callable[..., Any]] = {
     "register_alert_sinks": test_register_alert_sinks_from_an_in_code_plugin_object,
     "register_message_renderers": test_register_message_renderers_from_an_in_code_plugin_object,
     "register_routes": test_register_routes_from_an_in_code_plugin_object,
+    "register_signals": test_register_signals_from_an_in_code_plugin_object,
 }
 
 
@@ -776,6 +958,7 @@ def test_every_hook_has_a_test():
             "register_alert_sinks": RegistersSinks,
             "register_message_renderers": RegistersRenderers,
             "register_routes": RegistersRoutes,
+            "register_signals": RegistersSignals,
         }.get(hook)
         source = inspect.getsource(test)
         assert registered_by is not None and registered_by.__name__ in source, hook

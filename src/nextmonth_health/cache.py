@@ -26,10 +26,10 @@ import math
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from .signals import Bucket, hist_add
+from .signals import SIGNALS, Bucket, hist_add
 from .store.base import Lookup, Row, SiteSums, Store, StoredBucket
 
 __all__ = ["REFRESH_SECONDS", "SETTLE_SECONDS", "BucketCache", "Span"]
@@ -218,7 +218,8 @@ class _Entry:
 
 
 class BucketCache:
-    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``."""
+    """Buckets (``width`` None) or roll-ups of one width, per site, read through ``store``:
+    those of ``signals`` (a monitor's, plugins' own included)."""
 
     def __init__(
         self,
@@ -227,9 +228,13 @@ class BucketCache:
         *,
         settle: float = SETTLE_SECONDS,
         refresh: float = REFRESH_SECONDS,
+        signals: Sequence[str] = SIGNALS,
     ) -> None:
         self.store = store
         self.width = width
+        #: What read_rows is told beyond the span: nothing without plugin signals, so a
+        #: store written before them is called exactly as it always was.
+        self._which: dict[str, Any] = {} if tuple(signals) == SIGNALS else {"signals": tuple(signals)}
         self.settle = settle
         self.refresh = refresh
         self._entries: dict[str, _Entry] = {}
@@ -277,7 +282,7 @@ class BucketCache:
             entry.settled = min(end, (written - self.settle) // step * step)
         for (start, end), sites in reads.items():
             try:
-                rows = self.store.read_rows(sites, start, end, width=self.width)
+                rows = self.store.read_rows(sites, start, end, width=self.width, **self._which)
             except BaseException:
                 self.forget(sites)
                 raise

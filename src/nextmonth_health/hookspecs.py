@@ -1,7 +1,8 @@
 """The plugin hooks: the ways to extend the monitor, all of the ``register_*`` shape.
 
-Hooks only register objects; the objects (checks, sinks, renderers) do the work, so pluggy
-never awaits anything and the monitor can call each object in its own guard.
+Hooks only register objects (or declare names); the objects (checks, sinks, renderers) do
+the work, so pluggy never awaits anything and the monitor can call each object in its own
+guard.
 """
 
 from __future__ import annotations
@@ -91,5 +92,30 @@ def register_routes(register: Callable[[Mapping[str, str]], None], monitor: Moni
         may leave it out of their signature. Called before ``register_health_checks``, so
         checks registered then see these routes in ``monitor.settings``.
 
-    .. versionadded:: 0.1
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def register_signals(register: Callable[[str], None], monitor: Monitor) -> None:
+    """Declare signals of the plugin's own, for checks to read like the built-in ones.
+
+    The app (or the plugin) records a declared signal with
+    :meth:`~nextmonth_health.Monitor.record`, as cheaply as a request; checks read it
+    with ``view.window(signal, key)`` and ``view.baseline(signal, key)``. Recording a
+    signal nobody declared drops the event, counted in ``status().drops``.
+
+    :param register: call it once per signal name: a lowercase letter, then lowercase
+        letters, digits, ``_``, ``.`` or ``-``, 64 characters at most, and none of the
+        built-in :data:`~nextmonth_health.signals.SIGNALS`. Prefix it with the plugin's
+        name (``"acme.queue_wait"``): the name alone keys the signal in every store. A bad
+        name fails start-up with :class:`~nextmonth_health.ConfigError` (an installed
+        distribution's is reported and left out). A name declared twice, by one plugin
+        or several, is one signal, which they share.
+
+    :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
+        ``settings``: a plugin that is installed but not configured may declare nothing.
+        Implementations may leave it out of their signature.
+
+    .. versionadded:: 0.2
     """

@@ -34,8 +34,8 @@ from .routes import check_routes, registered_routes, warn_unwatched
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
-from .store import Store, open_store
 from .quiet import planned_notice
+from .store import Store, check_reads_signals, open_store
 from .values import SITE_AREA, Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
 from .windows import SiteView
 
@@ -84,8 +84,8 @@ class MonitorStatus:
 class Monitor:
     """Watches one or many sites from inside the app.
 
-    ``record_*`` methods are the request path: they append one tuple to an in-memory
-    buffer and return, never raising and never blocking. Everything else happens in
+    ``record_*`` methods (and :meth:`record`, for plugins' signals) are the request path:
+    they append one event to an in-memory buffer and return, never raising and never blocking. Everything else happens in
     :meth:`evaluate`, run on intervals by :meth:`running`, :meth:`run` or :meth:`start`.
 
     :param site: the site recorded when a ``record_*`` call names none.
@@ -144,9 +144,18 @@ class Monitor:
         )
         strict = strict_mode(strict_plugins)
         declared, f0 = collect(
+            self.plugin_manager, "register_signals", "signal", (), strict, validate=sig.signal_name_error, monitor=self
+        )
+        #: Every signal this monitor records and reads: the built-in ones, then those plugins
+        #: declared (``register_signals``), each once.
+        self.signals: tuple[str, ...] = (*sig.SIGNALS, *dict.fromkeys(declared))
+        self.recorder.declared = frozenset(self.signals[len(sig.SIGNALS) :])
+        if self.recorder.declared:
+            check_reads_signals(self.store)
+        routes, f0r = collect(
             self.plugin_manager, "register_routes", "routes", (), strict, validate=registered_routes, monitor=self
         )
-        plugin_routes = {route: area for routes in declared for route, area in routes.items()}
+        plugin_routes = {route: area for table in routes for route, area in table.items()}
         if plugin_routes:  # the checks registered next see them
             self.settings, self.site_settings = build_settings(settings, sites, plugin_routes)
         checks, f1 = collect(
@@ -155,7 +164,7 @@ class Monitor:
         )
         sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
         renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
-        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f0, *f1, *f2, *f3)
+        self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f0, *f0r, *f1, *f2, *f3)
         self.checks: Sequence[Check] = _by_name(checks)
         own = {route: area for check in self.checks for route, area in check_routes(check).items()}
         if own:
@@ -291,6 +300,35 @@ class Monitor:
         try:
             if len(self._buffer) < self._capacity:
                 self._buffer.extend((sig.PAGE_LOAD, site, page, seconds, None, user, self._now()))
+            else:
+                self.recorder.overflow += 1
+        except Exception as exc:
+            self.errors.report("record", exc)
+
+    def record(
+        self,
+        signal: str,
+        key: str = "",
+        *,
+        ok: bool = True,
+        value: float | None = None,
+        user: str | None = None,
+        site: str | None = None,
+    ) -> None:
+        """One event of a plugin's own signal (declared through ``register_signals``).
+
+        ``ok=False`` counts it bad (a failed job, a timed-out call); ``value``, a duration
+        in seconds or another amount of at least 0, feeds the window's quantiles; ``key``
+        splits the signal as routes split requests, so keep it to a few fixed names (the
+        first 100 per site and signal are kept, later ones dropped and counted).
+
+        As cheap as :meth:`record_request`, and like it never raises: an event of a signal
+        no plugin declared is dropped when flushed, counted in ``status().drops`` and named
+        once in the log. The built-in signals have their own ``record_*`` methods.
+        """
+        try:
+            if len(self._buffer) < self._capacity:
+                self._buffer.extend((signal, site, key, ok, value, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:

@@ -178,10 +178,11 @@ def collect(
 
     Objects come back in registration order of their plugins (bundled first), so that a
     later plugin's object replaces a bundled one of the same name. An object lacking
-    a ``required`` attribute, or one ``validate`` raises a :class:`ConfigError` for, is a
-    mistake in code: an in-code or bundled plugin's fails start-up with a
-    :class:`ConfigError`, an installed distribution's is reported and left out (unless
-    ``strict``), like any other broken plugin.
+    a ``required`` attribute, or one ``validate`` finds fault with (it raises a
+    :class:`ConfigError`, or returns what is wrong, said of the plugin), is a mistake in
+    code: an in-code or bundled plugin's fails start-up with a :class:`ConfigError`, an
+    installed distribution's is reported and left out (unless ``strict``), like any other
+    broken plugin.
     """
     caller = getattr(pm.hook, hook_name)
     traced = id(pm) in _TRACED
@@ -205,6 +206,7 @@ def collect(
             continue
         for obj in registered:
             missing = [name for name in required if not hasattr(obj, name)]
+            error: str | None = None
             if missing:
                 error = f"registered {obj!r} as a {kind}, but it lacks what a {kind} needs: {', '.join(missing)}"
             else:
@@ -226,11 +228,12 @@ def collect(
 
 
 def _invalid(obj: Any, validate: Callable[[Any], object] | None) -> str | None:
-    """What ``validate`` finds wrong with a registered object, or None."""
+    """What ``validate`` finds wrong with a registered object (it raises a
+    :class:`ConfigError`, or returns the message), or None."""
     if validate is None:
         return None
     try:
-        validate(obj)
+        found = validate(obj)
     except ConfigError as exc:
         return str(exc)
-    return None
+    return found if isinstance(found, str) and found else None

@@ -45,6 +45,11 @@ _ROUTE_CACHE_LIMIT = 4096
 _MAX_SECONDS = 86_400.0 * 365
 _MAX_SIZE = float(2**63)
 _MAX_USER_INT_BITS = 4096
+#: Keys a plugin signal may have per site: its key is the plugin's, not folded into
+#: configured routes, so this is what bounds its series in the store.
+MAX_SIGNAL_KEYS = 100
+#: Undeclared signal names said in the log, at most: each once.
+_MAX_NAMES_SAID = 100
 
 
 class Recorder:
@@ -74,6 +79,11 @@ class Recorder:
         self.visitors = visitors if visitors is not None else VisitorKeys(store, errors)
         self._sites: set[str] = set()
         self._drops: Counter[str] = Counter()
+        #: Plugins' signals (``register_signals``): folded like logins, keyed and valued.
+        self.declared: frozenset[str] = frozenset()
+        #: The keys each (site, plugin signal) has had, up to ``MAX_SIGNAL_KEYS``.
+        self._signal_keys: dict[tuple[str, str], set[str]] = {}
+        self._undeclared_said: set[str] = set()
         #: Deltas not sent yet (their write waits for an unsure batch): merged with the next.
         self._pending: dict[BucketKey, Bucket] = {}
         #: A batch whose write failed, with its number: the store may have applied it (a
@@ -100,7 +110,9 @@ class Recorder:
     @property
     def drops(self) -> Mapping[str, int]:
         """Events dropped so far, by reason: ``buffer_full``, ``invalid``, ``site_limit``,
-        ``store`` (the store refused writes for so long that the backlog overflowed) and
+        ``undeclared_signal`` (recorded with a signal no plugin declared), ``key_limit``
+        (a plugin signal's key past its first ``MAX_SIGNAL_KEYS`` in a site), ``store``
+        (the store refused writes for so long that the backlog overflowed) and
         ``store_at_exit`` (still unwritten when the monitor stopped)."""
         counts = Counter(self._drops)
         if self.overflow:
@@ -242,7 +254,9 @@ class Recorder:
         hist_index = sig.hist_index
         request, page_load, login, upload = sig.REQUEST, sig.PAGE_LOAD, sig.LOGIN, sig.UPLOAD
         session_expired = sig.SESSION_EXPIRED
-        invalid = refused = 0
+        declared = self.declared
+        undeclared: dict[str, int] = {}
+        invalid = refused = crowded = 0
         offset = self.offset
         fields = iter(taken)
         for signal, site, key, a, b, user, t in zip(*([fields] * FIELDS), strict=True):
@@ -301,6 +315,8 @@ class Recorder:
                         if route is None:
                             invalid += 1
                             continue
+                    # A request's or page load's cell by route.
+                    last, at = (known.requests if signal == request else known.page_loads), route
                 elif signal == login or signal == upload:
                     if type(a) is not bool or (
                         b is not None
@@ -311,12 +327,37 @@ class Recorder:
                     bad = not a
                     route = ""
                     value = None
+                    last, at = known.plain, signal
                 elif signal == session_expired:
                     bad = True
                     route = ""
                     value = None
+                    last, at = known.plain, signal
+                elif type(signal) is str and signal in declared:
+                    if (
+                        type(a) is not bool
+                        or type(key) is not str
+                        or len(key) > known.max_key_length
+                        or (b is not None and not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SIZE))
+                    ):
+                        invalid += 1
+                        continue
+                    bad = not a
+                    route = key
+                    value = None if b is None else float(b)
+                    keyed = known.signals.get(signal)
+                    if keyed is None:
+                        keyed = known.signals[signal] = {}
+                    last = keyed
+                    if key not in last and not self._keep_key(site, signal, key):
+                        crowded += 1
+                        continue
+                    at = key
                 else:
-                    invalid += 1
+                    if type(signal) is str:
+                        undeclared[signal] = undeclared.get(signal, 0) + 1
+                    else:
+                        invalid += 1
                     continue
                 if not known.counted:  # only a valid event takes one of the max_sites places
                     if len(counted_sites) >= max_sites:
@@ -327,12 +368,6 @@ class Recorder:
                     counted_sites.add(site)
                 step = known.step
                 start = int((t + offset) // step) * step
-                # A request's or page load's cell by route, any other signal's by its name.
-                if value is None:
-                    last, at = known.plain, signal
-                else:
-                    last = known.requests if signal == request else known.page_loads
-                    at = route
                 cell = last.get(at)
                 if cell is None or cell.start != start:
                     bkey = (site, signal, route, start)
@@ -367,6 +402,10 @@ class Recorder:
             self._drops["invalid"] += invalid
         if refused:
             self._drops["site_limit"] += refused
+        if crowded:
+            self._drops["key_limit"] += crowded
+        if undeclared:
+            self._drop_undeclared(undeclared)
         for cell in cells.values():
             bucket = cell.bucket
             bucket.total += cell.total
@@ -376,6 +415,33 @@ class Recorder:
             if cell.bad_users:
                 bucket.bad_users.update(cell.bad_users)
         return n // FIELDS
+
+    def _keep_key(self, site: str, signal: str, key: str) -> bool:
+        """Whether a plugin signal's key has (or now takes) one of its site's places."""
+        keys = self._signal_keys.get((site, signal))
+        if keys is None:
+            keys = self._signal_keys[(site, signal)] = set()
+        if key in keys:
+            return True
+        if len(keys) >= MAX_SIGNAL_KEYS:
+            return False
+        keys.add(key)
+        return True
+
+    def _drop_undeclared(self, counts: Mapping[str, int]) -> None:
+        """Count events of signals no plugin declared, and name each signal once in the log:
+        a typo in a signal's name, or a plugin that is not loaded, loses everything it records."""
+        for name, n in counts.items():
+            self._drops["undeclared_signal"] += n
+            if name not in self._undeclared_said and len(self._undeclared_said) < _MAX_NAMES_SAID:
+                self._undeclared_said.add(name)
+                log.warning(
+                    "nextmonth_health.undeclared_signal",
+                    signal=name[:100],
+                    events=n,
+                    declared=sorted(self.declared),
+                    hint="a plugin declares a signal in its register_signals hook; is that plugin loaded and configured?",
+                )
 
     def _site(self, site: Any, sites: dict[str, _Site]) -> _Site | None:
         """What a flush needs of a site, looked up once per flush; None when it is not one."""
@@ -426,6 +492,7 @@ class _Site:
         "requests",
         "routes",
         "settings",
+        "signals",
         "slow_page_load",
         "step",
     )
@@ -438,6 +505,8 @@ class _Site:
         self.requests: dict[str, _Cell] = {}
         self.page_loads: dict[str, _Cell] = {}
         self.plain: dict[str, _Cell] = {}
+        #: Plugin signals' cells, by signal, then key.
+        self.signals: dict[str, dict[str, _Cell]] = {}
         if settings is not None:
             self.step = settings.bucket_seconds
             self.max_key_length = settings.max_key_length

@@ -25,6 +25,7 @@ from .clock import SystemClock
 from .errors import StaleLease
 from .logs import get_logger
 from .quiet import NONE, Quiet
+from .signals import SIGNALS
 from .store.base import FIVE_MINUTE_RETENTION, SiteSums, Store, site_lease
 from .values import Incident, Reading, Transition, TransitionKind, timestamp
 from .windows import BASELINE_ROLLUP, SiteView
@@ -158,11 +159,15 @@ class Evaluator:
         store = monitor.store
         self._store_has_time = type(store).time is not Store.time
         # A store doing I/O is read through caches; memory:// answers from its running sums.
-        self._windows: _Reader = BucketCache(store) if store.blocking else _Direct(store)
+        # Both read the monitor's signals: the built-in ones and any plugin declared.
+        signals = monitor.signals
+        self._windows: _Reader = (
+            BucketCache(store, signals=signals) if store.blocking else _Direct(store, signals=signals)
+        )
         self._baselines: _Reader = (
-            BucketCache(store, BASELINE_ROLLUP)
+            BucketCache(store, BASELINE_ROLLUP, signals=signals)
             if store.blocking
-            else _Direct(store, BASELINE_ROLLUP)
+            else _Direct(store, BASELINE_ROLLUP, signals=signals)
         )
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
@@ -506,9 +511,11 @@ class Evaluator:
 class _Direct:
     """Reads straight from a store that keeps everything in memory (no cache to gain)."""
 
-    def __init__(self, store: Store, width: int | None = None) -> None:
+    def __init__(self, store: Store, width: int | None = None, *, signals: Sequence[str] = SIGNALS) -> None:
         self.store = store
         self.width = width
+        #: Nothing without plugin signals: a store written before them is called as it was.
+        self._which: dict[str, Any] = {} if tuple(signals) == SIGNALS else {"signals": tuple(signals)}
 
     def get(
         self,
@@ -521,7 +528,7 @@ class _Direct:
             groups.setdefault((start, end), []).append(site)
         found: dict[str, SiteSums] = {}
         for (start, end), sites in groups.items():
-            found.update(self.store.sums(sites, start, end, width=self.width))
+            found.update(self.store.sums(sites, start, end, width=self.width, **self._which))
         return found
 
     def recent(self, spans: Mapping[str, Span]) -> dict[str, SiteSums]:

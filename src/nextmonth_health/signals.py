@@ -1,6 +1,9 @@
-"""The five signals the monitor records and what one time bucket of a signal holds.
+"""The five built-in signals, how a plugin's own signal may be named, and what one time
+bucket of a signal holds.
 
-A bucket is the unit every store keeps: per (site, signal, key, start) it counts events,
+A plugin declares signals of its own (the ``register_signals`` hook) and records them with
+``Monitor.record``; they land in the same buckets as the built-in ones, so every store
+keeps them, and checks read them the same way. A bucket is the unit every store keeps: per (site, signal, key, start) it counts events,
 the bad ones among them, a log-scale histogram of values (durations, load times) and the
 distinct users behind all events and behind the bad ones. All parts merge by addition
 (or union), so buckets written by many processes add up to the truth.
@@ -9,6 +12,7 @@ distinct users behind all events and behind the bad ones. All parts merge by add
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Final
@@ -27,6 +31,7 @@ __all__ = [
     "hist_index",
     "hist_quantile",
     "hist_value",
+    "signal_name_error",
 ]
 
 REQUEST: Final = "request"
@@ -37,6 +42,35 @@ PAGE_LOAD: Final = "page_load"
 SIGNALS: Final = (REQUEST, LOGIN, SESSION_EXPIRED, UPLOAD, PAGE_LOAD)
 
 OTHER: Final = "other"
+
+#: A plugin signal's name: stored in every store's keys (a Redis key part, an SQLite
+#: column), written in checks and logs, so plain and short.
+_SIGNAL_NAME: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+def signal_name_error(name: object) -> str | None:
+    """Why ``name`` cannot be a plugin's signal, said of the plugin declaring it; None when it can.
+
+    A plugin's signal shares every store with the built-in ones, keyed by its name alone:
+    a name that clashes with a built-in one would mix two meanings in one series, so it is
+    refused when the monitor is built, not found out in a chart.
+    """
+    if name in SIGNALS:
+        return (
+            f"declared the signal {name!r}, which is built in (one of {', '.join(SIGNALS)}): "
+            f"name yours after your plugin, e.g. 'acme.{name}'"
+        )
+    if type(name) is not str:
+        return (
+            f"declared a signal named {name!r}: a signal's name is a plain str (of an Enum, its .value), "
+            "recorded and stored as it is"
+        )
+    if not _SIGNAL_NAME.fullmatch(name):
+        return (
+            f"declared a signal named {name!r}: a signal's name is a lowercase letter, then lowercase "
+            "letters, digits, '_', '.' or '-', 64 characters at most, e.g. 'acme.queue_wait'"
+        )
+    return None
 
 _HIST_BASE: Final = 0.001
 _HIST_GAMMA: Final = 1.05

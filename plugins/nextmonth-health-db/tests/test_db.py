@@ -21,16 +21,15 @@ import anyio.abc
 import nextmonth_health as nmh
 import psycopg
 import pytest
-from nextmonth_health.settings import DEFAULT_ROUTES
+from nextmonth_health.signals import REQUEST, SIGNALS
 from nextmonth_health.testing import FakeClock
 
 import nextmonth_health_db
-from nextmonth_health_db import APPLICATION_NAME, DbCheck, Sample, judge, record_query, timed_query
+from nextmonth_health_db import APPLICATION_NAME, SIGNAL, DbCheck, Sample, judge, record_query, timed_query
 
 pytestmark = pytest.mark.anyio
 
 INTERVAL = 30.0
-ROUTES = {**DEFAULT_ROUTES, "/_db": "portal"}
 
 
 def db_settings(*probes: Any, **options: Any) -> dict[str, Any]:
@@ -105,7 +104,17 @@ def test_an_installed_monitor_discovers_the_check(fake_clock: FakeClock, pg_dsn:
 def test_with_no_settings_the_plugin_registers_nothing(fake_clock: FakeClock):
     monitor = build(fake_clock, entrypoints=True)
     assert "db_slowdown" not in [c.name for c in monitor.checks]
+    assert monitor.signals == SIGNALS, "nor declares its signal"
     assert monitor.plugin_failures == ()
+
+
+@pytest.mark.usefixtures("only_this_plugin")
+def test_the_signal_is_declared_once_recorded_timings_are_configured(fake_clock: FakeClock, pg_dsn: str):
+    assert build(fake_clock, entrypoints=True, plugin_settings={"db": db_settings(pg_dsn)}).signals == SIGNALS
+    configured = build(fake_clock, entrypoints=True, plugin_settings={"db": {"recorded": True}})
+    assert configured.signals == (*SIGNALS, SIGNAL) == (*SIGNALS, "db.query")
+    on_one_site = build(fake_clock, entrypoints=True, sites={"tiny": {"plugin_settings": {"db": {"recorded": True}}}})
+    assert on_one_site.signals[-1] == SIGNAL and on_one_site.plugin_failures == ()
 
 
 @pytest.mark.usefixtures("only_this_plugin")
@@ -119,7 +128,8 @@ def test_with_no_settings_the_plugin_registers_nothing(fake_clock: FakeClock):
         ({"probes": ["sqlite:///a.db"], "treshold": 1}, "unknown option 'treshold'"),
         ({"probes": ["sqlite:///a.db", {"dsn": "sqlite:///b/a.db"}]}, "two probes share a name"),
         ({"probes": [{"dsn": "sqlite:///a.db", "qeury": "SELECT 2"}]}, "unknown option 'qeury'; did you mean 'query'"),
-        ({"recorded": True}, "add '/_db' to the monitor's routes"),
+        ({"recorded": {"route": "/_db"}}, "'route' is gone: recorded timings are the plugin's own signal 'db.query'"),
+        ({"recorded": {"min_samples": 0}}, "min_samples must be a whole number of at least 1"),
     ],
 )
 def test_bad_settings_are_reported_at_start_up(fake_clock: FakeClock, options: dict[str, Any], message: str):
@@ -136,9 +146,10 @@ def test_bad_settings_are_reported_at_start_up(fake_clock: FakeClock, options: d
 
 
 def test_per_site_settings_are_validated_with_the_sites_name(fake_clock: FakeClock):
+    bad = {"recorded": {"min_samples": 0}}
     with pytest.raises(nmh.ConfigError, match=r"sites\['tiny'\]: plugin_settings\['db'\]\['recorded'\]"):
-        build(fake_clock, strict_plugins=True, sites={"tiny": {"plugin_settings": {"db": {"recorded": True}}}})
-    monitor = build(fake_clock, routes=ROUTES, sites={"tiny": {"plugin_settings": {"db": {"recorded": True}}}})
+        build(fake_clock, strict_plugins=True, sites={"tiny": {"plugin_settings": {"db": bad}}})
+    monitor = build(fake_clock, sites={"tiny": {"plugin_settings": {"db": {"recorded": True}}}})
     assert db_check(monitor).config_for("acme") is None and db_check(monitor).config_for("tiny") is not None
 
 
@@ -326,13 +337,13 @@ async def test_a_locked_sqlite_database_is_slow_and_a_runaway_query_is_cut_off(
 
 
 async def test_recorded_query_timings_are_judged_against_their_baseline(fake_clock, internal_errors):
-    monitor = build(fake_clock, routes=ROUTES, plugin_settings={"db": {"recorded": True, "slow_seconds": 0.05}})
+    monitor = build(fake_clock, plugin_settings={"db": {"recorded": True, "slow_seconds": 0.05}})
     internal_errors(monitor)
     for n in range(40):
         record_query(monitor, 0.004, user=f"u-{n % 8}")
     fake_clock.advance(600)  # those are the baseline now
     [quiet] = await passes(monitor, fake_clock, 1)
-    assert [(r.key, r.status.value) for r in db_readings(quiet)] == [("/_db", "ok")]  # too few samples in the window
+    assert [(r.key, r.status.value) for r in db_readings(quiet)] == [("recorded", "ok")]  # too few samples in the window
     for n in range(30):
         record_query(monitor, 0.3 if n % 3 else 0.01, user=f"u-{n % 5}")
     with timed_query(monitor, user="u-9"):
@@ -351,8 +362,23 @@ async def test_recorded_query_timings_are_judged_against_their_baseline(fake_clo
         "baseline_p95": pytest.approx(0.004, rel=0.05),
     }
     [opened] = evaluation.opened
-    assert (opened.incident.area, opened.incident.affected_users) == ("portal", 6)
+    assert (opened.incident.area, opened.incident.key, opened.incident.affected_users) == ("portal", "recorded", 6)
     assert opened.incident.summary == "Database query times recorded by the app"
+    store = monitor.store
+    series = store.read("acme", SIGNAL, 0, 1e12)
+    assert {b.key for b in series} == {""} and (sum(b.total for b in series), sum(b.bad for b in series)) == (72, 1)
+    assert store.read("acme", REQUEST, 0, 1e12) == [], "no pseudo-route among the requests"
+    assert monitor.status().drops == {}
+
+
+def test_recorded_timings_are_dropped_and_counted_until_the_option_is_set(fake_clock: FakeClock, pg_dsn: str):
+    monitor = build(fake_clock, plugin_settings={"db": db_settings(pg_dsn)})
+    record_query(monitor, 0.004)
+    with timed_query(monitor):
+        pass
+    monitor.flush()
+    assert monitor.status().drops == {"undeclared_signal": 2}
+    assert monitor.store.read("acme", SIGNAL, 0, 1e12) == []
 
 
 # The judgement itself.

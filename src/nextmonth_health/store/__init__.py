@@ -11,7 +11,7 @@ from .base import Store
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "check_reads_signals", "default_store_url", "open_store"]
 
 
 def _redis_store(url: str) -> Store:
@@ -72,4 +72,25 @@ def _check_write(store: Store) -> None:
         raise ConfigError(
             f"{name}.write must accept a keyword argument 'batch' (the recorder's name for the"
             f" write; a store may ignore it): define it as write(self, buckets, *, batch=None)"
+        )
+
+
+def check_reads_signals(store: Store) -> None:
+    """A store object from elsewhere must let a pass name the signals it reads, once plugins
+    declared signals of their own: found at start-up, not as a ``TypeError`` on every pass.
+
+    A pass reads through ``read_rows`` (stores that block) or ``sums`` (those that do not);
+    a store that overrides the one it uses must take ``signals=``. Without plugin signals a
+    pass never passes it, so a store written before them keeps working.
+    """
+    method = "read_rows" if store.blocking else "sums"
+    try:
+        params = inspect.signature(getattr(store, method)).parameters
+    except (TypeError, ValueError):  # a builtin or C callable we cannot look into: trust it
+        return
+    if "signals" not in params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        raise ConfigError(
+            f"{type(store).__qualname__}.{method} must accept a keyword argument 'signals' (the signals a pass"
+            f" reads, plugins' own included): define it as {method}(self, sites, start, end, *, width=None,"
+            " signals=nextmonth_health.signals.SIGNALS)"
         )

@@ -131,7 +131,13 @@ class Store(abc.ABC):
         """
 
     def read_many(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """Buckets (``width`` None) or ``width``-wide roll-ups of several sites starting in
         ``[start, end)``: per site, per signal with any, ordered by start.
@@ -139,12 +145,14 @@ class Store(abc.ABC):
         What an evaluation pass reads: one call for a batch of sites instead of one per
         site and signal, so a networked store answers in one round trip. The buckets'
         user sketches may be left out (empty): count users over what :meth:`read` returns.
-        The default reads each site and signal in turn.
+        ``signals``: those to read, the built-in ones unless told (a monitor whose plugins
+        declared signals of their own reads those too). The default reads each site and
+        signal in turn.
         """
         found: dict[str, dict[str, list[Bucket]]] = {}
         for site in sites:
             found[site] = by_signal = {}
-            for signal in SIGNALS:
+            for signal in signals:
                 if width is None:
                     rows = self.read(site, signal, start, end)
                 else:
@@ -154,7 +162,13 @@ class Store(abc.ABC):
         return found
 
     def read_rows(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> Iterable[Row]:
         """What :meth:`read_many` reads, as plain tuples ``(site, signal, key, start, total,
         bad, hist)``, grouped by site and signal and ordered by start within, with the
@@ -163,7 +177,7 @@ class Store(abc.ABC):
         For the evaluator's cache, which keeps thousands of buckets between passes: plain
         tuples, ints and bytes are no work for the garbage collector, objects are.
         """
-        for site, by_signal in self.read_many(sites, start, end, width=width).items():
+        for site, by_signal in self.read_many(sites, start, end, width=width, signals=signals).items():
             for signal, rows in by_signal.items():
                 for b in rows:
                     yield (site, signal, b.key, b.start, b.total, b.bad, b.hist)
@@ -173,7 +187,13 @@ class Store(abc.ABC):
         return hist  # type: ignore[no-any-return]
 
     def read_sums(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """Like :meth:`read_many`, but one bucket per (signal, key): the sum of that series
         over the range, starting at ``start`` (a :class:`SumBucket`, users left out).
@@ -183,11 +203,17 @@ class Store(abc.ABC):
         at = int(start)
         return {
             site: {signal: sum_by_key(site, signal, at, rows) for signal, rows in by_signal.items()}
-            for site, by_signal in self.read_many(sites, start, end, width=width).items()
+            for site, by_signal in self.read_many(sites, start, end, width=width, signals=signals).items()
         }
 
     def sums(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, SiteSums]:
         """:meth:`read_sums`'s answer by signal, then by key: what a pass hands each site's
         view. A store that keeps everything in memory may answer lazily (summing a series
@@ -195,7 +221,7 @@ class Store(abc.ABC):
         """
         return {
             site: {signal: {b.key: b for b in rows} for signal, rows in by_signal.items()}
-            for site, by_signal in self.read_sums(sites, start, end, width=width).items()
+            for site, by_signal in self.read_sums(sites, start, end, width=width, signals=signals).items()
         }
 
     def read_hourly(self, site: str, signal: str, start: float, end: float) -> list[Bucket]:

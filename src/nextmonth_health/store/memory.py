@@ -46,12 +46,16 @@ class _SeriesSum(SumBucket):
 
 
 class _Span:
-    """What one :meth:`MemoryStore.sums` call's lookups share: the table and the range."""
+    """What one :meth:`MemoryStore.sums` call's lookups share: the table, the range and
+    the signals it lists."""
 
-    __slots__ = ("at", "bounds", "end", "lock", "start", "table")
+    __slots__ = ("at", "bounds", "end", "lock", "signals", "start", "table")
 
-    def __init__(self, table: _Table, start: float, end: float, lock: threading.Lock) -> None:
+    def __init__(
+        self, table: _Table, start: float, end: float, lock: threading.Lock, signals: Sequence[str] = SIGNALS
+    ) -> None:
         self.table = table
+        self.signals = signals
         self.start = _whole(start)
         self.end = _whole(end)
         # One tuple for equal bounds, pass after pass: a series' memo is checked by
@@ -144,7 +148,7 @@ class _SiteSums(Lookup[Mapping[str, Bucket]]):
 
     def __iter__(self) -> Iterator[str]:
         table = self.span.table
-        return (signal for signal in SIGNALS if (self.site, signal) in table)
+        return (signal for signal in self.span.signals if (self.site, signal) in table)
 
 
 _new = object.__new__
@@ -222,32 +226,51 @@ class MemoryStore(Store):
             return self._rows(self._rollups[width], site, signal, start, end)
 
     def read_many(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         table = self._buckets if width is None else self._rollups[width]
         found: dict[str, dict[str, list[Bucket]]] = {}
         with self._lock:
             for site in sites:
                 found[site] = by_signal = {}
-                for signal in SIGNALS:
+                for signal in signals:
                     if (site, signal) in table and (rows := self._rows(table, site, signal, start, end)):
                         by_signal[signal] = rows
         return found
 
     def read_sums(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """From the running sums: a pass costs the same however many buckets its windows span."""
         found: dict[str, dict[str, list[Bucket]]] = {}
         for site, by_signal in self.sums(sites, start, end, width=width).items():
-            found[site] = {signal: rows for signal in SIGNALS if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())}
+            found[site] = {signal: rows for signal in signals if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())}
         return found
 
     def sums(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, SiteSums]:
-        """Lazily: a series is summed (two bisections) when a check looks it up."""
-        span = _Span(self._buckets if width is None else self._rollups[width], start, end, self._lock)
+        """Lazily: a series is summed (two bisections) when a check looks it up, whatever
+        its signal; ``signals`` are those a site's sums list when iterated."""
+        span = _Span(self._buckets if width is None else self._rollups[width], start, end, self._lock, signals)
         return {site: _SiteSums(site, span) for site in sites}
 
     def window_users(

@@ -1174,25 +1174,37 @@ class RedisStore(Store):
             yield from found.values()
 
     def read_many(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """One script call per site, all in one round trip; users are left out (see the base class)."""
-        return _CountsBucket.grouped(sites, self.read_rows(sites, start, end, width=width))
+        return _CountsBucket.grouped(sites, self.read_rows(sites, start, end, width=width, signals=signals))
 
     def read_rows(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> list[Row]:
         if width is not None and width not in ROLLUP_WIDTHS:
             raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
         index, kind = _kinds(width)
-        signals = [_encode(_escape(signal)) for signal in SIGNALS]
-        names = {signal: _decode(signal) for signal in signals}
+        escaped = [_encode(_escape(signal)) for signal in signals]
+        names = {signal: _decode(signal) for signal in escaped}
         low, high = repr(float(start)), f"({float(end)!r}"
         sites = list(dict.fromkeys(sites))
         commands: list[Command] = []
         for site in sites:
             prefix = self._key(site) + b":"
-            commands.append(("read_many", [prefix + b"ti"], [prefix, low, high, index, kind, *signals]))
+            commands.append(("read_many", [prefix + b"ti"], [prefix, low, high, index, kind, *escaped]))
         rows: list[Row] = []
         # Keys and starts repeat across buckets and sites: each is decoded once.
         keys: dict[bytes, str] = {}

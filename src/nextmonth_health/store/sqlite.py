@@ -617,25 +617,38 @@ class SQLiteStore(Store):
         return [_bucket(site, signal, row) for row in rows]
 
     def read_many(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """One query per batch of sites; user sketches are left out (see the base class)."""
-        return _StoredBucket.grouped(sites, self.read_rows(sites, start, end, width=width))
+        return _StoredBucket.grouped(sites, self.read_rows(sites, start, end, width=width, signals=signals))
 
     def read_rows(
-        self, sites: Sequence[str], start: float, end: float, *, width: int | None = None
+        self,
+        sites: Sequence[str],
+        start: float,
+        end: float,
+        *,
+        width: int | None = None,
+        signals: Sequence[str] = SIGNALS,
     ) -> list[Row]:
         table = "buckets" if width is None else ROLLUP_TABLES[width]
         # Both IN lists are probes of the primary key (site, signal, start, key): each
-        # (site, signal) is a range scan, however much history the table holds.
-        signals = f"signal IN ({_marks(len(SIGNALS))})"
+        # (site, signal) is a range scan, however much history the table holds. So the
+        # signals are named, not left open: a plugin's own are read only once declared.
+        wanted = f"signal IN ({_marks(len(signals))})"
         rows: list[Row] = []
         with self._connection() as conn:
             for chunk in _chunks(list(dict.fromkeys(sites)), _SITES_PER_QUERY):
                 rows += conn.execute(
                     f"SELECT site, signal, key, start, total, bad, hist FROM {table} "
-                    f"WHERE site IN ({_marks(len(chunk))}) AND {signals} AND start >= ? AND start < ?",
-                    (*chunk, *SIGNALS, start, end),
+                    f"WHERE site IN ({_marks(len(chunk))}) AND {wanted} AND start >= ? AND start < ?",
+                    (*chunk, *signals, start, end),
                 )
         return rows
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import nextmonth_health as nmh
 
-from ._check import DbCheck, judge, p95, record_query, timed_query
-from ._config import DEFAULT_ROUTE, SETTINGS_KEY, DbConfig, Probe, Recorded, parse_config
+from ._check import RECORDED_KEY, DbCheck, judge, p95, record_query, timed_query
+from ._config import SETTINGS_KEY, SIGNAL, DbConfig, Probe, Recorded, parse_config
 from ._probes import APPLICATION_NAME, Sample, run_probe
 
 if TYPE_CHECKING:
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APPLICATION_NAME",
-    "DEFAULT_ROUTE",
+    "RECORDED_KEY",
     "SETTINGS_KEY",
+    "SIGNAL",
     "DbCheck",
     "DbConfig",
     "Probe",
@@ -46,6 +47,18 @@ def configs_of(monitor: nmh.Monitor) -> dict[str | None, DbConfig | None]:
     for site, settings in monitor.site_settings.items():
         configs[site] = parse_config(settings.plugin_settings.get(SETTINGS_KEY), settings, f"sites[{site!r}]: {where}")
     return configs
+
+
+@nmh.hookimpl
+def register_signals(register: Callable[[str], None], monitor: nmh.Monitor) -> None:
+    """Declare ``db.query`` where recorded timings are configured (on any site): a plugin
+    installed but not configured declares nothing, as it registers nothing."""
+    try:
+        configs = configs_of(monitor)
+    except nmh.ConfigError:
+        return  # reported once, by register_health_checks
+    if any(config is not None and config.recorded is not None for config in configs.values()):
+        register(SIGNAL)
 
 
 @nmh.hookimpl

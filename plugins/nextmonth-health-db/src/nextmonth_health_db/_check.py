@@ -3,8 +3,9 @@
 *Probes* time a cheap query (``SELECT 1``) on each configured database every
 ``interval``; the p95 of the last ``history`` probes is judged against a baseline made of
 the probes before them. *Recorded* timings are the app's own queries, recorded through the
-SDK with :func:`record_query`; the p95 of the monitor's window is judged against the
-window's baseline, as the bundled checks do, so every worker's queries count.
+SDK with :func:`record_query` as the plugin's own signal (``db.query``); the p95 of the
+monitor's window is judged against the window's baseline, as the bundled checks do, so
+every worker's queries count.
 
 Either way the line is ``max(slow_seconds, baseline_factor * baseline p95)``: a floor so
 that 1 ms becoming 3 ms is not news, and a factor so that a database that is always a bit
@@ -25,10 +26,13 @@ import nextmonth_health as nmh
 from nextmonth_health.logs import get_logger
 from nextmonth_health.signals import REQUEST
 
-from ._config import DEFAULT_ROUTE, DbConfig, Probe
+from ._config import SIGNAL, DbConfig, Probe
 from ._probes import Sample, run_probe
 
-__all__ = ["DbCheck", "judge", "p95", "record_query", "timed_query"]
+__all__ = ["RECORDED_KEY", "DbCheck", "judge", "p95", "record_query", "timed_query"]
+
+#: The key of the reading (and incident) on recorded timings; probes are keyed by name.
+RECORDED_KEY = "recorded"
 
 log = get_logger(__name__)
 
@@ -75,28 +79,21 @@ def judge(
 
 
 def record_query(
-    monitor: nmh.Monitor,
-    seconds: float,
-    *,
-    ok: bool = True,
-    user: str | None = None,
-    site: str | None = None,
-    route: str = DEFAULT_ROUTE,
+    monitor: nmh.Monitor, seconds: float, *, ok: bool = True, user: str | None = None, site: str | None = None
 ) -> None:
     """Record one of the app's database queries: how long it took and whether it worked.
 
-    It goes through the monitor's request path (``record_request`` on the pseudo-route
-    ``route``, a failed query as a 5xx), so it costs what a request costs, never raises,
-    and is counted by every worker process. Configure ``"recorded": True`` and add the
-    route to the monitor's ``routes`` for the check to watch it.
+    It is the plugin's own signal (``db.query``), recorded with ``monitor.record``: it
+    costs what recording a request costs, never raises, and is counted by every worker
+    process. Configure ``"recorded": True`` for the plugin to declare the signal and the
+    check to judge it; until then the monitor drops these events, counts them
+    (``status().drops["undeclared_signal"]``) and says so once in its log.
     """
-    monitor.record_request(route, 200 if ok else 500, seconds, user=user, site=site)
+    monitor.record(SIGNAL, ok=ok, value=seconds, user=user, site=site)
 
 
 @contextlib.contextmanager
-def timed_query(
-    monitor: nmh.Monitor, *, user: str | None = None, site: str | None = None, route: str = DEFAULT_ROUTE
-) -> Iterator[None]:
+def timed_query(monitor: nmh.Monitor, *, user: str | None = None, site: str | None = None) -> Iterator[None]:
     """Time the block as one query: ``with timed_query(monitor): cursor.execute(...)``.
 
     A block that raises records a failed query (and the exception goes on).
@@ -107,7 +104,7 @@ def timed_query(
         yield
         ok = True
     finally:
-        record_query(monitor, time.perf_counter() - started, ok=ok, user=user, site=site, route=route)
+        record_query(monitor, time.perf_counter() - started, ok=ok, user=user, site=site)
 
 
 class DbCheck:
@@ -228,14 +225,14 @@ class DbCheck:
 
     def _recorded_reading(self, view: nmh.SiteView, config: DbConfig) -> nmh.Reading:
         assert config.recorded is not None
-        route, enough = config.recorded.route, config.recorded.min_samples
-        window = view.window(REQUEST, route)
-        baseline = view.baseline(REQUEST, route)
+        enough = config.recorded.min_samples
+        window = view.window(SIGNAL)
+        baseline = view.baseline(SIGNAL)
         reference = baseline.quantile(0.95) if baseline.samples >= enough else None
         line = (
             config.slow_seconds if reference is None else max(config.slow_seconds, config.baseline_factor * reference)
         )
-        incident = view.incident(self.name, route)
+        incident = view.incident(self.name, RECORDED_KEY)
         if incident is not None and incident.threshold is not None:
             line = incident.threshold
         value = window.quantile(0.95)
@@ -247,12 +244,12 @@ class DbCheck:
             status = nmh.Health.ELEVATED
         else:
             status = nmh.Health.OK
-        affected = view.users((REQUEST, route, False)) if status is not nmh.Health.OK else 0
+        affected = view.users((SIGNAL, None, False)) if status is not nmh.Health.OK else 0
         return nmh.Reading(
             check=self.name,
             site=view.site,
-            key=route,
-            area=view.settings.area_for(route) or config.area,
+            key=RECORDED_KEY,
+            area=config.recorded.area,
             status=status,
             subject="Database query times recorded by the app",
             value=value,

@@ -14,13 +14,14 @@ from attrs import frozen
 from nextmonth_health import ConfigError
 from nextmonth_health.settings import Settings
 
-__all__ = ["DEFAULT_ROUTE", "SETTINGS_KEY", "DbConfig", "Probe", "Recorded", "parse_config"]
+__all__ = ["SETTINGS_KEY", "SIGNAL", "DbConfig", "Probe", "Recorded", "parse_config"]
 
 #: The key of this plugin's options in ``plugin_settings`` (also its entry-point name).
 SETTINGS_KEY = "db"
 
-#: The pseudo-route under which :func:`~nextmonth_health_db.record_query` records timings.
-DEFAULT_ROUTE = "/_db"
+#: The signal :func:`~nextmonth_health_db.record_query` records the app's query timings
+#: as, declared by this plugin once ``recorded`` is configured.
+SIGNAL = "db.query"
 
 _DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
@@ -57,10 +58,11 @@ class Probe:
 
 @frozen
 class Recorded:
-    """Query timings the app records with :func:`~nextmonth_health_db.record_query`."""
+    """Query timings the app records with :func:`~nextmonth_health_db.record_query`,
+    whose notice shows in ``area`` (the plugin's)."""
 
-    route: str
     min_samples: int
+    area: str
 
 
 @frozen
@@ -142,24 +144,21 @@ def _probe(where: str, entry: Any, default_area: str) -> Probe:
     return Probe(kind=kind, dsn=dsn, name=name, query=query, area=area)
 
 
-def _recorded(where: str, raw: Any, settings: Settings) -> Recorded | None:
+def _recorded(where: str, raw: Any, area: str) -> Recorded | None:
     if raw is None or raw is False:
         return None
     if raw is True:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be true or {{'route': ..., 'min_samples': ...}}, got {raw!r}")
-    _unknown(where, raw, {"route", "min_samples"})
-    route = raw.get("route", DEFAULT_ROUTE)
-    if not isinstance(route, str) or not route.startswith("/"):
-        raise _fail(where, f"route must be a path starting with '/', got {route!r}")
-    if route not in settings.routes:
+        raise _fail(where, f"must be true or {{'min_samples': ...}}, got {raw!r}")
+    if "route" in raw:
         raise _fail(
             where,
-            f"add {route!r} to the monitor's routes so recorded query timings get a key of their own, e.g. "
-            f"routes={{**nextmonth_health.settings.DEFAULT_ROUTES, {route!r}: 'portal'}}",
+            f"'route' is gone: recorded timings are the plugin's own signal {SIGNAL!r}, not requests on a "
+            "pseudo-route; drop the option (and the route from the monitor's routes)",
         )
-    return Recorded(route=route, min_samples=_whole(where, "min_samples", raw.get("min_samples", 20)))
+    _unknown(where, raw, {"min_samples"})
+    return Recorded(min_samples=_whole(where, "min_samples", raw.get("min_samples", 20)), area=area)
 
 
 def parse_config(raw: Any, settings: Settings, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") -> DbConfig | None:
@@ -179,7 +178,7 @@ def parse_config(raw: Any, settings: Settings, where: str = f"plugin_settings[{S
     probes = tuple(_probe(f"{where}['probes'][{i}]", e, area) for i, e in enumerate(entries))
     if len({p.name for p in probes}) != len(probes):
         raise _fail(where, "two probes share a name; give each a distinct 'name'")
-    recorded = _recorded(f"{where}['recorded']", opts["recorded"], settings)
+    recorded = _recorded(f"{where}['recorded']", opts["recorded"], area)
     if not probes and recorded is None:
         raise _fail(where, "configure 'probes' (a list of DSNs), 'recorded' (true), or both")
     config = DbConfig(
