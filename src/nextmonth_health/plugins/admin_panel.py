@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..hookspecs import hookimpl
-from ..store.base import Store
-from ..values import Transition
+from ..plugin import Store, Transition, hookimpl
 
 if TYPE_CHECKING:
-    from ..monitor import Monitor
+    from ..plugin import Monitor
 
 
 class AdminPanelSink:

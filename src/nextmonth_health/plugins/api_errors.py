@@ -28,12 +28,21 @@ from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
-from ..evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
-from ..hookspecs import hookimpl
-from ..signals import REQUEST
-from ..stats import past_line, ratio_tail
-from ..values import SITE_AREA, Health, Reading
-from ..windows import SiteView, Window
+from ..plugin import (
+    LENIENT_ALPHA,
+    REQUEST,
+    SITE_AREA,
+    Health,
+    Reading,
+    SiteView,
+    Window,
+    hookimpl,
+    past_line,
+    ratio_tail,
+    reaches_people,
+    split_alpha,
+    verdict,
+)
 
 #: The key of the site-wide reading (its area is ``SITE_AREA``).
 SITE_WIDE = "*"

@@ -12,12 +12,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..hookspecs import hookimpl
-from ..settings import Settings
-from ..values import Incident, Notice, Severity
+from ..plugin import Incident, Notice, Settings, Severity, hookimpl
 
 if TYPE_CHECKING:
-    from ..monitor import Monitor
+    from ..plugin import Monitor
 
 Texts = Mapping[Severity, tuple[str, str]]
 

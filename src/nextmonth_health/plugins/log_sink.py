@@ -5,10 +5,7 @@ Raised alerts are warnings, everything else info, on the ``nextmonth_health.inci
 
 from __future__ import annotations
 
-from ..alerts import resolution_message
-from ..hookspecs import hookimpl
-from ..logs import get_logger
-from ..values import Transition, TransitionKind
+from ..plugin import Transition, TransitionKind, get_logger, hookimpl, resolution_message
 
 log = get_logger("nextmonth_health.incidents")
 

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, split_alpha, verdict
-from ..hookspecs import hookimpl
-from ..signals import PAGE_LOAD, REQUEST
-from ..stats import past_line
-from ..values import Reading
-from ..windows import SiteView, Window
+from ..plugin import (
+    LENIENT_ALPHA,
+    PAGE_LOAD,
+    REQUEST,
+    Reading,
+    SiteView,
+    Window,
+    hookimpl,
+    past_line,
+    split_alpha,
+    verdict,
+)
 
 #: The share of loads slower than a p75: a quarter.
 _ABOVE_P75 = 0.25

@@ -22,12 +22,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, split_alpha, verdict
-from ..hookspecs import hookimpl
-from ..signals import LOGIN, REQUEST, SESSION_EXPIRED
-from ..stats import count_tail, past_line, poisson_sf
-from ..values import Health, Reading
-from ..windows import SiteView, Window
+from ..plugin import (
+    LENIENT_ALPHA,
+    LOGIN,
+    REQUEST,
+    SESSION_EXPIRED,
+    Health,
+    Reading,
+    SiteView,
+    Window,
+    count_tail,
+    hookimpl,
+    past_line,
+    poisson_sf,
+    split_alpha,
+    verdict,
+)
 
 
 class _Expect:

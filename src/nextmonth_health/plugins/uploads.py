@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
-from ..hookspecs import hookimpl
-from ..signals import UPLOAD
-from ..stats import past_line
-from ..values import Reading
-from ..windows import SiteView, Window
+from ..plugin import (
+    LENIENT_ALPHA,
+    UPLOAD,
+    Reading,
+    SiteView,
+    Window,
+    hookimpl,
+    past_line,
+    reaches_people,
+    split_alpha,
+    verdict,
+)
 
 
 class UploadFailureCheck:
