@@ -116,7 +116,7 @@ def test_with_no_settings_the_plugin_registers_nothing(fake_clock: FakeClock):
         ({"urls": []}, "must list at least one asset URL"),
         ({"urls": ["https://a.example.com/x.js"], "timout": 2}, "unknown option 'timout'; did you mean 'timeout'"),
         ({"urls": ["https://a.example.com/x.js"], "slow_seconds": 5, "timeout": 2}, "slow_seconds < timeout"),
-        ({"urls": ["https://a.example.com/x.js"], "interval": -1}, "interval must be above 0"),
+        ({"urls": ["https://a.example.com/x.js"], "interval": -1}, "interval must be a positive number"),
         ({"urls": [{"url": "https://a.example.com/x.js", "area": ""}]}, "must be a non-empty string"),
     ],
 )

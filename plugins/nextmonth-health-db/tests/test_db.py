@@ -21,7 +21,7 @@ import anyio.abc
 import nextmonth_health as nmh
 import psycopg
 import pytest
-from nextmonth_health.signals import REQUEST, SIGNALS
+from nextmonth_health.plugin import REQUEST, SIGNALS
 from nextmonth_health.testing import FakeClock
 
 import nextmonth_health_db

@@ -27,7 +27,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from attrs import define, field
-from nextmonth_health.alerts import alert_message
+from nextmonth_health.plugin import alert_message
 from nextmonth_health.testing import FakeClock
 
 from nextmonth_health_email import EmailSink, parse_config

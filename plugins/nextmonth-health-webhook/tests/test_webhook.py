@@ -19,7 +19,7 @@ from typing import Any
 
 import nextmonth_health as nmh
 import pytest
-from nextmonth_health.alerts import alert_message
+from nextmonth_health.plugin import alert_message
 from nextmonth_health.testing import FakeClock
 
 import nextmonth_health_webhook

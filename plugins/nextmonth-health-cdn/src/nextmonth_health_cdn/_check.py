@@ -12,16 +12,15 @@ monitor's cool-down).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import httpx
 import nextmonth_health as nmh
 from attrs import frozen
-from nextmonth_health.logs import get_logger
-from nextmonth_health.signals import PAGE_LOAD, REQUEST
+from nextmonth_health.plugin import PAGE_LOAD, REQUEST, ProbeCheck, get_logger, p95
 
 from ._config import Asset, CdnConfig
 
@@ -40,17 +39,6 @@ class Sample:
     failed: bool = False
     timed_out: bool = False
     outcome: str = ""
-
-
-def p95(values: Sequence[float]) -> float | None:
-    """The 95th percentile by linear interpolation (numpy's default), or None."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = 0.95 * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def judge(
@@ -83,30 +71,20 @@ def judge(
 _Target = tuple[str, float, tuple[tuple[str, str], ...], int]
 
 
-class CdnCheck:
+class CdnCheck(ProbeCheck[CdnConfig, Asset, Sample]):
     """The ``cdn_delay`` check: one reading per configured asset per site.
 
     :param configs: the validated options per site, ``None`` holding the monitor-wide
-        ones; a site with no options (``None``) gets no readings.
+        ones; a site with no options (``None``) gets no readings. The runner's timeout is
+        a backstop only: every fetch is cut off at its own ``timeout`` first.
     """
 
     name = "cdn_delay"
 
-    def __init__(self, configs: Mapping[str | None, CdnConfig | None]) -> None:
-        self._configs = dict(configs)
-        present = [c for c in self._configs.values() if c is not None]
-        #: Monitor-wide: the core schedules a check, not a check per site.
-        self.interval: float | None = min(c.interval for c in present)
-        #: A backstop only: every fetch is cut off at its own ``timeout`` first.
-        self.timeout: float | None = max(c.timeout for c in present) + 2.0
-        self._history: dict[_Target, deque[Sample]] = {}
-        self._probed_at: dict[_Target, float] = {}
+    def items(self, config: CdnConfig) -> Sequence[Asset]:
+        return config.assets
 
-    def config_for(self, site: str) -> CdnConfig | None:
-        return self._configs.get(site, self._configs.get(None))
-
-    @staticmethod
-    def _target(asset: Asset, config: CdnConfig) -> _Target:
+    def target(self, asset: Asset, config: CdnConfig) -> _Target:
         return (asset.url, config.timeout, tuple(sorted(config.headers.items())), config.max_bytes)
 
     def history(self, site: str, url: str) -> list[Sample]:
@@ -114,32 +92,15 @@ class CdnCheck:
         config = self.config_for(site)
         for asset in config.assets if config else ():
             if asset.url == url:
-                return list(self._history.get(self._target(asset, config), ()))
+                return self.samples(self.target(asset, config))
         return []
 
-    async def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
-        config = self.config_for(view.site)
-        if config is None:
-            return []
-        due = []
-        for asset in config.assets:
-            target = self._target(asset, config)
-            last = self._probed_at.get(target)
-            # Sites are evaluated one after another in a pass: the first fetch serves all.
-            if last is None or view.now - last >= config.interval / 2:
-                due.append((asset, target))
-        if due:
-            async with (
-                httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True) as client,
-                anyio.create_task_group() as tg,
-            ):
-                for asset, target in due:
-                    tg.start_soon(self._probe, client, asset, target, config, view.now)
-        return [self._reading(view, config, asset) for asset in config.assets]
+    @contextlib.asynccontextmanager
+    async def session(self, config: CdnConfig) -> AsyncIterator[httpx.AsyncClient]:
+        async with httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=True) as client:
+            yield client
 
-    async def _probe(
-        self, client: httpx.AsyncClient, asset: Asset, target: _Target, config: CdnConfig, now: float
-    ) -> None:
+    async def probe(self, asset: Asset, config: CdnConfig, client: httpx.AsyncClient) -> Sample:
         started = time.perf_counter()
         sample: Sample | None = None
         with anyio.move_on_after(config.timeout):
@@ -161,16 +122,15 @@ class CdnCheck:
                 sample = Sample(time.perf_counter() - started, failed=True, outcome=type(exc).__name__)
         if sample is None:
             sample = Sample(config.timeout, timed_out=True, outcome="timeout")
-        history = self._history.get(target)
-        if history is None or history.maxlen != config.history:
-            history = self._history[target] = deque(history or (), maxlen=config.history)
-        history.append(sample)
-        self._probed_at[target] = now
         if sample.failed or sample.timed_out:
             log.debug("nextmonth_health_cdn.probe", key=asset.key, outcome=sample.outcome, seconds=sample.seconds)
+        return sample
+
+    def readings(self, view: nmh.SiteView, config: CdnConfig) -> list[nmh.Reading]:
+        return [self._reading(view, config, asset) for asset in config.assets]
 
     def _reading(self, view: nmh.SiteView, config: CdnConfig, asset: Asset) -> nmh.Reading:
-        samples = list(self._history.get(self._target(asset, config), ()))
+        samples = self.samples(self.target(asset, config))
         status, value = judge(
             samples,
             slow=config.slow_seconds,

@@ -7,15 +7,13 @@ not as a silent probe that never fires.
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from attrs import field, frozen
-from nextmonth_health import ConfigError
+from nextmonth_health.plugin import check_option_names, number_option, option_error, whole_option
 
 __all__ = ["SETTINGS_KEY", "Asset", "CdnConfig", "parse_config"]
 
@@ -69,36 +67,17 @@ class CdnConfig:
     max_bytes: int
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
-
-
-def _number(where: str, name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(where, f"{name} must be a number, got {value!r}")
-    if not low < value <= high:
-        bound = f"above {low}" if high == math.inf else f"above {low} and at most {high}"
-        raise _fail(where, f"{name} must be {bound}, got {value!r}")
-    return float(value)
-
-
-def _whole(where: str, name: str, value: Any, *, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(where, f"{name} must be a whole number of at least {low}, got {value!r}")
-    return value
-
-
 def _asset(where: str, entry: Any, default_area: str) -> Asset:
     if isinstance(entry, str):
         entry = {"url": entry}
     if not isinstance(entry, Mapping) or not set(entry) <= {"url", "area"} or "url" not in entry:
-        raise _fail(where, f"each entry must be a URL or {{'url': ..., 'area': ...}}, got {entry!r}")
+        raise option_error(where, f"each entry must be a URL or {{'url': ..., 'area': ...}}, got {entry!r}")
     url, area = entry["url"], entry.get("area", default_area)
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise _fail(where, f"{url!r} is not an http(s) URL with a host")
+        raise option_error(where, f"{url!r} is not an http(s) URL with a host")
     if not isinstance(area, str) or not area:
-        raise _fail(where, f"the area of {url!r} must be a non-empty string, got {area!r}")
+        raise option_error(where, f"the area of {url!r} must be a non-empty string, got {area!r}")
     host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     return Asset(url=url, key=f"{host}{parts.path or '/'}", host=host, area=area)
 
@@ -108,47 +87,43 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be a mapping of options, got {raw!r}")
-    for name in raw:
-        if name not in _DEFAULTS:
-            close = difflib.get_close_matches(str(name), _DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(_DEFAULTS)}"
-            raise _fail(where, f"unknown option {name!r}{hint}")
+        raise option_error(where, f"must be a mapping of options, got {raw!r}")
+    check_option_names(where, raw, _DEFAULTS)
     opts = {**_DEFAULTS, **raw}
     area = opts["area"]
     if not isinstance(area, str) or not area:
-        raise _fail(where, f"area must be a non-empty string, got {area!r}")
+        raise option_error(where, f"area must be a non-empty string, got {area!r}")
     urls = opts["urls"]
     if isinstance(urls, str | bytes | Mapping) or not hasattr(urls, "__iter__"):
-        raise _fail(where, f"urls must be a list of URLs, got {urls!r}")
+        raise option_error(where, f"urls must be a list of URLs, got {urls!r}")
     assets = tuple(_asset(f"{where}['urls'][{i}]", entry, area) for i, entry in enumerate(urls))
     if not assets:
-        raise _fail(where, "urls must list at least one asset URL, e.g. ['https://assets.example.com/app.js']")
+        raise option_error(where, "urls must list at least one asset URL, e.g. ['https://assets.example.com/app.js']")
     if len({a.url for a in assets}) != len(assets):
-        raise _fail(where, "urls lists the same URL twice")
+        raise option_error(where, "urls lists the same URL twice")
     headers = opts["headers"]
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
-        raise _fail(where, f"headers must map header names to strings, got {headers!r}")
+        raise option_error(where, f"headers must map header names to strings, got {headers!r}")
     config = CdnConfig(
         assets=assets,
-        interval=_number(where, "interval", opts["interval"]),
-        timeout=_number(where, "timeout", opts["timeout"]),
-        slow_seconds=_number(where, "slow_seconds", opts["slow_seconds"]),
-        recovery_seconds=_number(where, "recovery_seconds", opts["recovery_seconds"]),
-        failure_ratio=_number(where, "failure_ratio", opts["failure_ratio"], high=1.0),
-        history=_whole(where, "history", opts["history"], low=2),
-        min_probes=_whole(where, "min_probes", opts["min_probes"], low=2),
+        interval=number_option(where, "interval", opts["interval"]),
+        timeout=number_option(where, "timeout", opts["timeout"]),
+        slow_seconds=number_option(where, "slow_seconds", opts["slow_seconds"]),
+        recovery_seconds=number_option(where, "recovery_seconds", opts["recovery_seconds"]),
+        failure_ratio=number_option(where, "failure_ratio", opts["failure_ratio"], high=1.0),
+        history=whole_option(where, "history", opts["history"], low=2),
+        min_probes=whole_option(where, "min_probes", opts["min_probes"], low=2),
         headers=headers,
-        max_bytes=_whole(where, "max_bytes", opts["max_bytes"]),
+        max_bytes=whole_option(where, "max_bytes", opts["max_bytes"]),
     )
     if not config.recovery_seconds < config.slow_seconds < config.timeout:
-        raise _fail(
+        raise option_error(
             where,
             f"need recovery_seconds < slow_seconds < timeout, got {config.recovery_seconds} < "
             f"{config.slow_seconds} < {config.timeout}: a fetch is cut off at timeout, so slow must be below it",
         )
     if config.min_probes > config.history:
-        raise _fail(where, f"min_probes ({config.min_probes}) cannot exceed history ({config.history})")
+        raise option_error(where, f"min_probes ({config.min_probes}) cannot exceed history ({config.history})")
     return config

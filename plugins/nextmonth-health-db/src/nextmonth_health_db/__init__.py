@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import nextmonth_health as nmh
+from nextmonth_health.plugin import plugin_options
 
 from ._check import RECORDED_KEY, DbCheck, judge, p95, record_query, timed_query
 from ._config import SETTINGS_KEY, SIGNAL, DbConfig, Probe, Recorded, parse_config
@@ -40,13 +41,9 @@ __version__ = "0.1.0"
 
 def configs_of(monitor: nmh.Monitor) -> dict[str | None, DbConfig | None]:
     """Every site's validated options (``None``: the monitor-wide ones), or raise ConfigError."""
-    where = f"plugin_settings[{SETTINGS_KEY!r}]"
-    configs: dict[str | None, DbConfig | None] = {
-        None: parse_config(monitor.settings.plugin_settings.get(SETTINGS_KEY), monitor.settings, where)
+    return {
+        site: parse_config(raw, settings, where) for site, raw, where, settings in plugin_options(monitor, SETTINGS_KEY)
     }
-    for site, settings in monitor.site_settings.items():
-        configs[site] = parse_config(settings.plugin_settings.get(SETTINGS_KEY), settings, f"sites[{site!r}]: {where}")
-    return configs
 
 
 @nmh.hookimpl

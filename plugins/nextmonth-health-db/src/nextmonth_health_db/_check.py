@@ -19,12 +19,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import Any
 
-import anyio
 import nextmonth_health as nmh
-from nextmonth_health.logs import get_logger
-from nextmonth_health.signals import REQUEST
+from nextmonth_health.plugin import REQUEST, ProbeCheck, get_logger, p95
 
 from ._config import SIGNAL, DbConfig, Probe
 from ._probes import Sample, run_probe
@@ -39,17 +38,6 @@ log = get_logger(__name__)
 _MIN_BASELINE = 5
 
 _Target = tuple[str, str, str, float]
-
-
-def p95(values: Sequence[float]) -> float | None:
-    """The 95th percentile by linear interpolation (numpy's default), or None."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = 0.95 * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def judge(
@@ -107,30 +95,25 @@ def timed_query(monitor: nmh.Monitor, *, user: str | None = None, site: str | No
         record_query(monitor, time.perf_counter() - started, ok=ok, user=user, site=site)
 
 
-class DbCheck:
+class DbCheck(ProbeCheck[DbConfig, Probe, Sample]):
     """The ``db_slowdown`` check: one reading per probe and one for recorded timings, per site.
 
     :param configs: the validated options per site, ``None`` holding the monitor-wide
-        ones; a site with no options (``None``) gets no readings.
+        ones; a site with no options (``None``) gets no readings. The runner's timeout is
+        a backstop only: every probe stops itself at its own ``timeout``.
     """
 
     name = "db_slowdown"
+    backstop = 5.0
 
     def __init__(self, configs: Mapping[str | None, DbConfig | None]) -> None:
-        self._configs = dict(configs)
-        present = [c for c in self._configs.values() if c is not None]
-        self.interval: float | None = min(c.interval for c in present)
-        #: A backstop only: every probe stops itself at its own ``timeout``.
-        self.timeout: float | None = max(c.timeout for c in present) + 5.0
-        self._recent: dict[_Target, deque[Sample]] = {}
-        self._baseline: dict[_Target, deque[float]] = {}
-        self._probed_at: dict[_Target, float] = {}
+        super().__init__(configs)
+        self._baseline: dict[Hashable, deque[float]] = {}
 
-    def config_for(self, site: str) -> DbConfig | None:
-        return self._configs.get(site, self._configs.get(None))
+    def items(self, config: DbConfig) -> Sequence[Probe]:
+        return config.probes
 
-    @staticmethod
-    def _target(probe: Probe, config: DbConfig) -> _Target:
+    def target(self, probe: Probe, config: DbConfig) -> _Target:
         return (probe.kind, probe.dsn, probe.query, config.timeout)
 
     def history(self, site: str, name: str) -> list[Sample]:
@@ -138,10 +121,10 @@ class DbCheck:
         config = self.config_for(site)
         for probe in config.probes if config else ():
             if probe.name == name:
-                return list(self._recent.get(self._target(probe, config), ()))
+                return self.samples(self.target(probe, config))
         return []
 
-    def _line(self, target: _Target, config: DbConfig) -> tuple[float, float | None]:
+    def _line(self, target: Hashable, config: DbConfig) -> tuple[float, float | None]:
         baseline = self._baseline.get(target, ())
         reference = p95(list(baseline)) if len(baseline) >= _MIN_BASELINE else None
         line = (
@@ -149,47 +132,34 @@ class DbCheck:
         )
         return line, reference
 
-    async def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
-        config = self.config_for(view.site)
-        if config is None:
-            return []
-        due = []
-        for probe in config.probes:
-            target = self._target(probe, config)
-            last = self._probed_at.get(target)
-            if last is None or view.now - last >= config.interval / 2:
-                due.append((probe, target))
-        if due:
-            async with anyio.create_task_group() as tg:
-                for probe, target in due:
-                    tg.start_soon(self._probe, probe, target, config, view.now)
+    async def probe(self, probe: Probe, config: DbConfig, session: Any) -> Sample:
+        sample = await run_probe(probe, config.timeout)
+        if sample.failed or sample.timed_out:
+            log.debug("nextmonth_health_db.probe", name=probe.name, outcome=sample.outcome, seconds=sample.seconds)
+        return sample
+
+    def keep(self, target: Hashable, sample: Sample, config: DbConfig) -> None:
+        recent = self.samples(target)
+        baseline = self._baseline.get(target)
+        if baseline is None or baseline.maxlen != config.baseline_history:
+            baseline = self._baseline[target] = deque(baseline or (), maxlen=config.baseline_history)
+        if len(recent) >= config.history:
+            leaving = recent[len(recent) - config.history]
+            line, _ = self._line(target, config)
+            # Only what looked normal becomes normal: a slowdown never raises its own bar.
+            if not leaving.failed and not leaving.timed_out and leaving.seconds <= line:
+                baseline.append(leaving.seconds)
+        super().keep(target, sample, config)
+
+    def readings(self, view: nmh.SiteView, config: DbConfig) -> list[nmh.Reading]:
         readings = [self._probe_reading(view, config, probe) for probe in config.probes]
         if config.recorded is not None:
             readings.append(self._recorded_reading(view, config))
         return readings
 
-    async def _probe(self, probe: Probe, target: _Target, config: DbConfig, now: float) -> None:
-        sample = await run_probe(probe, config.timeout)
-        recent = self._recent.get(target)
-        if recent is None or recent.maxlen != config.history:
-            recent = self._recent[target] = deque(recent or (), maxlen=config.history)
-        baseline = self._baseline.get(target)
-        if baseline is None or baseline.maxlen != config.baseline_history:
-            baseline = self._baseline[target] = deque(baseline or (), maxlen=config.baseline_history)
-        if len(recent) == recent.maxlen:
-            leaving = recent[0]
-            line, _ = self._line(target, config)
-            # Only what looked normal becomes normal: a slowdown never raises its own bar.
-            if not leaving.failed and not leaving.timed_out and leaving.seconds <= line:
-                baseline.append(leaving.seconds)
-        recent.append(sample)
-        self._probed_at[target] = now
-        if sample.failed or sample.timed_out:
-            log.debug("nextmonth_health_db.probe", name=probe.name, outcome=sample.outcome, seconds=sample.seconds)
-
     def _probe_reading(self, view: nmh.SiteView, config: DbConfig, probe: Probe) -> nmh.Reading:
-        target = self._target(probe, config)
-        samples = list(self._recent.get(target, ()))
+        target = self.target(probe, config)
+        samples = self.samples(target)
         line, reference = self._line(target, config)
         incident = view.incident(self.name, probe.name)
         if incident is not None and incident.threshold is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -11,8 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from attrs import frozen
-from nextmonth_health import ConfigError
-from nextmonth_health.settings import Settings
+from nextmonth_health.plugin import Settings, check_option_names, number_option, option_error, whole_option
 
 __all__ = ["SETTINGS_KEY", "SIGNAL", "DbConfig", "Probe", "Recorded", "parse_config"]
 
@@ -80,44 +77,17 @@ class DbConfig:
     min_probes: int
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
-
-
-def _number(where: str, name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(where, f"{name} must be a number, got {value!r}")
-    if not low < value <= high:
-        bound = f"above {low}" if high == math.inf else f"above {low} and at most {high}"
-        raise _fail(where, f"{name} must be {bound}, got {value!r}")
-    return float(value)
-
-
-def _whole(where: str, name: str, value: Any, *, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(where, f"{name} must be a whole number of at least {low}, got {value!r}")
-    return value
-
-
-def _unknown(where: str, raw: Mapping[str, Any], known: Mapping[str, Any] | set[str]) -> None:
-    for name in raw:
-        if name not in known:
-            close = difflib.get_close_matches(str(name), list(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(known)}"
-            raise _fail(where, f"unknown option {name!r}{hint}")
-
-
 def _probe(where: str, entry: Any, default_area: str) -> Probe:
     if isinstance(entry, str):
         entry = {"dsn": entry}
     if not isinstance(entry, Mapping) or "dsn" not in entry:
-        raise _fail(
+        raise option_error(
             where, f"each probe must be a DSN or {{'dsn': ..., 'name': ..., 'query': ..., 'area': ...}}, got {entry!r}"
         )
-    _unknown(where, entry, {"dsn", "name", "query", "area"})
+    check_option_names(where, entry, {"dsn", "name", "query", "area"})
     dsn = entry["dsn"]
     if not isinstance(dsn, str):
-        raise _fail(where, f"dsn must be a string, got {dsn!r}")
+        raise option_error(where, f"dsn must be a string, got {dsn!r}")
     parts = urlsplit(dsn)
     if parts.scheme in {"postgresql", "postgres"}:
         kind = "postgresql"
@@ -127,20 +97,20 @@ def _probe(where: str, entry: Any, default_area: str) -> Probe:
         kind = "sqlite"
         path = dsn[len("sqlite:///") :] if dsn.startswith("sqlite:///") else ""
         if not path or path == ":memory:":
-            raise _fail(
+            raise option_error(
                 where, f"{dsn!r}: a SQLite probe needs a file, e.g. 'sqlite:///app.db' or 'sqlite:////var/lib/app.db'"
             )
         dsn = path
         default_name = os.path.basename(path)
     else:
-        raise _fail(where, f"dsn must start with postgresql://, postgres:// or sqlite:///, got {parts.scheme or dsn!r}")
+        raise option_error(where, f"dsn must start with postgresql://, postgres:// or sqlite:///, got {parts.scheme or dsn!r}")
     name = entry.get("name", default_name)
     # SQLite answers SELECT 1 without touching the file; reading the schema takes its lock.
     query = entry.get("query", "SELECT 1" if kind == "postgresql" else "SELECT count(*) FROM sqlite_master")
     area = entry.get("area", default_area)
     for label, value in (("name", name), ("query", query), ("area", area)):
         if not isinstance(value, str) or not value.strip():
-            raise _fail(where, f"{label} must be a non-empty string, got {value!r}")
+            raise option_error(where, f"{label} must be a non-empty string, got {value!r}")
     return Probe(kind=kind, dsn=dsn, name=name, query=query, area=area)
 
 
@@ -150,15 +120,15 @@ def _recorded(where: str, raw: Any, area: str) -> Recorded | None:
     if raw is True:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be true or {{'min_samples': ...}}, got {raw!r}")
+        raise option_error(where, f"must be true or {{'min_samples': ...}}, got {raw!r}")
     if "route" in raw:
-        raise _fail(
+        raise option_error(
             where,
             f"'route' is gone: recorded timings are the plugin's own signal {SIGNAL!r}, not requests on a "
             "pseudo-route; drop the option (and the route from the monitor's routes)",
         )
-    _unknown(where, raw, {"min_samples"})
-    return Recorded(min_samples=_whole(where, "min_samples", raw.get("min_samples", 20)), area=area)
+    check_option_names(where, raw, {"min_samples"})
+    return Recorded(min_samples=whole_option(where, "min_samples", raw.get("min_samples", 20)), area=area)
 
 
 def parse_config(raw: Any, settings: Settings, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") -> DbConfig | None:
@@ -166,36 +136,36 @@ def parse_config(raw: Any, settings: Settings, where: str = f"plugin_settings[{S
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be a mapping of options, got {raw!r}")
-    _unknown(where, raw, _DEFAULTS)
+        raise option_error(where, f"must be a mapping of options, got {raw!r}")
+    check_option_names(where, raw, _DEFAULTS)
     opts = {**_DEFAULTS, **raw}
     area = opts["area"]
     if not isinstance(area, str) or not area:
-        raise _fail(where, f"area must be a non-empty string, got {area!r}")
+        raise option_error(where, f"area must be a non-empty string, got {area!r}")
     entries = opts["probes"]
     if isinstance(entries, str | bytes | Mapping) or not hasattr(entries, "__iter__"):
-        raise _fail(where, f"probes must be a list of DSNs, got {entries!r}")
+        raise option_error(where, f"probes must be a list of DSNs, got {entries!r}")
     probes = tuple(_probe(f"{where}['probes'][{i}]", e, area) for i, e in enumerate(entries))
     if len({p.name for p in probes}) != len(probes):
-        raise _fail(where, "two probes share a name; give each a distinct 'name'")
+        raise option_error(where, "two probes share a name; give each a distinct 'name'")
     recorded = _recorded(f"{where}['recorded']", opts["recorded"], area)
     if not probes and recorded is None:
-        raise _fail(where, "configure 'probes' (a list of DSNs), 'recorded' (true), or both")
+        raise option_error(where, "configure 'probes' (a list of DSNs), 'recorded' (true), or both")
     config = DbConfig(
         probes=probes,
         recorded=recorded,
-        interval=_number(where, "interval", opts["interval"]),
-        timeout=_number(where, "timeout", opts["timeout"]),
-        slow_seconds=_number(where, "slow_seconds", opts["slow_seconds"]),
-        baseline_factor=_number(where, "baseline_factor", opts["baseline_factor"], low=1.0),
-        recovery_ratio=_number(where, "recovery_ratio", opts["recovery_ratio"], high=0.99),
-        failure_ratio=_number(where, "failure_ratio", opts["failure_ratio"], high=1.0),
-        history=_whole(where, "history", opts["history"], low=2),
-        baseline_history=_whole(where, "baseline_history", opts["baseline_history"], low=5),
-        min_probes=_whole(where, "min_probes", opts["min_probes"], low=2),
+        interval=number_option(where, "interval", opts["interval"]),
+        timeout=number_option(where, "timeout", opts["timeout"]),
+        slow_seconds=number_option(where, "slow_seconds", opts["slow_seconds"]),
+        baseline_factor=number_option(where, "baseline_factor", opts["baseline_factor"], low=1.0),
+        recovery_ratio=number_option(where, "recovery_ratio", opts["recovery_ratio"], high=0.99),
+        failure_ratio=number_option(where, "failure_ratio", opts["failure_ratio"], high=1.0),
+        history=whole_option(where, "history", opts["history"], low=2),
+        baseline_history=whole_option(where, "baseline_history", opts["baseline_history"], low=5),
+        min_probes=whole_option(where, "min_probes", opts["min_probes"], low=2),
     )
     if config.slow_seconds >= config.timeout:
-        raise _fail(where, f"slow_seconds ({config.slow_seconds}) must be below timeout ({config.timeout})")
+        raise option_error(where, f"slow_seconds ({config.slow_seconds}) must be below timeout ({config.timeout})")
     if config.min_probes > config.history:
-        raise _fail(where, f"min_probes ({config.min_probes}) cannot exceed history ({config.history})")
+        raise option_error(where, f"min_probes ({config.min_probes}) cannot exceed history ({config.history})")
     return config

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 from attrs import frozen
-from nextmonth_health.logs import get_logger
+from nextmonth_health.plugin import get_logger
 
 from ._config import Probe
 

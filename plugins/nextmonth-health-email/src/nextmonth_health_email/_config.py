@@ -8,8 +8,6 @@ TLS context now), and the credentials' environment variables (read now, both or 
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import re
 import ssl
@@ -22,7 +20,7 @@ from urllib.parse import urlsplit
 
 import nextmonth_health as nmh
 from attrs import field, frozen
-from nextmonth_health import ConfigError
+from nextmonth_health.plugin import check_option_names, number_option, option_error, plugin_configs, whole_option
 
 __all__ = [
     "PASSWORD_ENV",
@@ -112,25 +110,9 @@ class EmailConfig:
         return self.require_starttls or self.credentials is not None
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
-
-
-def _number(where: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise _fail(where, f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _whole(where: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(where, f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
 def _flag(where: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _fail(where, f"{name} must be true or false, got {value!r}")
+        raise option_error(where, f"{name} must be true or false, got {value!r}")
     return value
 
 
@@ -138,17 +120,17 @@ def _address(where: str, name: str, value: Any) -> tuple[str, str]:
     """One address, as (header form, bare address); ``Name <a@b>`` or ``a@b``."""
     example = "'rob@example.com' or 'Rob <rob@example.com>'"
     if not isinstance(value, str) or not value.strip() or "\r" in value or "\n" in value:
-        raise _fail(where, f"{name} must be an email address such as {example}, got {value!r}")
+        raise option_error(where, f"{name} must be an email address such as {example}, got {value!r}")
     found = getaddresses([value])
     if len(found) != 1:
-        raise _fail(where, f"{name}: one address per entry (give a list for several), got {value!r}")
+        raise option_error(where, f"{name}: one address per entry (give a list for several), got {value!r}")
     display, bare = found[0]
     try:
         address = Address(display_name=display, addr_spec=bare)
     except (ValueError, IndexError) as exc:  # email's header errors are ValueErrors
-        raise _fail(where, f"{name} must be an email address such as {example}, got {value!r}") from exc
+        raise option_error(where, f"{name} must be an email address such as {example}, got {value!r}") from exc
     if not address.username or not address.domain or bare not in value:
-        raise _fail(where, f"{name} must be an email address such as {example}, got {value!r}")
+        raise option_error(where, f"{name} must be an email address such as {example}, got {value!r}")
     return str(address), address.addr_spec
 
 
@@ -156,14 +138,14 @@ def _url(where: str, value: Any, username_env: str, password_env: str) -> tuple[
     """``smtp://host[:port]`` or ``smtps://host[:port]`` as (shown URL, host, port, implicit TLS)."""
     usage = "url must be smtp://host:port (STARTTLS when offered) or smtps://host:port (implicit TLS)"
     if not isinstance(value, str):
-        raise _fail(where, f"{usage}, got {type(value).__name__ if value is not None else None}")
+        raise option_error(where, f"{usage}, got {type(value).__name__ if value is not None else None}")
     parts = urlsplit(value)
     if parts.scheme not in _PORTS:
         shown = f"{parts.scheme}://…" if parts.scheme else repr(value.split("@")[-1])
-        raise _fail(where, f"{usage}, got {shown}")
+        raise option_error(where, f"{usage}, got {shown}")
     if "@" in parts.netloc:
         host_part = parts.netloc.rpartition("@")[2]
-        raise _fail(
+        raise option_error(
             where,
             f"url must not carry credentials (got {parts.scheme}://***@{host_part}): put the user name in "
             f"${username_env} and the password in ${password_env} (or name other variables with "
@@ -172,11 +154,11 @@ def _url(where: str, value: Any, username_env: str, password_env: str) -> tuple[
     try:
         port = parts.port
     except ValueError:
-        raise _fail(where, f"{usage}; the port of {value!r} is not a number from 1 to 65535") from None
+        raise option_error(where, f"{usage}; the port of {value!r} is not a number from 1 to 65535") from None
     if not parts.hostname:
-        raise _fail(where, f"{usage}; {value!r} has no host")
+        raise option_error(where, f"{usage}; {value!r} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise _fail(where, f"{usage}, with no path or query; got {value!r}")
+        raise option_error(where, f"{usage}, with no path or query; got {value!r}")
     port = port or _PORTS[parts.scheme]
     host = parts.hostname
     shown_host = f"[{host}]" if ":" in host else host
@@ -186,11 +168,11 @@ def _url(where: str, value: Any, username_env: str, password_env: str) -> tuple[
 def _credentials(where: str, username_env: Any, password_env: Any, explicit: bool) -> Credentials | None:
     for name, value in (("username_env", username_env), ("password_env", password_env)):
         if not isinstance(value, str) or not _ENV_NAME.match(value):
-            raise _fail(where, f"{name} must name an environment variable, got {value!r}")
+            raise option_error(where, f"{name} must name an environment variable, got {value!r}")
     username, password = os.environ.get(username_env), os.environ.get(password_env)
     if username is None and password is None:
         if explicit:
-            raise _fail(
+            raise option_error(
                 where,
                 f"username_env / password_env name ${username_env} and ${password_env}, but neither is set: "
                 "set both for SMTP AUTH, or leave the options out to send without it",
@@ -198,7 +180,7 @@ def _credentials(where: str, username_env: Any, password_env: Any, explicit: boo
         return None
     if not username or not password:
         have, lack = (username_env, password_env) if username else (password_env, username_env)
-        raise _fail(where, f"${have} is set but ${lack} is not: set both for SMTP AUTH, or neither to send without it")
+        raise option_error(where, f"${have} is set but ${lack} is not: set both for SMTP AUTH, or neither to send without it")
     return Credentials(username, password)
 
 
@@ -207,22 +189,18 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be a mapping of options such as {{'url': ..., 'from': ..., 'to': ...}}, got {raw!r}")
-    for name in raw:
-        if name not in _DEFAULTS:
-            close = difflib.get_close_matches(str(name), _DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(_DEFAULTS)}"
-            raise _fail(where, f"unknown option {name!r}{hint}")
+        raise option_error(where, f"must be a mapping of options such as {{'url': ..., 'from': ..., 'to': ...}}, got {raw!r}")
+    check_option_names(where, raw, _DEFAULTS)
     opts = {**_DEFAULTS, **raw}
     url, host, port, implicit_tls = _url(where, opts["url"], str(opts["username_env"]), str(opts["password_env"]))
     if opts["from"] is None:
-        raise _fail(where, "from is required: the sender address your SMTP server accepts, e.g. 'health@example.com'")
+        raise option_error(where, "from is required: the sender address your SMTP server accepts, e.g. 'health@example.com'")
     sender, sender_address = _address(where, "from", opts["from"])
     to = opts["to"]
     if isinstance(to, str):
         to = [to]
     if to is None or not isinstance(to, list | tuple) or not to:
-        raise _fail(where, f"to must be an email address or a non-empty list of them, got {opts['to']!r}")
+        raise option_error(where, f"to must be an email address or a non-empty list of them, got {opts['to']!r}")
     recipients = [_address(where, "to", one) for one in to]
     admin_url = opts["admin_url"]
     if admin_url is not None:
@@ -234,7 +212,7 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
             or parts.query
             or parts.fragment
         ):
-            raise _fail(
+            raise option_error(
                 where,
                 "admin_url must be the admin view's http(s) address, e.g. "
                 f"'https://admin.example.com/admin/system-health', got {admin_url!r}",
@@ -243,12 +221,12 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     ca_file = opts["ca_file"]
     if ca_file is not None:
         if not isinstance(ca_file, str | os.PathLike) or not str(ca_file):
-            raise _fail(where, f"ca_file must be the path of a PEM file of CA certificates, got {ca_file!r}")
+            raise option_error(where, f"ca_file must be the path of a PEM file of CA certificates, got {ca_file!r}")
         ca_file = os.fspath(ca_file)
     try:
         tls = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise _fail(where, f"ca_file: cannot load CA certificates from {ca_file!r} ({exc})") from None
+        raise option_error(where, f"ca_file: cannot load CA certificates from {ca_file!r} ({exc})") from None
     explicit = "username_env" in raw or "password_env" in raw
     config = EmailConfig(
         url=url,
@@ -264,17 +242,17 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
         ca_file=ca_file,
         credentials=_credentials(where, opts["username_env"], opts["password_env"], explicit),
         send_resolved=_flag(where, "send_resolved", opts["send_resolved"]),
-        timeout=_number(where, "timeout", opts["timeout"]),
-        queue_size=_whole(where, "queue_size", opts["queue_size"]),
-        max_attempts=_whole(where, "max_attempts", opts["max_attempts"]),
-        backoff=_number(where, "backoff", opts["backoff"]),
-        max_backoff=_number(where, "max_backoff", opts["max_backoff"]),
+        timeout=number_option(where, "timeout", opts["timeout"]),
+        queue_size=whole_option(where, "queue_size", opts["queue_size"]),
+        max_attempts=whole_option(where, "max_attempts", opts["max_attempts"]),
+        backoff=number_option(where, "backoff", opts["backoff"]),
+        max_backoff=number_option(where, "max_backoff", opts["max_backoff"]),
         tls=tls,
     )
     if config.backoff > config.max_backoff:
-        raise _fail(where, f"backoff ({config.backoff}) cannot exceed max_backoff ({config.max_backoff})")
+        raise option_error(where, f"backoff ({config.backoff}) cannot exceed max_backoff ({config.max_backoff})")
     if config.implicit_tls and config.require_starttls:
-        raise _fail(where, "require_starttls applies to smtp:// URLs; smtps:// is TLS from the first byte")
+        raise option_error(where, "require_starttls applies to smtp:// URLs; smtps:// is TLS from the first byte")
     return config
 
 
@@ -285,14 +263,4 @@ def configs_of(monitor: nmh.Monitor) -> dict[str | None, EmailConfig | None]:
     ``{"to": "owner@acme.example"}`` is enough to give a site its own recipients; a site
     whose ``plugin_settings`` has no ``"email"`` entry sends no email.
     """
-    where = f"plugin_settings[{SETTINGS_KEY!r}]"
-    base = monitor.settings.plugin_settings.get(SETTINGS_KEY)
-    configs: dict[str | None, EmailConfig | None] = {None: parse_config(base, where)}
-    for site, settings in monitor.site_settings.items():
-        own = settings.plugin_settings.get(SETTINGS_KEY)
-        if own is base:
-            continue  # the site names no plugin_settings of its own: the monitor-wide ones apply
-        if own is not None and isinstance(own, Mapping) and isinstance(base, Mapping):
-            own = {**base, **own}
-        configs[site] = parse_config(own, f"sites[{site!r}]: {where}")
-    return configs
+    return plugin_configs(monitor, SETTINGS_KEY, parse_config, layered=True)

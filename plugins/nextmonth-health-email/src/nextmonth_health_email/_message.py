@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 import nextmonth_health as nmh
-from nextmonth_health import alerts
+from nextmonth_health.plugin import incident_url as admin_incident_url
 
 from ._config import EmailConfig
 
@@ -116,7 +116,7 @@ def subject_of(transition: nmh.Transition, kind: str, named: str | None = None) 
 
 def incident_url(config: EmailConfig, incident_id: str) -> str | None:
     """The incident's page in the admin view, ``{admin_url}/incidents/{id}``, when one is set."""
-    return None if config.admin_url is None else alerts.incident_url(config.admin_url, incident_id)
+    return None if config.admin_url is None else admin_incident_url(config.admin_url, incident_id)
 
 
 def message_id(kind: str, alert_id: str, config: EmailConfig) -> str:

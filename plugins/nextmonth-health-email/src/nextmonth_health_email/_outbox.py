@@ -25,7 +25,7 @@ from typing import Any
 
 import nextmonth_health as nmh
 from attrs import define, field, frozen
-from nextmonth_health.logs import get_logger
+from nextmonth_health.plugin import get_logger
 
 __all__ = ["Failed", "Outbox", "OutboxCounts", "RetryPolicy"]
 

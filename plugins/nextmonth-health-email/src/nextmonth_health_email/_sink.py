@@ -22,7 +22,7 @@ from types import MappingProxyType
 
 import nextmonth_health as nmh
 from attrs import field, frozen
-from nextmonth_health.logs import get_logger
+from nextmonth_health.plugin import get_logger
 
 from ._config import EmailConfig
 from ._message import RESOLVED, compose, mail_kind, outbox_key, subjects_of

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import nextmonth_health as nmh
+from nextmonth_health.plugin import plugin_configs
 
 from ._config import KINDS, SETTINGS_KEY, WebhookConfig, parse_config
 from ._payload import dedup_key, payload, text_of, wanted
@@ -37,13 +38,7 @@ __version__ = "0.1.0"
 
 def configs_of(monitor: nmh.Monitor) -> dict[str | None, WebhookConfig | None]:
     """Every site's validated options (``None``: the monitor-wide ones), or raise ConfigError."""
-    where = f"plugin_settings[{SETTINGS_KEY!r}]"
-    configs: dict[str | None, WebhookConfig | None] = {
-        None: parse_config(monitor.settings.plugin_settings.get(SETTINGS_KEY), where)
-    }
-    for site, settings in monitor.site_settings.items():
-        configs[site] = parse_config(settings.plugin_settings.get(SETTINGS_KEY), f"sites[{site!r}]: {where}")
-    return configs
+    return plugin_configs(monitor, SETTINGS_KEY, parse_config)
 
 
 @nmh.hookimpl

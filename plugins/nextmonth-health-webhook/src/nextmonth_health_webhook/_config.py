@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from attrs import field, frozen
-from nextmonth_health import ConfigError
+from nextmonth_health.plugin import check_option_names, number_option, option_error, whole_option
 
 __all__ = ["KINDS", "SETTINGS_KEY", "WebhookConfig", "parse_config"]
 
@@ -58,22 +56,6 @@ class WebhookConfig:
     max_retry_after: float
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
-
-
-def _number(where: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise _fail(where, f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _whole(where: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(where, f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
 def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") -> WebhookConfig | None:
     """Validate the plugin's options; ``None`` (nothing configured) gives ``None``.
 
@@ -84,12 +66,8 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     if isinstance(raw, str):
         raw = {"url": raw}
     if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be a URL or a mapping of options, got {raw!r}")
-    for name in raw:
-        if name not in _DEFAULTS:
-            close = difflib.get_close_matches(str(name), _DEFAULTS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(_DEFAULTS)}"
-            raise _fail(where, f"unknown option {name!r}{hint}")
+        raise option_error(where, f"must be a URL or a mapping of options, got {raw!r}")
+    check_option_names(where, raw, _DEFAULTS)
     opts = {**_DEFAULTS, **raw}
     url = opts["url"]
     parts = urlsplit(url) if isinstance(url, str) else None
@@ -99,19 +77,19 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
             if parts is not None and parts.scheme
             else repr(type(url).__name__ if url is not None else None)
         )
-        raise _fail(where, f"url must be an http(s) URL with a host, got {shown}")
+        raise option_error(where, f"url must be an http(s) URL with a host, got {shown}")
     if opts["format"] not in {"json", "slack"}:
-        raise _fail(where, f"format must be 'json' or 'slack', got {opts['format']!r}")
+        raise option_error(where, f"format must be 'json' or 'slack', got {opts['format']!r}")
     if not isinstance(opts["only_alerts"], bool):
-        raise _fail(where, f"only_alerts must be true or false, got {opts['only_alerts']!r}")
+        raise option_error(where, f"only_alerts must be true or false, got {opts['only_alerts']!r}")
     kinds = opts["kinds"]
     if isinstance(kinds, str) or not hasattr(kinds, "__iter__") or not set(kinds) or not set(kinds) <= KINDS:
-        raise _fail(where, f"kinds must list some of {sorted(KINDS)}, got {kinds!r}")
+        raise option_error(where, f"kinds must list some of {sorted(KINDS)}, got {kinds!r}")
     headers = opts["headers"]
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
-        raise _fail(where, "headers must map header names to strings")
+        raise option_error(where, "headers must map header names to strings")
     config = WebhookConfig(
         url=url,
         host=parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}",
@@ -119,13 +97,13 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
         only_alerts=opts["only_alerts"],
         kinds=frozenset(kinds),
         headers=headers,
-        timeout=_number(where, "timeout", opts["timeout"]),
-        queue_size=_whole(where, "queue_size", opts["queue_size"]),
-        max_attempts=_whole(where, "max_attempts", opts["max_attempts"]),
-        backoff=_number(where, "backoff", opts["backoff"]),
-        max_backoff=_number(where, "max_backoff", opts["max_backoff"]),
-        max_retry_after=_number(where, "max_retry_after", opts["max_retry_after"]),
+        timeout=number_option(where, "timeout", opts["timeout"]),
+        queue_size=whole_option(where, "queue_size", opts["queue_size"]),
+        max_attempts=whole_option(where, "max_attempts", opts["max_attempts"]),
+        backoff=number_option(where, "backoff", opts["backoff"]),
+        max_backoff=number_option(where, "max_backoff", opts["max_backoff"]),
+        max_retry_after=number_option(where, "max_retry_after", opts["max_retry_after"]),
     )
     if config.backoff > config.max_backoff:
-        raise _fail(where, f"backoff ({config.backoff}) cannot exceed max_backoff ({config.max_backoff})")
+        raise option_error(where, f"backoff ({config.backoff}) cannot exceed max_backoff ({config.max_backoff})")
     return config

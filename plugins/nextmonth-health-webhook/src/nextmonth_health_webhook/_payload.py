@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import nextmonth_health as nmh
-from nextmonth_health.alerts import resolution_message
+from nextmonth_health.plugin import resolution_message
 
 from ._config import WebhookConfig
 

@@ -35,7 +35,7 @@ from types import MappingProxyType
 import httpx
 import nextmonth_health as nmh
 from attrs import field, frozen
-from nextmonth_health.logs import get_logger
+from nextmonth_health.plugin import get_logger
 
 from ._config import WebhookConfig
 from ._payload import dedup_key, payload, wanted
