@@ -12,6 +12,22 @@ point) provides fixtures:
 ``internal_errors``
     a factory ``internal_errors(monitor)`` that re-raises what a monitor swallowed, at
     teardown (what the ``monitor`` fixture uses).
+``make_monitor``
+    a factory ``make_monitor(*plugins, **settings)``: a memory-backed monitor on
+    ``fake_clock`` with your plugins, no installed ones, ``internal_errors`` applied, and
+    stopped at teardown.
+``passes``
+    ``await passes(n)`` runs n evaluation passes of the ``monitor`` fixture (or
+    ``passes(n, monitor=...)``'s) a tick apart and returns their transitions; see
+    :func:`run_passes`.
+``http_receiver``
+    an :class:`HttpReceiver`: a real HTTP server on 127.0.0.1 that answers with scripted
+    statuses, headers and delays and records every request.
+``recording_sink``
+    a :class:`RecordingSink`, to pass in ``plugins=``: every transition it is sent.
+
+The kit is what a plugin's own tests need and what the distributions in ``plugins/`` use,
+so that no plugin author writes a loopback server or a fake sink again.
 
 :func:`capture_logs` collects the SDK's log events as dicts, the way structlog's own
 ``capture_logs`` does for a structlog-configured app (the SDK logs through ``logging``).
@@ -22,11 +38,66 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import START, FakeClock
+from .hookspecs import hookimpl
+from .loopback import HttpReceiver, Received, Reply, serve_loopback
+from .values import Transition
 
-__all__ = ["START", "FakeClock", "capture_logs"]
+if TYPE_CHECKING:
+    from .monitor import Monitor
+
+__all__ = [
+    "START",
+    "FakeClock",
+    "HttpReceiver",
+    "Received",
+    "RecordingSink",
+    "Reply",
+    "capture_logs",
+    "run_passes",
+]
+
+
+class RecordingSink:
+    """An alert sink that keeps every transition it is sent, in order.
+
+    It is its own plugin: ``Monitor(..., plugins=[sink])`` registers it.
+    """
+
+    def __init__(self, name: str = "recording") -> None:
+        self.name = name
+        self.transitions: list[Transition] = []
+
+    def send(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+
+    def kinds(self) -> list[str]:
+        """What was sent, as ``"opened check/key"`` strings: easy to compare in a test."""
+        return [f"{t.kind} {t.incident.check}/{t.incident.key}" for t in self.transitions]
+
+    @hookimpl
+    def register_alert_sinks(self, register: Callable[[Any], None]) -> None:
+        register(self)
+
+
+async def run_passes(monitor: Monitor, n: int, *, tick: float | None = None) -> list[Transition]:
+    """Run ``n`` evaluation passes, moving the monitor's ``FakeClock`` one tick after each.
+
+    A tick is ``tick`` seconds, else the monitor's ``tick_seconds`` (15 s): passes as the
+    runner would space them, without waiting. Returns every transition of the passes.
+    """
+    clock = monitor.clock
+    if not isinstance(clock, FakeClock):
+        raise TypeError("run_passes moves time: build the monitor with clock=FakeClock()")
+    step = monitor.settings.tick_seconds if tick is None else tick
+    transitions: list[Transition] = []
+    for _ in range(n):
+        evaluation = await monitor.evaluate()
+        transitions.extend(evaluation.transitions)
+        clock.advance(step)
+    return transitions
 
 @contextlib.contextmanager
 def capture_logs(logger: str = "nextmonth_health") -> Iterator[list[dict[str, Any]]]:
@@ -88,3 +159,36 @@ else:
         internal_errors(m)
         yield m
         m.stop()
+
+    @pytest.fixture
+    def make_monitor(fake_clock: FakeClock, internal_errors: Callable[[Any], Any]) -> Iterator[Callable[..., Any]]:
+        from .monitor import Monitor
+
+        built: list[Monitor] = []
+
+        def make(*plugins: Any, site: str = "test-site", **settings: Any) -> Monitor:
+            settings.setdefault("store", "memory://")
+            settings.setdefault("load_entrypoints", False)
+            m = Monitor(site, clock=fake_clock, plugins=list(plugins), **settings)
+            internal_errors(m)
+            built.append(m)
+            return m
+
+        yield make
+        for m in built:
+            m.stop()
+
+    @pytest.fixture
+    def passes(request: pytest.FixtureRequest) -> Callable[..., Any]:
+        async def run(n: int, *, monitor: Monitor | None = None, tick: float | None = None) -> list[Transition]:
+            return await run_passes(monitor or request.getfixturevalue("monitor"), n, tick=tick)
+
+        return run
+
+    @pytest.fixture
+    def http_receiver() -> Iterator[HttpReceiver]:
+        yield from serve_loopback()
+
+    @pytest.fixture
+    def recording_sink() -> RecordingSink:
+        return RecordingSink()
