@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 import nextmonth_health as nmh
 import pytest
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, run_passes
 
 import nextmonth_health_cdn
 from nextmonth_health_cdn import CdnCheck, Sample, judge, p95
@@ -59,14 +59,6 @@ def cdn_check(monitor: nmh.Monitor) -> CdnCheck:
     return check
 
 
-async def passes(monitor: nmh.Monitor, clock: FakeClock, n: int) -> list[nmh.Evaluation]:
-    evaluations = []
-    for _ in range(n):
-        evaluations.append(await monitor.evaluate())
-        clock.advance(INTERVAL)
-    return evaluations
-
-
 #: Judgement over several slow passes is the same on both backends; fetching and
 #: cancelling is what differs, and the other tests cover that on both.
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -92,8 +84,8 @@ def test_the_distribution_declares_its_entry_point():
 
 
 @pytest.mark.usefixtures("only_this_plugin")
-def test_an_installed_monitor_discovers_the_check(fake_clock: FakeClock, asset_server):
-    monitor = build(fake_clock, entrypoints=True, plugin_settings={"cdn": cdn_settings(asset_server.url("/app.js"))})
+def test_an_installed_monitor_discovers_the_check(fake_clock: FakeClock, http_receiver):
+    monitor = build(fake_clock, entrypoints=True, plugin_settings={"cdn": cdn_settings(http_receiver.url("/app.js"))})
     assert monitor.plugin_failures == ()
     assert monitor.plugin_manager.get_plugin("cdn") is nextmonth_health_cdn
     check = cdn_check(monitor)
@@ -135,8 +127,8 @@ def test_bad_settings_are_reported_at_start_up(fake_clock: FakeClock, options: d
         build(fake_clock, entrypoints=True, strict_plugins=True, plugin_settings={"cdn": options})
 
 
-def test_a_site_without_settings_gets_no_readings(fake_clock: FakeClock, asset_server):
-    monitor = build(fake_clock, sites={"other": {"plugin_settings": {"cdn": cdn_settings(asset_server.url("/o.js"))}}})
+def test_a_site_without_settings_gets_no_readings(fake_clock: FakeClock, http_receiver):
+    monitor = build(fake_clock, sites={"other": {"plugin_settings": {"cdn": cdn_settings(http_receiver.url("/o.js"))}}})
     check = cdn_check(monitor)
     assert check.config_for("acme") is None
     assert check.config_for("other") is not None
@@ -145,31 +137,31 @@ def test_a_site_without_settings_gets_no_readings(fake_clock: FakeClock, asset_s
 # Behaviour against the asset server.
 
 
-async def test_a_fast_asset_reads_ok_with_a_key_that_keeps_no_secrets(fake_clock, asset_server, internal_errors):
-    url = asset_server.url("/static/app.js?token=s3cret#frag").replace("http://", "http://user:pw@")
+async def test_a_fast_asset_reads_ok_with_a_key_that_keeps_no_secrets(fake_clock, http_receiver, internal_errors):
+    url = http_receiver.url("/static/app.js?token=s3cret#frag").replace("http://", "http://user:pw@")
     monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(url)})
     internal_errors(monitor)
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     [reading] = cdn_readings(evaluation)
-    assert reading.key == f"{asset_server.netloc}/static/app.js"
+    assert reading.key == f"{http_receiver.netloc}/static/app.js"
     assert "s3cret" not in repr(reading) and "pw" not in reading.key
     assert (reading.status, reading.area, reading.site) == (nmh.Health.OK, "portal", "acme")
-    assert reading.subject == f"CDN delays on {asset_server.netloc}"
+    assert reading.subject == f"CDN delays on {http_receiver.netloc}"
     assert reading.value is not None and reading.value < RECOVERY
     assert dict(reading.detail) == {"probes": 1, "failures": 0, "timeouts": 0, "last": "200"}
-    assert asset_server.hits == {"/static/app.js": 1}
+    assert http_receiver.hits == {"/static/app.js": 1}
 
 
 @asyncio_only
-async def test_slow_assets_open_a_degraded_incident_for_their_area(fake_clock, asset_server, internal_errors):
-    asset_server.set("/img/logo.png", delay=DELAY)
-    settings = cdn_settings(asset_server.url("/app.js"), {"url": asset_server.url("/img/logo.png"), "area": "bookings"})
+async def test_slow_assets_open_a_degraded_incident_for_their_area(fake_clock, http_receiver, internal_errors):
+    http_receiver.route("/img/logo.png", delay=DELAY)
+    settings = cdn_settings(http_receiver.url("/app.js"), {"url": http_receiver.url("/img/logo.png"), "area": "bookings"})
     monitor = build(fake_clock, plugin_settings={"cdn": settings})
     internal_errors(monitor)
     for n in range(3):
         monitor.record_page_load("/bookings/calendar", seconds=1.0, user=f"u-{n}")
         monitor.record_request("/portal/home", status=200, duration=0.1, user="portal-only")
-    first, second, third = await passes(monitor, fake_clock, 3)
+    first, second, third = (await run_passes(monitor, 3, tick=INTERVAL)).evaluations
     assert {r.key.split("/", 1)[1]: r.status for r in cdn_readings(first)} == {
         "app.js": "ok",
         "img/logo.png": "elevated",
@@ -178,31 +170,31 @@ async def test_slow_assets_open_a_degraded_incident_for_their_area(fake_clock, a
     [opened] = third.opened
     incident = opened.incident
     assert (incident.check, incident.area, incident.severity) == ("cdn_delay", "bookings", "degraded")
-    assert incident.key == f"{asset_server.netloc}/img/logo.png"
-    assert incident.summary == f"CDN delays on {asset_server.netloc}"
+    assert incident.key == f"{http_receiver.netloc}/img/logo.png"
+    assert incident.summary == f"CDN delays on {http_receiver.netloc}"
     assert incident.affected_users == 3  # the users active in the bookings area
     assert incident.threshold == SLOW and incident.value is not None and incident.value >= DELAY
     assert monitor.notices("bookings") and not monitor.notices("portal")
 
 
 @asyncio_only
-async def test_one_slow_fetch_is_elevated_and_opens_nothing(fake_clock, asset_server, internal_errors):
-    monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(asset_server.url("/app.js"))})
+async def test_one_slow_fetch_is_elevated_and_opens_nothing(fake_clock, http_receiver, internal_errors):
+    monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(http_receiver.url("/app.js"))})
     internal_errors(monitor)
-    await passes(monitor, fake_clock, 3)
-    asset_server.set("/app.js", delay=DELAY)
-    [blip] = await passes(monitor, fake_clock, 1)
-    asset_server.set("/app.js", delay=0.0)
-    after = await passes(monitor, fake_clock, 2)
+    await run_passes(monitor, 3, tick=INTERVAL)
+    http_receiver.route("/app.js", delay=DELAY)
+    [blip] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
+    http_receiver.route("/app.js", delay=0.0)
+    after = (await run_passes(monitor, 2, tick=INTERVAL)).evaluations
     assert [r.status for e in [blip, *after] for r in cdn_readings(e)] == ["elevated"] * 3
     assert monitor.incidents() == []
 
 
-async def test_a_hung_cdn_reads_slow_and_never_stalls_the_pass(fake_clock, asset_server, internal_errors, stopwatch):
-    asset_server.set("/hangs.js", delay=30.0)  # released at teardown
+async def test_a_hung_cdn_reads_slow_and_never_stalls_the_pass(fake_clock, http_receiver, internal_errors, stopwatch):
+    http_receiver.route("/hangs.js", delay=30.0)  # released at teardown
     monitor = build(
         fake_clock,
-        plugin_settings={"cdn": cdn_settings(asset_server.url("/hangs.js"), asset_server.url("/ok.js"), timeout=0.5)},
+        plugin_settings={"cdn": cdn_settings(http_receiver.url("/hangs.js"), http_receiver.url("/ok.js"), timeout=0.5)},
     )
     internal_errors(monitor)
     durations = []
@@ -223,16 +215,16 @@ async def test_a_hung_cdn_reads_slow_and_never_stalls_the_pass(fake_clock, asset
     assert [t.incident.key.rsplit("/", 1)[1] for t in evaluations[-1].opened] == ["hangs.js"]
 
 
-async def test_failing_fetches_degrade_and_an_asset_that_is_down_alerts(fake_clock, asset_server, internal_errors):
-    asset_server.set("/app.js", status=503)
-    monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(asset_server.url("/app.js"), min_probes=4)})
+async def test_failing_fetches_degrade_and_an_asset_that_is_down_alerts(fake_clock, http_receiver, internal_errors):
+    http_receiver.route("/app.js", status=503)
+    monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(http_receiver.url("/app.js"), min_probes=4)})
     internal_errors(monitor)
-    evaluations = await passes(monitor, fake_clock, 4)
+    evaluations = (await run_passes(monitor, 4, tick=INTERVAL)).evaluations
     assert [r.status for e in evaluations for r in cdn_readings(e)] == ["elevated", "elevated", "elevated", "critical"]
     [opened] = evaluations[-1].opened
     assert opened.alert is not None and "CDN delays on" in opened.alert.message
-    asset_server.set("/app.js", status=200)
-    partly = await passes(monitor, fake_clock, 1)
+    http_receiver.route("/app.js", status=200)
+    partly = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     assert [r.status for r in cdn_readings(partly[0])] == ["degraded"]  # 4 of 5 failed: still bad
     assert cdn_readings(partly[0])[0].detail["last"] == "200"
 
@@ -244,23 +236,23 @@ async def test_connection_errors_count_as_failures(fake_clock, internal_errors):
         await listener.aclose()  # nothing listens there now
     monitor = build(fake_clock, plugin_settings={"cdn": cdn_settings(f"http://127.0.0.1:{port}/app.js")})
     internal_errors(monitor)
-    evaluations = await passes(monitor, fake_clock, 3)
+    evaluations = (await run_passes(monitor, 3, tick=INTERVAL)).evaluations
     reading = cdn_readings(evaluations[-1])[0]
     assert reading.status is nmh.Health.CRITICAL
     assert reading.detail["last"] == "ConnectError" and reading.value is None
 
 
 @asyncio_only
-async def test_recovery_waits_for_slow_fetches_to_age_out_then_resolves(fake_clock, asset_server, internal_errors):
-    asset_server.set("/app.js", delay=DELAY)
+async def test_recovery_waits_for_slow_fetches_to_age_out_then_resolves(fake_clock, http_receiver, internal_errors):
+    http_receiver.route("/app.js", delay=DELAY)
     monitor = build(
-        fake_clock, cooldown_seconds=60, plugin_settings={"cdn": cdn_settings(asset_server.url("/app.js"), history=4)}
+        fake_clock, cooldown_seconds=60, plugin_settings={"cdn": cdn_settings(http_receiver.url("/app.js"), history=4)}
     )
     internal_errors(monitor)
-    assert [len(e.opened) for e in await passes(monitor, fake_clock, 3)] == [0, 0, 1]
-    asset_server.set("/app.js", delay=0.0)
+    assert [len(e.opened) for e in (await run_passes(monitor, 3, tick=INTERVAL)).evaluations] == [0, 0, 1]
+    http_receiver.route("/app.js", delay=0.0)
     statuses, resolved = [], []
-    for e in await passes(monitor, fake_clock, 10):
+    for e in (await run_passes(monitor, 10, tick=INTERVAL)).evaluations:
         statuses += [r.status.value for r in cdn_readings(e)]
         resolved += e.resolved
     # history 4: three slow fetches keep it degraded, then elevated, until all have aged out
@@ -272,13 +264,13 @@ async def test_recovery_waits_for_slow_fetches_to_age_out_then_resolves(fake_clo
     assert not monitor.notices("portal")
 
 
-async def test_sites_sharing_an_asset_share_one_fetch_per_pass(fake_clock, asset_server, internal_errors):
-    settings = {"cdn": cdn_settings(asset_server.url("/shared.js"))}
+async def test_sites_sharing_an_asset_share_one_fetch_per_pass(fake_clock, http_receiver, internal_errors):
+    settings = {"cdn": cdn_settings(http_receiver.url("/shared.js"))}
     monitor = build(fake_clock, plugin_settings=settings, sites={"beta": {}, "gamma": {"plugin_settings": {}}})
     internal_errors(monitor)
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     assert sorted(r.site for r in cdn_readings(evaluation)) == ["acme", "beta"]  # gamma opted out
-    assert asset_server.hits == {"/shared.js": 1}
+    assert http_receiver.hits == {"/shared.js": 1}
 
 
 # The judgement itself.

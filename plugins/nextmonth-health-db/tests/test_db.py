@@ -22,7 +22,7 @@ import nextmonth_health as nmh
 import psycopg
 import pytest
 from nextmonth_health.plugin import REQUEST, SIGNALS
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, run_passes
 
 import nextmonth_health_db
 from nextmonth_health_db import APPLICATION_NAME, SIGNAL, DbCheck, Sample, judge, record_query, timed_query
@@ -59,14 +59,6 @@ def db_check(monitor: nmh.Monitor) -> DbCheck:
     [check] = [c for c in monitor.checks if c.name == "db_slowdown"]
     assert isinstance(check, DbCheck)
     return check
-
-
-async def passes(monitor: nmh.Monitor, clock: FakeClock, n: int) -> list[nmh.Evaluation]:
-    evaluations = []
-    for _ in range(n):
-        evaluations.append(await monitor.evaluate())
-        clock.advance(INTERVAL)
-    return evaluations
 
 
 def db_readings(evaluation: nmh.Evaluation) -> list[nmh.Reading]:
@@ -159,7 +151,7 @@ def test_per_site_settings_are_validated_with_the_sites_name(fake_clock: FakeClo
 async def test_postgres_select_1_reads_ok(fake_clock, pg_dsn, internal_errors):
     monitor = build(fake_clock, plugin_settings={"db": db_settings(pg_dsn)})
     internal_errors(monitor)
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     [reading] = db_readings(evaluation)
     assert (reading.key, reading.area, reading.status) == ("127.0.0.1/test", "portal", nmh.Health.OK)
     assert reading.subject == "Database query times on 127.0.0.1/test"
@@ -183,17 +175,17 @@ async def test_a_postgres_slowdown_against_its_baseline_opens_then_resolves(
     monitor = build(fake_clock, cooldown_seconds=60, plugin_settings={"db": settings})
     internal_errors(monitor)
     set_delay(0.05)  # a database that is always a little slow: 50 ms
-    normal = await passes(monitor, fake_clock, 9)
+    normal = (await run_passes(monitor, 9, tick=INTERVAL)).evaluations
     assert set(statuses(normal)) <= {"ok", "elevated"}  # "elevated" while the floor alone is the line
     assert not any(e.opened for e in normal)
     check = db_check(monitor)
     line = db_readings(normal[-1])[0].threshold
     assert line is not None and 0.14 <= line < 0.3  # 3 x its own p95, above the 80 ms floor
     set_delay(0.1)  # above the floor, but within what is normal here: not news
-    busier = await passes(monitor, fake_clock, 3)
+    busier = (await run_passes(monitor, 3, tick=INTERVAL)).evaluations
     assert set(statuses(busier)) <= {"ok", "elevated"} and not any(e.opened for e in busier)
     set_delay(0.5)  # a real slowdown
-    slow = await passes(monitor, fake_clock, 3)
+    slow = (await run_passes(monitor, 3, tick=INTERVAL)).evaluations
     assert statuses(slow) == ["elevated", "degraded", "degraded"]
     [opened] = slow[1].opened
     incident = opened.incident
@@ -202,7 +194,7 @@ async def test_a_postgres_slowdown_against_its_baseline_opens_then_resolves(
     assert incident.threshold == db_readings(slow[1])[0].threshold and line <= incident.threshold < 0.5
     assert [s.seconds >= 0.5 for s in check.history("acme", "primary")] == [True] * 3
     set_delay(0.0)
-    recovering = await passes(monitor, fake_clock, 6)
+    recovering = (await run_passes(monitor, 6, tick=INTERVAL)).evaluations
     assert statuses(recovering)[:3] == ["degraded", "elevated", "ok"]
     assert [t.incident.id for e in recovering for t in e.resolved] == [incident.id]
 
@@ -249,7 +241,7 @@ async def test_an_unreachable_postgres_is_critical(fake_clock, internal_errors):
         await listener.aclose()
     monitor = build(fake_clock, plugin_settings={"db": db_settings(f"postgresql://postgres@127.0.0.1:{port}/test")})
     internal_errors(monitor)
-    evaluations = await passes(monitor, fake_clock, 3)
+    evaluations = (await run_passes(monitor, 3, tick=INTERVAL)).evaluations
     assert statuses(evaluations) == ["elevated", "elevated", "critical"]
     [opened] = evaluations[-1].opened
     assert opened.alert is not None and "Database query times on 127.0.0.1/test" in opened.alert.message
@@ -261,7 +253,7 @@ async def test_a_failing_query_is_a_failure_not_a_slowdown(fake_clock, pg_dsn, i
         fake_clock, plugin_settings={"db": db_settings({"dsn": pg_dsn, "query": "SELECT * FROM no_such_table"})}
     )
     internal_errors(monitor)
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     reading = db_readings(evaluation)[0]
     assert (reading.status, reading.detail["last"], reading.value) == (nmh.Health.ELEVATED, "UndefinedTable", None)
 
@@ -282,7 +274,7 @@ async def test_sqlite_probe_reads_ok_and_opens_the_file_read_only(
         },
     )
     internal_errors(monitor)
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     readings = {r.key: r for r in db_readings(evaluation)}
     assert readings["app.db"].status is nmh.Health.OK and readings["app.db"].value < 0.05
     assert (readings["missing.db"].status, readings["missing.db"].detail["last"]) == ("elevated", "OperationalError")
@@ -342,7 +334,7 @@ async def test_recorded_query_timings_are_judged_against_their_baseline(fake_clo
     for n in range(40):
         record_query(monitor, 0.004, user=f"u-{n % 8}")
     fake_clock.advance(600)  # those are the baseline now
-    [quiet] = await passes(monitor, fake_clock, 1)
+    [quiet] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     assert [(r.key, r.status.value) for r in db_readings(quiet)] == [("recorded", "ok")]  # too few samples in the window
     for n in range(30):
         record_query(monitor, 0.3 if n % 3 else 0.01, user=f"u-{n % 5}")
@@ -350,7 +342,7 @@ async def test_recorded_query_timings_are_judged_against_their_baseline(fake_clo
         pass
     with pytest.raises(RuntimeError), timed_query(monitor, user="u-9"):
         raise RuntimeError("deadlock detected")
-    [evaluation] = await passes(monitor, fake_clock, 1)
+    [evaluation] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
     [reading] = db_readings(evaluation)
     assert reading.status is nmh.Health.DEGRADED
     assert reading.threshold == 0.05  # 3 x a 4 ms baseline is under the floor

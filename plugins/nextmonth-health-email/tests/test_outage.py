@@ -13,7 +13,7 @@ from typing import Any
 
 import nextmonth_health as nmh
 import pytest
-from nextmonth_health.testing import FakeClock
+from nextmonth_health.testing import FakeClock, run_passes
 
 import nextmonth_health_email
 from nextmonth_health_email import EmailSink
@@ -206,11 +206,8 @@ class Probe:
 async def recover(monitor: nmh.Monitor, clock: FakeClock, *probes: Probe) -> list[nmh.Transition]:
     for probe in probes:
         probe.status = "ok"
-    resolved = []
-    for _ in range(8):
-        clock.advance(30)
-        resolved += (await monitor.evaluate()).resolved
-    return resolved
+    clock.advance(30)
+    return (await run_passes(monitor, 8, tick=30)).of("resolved")
 
 
 async def test_an_incident_joining_the_alert_and_growing_impact_send_nothing_more(

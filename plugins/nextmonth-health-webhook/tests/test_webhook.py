@@ -1,9 +1,9 @@
 """nextmonth-health-webhook, installed: discovery, then posts to a real receiver on loopback.
 
-The receiver (conftest.py) answers with scripted statuses, ``Retry-After`` headers and
-delays. Waits between attempts go through an injected ``sleep`` that records them, so
-backoff is measured without waiting; one test uses the real wait to show that a
-``Retry-After`` of one second is honoured on the wire.
+The receiver (the kit's ``http_receiver`` fixture) answers with scripted statuses,
+``Retry-After`` headers and delays. Waits between attempts go through an injected
+``sleep`` that records them, so backoff is measured without waiting; one test uses the
+real wait to show that a ``Retry-After`` of one second is honoured on the wire.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def test_the_distribution_declares_its_entry_point():
 
 
 @pytest.mark.usefixtures("only_this_plugin")
-def test_an_installed_monitor_discovers_the_sink(fake_clock: FakeClock, receiver: Any):
-    monitor = build(fake_clock, entrypoints=True, plugin_settings={"webhook": receiver.url()})
+def test_an_installed_monitor_discovers_the_sink(fake_clock: FakeClock, http_receiver: Any):
+    monitor = build(fake_clock, entrypoints=True, plugin_settings={"webhook": http_receiver.url()})
     assert monitor.plugin_failures == ()
     assert monitor.plugin_manager.get_plugin("webhook") is nextmonth_health_webhook
     assert [s.name for s in monitor.sinks] == ["admin_panel", "log", "webhook"]
@@ -201,14 +201,14 @@ class Switch:
 
 
 @pytest.mark.anyio
-async def test_an_alert_and_its_resolution_are_posted_once_each(fake_clock, receiver, internal_errors):
+async def test_an_alert_and_its_resolution_are_posted_once_each(fake_clock, http_receiver, internal_errors):
     switch = Switch()
     monitor = build(
         fake_clock,
         nextmonth_health_webhook,
         switch,
         cooldown_seconds=60,
-        plugin_settings={"webhook": {"url": receiver.url(), "headers": {"Authorization": "Bearer t0k"}}},
+        plugin_settings={"webhook": {"url": http_receiver.url(), "headers": {"Authorization": "Bearer t0k"}}},
     )
     internal_errors(monitor)
     sink = webhook_sink(monitor)
@@ -227,14 +227,14 @@ async def test_an_alert_and_its_resolution_are_posted_once_each(fake_clock, rece
         assert sink.wait_idle(5)
     finally:
         sink.close()
-    first, second = receiver.bodies()
+    first, second = http_receiver.bodies()
     assert (first["event"], second["event"]) == ("incident.escalated", "incident.resolved")
     assert first["text"].startswith("⚡ Health Alert:\nCDN delays on assets.example.com have exceeded safe thresholds.")
     assert second["text"].startswith("✓ Health Alert resolved:")
     assert first["incident"]["id"] == second["incident"]["id"] == escalated.incident.id
     assert (first["incident"]["severity"], first["alert"]["affected_users"], first["site"]) == ("critical", 12, "acme")
     assert second["alert"]["resolved_at"] is not None
-    headers = [r.headers for r in receiver.received]
+    headers = [r.headers for r in http_receiver.received]
     assert {h["Content-Type"] for h in headers} == {"application/json"}
     assert {h["Authorization"] for h in headers} == {"Bearer t0k"}
     assert [h["Idempotency-Key"] for h in headers] == [first["dedup_key"], second["dedup_key"]]
@@ -243,14 +243,14 @@ async def test_an_alert_and_its_resolution_are_posted_once_each(fake_clock, rece
 
 
 @pytest.mark.anyio
-async def test_an_unacknowledged_alert_is_posted_again_as_a_reminder(fake_clock, receiver, internal_errors):
+async def test_an_unacknowledged_alert_is_posted_again_as_a_reminder(fake_clock, http_receiver, internal_errors):
     switch = Switch()
     monitor = build(
         fake_clock,
         nextmonth_health_webhook,
         switch,
         alert_repeat_seconds=600,
-        plugin_settings={"webhook": {"url": receiver.url()}},
+        plugin_settings={"webhook": {"url": http_receiver.url()}},
     )
     internal_errors(monitor)
     sink = webhook_sink(monitor)
@@ -262,7 +262,7 @@ async def test_an_unacknowledged_alert_is_posted_again_as_a_reminder(fake_clock,
         assert sink.wait_idle(5)
     finally:
         sink.close()
-    first, *reminders = receiver.bodies()
+    first, *reminders = http_receiver.bodies()
     assert first["event"] == "incident.opened" and first["alert"]["reminders"] == 0
     assert [(r["event"], r["alert"]["reminders"]) for r in reminders] == [
         ("incident.reminded", 1),
@@ -274,21 +274,21 @@ async def test_an_unacknowledged_alert_is_posted_again_as_a_reminder(fake_clock,
     assert len({b["dedup_key"] for b in (first, *reminders)}) == 3, "each reminder is a delivery of its own"
 
 
-def test_slack_format_posts_only_the_text(make_sink, receiver):
-    sink = make_sink({"url": receiver.url(), "format": "slack"})
+def test_slack_format_posts_only_the_text(make_sink, http_receiver):
+    sink = make_sink({"url": http_receiver.url(), "format": "slack"})
     sent = transition("opened")
     sink.send(sent)
     assert sink.wait_idle(5)
-    assert receiver.bodies() == [{"text": sent.alert.message}]
+    assert http_receiver.bodies() == [{"text": sent.alert.message}]
 
 
-def test_every_transition_can_be_posted_not_only_alerts(make_sink, receiver):
-    sink = make_sink({"url": receiver.url(), "only_alerts": False, "kinds": ["opened", "updated", "resolved"]})
+def test_every_transition_can_be_posted_not_only_alerts(make_sink, http_receiver):
+    sink = make_sink({"url": http_receiver.url(), "only_alerts": False, "kinds": ["opened", "updated", "resolved"]})
     sink.send(transition("opened", alert=False))
     sink.send(transition("escalated"))  # not among the kinds
     sink.send(transition("resolved", alert=False, at=T0 + timedelta(minutes=9)))
     assert sink.wait_idle(5)
-    texts = [b["text"] for b in receiver.bodies()]
+    texts = [b["text"] for b in http_receiver.bodies()]
     assert texts[0].startswith("Heads-up: CDN delays on assets.example.com")
     assert (
         texts[1] == "✓ Resolved: CDN delays on assets.example.com are back within safe thresholds.\nMonitoring active."
@@ -296,30 +296,30 @@ def test_every_transition_can_be_posted_not_only_alerts(make_sink, receiver):
     assert sink.stats.skipped == 1
 
 
-def test_a_shared_alert_is_announced_resolved_only_when_it_is(make_sink, receiver):
-    sink = make_sink({"url": receiver.url()})
+def test_a_shared_alert_is_announced_resolved_only_when_it_is(make_sink, http_receiver):
+    sink = make_sink({"url": http_receiver.url()})
     sink.send(transition("resolved", alert_resolved=False))  # another incident still holds the alert
     sink.send(transition("resolved", incident_id="inc-2", alert_resolved=True))
     assert sink.wait_idle(5)
-    assert [b["incident"]["id"] for b in receiver.bodies()] == ["inc-2"]
+    assert [b["incident"]["id"] for b in http_receiver.bodies()] == ["inc-2"]
 
 
-def test_each_site_posts_to_its_own_url(make_sink, receiver):
+def test_each_site_posts_to_its_own_url(make_sink, http_receiver):
     sink = make_sink(
-        None, beta={"url": receiver.url("/beta")}, gamma={"url": receiver.url("/gamma"), "format": "slack"}
+        None, beta={"url": http_receiver.url("/beta")}, gamma={"url": http_receiver.url("/gamma"), "format": "slack"}
     )
     for site in ("acme", "beta", "gamma"):
         sink.send(transition(incident_id=f"inc-{site}", site=site))
     assert sink.wait_idle(5)
-    assert sorted((r.path, "site" in r.body) for r in receiver.received) == [("/beta", True), ("/gamma", False)]
+    assert sorted((r.path, "site" in r.body) for r in http_receiver.received) == [("/beta", True), ("/gamma", False)]
     assert sink.stats.skipped == 1
 
 
 # Delivery: at least once, deduplicated, retried the right way.
 
 
-def test_a_redelivered_transition_is_posted_once(make_sink, receiver):
-    sink = make_sink({"url": receiver.url()})
+def test_a_redelivered_transition_is_posted_once(make_sink, http_receiver):
+    sink = make_sink({"url": http_receiver.url()})
     sent = transition("opened")
     sink.send(sent)
     sink.send(sent)
@@ -327,42 +327,42 @@ def test_a_redelivered_transition_is_posted_once(make_sink, receiver):
     sink.send(transition("opened"))  # the same transition, rebuilt (a second leader, a retried pass)
     sink.send(transition("escalated", at=T0 + timedelta(minutes=10)))  # a new one
     assert sink.wait_idle(5)
-    assert [b["event"] for b in receiver.bodies()] == ["incident.opened", "incident.escalated"]
+    assert [b["event"] for b in http_receiver.bodies()] == ["incident.opened", "incident.escalated"]
     assert (sink.stats.duplicates, sink.stats.posted) == (2, 2)
     assert dedup_key(sent) == f"inc-1:opened:{T0.isoformat()}"
 
 
-def test_5xx_is_retried_with_exponential_backoff_and_jitter(make_sink, receiver):
-    receiver.reply(503, 502, 500)
+def test_5xx_is_retried_with_exponential_backoff_and_jitter(make_sink, http_receiver):
+    http_receiver.reply(503, 502, 500)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url(), "backoff": 2.0}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url(), "backoff": 2.0}, sleep=sleeps)
     sink.send(transition())
     assert sink.wait_idle(5)
-    assert len(receiver.received) == 4
-    assert len({r.headers["Idempotency-Key"] for r in receiver.received}) == 1
+    assert len(http_receiver.received) == 4
+    assert len({r.headers["Idempotency-Key"] for r in http_receiver.received}) == 1
     assert [(2.0 * 2**n * 0.5 <= s <= 2.0 * 2**n) for n, s in enumerate(sleeps)] == [True] * 3
     assert len(set(sleeps)) == 3 and sleeps != [1.0, 2.0, 4.0]  # jittered, not the bare steps
     stats = sink.stats
     assert (stats.posted, stats.attempts, stats.retries, stats.dropped_total, stats.last_status) == (1, 4, 3, 0, 200)
 
 
-def test_backoff_is_capped(make_sink, receiver):
-    receiver.reply(*[503] * 6)
+def test_backoff_is_capped(make_sink, http_receiver):
+    http_receiver.reply(*[503] * 6)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url(), "backoff": 1.0, "max_backoff": 4.0}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url(), "backoff": 1.0, "max_backoff": 4.0}, sleep=sleeps)
     sink.send(transition())
     assert sink.wait_idle(5)
     assert max(sleeps) <= 4.0 and min(sleeps[2:]) >= 2.0
 
 
-def test_429_honours_retry_after_in_seconds_and_as_a_date(make_sink, receiver):
+def test_429_honours_retry_after_in_seconds_and_as_a_date(make_sink, http_receiver):
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    receiver.reply(429, headers={"Retry-After": "7"})
-    receiver.reply(429, headers={"Retry-After": when})
-    receiver.reply(429, headers={"Retry-After": "86400"})
-    receiver.reply(429)
+    http_receiver.reply(429, headers={"Retry-After": "7"})
+    http_receiver.reply(429, headers={"Retry-After": when})
+    http_receiver.reply(429, headers={"Retry-After": "86400"})
+    http_receiver.reply(429)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url(), "backoff": 1.0, "max_retry_after": 600}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url(), "backoff": 1.0, "max_retry_after": 600}, sleep=sleeps)
     sink.send(transition())
     assert sink.wait_idle(5)
     assert sleeps[0] == 7.0
@@ -372,46 +372,46 @@ def test_429_honours_retry_after_in_seconds_and_as_a_date(make_sink, receiver):
     assert sink.stats.posted == 1
 
 
-def test_retry_after_is_honoured_on_the_wire(make_sink, receiver):
-    receiver.reply(429, headers={"Retry-After": "1"})
-    sink = make_sink({"url": receiver.url()})  # the real wait
+def test_retry_after_is_honoured_on_the_wire(make_sink, http_receiver):
+    http_receiver.reply(429, headers={"Retry-After": "1"})
+    sink = make_sink({"url": http_receiver.url()})  # the real wait
     sink.send(transition())
     assert sink.wait_idle(5)
-    first, second = receiver.received
+    first, second = http_receiver.received
     assert 1.0 <= second.at - first.at < 2.0
     assert sink.stats.posted == 1
 
 
-def test_other_4xx_are_not_retried(make_sink, receiver):
-    receiver.reply(400, 404)
+def test_other_4xx_are_not_retried(make_sink, http_receiver):
+    http_receiver.reply(400, 404)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url()}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url()}, sleep=sleeps)
     sink.send(transition(incident_id="a"))
     sink.send(transition(incident_id="b"))
     sink.send(transition(incident_id="c"))
     assert sink.wait_idle(5)
-    assert len(receiver.received) == 3 and sleeps == []
+    assert len(http_receiver.received) == 3 and sleeps == []
     assert (sink.stats.posted, dict(sink.stats.dropped)) == (1, {"rejected": 2})
 
 
-def test_a_timeout_is_retried(make_sink, receiver):
-    receiver.reply(200, delay=1.0)
+def test_a_timeout_is_retried(make_sink, http_receiver):
+    http_receiver.reply(200, delay=1.0)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url(), "timeout": 0.2}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url(), "timeout": 0.2}, sleep=sleeps)
     sink.send(transition())
     assert sink.wait_idle(5)
-    assert len(receiver.received) == 2 and len(sleeps) == 1  # the receiver may see both: hence Idempotency-Key
+    assert len(http_receiver.received) == 2 and len(sleeps) == 1  # the http_receiver may see both: hence Idempotency-Key
     assert (sink.stats.posted, sink.stats.retries, sink.stats.last_error) == (1, 1, "timeout")
 
 
-def test_an_endpoint_that_stays_down_is_given_up_and_counted(make_sink, receiver):
-    receiver.reply(503, 503, 503)
+def test_an_endpoint_that_stays_down_is_given_up_and_counted(make_sink, http_receiver):
+    http_receiver.reply(503, 503, 503)
     sleeps = Sleeps()
-    sink = make_sink({"url": receiver.url(), "max_attempts": 3}, sleep=sleeps)
+    sink = make_sink({"url": http_receiver.url(), "max_attempts": 3}, sleep=sleeps)
     sink.send(transition())
     sink.send(transition(incident_id="next"))
     assert sink.wait_idle(5)
-    assert len(receiver.received) == 4 and len(sleeps) == 2
+    assert len(http_receiver.received) == 4 and len(sleeps) == 2
     assert (sink.stats.posted, dict(sink.stats.dropped)) == (1, {"gave_up": 1})
 
 
@@ -423,22 +423,22 @@ def test_connection_errors_are_retried(make_sink):
     assert (len(sleeps), dict(sink.stats.dropped), sink.stats.last_error) == (1, {"gave_up": 1}, "ConnectError")
 
 
-def test_order_is_kept_while_retrying(make_sink, receiver):
-    receiver.reply(503, 503)
-    sink = make_sink({"url": receiver.url()}, sleep=Sleeps())
+def test_order_is_kept_while_retrying(make_sink, http_receiver):
+    http_receiver.reply(503, 503)
+    sink = make_sink({"url": http_receiver.url()}, sleep=Sleeps())
     sink.send(transition("opened"))
     sink.send(transition("resolved", alert_resolved=True, at=T0 + timedelta(minutes=20)))
     assert sink.wait_idle(5)
-    assert [b["event"] for b in receiver.bodies()] == ["incident.opened"] * 3 + ["incident.resolved"]
+    assert [b["event"] for b in http_receiver.bodies()] == ["incident.opened"] * 3 + ["incident.resolved"]
 
 
 # Off the request path: send never waits for the network, and the queue is bounded.
 
 
-def test_send_returns_at_once_and_a_full_queue_drops_and_counts(make_sink, receiver):
+def test_send_returns_at_once_and_a_full_queue_drops_and_counts(make_sink, http_receiver):
     gate = threading.Event()
-    receiver.reply(503)
-    sink = make_sink({"url": receiver.url(), "queue_size": 2}, sleep=lambda seconds: gate.wait(5))
+    http_receiver.reply(503)
+    sink = make_sink({"url": http_receiver.url(), "queue_size": 2}, sleep=lambda seconds: gate.wait(5))
     sink.send(transition(incident_id="first"))
     deadline = time.monotonic() + 5
     while sink.stats.retries == 0 and time.monotonic() < deadline:  # the worker now waits to retry
@@ -452,12 +452,12 @@ def test_send_returns_at_once_and_a_full_queue_drops_and_counts(make_sink, recei
     assert (sink.stats.queued, dict(sink.stats.dropped)) == (3, {"queue_full": 3})
     gate.set()
     assert sink.wait_idle(5)
-    assert [b["incident"]["id"] for b in receiver.bodies()] == ["first", "first", "more-0", "more-1"]
+    assert [b["incident"]["id"] for b in http_receiver.bodies()] == ["first", "first", "more-0", "more-1"]
 
 
-def test_send_does_not_wait_for_a_hanging_endpoint(make_sink, receiver):
-    receiver.reply(200, delay=3.0)
-    sink = make_sink({"url": receiver.url(), "timeout": 5.0})
+def test_send_does_not_wait_for_a_hanging_endpoint(make_sink, http_receiver):
+    http_receiver.reply(200, delay=3.0)
+    sink = make_sink({"url": http_receiver.url(), "timeout": 5.0})
     started = time.perf_counter()
     sink.send(transition())
     sink.send(transition(incident_id="second"))
@@ -466,9 +466,9 @@ def test_send_does_not_wait_for_a_hanging_endpoint(make_sink, receiver):
     assert sink.stats.queued == 2
 
 
-def test_close_stops_the_worker_and_counts_what_was_left(make_sink, receiver):
-    receiver.reply(503)
-    sink = make_sink({"url": receiver.url(), "backoff": 30.0})  # the real wait: close interrupts it
+def test_close_stops_the_worker_and_counts_what_was_left(make_sink, http_receiver):
+    http_receiver.reply(503)
+    sink = make_sink({"url": http_receiver.url(), "backoff": 30.0})  # the real wait: close interrupts it
     sink.send(transition())
     sink.send(transition(incident_id="queued"))
     deadline = time.monotonic() + 5
