@@ -47,11 +47,13 @@ from .values import Transition
 
 if TYPE_CHECKING:
     from .monitor import Monitor
+    from .runner import Evaluation
 
 __all__ = [
     "START",
     "FakeClock",
     "HttpReceiver",
+    "Passes",
     "Received",
     "RecordingSink",
     "Reply",
@@ -82,7 +84,20 @@ class RecordingSink:
         register(self)
 
 
-async def run_passes(monitor: Monitor, n: int, *, tick: float | None = None) -> list[Transition]:
+class Passes(list[Transition]):
+    """The transitions of some evaluation passes, in order; ``evaluations`` has each pass whole
+    (its readings, failures and transitions)."""
+
+    def __init__(self, evaluations: list[Evaluation]) -> None:
+        super().__init__(t for e in evaluations for t in e.transitions)
+        self.evaluations = evaluations
+
+    def of(self, kind: str) -> list[Transition]:
+        """The transitions of one kind: ``passes.of("opened")``."""
+        return [t for t in self if t.kind == kind]
+
+
+async def run_passes(monitor: Monitor, n: int, *, tick: float | None = None) -> Passes:
     """Run ``n`` evaluation passes, moving the monitor's ``FakeClock`` one tick after each.
 
     A tick is ``tick`` seconds, else the monitor's ``tick_seconds`` (15 s): passes as the
@@ -92,12 +107,11 @@ async def run_passes(monitor: Monitor, n: int, *, tick: float | None = None) -> 
     if not isinstance(clock, FakeClock):
         raise TypeError("run_passes moves time: build the monitor with clock=FakeClock()")
     step = monitor.settings.tick_seconds if tick is None else tick
-    transitions: list[Transition] = []
+    evaluations = []
     for _ in range(n):
-        evaluation = await monitor.evaluate()
-        transitions.extend(evaluation.transitions)
+        evaluations.append(await monitor.evaluate())
         clock.advance(step)
-    return transitions
+    return Passes(evaluations)
 
 @contextlib.contextmanager
 def capture_logs(logger: str = "nextmonth_health") -> Iterator[list[dict[str, Any]]]:
@@ -180,7 +194,7 @@ else:
 
     @pytest.fixture
     def passes(request: pytest.FixtureRequest) -> Callable[..., Any]:
-        async def run(n: int, *, monitor: Monitor | None = None, tick: float | None = None) -> list[Transition]:
+        async def run(n: int, *, monitor: Monitor | None = None, tick: float | None = None) -> Passes:
             return await run_passes(monitor or request.getfixturevalue("monitor"), n, tick=tick)
 
         return run
