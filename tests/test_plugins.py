@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -653,6 +654,19 @@ def test_strict_mode_raises_a_misspelt_installed_hook_with_the_same_message(monk
     with pytest.raises(ConfigError) as info:
         build(entrypoints=True)
     assert str(info.value) == reported
+
+
+def test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as(make_dist: Dist):
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    marker = "<!-- tested-by: tests/test_plugins.py::test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as -->"
+    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)\n```", docs, re.S)
+    make_dist(
+        "acme-health",
+        {"acme": "acme_health"},
+        {"acme_health": "from nextmonth_health import hookimpl\n\n@hookimpl\ndef register_health_check(register):\n    pass\n"},
+    )
+    [failure] = build(entrypoints=True).plugin_failures
+    assert failure.message == shown
 
 
 def test_an_installed_hook_asking_for_an_argument_the_spec_lacks_is_reported_and_left_out(make_dist: Dist):
