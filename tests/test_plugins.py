@@ -724,6 +724,29 @@ def test_an_installed_plugin_that_implements_no_hook_is_reported(make_dist: Dist
     assert monitor.plugin_manager.get_plugin("unmarked") is None
 
 
+def test_an_installed_plugin_object_that_raises_when_looked_at_is_reported(make_dist: Dist):
+    make_dist(
+        "nmh-odd",
+        {"odd": "nmh_ep_odd:PLUGIN", "fine": "nmh_ep_fine"},
+        {
+            "nmh_ep_odd": """
+                class Odd:
+                    def __dir__(self):
+                        raise RuntimeError("lazy attributes failed")
+
+                PLUGIN = Odd()
+            """,
+            "nmh_ep_fine": check_module("fine_probe", "ok"),
+        },
+    )
+    monitor = build(entrypoints=True)
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.where, failure.error) == ("odd", "hooks", "RuntimeError: lazy attributes failed")
+    assert "fine_probe" in names(monitor.checks)
+    with pytest.raises(RuntimeError, match="lazy attributes failed"):
+        build(entrypoints=True, strict_plugins=True)
+
+
 def test_an_installed_plugin_also_named_in_code_is_registered_once_and_not_reported(make_dist: Dist):
     make_dist("nmh-both", {"both": "nmh_ep_both"}, {"nmh_ep_both": check_module("both_probe", "ok")})
     monitor = build("nmh_ep_both", entrypoints=True)

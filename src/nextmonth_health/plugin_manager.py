@@ -148,7 +148,12 @@ def _load_entrypoint(
         return failed("load", f"{type(exc).__name__}: {exc}")
     if pm.is_registered(plugin):  # also named in code: it is in already
         return None
-    problems = hook_problems(pm, plugin)
+    try:
+        problems = hook_problems(pm, plugin)
+    except Exception as exc:  # an object that raises when asked what it holds
+        if strict:
+            raise
+        return failed("hooks", f"{type(exc).__name__}: {exc}")
     if problems:
         failure = failed("hooks", "; ".join(problems))
         if strict:
