@@ -169,7 +169,7 @@ def test_a_misspelt_hook_and_a_missing_decorator_are_broken_and_the_rest_still_l
     result = run("plugins", env=env)
     assert result.returncode == 1, "a broken plugin makes the listing exit 1, though the host would run"
     out = result.stdout
-    assert out.startswith("12 plugins: 7 bundled, 5 installed, 0 in code; 2 broken.\n")  # two skipped
+    assert out.splitlines()[0].endswith(" in code; 2 broken.")
     assert (
         "typo  installed from acme-typo-health 0.3.0 (entry point typo = acme_typo_health)  BROKEN\n"
         f"  error: hooks: {TYPO_ERROR}\n"
