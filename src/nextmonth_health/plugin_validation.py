@@ -100,8 +100,8 @@ def _no_hooks(plugin: object, specs: list[str]) -> str:
     where the plugin that registers it belongs, so name what was probably meant."""
     problem = "no hook implementation"
     for name in dir(plugin):
-        meant = _did_you_mean(name, specs)
-        if meant is None or name.startswith("_") or not callable(inspect.getattr_static(plugin, name, None)):
+        meant = None if name.startswith("_") else _did_you_mean(name, specs)
+        if meant is None or not callable(inspect.getattr_static(plugin, name, None)):
             continue
         problem = f"{problem}: {name!r} is not marked {_MARKER}"
         return problem if name == meant else f"{problem}, and the hook is {meant!r}"
