@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -436,7 +437,7 @@ def test_strict_plugins_env_raises_the_hook_error(monkeypatch: pytest.MonkeyPatc
     )
 
 
-def test_a_misspelt_hook_name_fails_loudly_from_check_pending():
+def test_a_misspelt_hook_in_an_in_code_plugin_fails_fast_with_a_suggestion():
     class Misspelt:
         @hookimpl
         def register_health_check(self, register):  # type: ignore[no-untyped-def]  # missing the final "s"
@@ -444,18 +445,55 @@ def test_a_misspelt_hook_name_fails_loudly_from_check_pending():
 
     with pytest.raises(ConfigError) as info:
         build(Misspelt())
-    assert "a plugin implements a hook that does not exist" in str(info.value)
-    assert "register_health_check" in str(info.value)
+    assert str(info.value) == (
+        f"plugin '{__name__}.{Misspelt.__qualname__}': 'register_health_check' is not a nextmonth_health hook;"
+        " did you mean 'register_health_checks'?"
+    )
 
 
-def test_a_hook_asking_for_an_argument_the_spec_lacks_fails_loudly():
+def test_a_hook_asking_for_an_argument_the_spec_lacks_fails_fast_with_a_suggestion():
     class WrongArgument:
         @hookimpl
         def register_alert_sinks(self, register, monitr):  # type: ignore[no-untyped-def]
             pass
 
-    with pytest.raises(ConfigError, match="(?s)is not a valid plugin.*monitr"):
+    with pytest.raises(ConfigError) as info:
         build(WrongArgument())
+    assert str(info.value).endswith(
+        ": register_alert_sinks asks for 'monitr', which the hook does not pass; did you mean 'monitor'?"
+    )
+
+
+def test_an_in_code_plugin_that_implements_no_hook_fails_fast():
+    class Unmarked:
+        def register_health_checks(self, register):  # type: ignore[no-untyped-def]  # no @hookimpl
+            register(ScriptedCheck("never"))
+
+    with pytest.raises(ConfigError, match=r": no hook implementation: 'register_health_checks' is not marked"
+                       r" @nextmonth_health\.hookimpl$"):
+        build(Unmarked())
+    with pytest.raises(ConfigError) as info:
+        build(ScriptedCheck("passed_as_a_plugin"))  # the check itself, not a plugin that registers it
+    assert str(info.value) == (
+        f"plugin '{__name__}.ScriptedCheck': no hook implementation: it looks like a check,"
+        " which a plugin's register_health_checks hook registers"
+    )
+    with pytest.raises(ConfigError) as info:
+        build(object())
+    hooks = ", ".join(sorted(hookspec_names()))
+    assert str(info.value).endswith(
+        f": no hook implementation: nothing in it is marked @nextmonth_health.hookimpl (the hooks are {hooks})"
+    )
+
+
+def test_an_optional_hook_a_plugin_implements_for_a_later_version_is_accepted():
+    class Forward(RegistersChecks):
+        @hookimpl(optionalhook=True)
+        def register_something_new(self, register):  # type: ignore[no-untyped-def]
+            pass
+
+    monitor = build(Forward(ScriptedCheck("forward")))
+    assert "forward" in names(monitor.checks) and monitor.plugin_failures == ()
 
 
 def test_the_manager_uses_real_pluggy_validation():
@@ -754,22 +792,164 @@ def test_block_list_wins_over_allow_list(monkeypatch: pytest.MonkeyPatch):
     assert set(names(build(entrypoints=True).checks)) == BUNDLED_CHECKS | {"alpha_probe"}
 
 
-def test_a_misspelt_hook_in_an_installed_plugin_fails_loudly(make_dist: Dist):
+TYPO = """
+    from nextmonth_health import hookimpl
+
+    class Sink:
+        name = "typo_sink"
+        def send(self, transition):
+            pass
+
+    @hookimpl
+    def register_health_check(register):  # missing the final "s"
+        pass
+
+    @hookimpl
+    def register_alert_sinks(register):  # fine on its own, left out with its plugin
+        register(Sink())
+"""
+TYPO_ERROR = "'register_health_check' is not a nextmonth_health hook; did you mean 'register_health_checks'?"
+
+
+@pytest.fixture
+def typo_and_sibling(make_dist: Dist) -> None:
+    """One distribution, two entry points: one misspelt hook, and a sibling that works."""
     make_dist(
         "nmh-typo",
-        {"typo": "nmh_ep_typo"},
+        {"typo": "nmh_ep_typo", "sibling": "nmh_ep_sibling"},
+        {"nmh_ep_typo": TYPO, "nmh_ep_sibling": check_module("sibling_probe", "degraded")},
+    )
+
+
+@pytest.mark.usefixtures("typo_and_sibling")
+async def test_an_installed_plugin_with_a_misspelt_hook_is_reported_and_left_out_while_its_sibling_loads():
+    with capture_logs() as logs:
+        monitor = build(entrypoints=True)
+    [failure] = monitor.plugin_failures
+    assert failure == PluginFailure("typo", "hooks", TYPO_ERROR, "nmh-typo", "nmh_ep_typo")
+    assert failure.message == f"plugin 'typo' (entry point typo = nmh_ep_typo, distribution nmh-typo): {TYPO_ERROR}"
+    assert monitor.status().plugin_failures == (failure,)
+    [logged] = [e for e in logs if e["event"] == "nextmonth_health.plugin_failed"]
+    assert {
+        "log_level": "warning", "plugin": "typo", "where": "hooks", "distribution": "nmh-typo",
+        "entry_point": "nmh_ep_typo", "error": TYPO_ERROR,
+    }.items() <= logged.items()
+    pm = monitor.plugin_manager
+    assert pm.get_plugin("typo") is None and pm.get_plugin("sibling") is sys.modules["nmh_ep_sibling"]
+    assert "typo_sink" not in names(monitor.sinks)  # the whole plugin is out, not only its bad hook
+    pm.check_pending()
+    evaluation = await monitor.evaluate()
+    assert [t.incident.check for t in evaluation.opened] == ["sibling_probe"]
+
+
+@pytest.mark.usefixtures("typo_and_sibling")
+def test_strict_mode_raises_a_misspelt_installed_hook_with_the_same_message(monkeypatch: pytest.MonkeyPatch):
+    reported = build(entrypoints=True).plugin_failures[0].message
+    with pytest.raises(ConfigError) as info:
+        build(entrypoints=True, strict_plugins=True)
+    assert str(info.value) == reported
+    monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
+    with pytest.raises(ConfigError) as info:
+        build(entrypoints=True)
+    assert str(info.value) == reported
+
+
+def test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as(make_dist: Dist):
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    marker = "<!-- tested-by: tests/test_plugins.py::test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as -->"
+    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)\n```", docs, re.S)
+    make_dist(
+        "acme-health",
+        {"acme": "acme_health"},
+        {"acme_health": "from nextmonth_health import hookimpl\n\n@hookimpl\ndef register_health_check(register):\n    pass\n"},
+    )
+    [failure] = build(entrypoints=True).plugin_failures
+    assert failure.message == shown
+
+
+def test_an_installed_hook_asking_for_an_argument_the_spec_lacks_is_reported_and_left_out(make_dist: Dist):
+    make_dist(
+        "nmh-wrong-argument",
+        {"monitr": "nmh_ep_monitr"},
         {
-            "nmh_ep_typo": """
+            "nmh_ep_monitr": """
                 from nextmonth_health import hookimpl
 
                 @hookimpl
-                def register_alert_sink(register):
+                def register_health_checks(register):  # fine on its own, left out with its plugin
+                    raise AssertionError("never called")
+
+                @hookimpl
+                def register_alert_sinks(register, monitr):
                     pass
             """
         },
     )
-    with pytest.raises(ConfigError, match="register_alert_sink"):
-        build(entrypoints=True)
+    monitor = build(entrypoints=True)
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.where, failure.distribution, failure.entry_point) == (
+        "monitr", "hooks", "nmh-wrong-argument", "nmh_ep_monitr",
+    )
+    assert failure.error == "register_alert_sinks asks for 'monitr', which the hook does not pass; did you mean 'monitor'?"
+    assert set(names(monitor.checks)) == BUNDLED_CHECKS and monitor.plugin_manager.get_plugin("monitr") is None
+    with pytest.raises(ConfigError, match="asks for 'monitr'"):
+        build(entrypoints=True, strict_plugins=True)
+
+
+def test_an_installed_plugin_that_implements_no_hook_is_reported(make_dist: Dist):
+    make_dist(
+        "nmh-lazy",
+        {"unmarked": "nmh_ep_unmarked", "empty": "nmh_ep_empty"},
+        {
+            "nmh_ep_unmarked": """
+                def register_health_checks(register):  # the decorator is missing
+                    raise AssertionError("never called")
+            """,
+            "nmh_ep_empty": '"""A plugin whose author has not written it yet."""',
+        },
+    )
+    monitor = build(entrypoints=True)
+    errors = {f.name: (f.where, f.distribution, f.error) for f in monitor.plugin_failures}
+    hooks = ", ".join(sorted(hookspec_names()))
+    assert errors == {
+        "unmarked": (
+            "hooks", "nmh-lazy", "no hook implementation: 'register_health_checks' is not marked @nextmonth_health.hookimpl"
+        ),
+        "empty": (
+            "hooks", "nmh-lazy", f"no hook implementation: nothing in it is marked @nextmonth_health.hookimpl (the hooks are {hooks})"
+        ),
+    }
+    assert monitor.plugin_manager.get_plugin("unmarked") is None
+
+
+def test_an_installed_plugin_object_that_raises_when_looked_at_is_reported(make_dist: Dist):
+    make_dist(
+        "nmh-odd",
+        {"odd": "nmh_ep_odd:PLUGIN", "fine": "nmh_ep_fine"},
+        {
+            "nmh_ep_odd": """
+                class Odd:
+                    def __dir__(self):
+                        raise RuntimeError("lazy attributes failed")
+
+                PLUGIN = Odd()
+            """,
+            "nmh_ep_fine": check_module("fine_probe", "ok"),
+        },
+    )
+    monitor = build(entrypoints=True)
+    [failure] = monitor.plugin_failures
+    assert (failure.name, failure.where, failure.error) == ("odd", "hooks", "RuntimeError: lazy attributes failed")
+    assert "fine_probe" in names(monitor.checks)
+    with pytest.raises(RuntimeError, match="lazy attributes failed"):
+        build(entrypoints=True, strict_plugins=True)
+
+
+def test_an_installed_plugin_also_named_in_code_is_registered_once_and_not_reported(make_dist: Dist):
+    make_dist("nmh-both", {"both": "nmh_ep_both"}, {"nmh_ep_both": check_module("both_probe", "ok")})
+    monitor = build("nmh_ep_both", entrypoints=True)
+    assert monitor.plugin_failures == ()
+    assert names(monitor.checks).count("both_probe") == 1
 
 
 # Checks that fail at evaluation time.

@@ -107,3 +107,60 @@ async def test_windows_baselines_and_users_agree_across_stores(store_url: str) -
         "users": 3,  # w1, w3 and w5 got a 5xx; w5 also failed to sign in
     }
     assert seen["baseline"][0] >= 15 and seen["baseline"][1] <= 1
+
+
+async def test_affected_takes_a_health_or_its_string_as_reading_does(store_url: str) -> None:
+    hurt = (REQUEST, "/bookings", True)
+
+    def ask(view: nmh.SiteView) -> dict[str, tuple[Any, ...]]:
+        answers: dict[str, tuple[Any, ...]] = {
+            status: (
+                view.affected(status, "looking", "/bookings", hurt),
+                view.affected(nmh.Health(status), "looking", "/bookings", hurt),
+                view.affected_now(status, "looking", "/bookings", hurt),
+                view.affected_now(nmh.Health(status), "looking", "/bookings", hurt),
+            )
+            for status in ("ok", "elevated", "degraded", "critical", "unknown")
+        }
+        answers["degradd"] = (raised(lambda: view.affected("degradd", "looking", "/bookings", hurt)),)
+        return answers
+
+    class Degraded(Looking):
+        def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
+            super().evaluate(view)
+            users = view.affected("degraded", self.name, "/bookings", hurt)
+            return [
+                nmh.Reading(check=self.name, site=view.site, key="/bookings", area="bookings", status="degraded",
+                            subject="Errors on /bookings", affected_users=users)
+            ]
+
+    check = Degraded(ask)
+    clock = FakeClock()
+    monitor = nmh.Monitor("acme", store=store_url, clock=clock, plugins=[check], load_entrypoints=False)
+    for n in range(4):
+        monitor.record_request("/bookings", 500, 0.1, user=f"u{n}")
+    clock.advance(10)
+    [opened] = (await monitor.evaluate()).opened
+    assert opened.incident.affected_users == 4
+    clock.advance(15)
+    await monitor.evaluate()
+    misspelt = raised(lambda: nmh.Reading(check="c", site="s", key="", area="a", status="degradd", subject="x"))
+    assert misspelt == "ValueError: 'degradd' is not a valid Health"
+    before, during = check.answers
+    assert before == {
+        "ok": (0, 0, None, None), "elevated": (0, 0, None, None), "degraded": (4, 4, None, None),
+        "critical": (4, 4, None, None), "unknown": (0, 0, None, None), "degradd": (misspelt,),
+    }
+    assert during == {  # the incident is open
+        "ok": (0, 0, None, None), "elevated": (4, 4, 4, 4), "degraded": (4, 4, 4, 4),
+        "critical": (4, 4, 4, 4), "unknown": (0, 0, 4, 4), "degradd": (misspelt,),
+    }
+
+
+def raised(call: Callable[[], Any]) -> str:
+    """What ``call`` raised, as ``"Type: message"``."""
+    try:
+        call()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "nothing raised"

@@ -1,7 +1,9 @@
 """Building the plugin manager: bundled plugins, installed distributions, in-code objects.
 
 Entry points in the ``nextmonth_health`` group are loaded one by one, each in its own
-guard, so one broken distribution is reported instead of taking the host down. Four
+guard, so one broken distribution is reported instead of taking the host down: one that
+fails to import, implements a hook that does not exist, asks a hook for an argument it
+does not pass, or implements no hook at all is left out, and the rest loads. Four
 environment variables steer loading:
 
 ``NEXTMONTH_HEALTH_LOAD_PLUGINS``
@@ -9,7 +11,7 @@ environment variables steer loading:
 ``NEXTMONTH_HEALTH_DISABLE_PLUGINS``
     comma-separated entry-point names never to load.
 ``NEXTMONTH_HEALTH_STRICT_PLUGINS``
-    ``1`` to raise instead of logging when a plugin fails to load or register.
+    ``1`` to raise instead of logging when an installed plugin fails to load or register.
 ``NEXTMONTH_HEALTH_TRACE_HOOKS``
     ``1`` to log, for every plugin and hook, what it registered.
 """
@@ -28,6 +30,7 @@ from attrs import frozen
 from . import hookspecs
 from .errors import ConfigError
 from .logs import get_logger
+from .plugin_validation import hook_problems
 from .plugins import DEFAULT_PLUGINS
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginFailure", "get_plugin_manager", "load_entrypoints"]
@@ -37,14 +40,51 @@ log = get_logger(__name__)
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 
 
+#: Where a plugin can fail before any of its hooks is called.
+_STAGES = ("load", "hooks", "register")
+
+
 @frozen
 class PluginFailure:
-    """A plugin that could not be loaded or whose hook raised."""
+    """A plugin that could not be loaded or registered, or whose hook raised.
+
+    ``where`` is ``"load"`` (importing the entry point raised), ``"hooks"`` (its hook
+    implementations do not fit the specs), ``"register"`` (pluggy refused it), or the name
+    of the ``register_*`` hook that raised. ``distribution`` and ``entry_point`` (the
+    entry point's value, ``module:attr``) are None for in-code plugins.
+    """
 
     name: str
     where: str
     error: str
     distribution: str | None = None
+    entry_point: str | None = None
+
+    @property
+    def message(self) -> str:
+        """One line naming the plugin, where it came from and what is wrong: what the log,
+        ``nextmonth-health plugins`` and strict mode's :class:`ConfigError` say."""
+        origin = [f"entry point {self.name} = {self.entry_point}"] if self.entry_point else []
+        if self.distribution:
+            origin.append(f"distribution {self.distribution}")
+        plugin = f"plugin {self.name!r}" + (f" ({', '.join(origin)})" if origin else "")
+        if self.where == "load":
+            return f"{plugin} failed to load: {self.error}"
+        if self.where in _STAGES:
+            return f"{plugin}: {self.error}"
+        return f"{plugin} in {self.where}: {self.error}"
+
+
+def _report(failure: PluginFailure) -> PluginFailure:
+    log.warning(
+        "nextmonth_health.plugin_failed",
+        plugin=failure.name,
+        where=failure.where,
+        distribution=failure.distribution,
+        entry_point=failure.entry_point,
+        error=failure.error,
+    )
+    return failure
 
 
 def _names(value: str | None) -> set[str] | None:
@@ -70,7 +110,11 @@ def load_entrypoints(
     env: Mapping[str, str] | None = None,
     strict: bool | None = None,
 ) -> list[PluginFailure]:
-    """Load each installed plugin in its own guard; return the ones that failed."""
+    """Load each installed plugin in its own guard; return the ones that failed, left out.
+
+    Under ``strict`` the first failure raises instead: an import error as itself, a plugin
+    whose hooks do not fit as a :class:`ConfigError` carrying the failure's message.
+    """
     env = os.environ if env is None else env
     strict = strict_mode(strict, env)
     allow = _names(env.get("NEXTMONTH_HEALTH_LOAD_PLUGINS"))
@@ -81,29 +125,65 @@ def load_entrypoints(
             continue
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
-        dist = ep.dist.name if ep.dist is not None else None
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:
-            if strict:
-                raise
-            failure = PluginFailure(ep.name, "load", f"{type(exc).__name__}: {exc}", dist)
-            failures.append(failure)
-            log.warning("nextmonth_health.plugin_failed", plugin=ep.name, distribution=dist, error=failure.error)
-            continue
-        _DISTRIBUTIONS[id(plugin)] = (plugin, dist)
+        failure = _load_entrypoint(pm, ep, strict)
+        if failure is not None:
+            failures.append(_report(failure))
     return failures
 
 
+def _load_entrypoint(
+    pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, strict: bool
+) -> PluginFailure | None:
+    """Import one entry point, judge its hooks, register it; what went wrong, or None."""
+    dist = ep.dist.name if ep.dist is not None else None
+
+    def failed(where: str, error: str) -> PluginFailure:
+        return PluginFailure(ep.name, where, error, dist, ep.value)
+
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        if strict:
+            raise
+        return failed("load", f"{type(exc).__name__}: {exc}")
+    if pm.is_registered(plugin):  # also named in code: it is in already
+        return None
+    try:
+        problems = hook_problems(pm, plugin)
+    except Exception as exc:  # an object that raises when asked what it holds
+        if strict:
+            raise
+        return failed("hooks", f"{type(exc).__name__}: {exc}")
+    if problems:
+        failure = failed("hooks", "; ".join(problems))
+        if strict:
+            raise ConfigError(failure.message)
+        return failure
+    try:
+        pm.register(plugin, name=ep.name)
+    except Exception as exc:  # what pluggy refuses beyond the specs, e.g. a wrapper that does not yield
+        if pm.get_plugin(ep.name) is plugin:  # pluggy 1.5 registers a plugin before refusing it
+            pm.unregister(plugin)
+        if strict:
+            raise
+        return failed("register", " ".join(str(exc).split()))
+    _ORIGINS[id(plugin)] = (plugin, dist, ep.value)
+    return None
+
+
 #: Keyed by id, holding the plugin too: an id is unique only while its object lives.
-_DISTRIBUTIONS: dict[int, tuple[object, str | None]] = {}
+_ORIGINS: dict[int, tuple[object, str | None, str]] = {}
+
+
+def _origin(plugin: object) -> tuple[str | None, str | None]:
+    """The distribution and entry point an installed plugin came from; Nones for the others."""
+    found = _ORIGINS.get(id(plugin))
+    return (found[1], found[2]) if found is not None and found[0] is plugin else (None, None)
 
 
 def distribution_of(plugin: object) -> str | None:
     """The distribution an entry-point plugin came from, or None for bundled and in-code ones."""
-    found = _DISTRIBUTIONS.get(id(plugin))
-    return found[1] if found is not None and found[0] is plugin else None
+    return _origin(plugin)[0]
 
 
 def _in_code_name(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -142,8 +222,12 @@ def get_plugin_manager(
                 raise ConfigError(f"plugins: cannot import {plugin!r} ({exc})") from None
         if pm.is_registered(plugin):
             continue
+        name = _in_code_name(pm, plugin)
+        problems = hook_problems(pm, plugin)
+        if problems:
+            raise ConfigError(PluginFailure(name, "hooks", "; ".join(problems)).message)
         try:
-            pm.register(plugin, name=_in_code_name(pm, plugin))
+            pm.register(plugin, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise ConfigError(f"plugins: {plugin!r} is not a valid plugin: {exc}") from None
     if entrypoints:
@@ -190,9 +274,7 @@ def collect(
     failures: list[PluginFailure] = []
 
     def fail(impl: Any, error: str) -> None:
-        failure = PluginFailure(impl.plugin_name, hook_name, error, distribution_of(impl.plugin))
-        failures.append(failure)
-        log.warning("nextmonth_health.plugin_failed", plugin=impl.plugin_name, hook=hook_name, error=error)
+        failures.append(_report(PluginFailure(impl.plugin_name, hook_name, error, *_origin(impl.plugin))))
 
     for impl in reversed(caller.get_hookimpls()):
         registered: list[Any] = []

@@ -30,6 +30,12 @@ Keys = str | Iterable[str] | None
 BASELINE_ROLLUP = 300
 
 
+def _health(value: Health | str) -> Health:
+    """A :class:`Health` from a member or its string, as :class:`Reading` takes either: a
+    check can pass the status it is about to read out (``"degraded"``) to the view."""
+    return value if value.__class__ is Health else Health(value)
+
+
 def _wanted(keys: Keys) -> set[str] | None:
     return {keys} if isinstance(keys, str) else (None if keys is None else set(keys))
 
@@ -324,7 +330,7 @@ class SiteView:
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
-    def affected(self, health: Health, check: str, key: str, *parts: tuple[str, Keys, bool]) -> int:
+    def affected(self, health: Health | str, check: str, key: str, *parts: tuple[str, Keys, bool]) -> int:
         """The distinct users to report with a reading of ``health``: those behind the parts
         since the check's incident for ``key`` opened (the union over its life, from the
         window before it opened), or in the window when none is open; 0 when they cannot
@@ -336,6 +342,7 @@ class SiteView:
         from are kept ``history_seconds``: an incident older than that counts the people
         of its last ``history_seconds``, and its stored count never goes down.
         """
+        health = _health(health)
         incident = self._incidents.get((check, key))
         if incident is None:
             return self.users(*parts) if health.is_problem else 0
@@ -348,13 +355,13 @@ class SiteView:
         return 0
 
     def affected_now(
-        self, health: Health, check: str, key: str, *parts: tuple[str, Keys, bool]
+        self, health: Health | str, check: str, key: str, *parts: tuple[str, Keys, bool]
     ) -> int | None:
         """The people hurt in the window now, for a reading that keeps the check's open
         incident for ``key`` going (a reading's ``affected_now``); None with no incident
         open or a healthy reading: nothing to count, no store read.
         """
-        if health is Health.OK or (check, key) not in self._incidents:
+        if _health(health) is Health.OK or (check, key) not in self._incidents:
             return None
         return self.users(*parts)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from nextmonth_health.plugins import DEFAULT_PLUGINS
 
-from .conftest import Run, write
+from .conftest import ROOT, Run, one_line_error, write
 
 GOOD = '''
 import nextmonth_health as nmh
@@ -38,6 +39,19 @@ import nextmonth_health as nmh
 @nmh.hookimpl
 def register_alert_sinks(register, monitor):
     raise RuntimeError("no webhook URL configured")
+'''
+
+MISSPELT = '''
+import nextmonth_health as nmh
+
+@nmh.hookimpl
+def register_health_check(register):   # missing the final "s"
+    raise AssertionError("never called")
+'''
+
+UNMARKED = '''
+def register_alert_sinks(register):   # the decorator is missing
+    raise AssertionError("never called")
 '''
 
 IN_CODE = '''
@@ -69,6 +83,8 @@ def site_packages(tmp_path: Path) -> dict[str, str]:
     distribution(folder, "acme-queue-health", "1.2.3", "queue", "acme_queue_health", GOOD)
     distribution(folder, "acme-broken-health", "0.9.0", "broken", "acme_broken_health", BROKEN_ON_IMPORT)
     distribution(folder, "acme-hook-health", "0.1.0", "hooky", "acme_hook_health", BROKEN_HOOK)
+    distribution(folder, "acme-typo-health", "0.3.0", "typo", "acme_typo_health", MISSPELT)
+    distribution(folder, "acme-lazy-health", "0.2.0", "lazy", "acme_lazy_health", UNMARKED)
     write(tmp_path / "site" / "acme_in_code.py", IN_CODE)
     path = os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return {"PYTHONPATH": path, "NEXTMONTH_HEALTH_LOAD_PLUGINS": "queue,broken,hooky"}
@@ -141,3 +157,48 @@ def test_in_code_plugins_from_the_config_replace_bundled_objects(run: Run, site_
     assert plugins["acme_in_code"]["registers"]["checks"] == [{"name": "upload_failures", "in_effect": True}]
     bundled = plugins["nextmonth_health.plugins.uploads"]["registers"]["checks"]
     assert bundled == [{"name": "upload_failures", "in_effect": False}]
+
+
+TYPO_ERROR = "'register_health_check' is not a nextmonth_health hook; did you mean 'register_health_checks'?"
+
+
+def test_a_misspelt_hook_and_a_missing_decorator_are_broken_and_the_rest_still_lists(
+    run: Run, site_packages: dict[str, str]
+) -> None:
+    env = {**site_packages, "NEXTMONTH_HEALTH_LOAD_PLUGINS": "queue,typo,lazy"}
+    result = run("plugins", env=env)
+    assert result.returncode == 1, "a broken plugin makes the listing exit 1, though the host would run"
+    out = result.stdout
+    assert out.splitlines()[0].endswith(" in code; 2 broken.")
+    assert (
+        "typo  installed from acme-typo-health 0.3.0 (entry point typo = acme_typo_health)  BROKEN\n"
+        f"  error: hooks: {TYPO_ERROR}\n"
+    ) in out
+    assert (
+        "lazy  installed from acme-lazy-health 0.2.0 (entry point lazy = acme_lazy_health)  BROKEN\n"
+        "  error: hooks: no hook implementation: 'register_alert_sinks' is not marked @nextmonth_health.hookimpl\n"
+    ) in out
+    assert "queue  installed from acme-queue-health 1.2.3 (entry point queue = acme_queue_health)\n" in out
+    assert "checks: queue_depth" in out and "checks: api_errors" in out
+    assert "Traceback" not in result.stderr and "AssertionError" not in result.stderr
+    report = json.loads(run("plugins", "--json", env=env).stdout)
+    typo = by_name(report)["typo"]
+    assert (typo["status"], typo["distribution"], typo["entry_point"]) == ("broken", "acme-typo-health", "acme_typo_health")
+    assert typo["errors"] == [f"hooks: {TYPO_ERROR}"]
+
+
+def test_the_docs_show_what_a_misspelt_hook_looks_like(run: Run, site_packages: dict[str, str]) -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    marker = "<!-- tested-by: tests/cli/test_plugins.py::test_the_docs_show_what_a_misspelt_hook_looks_like -->"
+    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)^```", docs, re.M | re.S)
+    result = run("plugins", env={**site_packages, "NEXTMONTH_HEALTH_LOAD_PLUGINS": "typo"})
+    assert result.returncode == 1
+    assert shown in result.stdout
+
+
+def test_a_misspelt_hook_in_a_config_file_plugin_stops_the_command(
+    run: Run, site_packages: dict[str, str], tmp_path: Path
+) -> None:
+    write(tmp_path / "plugins.toml", 'plugins = ["acme_typo_health"]\n')
+    result = run("plugins", "--config", str(tmp_path / "plugins.toml"), env=site_packages)
+    one_line_error(result, f"error: plugin 'acme_typo_health': {TYPO_ERROR}")

@@ -8,6 +8,10 @@ repository's ``.ci/plugins`` makes a throwaway one): the plugins are found by th
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
+import subprocess
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
@@ -20,6 +24,14 @@ from nextmonth_health.testing import FakeClock
 
 DIST = "nextmonth-health-broken-example"
 BUNDLED_CHECKS = {"api_errors", "dashboard_load", "session_failures", "upload_failures"}
+ENTRY_POINTS = ("broken_import", "broken_hook", "broken_hang", "broken_typo", "broken_argument", "broken_unmarked")
+MODULE = "nextmonth_health_broken_example"
+#: What each plugin whose hooks do not fit is reported with: left out whole, before registering.
+HOOK_ERRORS = {
+    "broken_typo": "'register_health_check' is not a nextmonth_health hook; did you mean 'register_health_checks'?",
+    "broken_argument": "register_alert_sinks asks for 'monitr', which the hook does not pass; did you mean 'monitor'?",
+    "broken_unmarked": "no hook implementation: 'register_health_checks' is not marked @nextmonth_health.hookimpl",
+}
 
 
 def build(clock: FakeClock, **settings: Any) -> nmh.Monitor:
@@ -31,24 +43,32 @@ def failures_by_name(monitor: nmh.Monitor) -> dict[str, Any]:
     return {f.name: f for f in monitor.plugin_failures}
 
 
-def test_the_distribution_declares_three_entry_points():
+def test_the_distribution_declares_six_entry_points():
     eps = [ep for ep in importlib.metadata.entry_points(group="nextmonth_health") if ep.dist and ep.dist.name == DIST]
     assert sorted((ep.name, ep.value) for ep in eps) == [
-        ("broken_hang", "nextmonth_health_broken_example.hanging_check"),
-        ("broken_hook", "nextmonth_health_broken_example.raising_hook"),
-        ("broken_import", "nextmonth_health_broken_example.import_error"),
+        ("broken_argument", f"{MODULE}.wrong_argument"),
+        ("broken_hang", f"{MODULE}.hanging_check"),
+        ("broken_hook", f"{MODULE}.raising_hook"),
+        ("broken_import", f"{MODULE}.import_error"),
+        ("broken_typo", f"{MODULE}.misspelt_hook"),
+        ("broken_unmarked", f"{MODULE}.no_hookimpl"),
     ]
 
 
-def test_the_monitor_starts_and_reports_the_import_error_and_the_raising_hook(fake_clock: FakeClock):
+def test_the_monitor_starts_and_reports_each_broken_plugin(fake_clock: FakeClock):
     monitor = build(fake_clock)
     failures = failures_by_name(monitor)
-    assert set(failures) == {"broken_import", "broken_hook"}
+    assert set(failures) == {"broken_import", "broken_hook", *HOOK_ERRORS}
     load, hook = failures["broken_import"], failures["broken_hook"]
-    assert (load.where, load.distribution) == ("load", DIST)
+    assert (load.where, load.distribution, load.entry_point) == ("load", DIST, f"{MODULE}.import_error")
     assert load.error == "ImportError: nextmonth_health_broken_example needs 'a_library_that_is_not_installed'"
-    assert (hook.where, hook.distribution) == ("register_health_checks", DIST)
+    assert (hook.where, hook.distribution, hook.entry_point) == ("register_health_checks", DIST, f"{MODULE}.raising_hook")
     assert hook.error == "RuntimeError: broken_hook could not read its configuration"
+    for name, error in HOOK_ERRORS.items():
+        failure = failures[name]
+        assert (failure.where, failure.distribution, failure.error) == ("hooks", DIST, error)
+        assert failure.message == f"plugin {name!r} (entry point {name} = {failure.entry_point}, distribution {DIST}): {error}"
+        assert monitor.plugin_manager.get_plugin(name) is None  # left out whole
     assert set(monitor.status().plugin_failures) == set(monitor.plugin_failures)
     names = [c.name for c in monitor.checks]
     assert BUNDLED_CHECKS | {"broken_hang"} <= set(names)  # the hanging one loads: it only breaks at run time
@@ -87,18 +107,53 @@ async def test_the_hanging_check_times_out_and_every_other_check_keeps_working(f
 
 
 def test_strict_mode_raises_the_first_failure(fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch):
+    reported = failures_by_name(build(fake_clock))
+    monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", ",".join(HOOK_ERRORS))
     with pytest.raises(ImportError, match="a_library_that_is_not_installed"):
         build(fake_clock, strict_plugins=True)
-    monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", "broken_import")
+    for name in HOOK_ERRORS:
+        only = {"broken_hang", name}
+        monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", ",".join(sorted(set(ENTRY_POINTS) - only)))
+        with pytest.raises(nmh.ConfigError) as info:
+            build(fake_clock, strict_plugins=True)
+        assert str(info.value) == reported[name].message
+    monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", ",".join(["broken_import", *HOOK_ERRORS]))
     with pytest.raises(RuntimeError, match="could not read its configuration"):
         build(fake_clock, strict_plugins=True)
 
 
-def test_the_block_list_keeps_all_three_out(fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", "broken_import,broken_hook,broken_hang")
+def test_the_block_list_keeps_all_six_out(fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("NEXTMONTH_HEALTH_DISABLE_PLUGINS", ",".join(ENTRY_POINTS))
     monitor = build(fake_clock)
     assert monitor.plugin_failures == ()
     assert "broken_hang" not in [c.name for c in monitor.checks]
+
+
+def test_the_plugins_command_lists_each_broken_one_and_exits_1(tmp_path: Any):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMONTH_HEALTH_")}
+    env["NEXTMONTH_HEALTH_LOAD_PLUGINS"] = ",".join(ENTRY_POINTS)
+    version = importlib.metadata.version(DIST)
+
+    def plugins(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "nextmonth_health", "plugins", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    text = plugins()
+    assert text.returncode == 1, text.stderr
+    for name, error in HOOK_ERRORS.items():
+        ep = importlib.metadata.entry_points(group="nextmonth_health")[name]
+        assert (
+            f"{name}  installed from {DIST} {version} (entry point {name} = {ep.value})  BROKEN\n"
+            f"  error: hooks: {error}\n"
+        ) in text.stdout
+    assert "Traceback" not in text.stderr
+    report = json.loads(plugins("--json").stdout)
+    status = {p["name"]: p["status"] for p in report["plugins"]}
+    assert {name: status[name] for name in ENTRY_POINTS} == {
+        "broken_import": "broken", "broken_hook": "broken", "broken_hang": "ok",
+        "broken_typo": "broken", "broken_argument": "broken", "broken_unmarked": "broken",
+    }
+    assert status["nextmonth_health.plugins.api_errors"] == "ok"
 
 
 class _Assets(BaseHTTPRequestHandler):
@@ -121,7 +176,7 @@ async def test_another_installed_plugin_keeps_working_beside_the_broken_one(fake
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/app.js"
         monitor = build(fake_clock, plugin_settings={"cdn": {"urls": [url]}})
-        assert set(failures_by_name(monitor)) == {"broken_import", "broken_hook"}
+        assert set(failures_by_name(monitor)) == {"broken_import", "broken_hook", *HOOK_ERRORS}
         with anyio.fail_after(5):
             evaluation = await monitor.evaluate()
     finally:

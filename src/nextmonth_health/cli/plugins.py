@@ -3,9 +3,10 @@
 Every plugin the plugin manager holds (bundled, installed from an entry point, or named
 in the config file's ``plugins``), the distribution and version it came from, the hooks it
 implements and the checks, sinks and renderers each hook registered. A plugin that failed
-to load, or whose hook raised, is listed as BROKEN with its error, and the command exits 1.
-Entry points skipped by ``NEXTMONTH_HEALTH_LOAD_PLUGINS`` / ``NEXTMONTH_HEALTH_DISABLE_PLUGINS``
-are listed as skipped.
+to load, whose hooks do not fit the specs (a misspelt hook, with the one it probably
+meant), or whose hook raised, is listed as BROKEN with its error, and the command exits 1:
+a monitor would start without it, but there is something to fix. Entry points skipped by
+``NEXTMONTH_HEALTH_LOAD_PLUGINS`` / ``NEXTMONTH_HEALTH_DISABLE_PLUGINS`` are listed as skipped.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def describe(monitor: Any) -> list[dict[str, Any]]:
 def command(as_json: bool) -> None:
     """List loaded plugins, where they come from, their hooks, and any that are broken.
 
-    Exits 1 when a plugin is broken (failed to load, or its register hook raised).
+    Exits 1 when a plugin is broken (failed to load, its hooks do not fit, or its register
+    hook raised): a monitor would start without it, but there is something to fix.
     """
     opts = options()
     configure_logging(opts.verbose, drop=True)
