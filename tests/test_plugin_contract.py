@@ -8,6 +8,7 @@ behind the public face could move again. Tests may also use ``nextmonth_health.t
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +112,13 @@ def test_the_contract_catches_a_reach_into_internals(source: str, tmp_path: Path
 def test_the_public_face_names_only_what_exists() -> None:
     for module, names in FOR_TESTS.items():
         assert all(hasattr(__import__(module, fromlist=["_"]), name) for name in names), module
+
+
+def test_the_reference_table_lists_exactly_what_the_public_face_exports() -> None:
+    """docs/plugins.md's "What a plugin imports" table is the module's ``__all__``, no more."""
+    docs = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    match = re.search(r"^## What a plugin imports$(.*?)^### ", docs, re.M | re.S)
+    assert match
+    rows = [line for line in match.group(1).splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert documented == set(nextmonth_health.plugin.__all__)
