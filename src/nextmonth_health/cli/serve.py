@@ -116,7 +116,7 @@ def command(host: str, port: int, admin_token: str | None) -> None:
     )
     probe_store(monitor.store)
     for failure in monitor.plugin_failures:
-        click.echo(f"warning: plugin {failure.name!r} is broken ({failure.where}): {failure.error}", err=True)
+        click.echo(f"warning: {failure.message}", err=True)
     known = {monitor.site, *monitor.site_settings}
     public = PublicEndpoints(sites=known | monitor.store.sites())
     health_app = HealthApp(monitor, authorize=authorize, routes=public.routes(), admin_routes=_admin_routes())
