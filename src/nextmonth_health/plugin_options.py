@@ -68,7 +68,9 @@ def whole_option(where: str, name: str, value: Any, *, low: int = 1) -> int:
     return value
 
 
-def plugin_options(monitor: Monitor, name: str, *, layered: bool = False) -> Iterator[tuple[str | None, Any, str, Settings]]:
+def plugin_options(
+    monitor: Monitor, name: str, *, layered: bool = False
+) -> Iterator[tuple[str | None, Any, str, Settings]]:
     """Each place a plugin's options are read: ``(site, raw, where, settings)``.
 
     First the monitor-wide ``plugin_settings[name]`` (``site`` None), then each site's.
