@@ -27,23 +27,21 @@ from .errors import ConfigError, ErrorReporter
 from .forking import ForkGate
 from .incidents import IncidentTracker
 from .logs import get_logger
-from .notices import MessageRenderer
+from .notices import MessageRenderer, NoticeBoard
 from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
 from .recorder import FIELDS, Recorder
 from .routes import check_routes, registered_routes, warn_unwatched
 from .runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
 from .sinks import AlertSink, Delivery
-from .quiet import planned_notice
 from .store import Store, check_reads_signals, open_store
-from .values import SITE_AREA, Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
+from .values import Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
 from .windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
 
 log = get_logger(__name__)
 
-_NOTICE_CACHE_SECONDS = 1.0
 
 
 @frozen
@@ -175,13 +173,10 @@ class Monitor:
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
         self.evaluator = Evaluator(self)
-        self._notice_cache: dict[str, tuple[float, list[Incident]]] = {}
-        #: The maintenance windows open incidents name, read with them (only when one does).
-        self._windows: dict[str, MaintenanceWindow] = {}
+        self.board = NoticeBoard(self.store, self.clock, self.renderers, self.errors, running=lambda: self._running)
         #: What the store said of itself when the monitor last started running.
         self.store_caveats: tuple[str, ...] = ()
         self._running = False
-        self._rendered: dict[tuple[str, str], Notice | None] = {}
         self._portal: contextlib.AbstractContextManager[Any] | None = None
         self._future: Future[None] | None = None
         self._thread_lock = threading.Lock()
@@ -497,133 +492,23 @@ class Monitor:
         The runner calls this after each pass and each flush (in a worker thread for a
         blocking store), so that :meth:`notices` answers from memory on the request path.
         """
-        now = self.clock.now()
-        self._overdue(now)
-        planned = False
-        for site in list(self._notice_cache):
-            try:
-                incidents = self.store.incidents(site, open_only=True)
-                self._notice_cache[site] = (now + _NOTICE_CACHE_SECONDS, incidents)
-                planned = planned or any(i.maintenance_id is not None for i in incidents)
-            except Exception as exc:
-                self.errors.report("notices.refresh", exc)
-        if planned:  # a window may have been ended or moved by another process
-            self._read_windows()
-
-    def _read_windows(self) -> None:
-        try:
-            self._windows = {w.id: w for w in self.store.maintenance_windows()}
-        except Exception as exc:
-            self.errors.report("notices.refresh", exc)
-
-    def _read_open(self, site: str) -> list[Incident]:
-        """A site's open incidents from the store, and the maintenance windows they name."""
-        incidents = self.store.incidents(site, open_only=True)
-        if any(i.maintenance_id is not None and i.maintenance_id not in self._windows for i in incidents):
-            self._read_windows()
-        return incidents
-
-    def _open_incidents(self, site: str) -> list[Incident]:
-        """Open incidents from the snapshot; the store is read only without a fresh one.
-
-        While the runner runs, it keeps the snapshot fresh and this never touches the
-        store. A site asked for the first time, or a monitor driven only by explicit
-        ``evaluate()`` calls with a stale snapshot, reads the store once.
-        """
-        cached = self._notice_cache.get(site)
-        if cached is not None and (self._running or cached[0] > self.clock.now()):
-            return cached[1]
-        if len(self._notice_cache) >= 10_000:
-            self._notice_cache.clear()
-        if self._running and self.store.blocking:
-            # Never wait on SQLite or Redis here: the runner fills this in within a flush.
-            self._notice_cache[site] = (0.0, [])
-            return []
-        try:
-            incidents = self._read_open(site)
-        except Exception as exc:
-            if cached is None:
-                raise
-            self.errors.report("notices", exc)  # counted; the last incidents known are no calm
-            return cached[1]
-        self._notice_cache[site] = (self.clock.now() + _NOTICE_CACHE_SECONDS, incidents)
-        return incidents
+        self._overdue()
+        self.board.refresh()
 
     def notices(self, area: str, site: str | None = None) -> list[Notice]:
         """The notice users should see at ``area`` now: empty while all is well there.
 
         At most one notice per area: the most serious open incident's, a site-wide one
-        (area ``site``, every route failing) counting in every area. Never
-        raises: a store that cannot be read is reported (counted in
-        ``status().internal_errors``) and the last incidents known keep their notices.
+        (area ``site``, every route failing) counting in every area; the planned-maintenance
+        words while a maintenance window covers it. Never raises: a store that cannot be
+        read is reported (counted in ``status().internal_errors``) and the last incidents
+        known keep their notices.
         """
         try:
             self._overdue()
-            site = site or self.site
-            incidents = [
-                i for i in self._open_incidents(site) if i.area == area or i.area == SITE_AREA
-            ]
-            incidents.sort(key=lambda i: (i.severity.rank, i.opened_at), reverse=True)
-            for incident in incidents:
-                window = (
-                    self._windows.get(incident.maintenance_id) if incident.maintenance_id else None
-                )
-                if window is not None and window.is_active(timestamp(self.clock.now())):
-                    notice = self._render_planned(window, incident)
-                else:
-                    notice = self._render(incident)
-                if notice is not None:
-                    return [notice]
         except Exception as exc:
             self.errors.report("notices", exc)
-        return []
-
-    def _render(self, incident: Incident) -> Notice | None:
-        key = (incident.id, incident.severity.value)
-        if key in self._rendered:
-            return self._rendered[key]
-        notice = None
-        for renderer in self.renderers:
-            areas = getattr(renderer, "areas", None)
-            if areas is not None and incident.area not in areas:
-                continue
-            try:
-                notice = renderer.render(incident)
-            except Exception as exc:
-                self.errors.report(f"renderer.{getattr(renderer, 'name', '?')}", exc)
-                continue
-            if isinstance(notice, Notice):
-                break
-            notice = None
-        if len(self._rendered) > 10_000:
-            self._rendered.clear()
-        self._rendered[key] = notice
-        return notice
-
-    def _render_planned(self, window: MaintenanceWindow, incident: Incident) -> Notice:
-        """The planned-maintenance notice: a renderer's ``render_maintenance`` if one
-        answers, else the bundled words."""
-        key = (window.id, incident.area)
-        if key in self._rendered:
-            return self._rendered[key]  # type: ignore[return-value]
-        notice = None
-        for renderer in self.renderers:
-            render = getattr(renderer, "render_maintenance", None)
-            areas = getattr(renderer, "areas", None)
-            if render is None or (areas is not None and incident.area not in areas):
-                continue
-            try:
-                notice = render(window, incident)
-            except Exception as exc:
-                self.errors.report(f"renderer.{getattr(renderer, 'name', '?')}", exc)
-                continue
-            if isinstance(notice, Notice):
-                break
-            notice = None
-        if notice is None:
-            notice = planned_notice(incident)
-        self._rendered[key] = notice
-        return notice
+        return self.board.notices(area, site or self.site)
 
     # Planned quiet: what the admin schedules (the admin view, the JSON API and the command
     # line call these). They read and write the store: never the request path.

@@ -4,7 +4,7 @@ The request path extends one flat list by the event's seven fields (a single C c
 atomic under the GIL: no lock, no I/O, and no container left behind for the garbage
 collector to chase, which a tuple per event would be).
 ``flush`` — run every ``flush_seconds`` by the runner and at the start of every
-evaluation — drains the deque, validates each event, collapses routes to the configured
+evaluation — takes whole events off the list's front, validates each, collapses routes to the configured
 ones (a request recorded as ``"POST /payments/webhook"`` matches routes declared with that
 method too; so cardinality stays bounded whatever paths arrive), folds events into per-bucket
 counts and hands them to the store in one batch. Whatever cannot be kept is counted in
@@ -37,7 +37,9 @@ log = get_logger(__name__)
 
 BucketKey = tuple[str, str, str, int]
 
-#: Fields per buffered event: signal, site, key, a, b, user, time.
+#: Fields per buffered event: signal, site, key, outcome, amount, user, time. ``outcome``
+#: is a request's status code, a sign-in's, an upload's or a plugin signal's ok flag, or a
+#: page load's seconds; ``amount`` a request's duration, an upload's size or a signal's value.
 FIELDS = 7
 
 _MAX_PENDING_BUCKETS = 100_000
@@ -259,7 +261,7 @@ class Recorder:
         invalid = refused = crowded = 0
         offset = self.offset
         fields = iter(taken)
-        for signal, site, key, a, b, user, t in zip(*([fields] * FIELDS), strict=True):
+        for signal, site, key, outcome, amount, user, t in zip(*([fields] * FIELDS), strict=True):
             try:
                 if site is None:
                     site = default_site
@@ -295,20 +297,20 @@ class Recorder:
                 if signal == request or signal == page_load:
                     if signal == request:
                         if (
-                            type(a) is not int
-                            or not 100 <= a <= 599
-                            or not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SECONDS)
+                            type(outcome) is not int
+                            or not 100 <= outcome <= 599
+                            or not ((type(amount) is float or type(amount) is int) and 0 <= amount <= _MAX_SECONDS)
                         ):
                             invalid += 1
                             continue
-                        bad = a >= 500
-                        value: float | None = float(b)
+                        bad = outcome >= 500
+                        value: float | None = float(amount)
                     else:
-                        if not ((type(a) is float or type(a) is int) and 0 <= a <= 3600):
+                        if not ((type(outcome) is float or type(outcome) is int) and 0 <= outcome <= 3600):
                             invalid += 1
                             continue
-                        bad = a > known.slow_page_load
-                        value = float(a)
+                        bad = outcome > known.slow_page_load
+                        value = float(outcome)
                     route = known.routes.get(key) if type(key) is str else None
                     if route is None:
                         route = self._route(key, known)
@@ -318,13 +320,13 @@ class Recorder:
                     # A request's or page load's cell by route.
                     last, at = (known.requests if signal == request else known.page_loads), route
                 elif signal == login or signal == upload:
-                    if type(a) is not bool or (
-                        b is not None
-                        and not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SIZE)
+                    if type(outcome) is not bool or (
+                        amount is not None
+                        and not ((type(amount) is float or type(amount) is int) and 0 <= amount <= _MAX_SIZE)
                     ):
                         invalid += 1
                         continue
-                    bad = not a
+                    bad = not outcome
                     route = ""
                     value = None
                     last, at = known.plain, signal
@@ -335,16 +337,16 @@ class Recorder:
                     last, at = known.plain, signal
                 elif type(signal) is str and signal in declared:
                     if (
-                        type(a) is not bool
+                        type(outcome) is not bool
                         or type(key) is not str
                         or len(key) > known.max_key_length
-                        or (b is not None and not ((type(b) is float or type(b) is int) and 0 <= b <= _MAX_SIZE))
+                        or (amount is not None and not ((type(amount) is float or type(amount) is int) and 0 <= amount <= _MAX_SIZE))
                     ):
                         invalid += 1
                         continue
-                    bad = not a
+                    bad = not outcome
                     route = key
-                    value = None if b is None else float(b)
+                    value = None if amount is None else float(amount)
                     keyed = known.signals.get(signal)
                     if keyed is None:
                         keyed = known.signals[signal] = {}
