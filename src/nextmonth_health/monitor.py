@@ -182,7 +182,7 @@ class Monitor:
         self._thread_lock = threading.Lock()
         self._parents_portals: list[Any] = []
         self._stops_at_exit = False
-        #: What :meth:`_overdue` last saw: the last pass, events recorded then, since when.
+        #: What :meth:`overdue` last saw: the last pass, events recorded then, since when.
         self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
         self._said_overdue = False
         #: Lets a fork wait for the background work under way (see ``forking``).
@@ -451,7 +451,7 @@ class Monitor:
             future.exception()
         portal.__exit__(None, None, None)
 
-    def _overdue(self, now: float | None = None) -> float | None:
+    def overdue(self, now: float | None = None) -> float | None:
         """Seconds since this process last evaluated, if events keep coming and that is over three ticks.
 
         Recording without evaluating is the one failure nothing else would show: the
@@ -492,7 +492,7 @@ class Monitor:
         The runner calls this after each pass and each flush (in a worker thread for a
         blocking store), so that :meth:`notices` answers from memory on the request path.
         """
-        self._overdue()
+        self.overdue()
         self.board.refresh()
 
     def notices(self, area: str, site: str | None = None) -> list[Notice]:
@@ -505,7 +505,7 @@ class Monitor:
         known keep their notices.
         """
         try:
-            self._overdue()
+            self.overdue()
         except Exception as exc:
             self.errors.report("notices", exc)
         return self.board.notices(area, site or self.site)
@@ -635,7 +635,7 @@ class Monitor:
             sink_pending=self.delivery.pending,
             sink_dropped=self.delivery.dropped,
             last_evaluation=None if last is None else timestamp(last),
-            evaluation_overdue=self._overdue(),
+            evaluation_overdue=self.overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
                 obj.name: stats
