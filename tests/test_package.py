@@ -92,3 +92,8 @@ def test_the_web_reads_state_only_through_public_methods() -> None:
                 if name in ("monitor", "store"):
                     broken.append(f"{path.relative_to(SOURCE)}:{node.lineno} {name}.{node.attr}")
     assert broken == []
+
+
+def test_the_evaluator_is_given_its_collaborators_not_the_monitor() -> None:
+    """The runner never names the Monitor, not even for types: no circle through it."""
+    assert not any(m.startswith("nextmonth_health.monitor") for m in imported_modules(SOURCE / "runner.py"))

@@ -172,7 +172,9 @@ class Monitor:
             )
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
-        self.evaluator = Evaluator(self)
+        #: Lets a fork wait for the background work under way (see ``forking``).
+        self.fork_gate = ForkGate()
+        self.evaluator = self._evaluator()
         self.board = NoticeBoard(self.store, self.clock, self.renderers, self.errors, running=lambda: self._running)
         #: What the store said of itself when the monitor last started running.
         self.store_caveats: tuple[str, ...] = ()
@@ -185,8 +187,6 @@ class Monitor:
         #: What :meth:`overdue` last saw: the last pass, events recorded then, since when.
         self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
         self._said_overdue = False
-        #: Lets a fork wait for the background work under way (see ``forking``).
-        self.fork_gate = ForkGate()
         me = weakref.ref(self)
         os.register_at_fork(
             before=lambda: (m := me()) is not None and m.fork_gate.before_fork(),
@@ -215,12 +215,30 @@ class Monitor:
         self.fork_gate = ForkGate()
         self.errors.after_fork()
         self.recorder.after_fork()
-        self.evaluator = Evaluator(self)
+        self.evaluator = self._evaluator()
         if started:
             try:
                 self.start()
             except Exception as exc:
                 self.errors.report("monitor.start_after_fork", exc)
+
+    def _evaluator(self) -> Evaluator:
+        return Evaluator(
+            store=self.store,
+            recorder=self.recorder,
+            tracker=self.tracker,
+            delivery=self.delivery,
+            sinks=self.sinks,
+            checks=self.checks,
+            clock=self.clock,
+            settings=self.settings,
+            settings_for=self.settings_for,
+            sites=frozenset({self.site, *self.site_settings}),
+            errors=self.errors,
+            fork_gate=self.fork_gate,
+            refresh=self.refresh_notices,
+            signals=self.signals,
+        )
 
     def __repr__(self) -> str:
         return f"Monitor(site={self.site!r}, store={self.store.url!r})"
