@@ -172,7 +172,9 @@ class Monitor:
             )
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
-        self.evaluator = Evaluator(self)
+        #: Lets a fork wait for the background work under way (see ``forking``).
+        self.fork_gate = ForkGate()
+        self.evaluator = self._evaluator()
         self.board = NoticeBoard(self.store, self.clock, self.renderers, self.errors, running=lambda: self._running)
         #: What the store said of itself when the monitor last started running.
         self.store_caveats: tuple[str, ...] = ()
@@ -182,11 +184,9 @@ class Monitor:
         self._thread_lock = threading.Lock()
         self._parents_portals: list[Any] = []
         self._stops_at_exit = False
-        #: What :meth:`_overdue` last saw: the last pass, events recorded then, since when.
+        #: What :meth:`overdue` last saw: the last pass, events recorded then, since when.
         self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
         self._said_overdue = False
-        #: Lets a fork wait for the background work under way (see ``forking``).
-        self.fork_gate = ForkGate()
         me = weakref.ref(self)
         os.register_at_fork(
             before=lambda: (m := me()) is not None and m.fork_gate.before_fork(),
@@ -215,12 +215,30 @@ class Monitor:
         self.fork_gate = ForkGate()
         self.errors.after_fork()
         self.recorder.after_fork()
-        self.evaluator = Evaluator(self)
+        self.evaluator = self._evaluator()
         if started:
             try:
                 self.start()
             except Exception as exc:
                 self.errors.report("monitor.start_after_fork", exc)
+
+    def _evaluator(self) -> Evaluator:
+        return Evaluator(
+            store=self.store,
+            recorder=self.recorder,
+            tracker=self.tracker,
+            delivery=self.delivery,
+            sinks=self.sinks,
+            checks=self.checks,
+            clock=self.clock,
+            settings=self.settings,
+            settings_for=self.settings_for,
+            sites=frozenset({self.site, *self.site_settings}),
+            errors=self.errors,
+            fork_gate=self.fork_gate,
+            refresh=self.refresh_notices,
+            signals=self.signals,
+        )
 
     def __repr__(self) -> str:
         return f"Monitor(site={self.site!r}, store={self.store.url!r})"
@@ -451,7 +469,7 @@ class Monitor:
             future.exception()
         portal.__exit__(None, None, None)
 
-    def _overdue(self, now: float | None = None) -> float | None:
+    def overdue(self, now: float | None = None) -> float | None:
         """Seconds since this process last evaluated, if events keep coming and that is over three ticks.
 
         Recording without evaluating is the one failure nothing else would show: the
@@ -492,7 +510,7 @@ class Monitor:
         The runner calls this after each pass and each flush (in a worker thread for a
         blocking store), so that :meth:`notices` answers from memory on the request path.
         """
-        self._overdue()
+        self.overdue()
         self.board.refresh()
 
     def notices(self, area: str, site: str | None = None) -> list[Notice]:
@@ -505,7 +523,7 @@ class Monitor:
         known keep their notices.
         """
         try:
-            self._overdue()
+            self.overdue()
         except Exception as exc:
             self.errors.report("notices", exc)
         return self.board.notices(area, site or self.site)
@@ -635,7 +653,7 @@ class Monitor:
             sink_pending=self.delivery.pending,
             sink_dropped=self.delivery.dropped,
             last_evaluation=None if last is None else timestamp(last),
-            evaluation_overdue=self._overdue(),
+            evaluation_overdue=self.overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
                 obj.name: stats

@@ -34,8 +34,13 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from .checks import Check
-    from .monitor import Monitor
+    from .clock import Clock
+    from .errors import ErrorReporter
+    from .forking import ForkGate
+    from .incidents import IncidentTracker
+    from .recorder import Recorder
     from .settings import Settings
+    from .sinks import AlertSink, Delivery
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
 
@@ -136,10 +141,45 @@ _BATCH = 200
 
 
 class Evaluator:
-    """Runs passes for a monitor; holds per-check schedules and the lease identity."""
+    """Runs passes; holds per-check schedules and the lease identity.
 
-    def __init__(self, monitor: Monitor) -> None:
-        self.monitor = monitor
+    Given its collaborators, not the monitor that wires them (the monitor is the facade a
+    host holds): what a pass reads and writes can be followed from these arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        recorder: Recorder,
+        tracker: IncidentTracker,
+        delivery: Delivery,
+        sinks: Sequence[AlertSink],
+        checks: Sequence[Check],
+        clock: Clock,
+        settings: Settings,
+        settings_for: Callable[[str], Settings],
+        sites: frozenset[str],
+        errors: ErrorReporter,
+        fork_gate: ForkGate,
+        refresh: Callable[[], None],
+        signals: Sequence[str] = SIGNALS,
+    ) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.tracker = tracker
+        self.delivery = delivery
+        self.sinks = sinks
+        self.checks = checks
+        self.clock = clock
+        self.settings = settings
+        self.settings_for = settings_for
+        #: The sites the host configured: evaluated even before they record anything.
+        self.sites = sites
+        self.errors = errors
+        self.fork_gate = fork_gate
+        #: Refreshes the notices people see, after each pass and flush.
+        self.refresh = refresh
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._last_run: dict[tuple[str, str], float] = {}
         self._last_trim = float("-inf")
@@ -156,11 +196,9 @@ class Evaluator:
         #: Seconds added to this process's clock to follow the store's (see follow_store_clock).
         self.offset = 0.0
         self._passing = threading.Lock()
-        store = monitor.store
         self._store_has_time = type(store).time is not Store.time
         # A store doing I/O is read through caches; memory:// answers from its running sums.
         # Both read the monitor's signals: the built-in ones and any plugin declared.
-        signals = monitor.signals
         self._windows: _Reader = (
             BucketCache(store, signals=signals) if store.blocking else _Direct(store, signals=signals)
         )
@@ -171,7 +209,7 @@ class Evaluator:
         )
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
-        if self.monitor.store.blocking:
+        if self.store.blocking:
             return await anyio.to_thread.run_sync(func, *args)
         return func(*args)
 
@@ -189,21 +227,20 @@ class Evaluator:
             self._passing.release()
 
     async def _evaluate(self) -> Evaluation:
-        m = self.monitor
-        await self.store_call(m.recorder.flush)
-        own = m.clock.now()
+        await self.store_call(self.recorder.flush)
+        own = self.clock.now()
         now = own + self.offset  # on the store's clock, where it keeps one
         try:
-            stored = await self.store_call(m.store.sites)
+            stored = await self.store_call(self.store.sites)
         except Exception as exc:
-            m.errors.report("store.sites", exc)
+            self.errors.report("store.sites", exc)
             self.last_evaluation = own
             return Evaluation(at=timestamp(now), sites=(), readings=())
-        sites = sorted(stored | {m.site} | set(m.site_settings))
+        sites = sorted(stored | self.sites)
         try:
             self._quiet = await self.store_call(self._read_quiet, now)
         except Exception as exc:
-            m.errors.report("store.quiet", exc)  # the last ones read still hold
+            self.errors.report("store.quiet", exc)  # the last ones read still hold
         led: list[str] = []
         readings: list[Reading] = []
         transitions: list[Transition] = []
@@ -243,9 +280,9 @@ class Evaluator:
         }
         if led:
             try:
-                await self.store_call(m.store.note_evaluations, led, now)
+                await self.store_call(self.store.note_evaluations, led, now)
             except Exception as exc:
-                m.errors.report("store.note_evaluations", exc)
+                self.errors.report("store.note_evaluations", exc)
         told = []
         for transition in transitions:
             if transition.muted is None:
@@ -258,16 +295,16 @@ class Evaluator:
                     kind=transition.kind.value,
                     reason=transition.muted,
                 )
-        await m.delivery.deliver(m.sinks, told, now)
+        await self.delivery.deliver(self.sinks, told, now)
         if now - self._last_trim >= _TRIM_EVERY:
             self._last_trim = now
             try:
                 await self.store_call(self._trim, now)
             except Exception as exc:
-                m.errors.report("store.trim", exc)
+                self.errors.report("store.trim", exc)
             await self.follow_store_clock()
         self.last_evaluation = own
-        await self.store_call(m.refresh_notices)
+        await self.store_call(self.refresh)
         return Evaluation(
             at=timestamp(now),
             sites=tuple(led),
@@ -282,18 +319,17 @@ class Evaluator:
         host's counts land in the same buckets whatever its own clock says. Asked when the
         monitor starts running and once a minute. A fake clock is off on purpose: left be.
         """
-        m = self.monitor
-        if not self._store_has_time or not isinstance(m.clock, SystemClock):
+        if not self._store_has_time or not isinstance(self.clock, SystemClock):
             return
         try:
-            store_time = await self.store_call(m.store.time)
+            store_time = await self.store_call(self.store.time)
         except Exception as exc:
-            m.errors.report("store.time", exc)
+            self.errors.report("store.time", exc)
             return
         if store_time is None:
             return
-        offset = store_time - m.clock.now()
-        self.offset = m.recorder.offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
+        offset = store_time - self.clock.now()
+        self.offset = self.recorder.offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
         self._note_skew(offset, "the store's clock (followed)")
 
     def _note_skew(self, behind: float, reference: str) -> None:
@@ -314,8 +350,8 @@ class Evaluator:
         self.clock_skew = behind
 
     def _trim(self, now: float) -> None:
-        s = self.monitor.settings
-        self.monitor.store.trim(
+        s = self.settings
+        self.store.trim(
             buckets_before=now - s.history_seconds,
             hourly_before=now - s.trend_retention,
             resolved_before=timestamp(now - s.resolved_retention),
@@ -323,7 +359,7 @@ class Evaluator:
         )
 
     def _read_quiet(self, now: float) -> dict[str, Quiet]:
-        store = self.monitor.store
+        store = self.store
         return Quiet.by_site(store.maintenance_windows(), store.silences(), timestamp(now))
 
     def _read(self, sites: list[str], now: float) -> _BatchRead | None:
@@ -334,10 +370,9 @@ class Evaluator:
         Runs in a worker thread when the store blocks, so its I/O never stalls the event
         loop. ``None`` when the store failed (reported; the rest of the pass is skipped).
         """
-        m = self.monitor
         try:
-            taken = m.store.acquire_leases(
-                [site_lease(site) for site in sites], self.owner, m.settings.lease, now
+            taken = self.store.acquire_leases(
+                [site_lease(site) for site in sites], self.owner, self.settings.lease, now
             )
             tokens = {site: int(token) for site, token in zip(sites, taken, strict=True) if token}
             mine = [site for site in sites if site in tokens]
@@ -346,15 +381,15 @@ class Evaluator:
             self._baselines.forget(lost)
             if not mine:
                 return _BatchRead([], {}, {}, {}, {}, {}, {})
-            open_now = m.store.open_incidents(mine)
+            open_now = self.store.open_incidents(mine)
         except Exception as exc:
-            m.errors.report("store.lease", exc)
+            self.errors.report("store.lease", exc)
             self._store_down = True  # one timeout per pass, not one per site
             return None
-        settings = {site: m.settings_for(site) for site in mine}
+        settings = {site: self.settings_for(site) for site in mine}
         spans = {site: SiteView.spans(now, settings[site]) for site in mine}
         try:
-            marks = m.store.write_marks(mine) if m.store.blocking else None
+            marks = self.store.write_marks(mine) if self.store.blocking else None
             if marks and not self._store_has_time:
                 # With no clock of the store's, the others' counts tell a clock behind theirs
                 # (a bucket starts up to one width before its writer's now).
@@ -373,7 +408,7 @@ class Evaluator:
                 {s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks
             )
         except Exception as exc:
-            m.errors.report("store.read", exc)
+            self.errors.report("store.read", exc)
             self._store_down = True
             return None
         return _BatchRead(mine, settings, open_now, windows, baselines, recents, tokens)
@@ -382,7 +417,7 @@ class Evaluator:
         """Run each site's plain checks on what was read and fold their readings into
         incidents. Async checks are handed back to be awaited on the loop under their
         timeouts, and those sites' readings folded into incidents afterwards."""
-        store = self.monitor.store
+        store = self.store
         outcomes = []
         for site in read.sites:
             outcome = _SitePass(site, read.open_now.get(site, []), read.tokens[site])
@@ -404,7 +439,7 @@ class Evaluator:
 
     def _run_checks(self, outcome: _SitePass, view: SiteView, now: float) -> None:
         site = outcome.site
-        for check in self.monitor.checks:
+        for check in self.checks:
             interval = getattr(check, "interval", None)
             if interval:  # most checks run every pass: nothing to look up or remember
                 last = self._last_run.get((site, check.name))
@@ -423,12 +458,11 @@ class Evaluator:
                 self._failed(site, check, exc, outcome.failures)
 
     def _apply(self, outcome: _SitePass, now: float) -> list[Transition]:
-        m = self.monitor
         site = outcome.site
         quiet = self._quiet.get(site, NONE)
-        settings = m.settings_for(site)
+        settings = self.settings_for(site)
         try:
-            transitions = m.tracker.apply(
+            transitions = self.tracker.apply(
                 site,
                 outcome.readings,
                 now,
@@ -440,7 +474,7 @@ class Evaluator:
             )
             current = {i.id: i for i in outcome.open_now}
             current.update((t.incident.id, t.incident) for t in transitions)
-            return transitions + m.tracker.remind(
+            return transitions + self.tracker.remind(
                 site, current.values(), now, settings, quiet=quiet
             )
         except StaleLease:
@@ -453,13 +487,13 @@ class Evaluator:
             self._baselines.forget([site])
             return []
         except Exception as exc:
-            m.errors.report("incidents.apply", exc)
+            self.errors.report("incidents.apply", exc)
             return []
 
     def _failed(
         self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]
     ) -> None:
-        self.monitor.errors.report(f"check.{check.name}", exc)
+        self.errors.report(f"check.{check.name}", exc)
         failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
 
     async def _await_checks(self, outcome: _SitePass) -> None:
@@ -485,27 +519,25 @@ class Evaluator:
                 tg.start_soon(wait, check, awaitable, timeout)
 
     async def flush_forever(self) -> None:
-        m = self.monitor
         while True:
-            await m.clock.sleep(m.settings.flush_seconds)
+            await self.clock.sleep(self.settings.flush_seconds)
             try:
-                async with m.fork_gate.unit():
-                    await self.store_call(m.recorder.flush)
-                    await self.store_call(m.refresh_notices)
+                async with self.fork_gate.unit():
+                    await self.store_call(self.recorder.flush)
+                    await self.store_call(self.refresh)
             except Exception as exc:
-                m.errors.report("recorder.flush", exc)
+                self.errors.report("recorder.flush", exc)
 
     async def run_forever(self) -> None:
-        m = self.monitor
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.flush_forever)
             while True:
                 try:
-                    async with m.fork_gate.unit():
+                    async with self.fork_gate.unit():
                         await self.evaluate()
                 except Exception as exc:
-                    m.errors.report("runner.evaluate", exc)
-                await m.clock.sleep(m.settings.tick_seconds)
+                    self.errors.report("runner.evaluate", exc)
+                await self.clock.sleep(self.settings.tick_seconds)
 
 
 class _Direct:

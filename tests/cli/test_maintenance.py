@@ -77,8 +77,8 @@ def test_windows_to_come_are_listed_and_cancelled(run: Run, tmp_path: Path) -> N
     assert later["state"] == "upcoming" and later["area"] is None
     tonight = add(run, store, "--start", "2099-01-05T23:00+01:00", "--for", "1h")
     assert (tonight["starts_at"], tonight["ends_at"]) == (
-        "2099-01-05T22:00:00Z",
-        "2099-01-05T23:00:00Z",
+        "2099-01-05T22:00:00+00:00",
+        "2099-01-05T23:00:00+00:00",
     )
     other = run(
         "maintenance", "add", "--store", store, "--site", "quiet-shop", "--for", "1h", "--json"

@@ -21,6 +21,7 @@ import click
 import structlog
 from attrs import define, field, frozen
 
+from .. import codec
 from ..errors import ConfigError
 
 __all__ = [
@@ -352,8 +353,7 @@ def when(moment: datetime | float | None, *, date: bool = True) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
 
 
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = codec.iso
 
 
 def echo_json(data: Any) -> None:

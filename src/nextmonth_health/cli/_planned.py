@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
+from ..codec import to_dict
 from ..values import MaintenanceWindow, Silence, timestamp
 from ._common import (
     CliError,
     build_monitor,
     configure_logging,
-    iso,
     open_existing_store,
     options,
     probe_store,
@@ -180,30 +180,13 @@ def state(starts_at: datetime, ends_at: datetime, now: datetime) -> str:
 
 
 def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
-    return {
-        "id": window.id,
-        "site": window.site,
-        "area": window.area,
-        "starts_at": iso(window.starts_at),
-        "ends_at": iso(window.ends_at),
-        "state": state(window.starts_at, window.ends_at, now),
-        "reason": window.reason,
-        "created_at": iso(window.created_at),
-    }
+    """A window in the codec's shape, with its ``state`` at ``now``."""
+    return {**to_dict(window), "state": state(window.starts_at, window.ends_at, now)}
 
 
 def silence_json(silence: Silence, now: datetime) -> dict[str, Any]:
-    return {
-        "id": silence.id,
-        "site": silence.site,
-        "check": silence.check,
-        "key": silence.key,
-        "starts_at": iso(silence.starts_at),
-        "ends_at": iso(silence.ends_at),
-        "state": state(silence.starts_at, silence.ends_at, now),
-        "reason": silence.reason,
-        "created_at": iso(silence.created_at),
-    }
+    """A silence in the codec's shape, with its ``state`` at ``now``."""
+    return {**to_dict(silence), "state": state(silence.starts_at, silence.ends_at, now)}
 
 
 def columns(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -17,7 +17,9 @@ from typing import Any
 
 import click
 
+from ..codec import to_dict
 from ..errors import ConfigError, is_store_error
+from ..values import Alert, Incident
 from ._common import (
     CliError,
     build_monitor,
@@ -54,36 +56,12 @@ def last_evaluations(store: Any) -> dict[str, datetime] | None:
     return {site: at if isinstance(at, datetime) else timestamp(float(at)) for site, at in dict(found).items()}
 
 
-def _incident(i: Any, silenced: bool) -> dict[str, Any]:
-    return {
-        "id": i.id,
-        "check": i.check,
-        "key": i.key,
-        "area": i.area,
-        "summary": i.summary,
-        "severity": str(i.severity),
-        "status": str(i.status),
-        "affected_users": i.affected_users,
-        "affected_now": i.affected_now,
-        "opened_at": iso(i.opened_at),
-        "escalated_at": iso(i.escalated_at),
-        "resolved_at": iso(i.resolved_at),
-        "maintenance_id": i.maintenance_id,
-        "silenced": silenced,
-    }
+def _incident(i: Incident, silenced: bool) -> dict[str, Any]:
+    return {**to_dict(i), "silenced": silenced}
 
 
-def _alert(a: Any) -> dict[str, Any]:
-    return {
-        "incident_id": a.incident_id,
-        "area": a.area,
-        "message": a.message,
-        "affected_users": a.affected_users,
-        "active": a.is_active,
-        "acknowledged": a.acknowledged_at is not None,
-        "created_at": iso(a.created_at),
-        "resolved_at": iso(a.resolved_at),
-    }
+def _alert(a: Alert) -> dict[str, Any]:
+    return {**to_dict(a), "active": a.is_active, "acknowledged": a.acknowledged_at is not None}
 
 
 def _human(moment: str | None) -> str:

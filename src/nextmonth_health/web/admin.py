@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..alerts import incident_url
+from ..codec import to_dict
 from ..values import Alert, Incident, timestamp
 from . import trends
 from .auth import TokenAuthorizer
@@ -97,10 +98,6 @@ def _static(name: str) -> bytes:
 # JSON ----------------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _redact(url: str) -> str:
     """A store URL without its password (``redis://:secret@host`` -> ``redis://:***@host``)."""
     try:
@@ -114,54 +111,27 @@ def _redact(url: str) -> str:
 
 
 def alert_json(alert: Alert, prefix: str = "") -> dict[str, Any]:
+    """An alert as the API gives it: the codec's shape, with ``id`` (its incident's),
+    whether it is ``active`` and ``unread``, and its page's ``url``."""
     return {
+        **to_dict(alert),
         "id": alert.incident_id,
-        "site": alert.site,
-        "message": alert.message,
-        "check": alert.check,
-        "key": alert.key,
-        "area": alert.area,
-        "affected_users": alert.affected_users,
         "active": alert.is_active,
         "unread": unread(alert),
-        "created_at": _iso(alert.created_at),
-        "updated_at": _iso(alert.updated_at),
-        "resolved_at": _iso(alert.resolved_at),
-        "acknowledged_at": _iso(alert.acknowledged_at),
-        "notified_at": _iso(alert.notified_at),
-        "reminders": alert.reminders,
-        "incident_ids": list(alert.incident_ids),
         "url": incident_url(prefix, alert.incident_id),
     }
 
 
 def incident_json(incident: Incident, monitor: Monitor, prefix: str = "") -> dict[str, Any]:
-    """An incident as the API gives it: ``threshold`` is the line its chart draws (the
-    check's), ``baseline`` the usual level it was judged against, where it has one."""
+    """An incident as the API gives it: the codec's shape, where ``threshold`` is the line
+    its chart draws (the check's) and ``baseline`` the usual level it was judged against."""
     lines = lines_for(monitor.settings_for(incident.site), incident)
     return {
-        "id": incident.id,
-        "site": incident.site,
-        "check": incident.check,
-        "area": incident.area,
-        "key": incident.key,
-        "summary": incident.summary,
-        "severity": incident.severity.value,
-        "status": incident.status.value,
-        "affected_users": incident.affected_users,
-        "affected_now": incident.affected_now,
-        "value": incident.value,
+        **to_dict(incident),
         "threshold": lines.threshold,
         "threshold_label": lines.label,
         "baseline": lines.baseline,
         "unit": lines.unit,
-        "opened_at": _iso(incident.opened_at),
-        "updated_at": _iso(incident.updated_at),
-        "escalated_at": _iso(incident.escalated_at),
-        "recovering_since": _iso(incident.recovering_since),
-        "resolved_at": _iso(incident.resolved_at),
-        "alert_id": incident.alert_id,
-        "maintenance_id": incident.maintenance_id,
         "url": incident_url(prefix, incident.id),
     }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from ..codec import to_dict
 from ..values import Alert, Incident, MaintenanceWindow, Silence
 
 __all__ = [
@@ -56,37 +57,15 @@ _SILENCE_FIELDS = ("check", "key", "duration", "reason", "site")
 # What the API answers --------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
-    """A window as the API gives it; ``running`` at ``now``, ``area`` null for the whole site."""
-    return {
-        "id": window.id,
-        "site": window.site,
-        "area": window.area,
-        "starts_at": _iso(window.starts_at),
-        "ends_at": _iso(window.ends_at),
-        "reason": window.reason,
-        "created_at": _iso(window.created_at),
-        "running": window.is_active(now),
-    }
+    """A window as the API gives it (the codec's shape); ``running`` at ``now``, ``area``
+    null for the whole site."""
+    return {**to_dict(window), "running": window.is_active(now)}
 
 
 def silence_json(silence: Silence, now: datetime) -> dict[str, Any]:
-    """A silence as the API gives it; ``key`` null for every key of the check."""
-    return {
-        "id": silence.id,
-        "site": silence.site,
-        "check": silence.check,
-        "key": silence.key,
-        "starts_at": _iso(silence.starts_at),
-        "ends_at": _iso(silence.ends_at),
-        "reason": silence.reason,
-        "created_at": _iso(silence.created_at),
-        "active": silence.is_active(now),
-    }
+    """A silence as the API gives it (the codec's shape); ``key`` null for every key."""
+    return {**to_dict(silence), "active": silence.is_active(now)}
 
 
 # What an incident shows ------------------------------------------------------------------
@@ -172,8 +151,8 @@ class Planned:
     def state(self) -> dict[str, Any]:
         """What a page's script compares: a window starting, ending or moving redraws it."""
         return {
-            "maintenance": [[w.id, _iso(w.starts_at), _iso(w.ends_at)] for w in self.windows],
-            "silences": [[s.id, _iso(s.ends_at)] for s in self.silences],
+            "maintenance": [[w.id, w.starts_at.isoformat(), w.ends_at.isoformat()] for w in self.windows],
+            "silences": [[s.id, s.ends_at.isoformat()] for s in self.silences],
         }
 
 

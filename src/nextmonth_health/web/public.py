@@ -392,7 +392,7 @@ class HealthMiddlewareBase:
         if not self._started:
             self._ensure_running()
         try:
-            self.monitor._overdue()
+            self.monitor.overdue()
         except Exception as exc:
             self._report("middleware.watch", exc)
 
