@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .alerts import alert_message, incident_url, resolution_message
 from .checks import Check
+from .codec import from_dict, to_dict
 from .errors import ConfigError
 from .evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
 from .hookspecs import hookimpl
@@ -75,6 +76,7 @@ __all__ = [
     "alert_message",
     "check_option_names",
     "count_tail",
+    "from_dict",
     "get_logger",
     "hookimpl",
     "incident_url",
@@ -90,5 +92,6 @@ __all__ = [
     "resolution_message",
     "split_alpha",
     "verdict",
+    "to_dict",
     "whole_option",
 ]

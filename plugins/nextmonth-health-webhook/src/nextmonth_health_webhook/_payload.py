@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import nextmonth_health as nmh
-from nextmonth_health.plugin import resolution_message
+from nextmonth_health.plugin import resolution_message, to_dict
 
 from ._config import WebhookConfig
 
@@ -63,12 +62,9 @@ def text_of(transition: nmh.Transition) -> str:
     )
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def payload(transition: nmh.Transition, config: WebhookConfig) -> dict[str, Any]:
-    """The JSON body: Slack's ``{"text": ...}``, or the full transition."""
+    """The JSON body: Slack's ``{"text": ...}``, or the full transition, the incident and
+    its alert in the SDK's one JSON shape (``to_dict``)."""
     text = text_of(transition)
     if config.format == "slack":
         return {"text": text}
@@ -79,37 +75,6 @@ def payload(transition: nmh.Transition, config: WebhookConfig) -> dict[str, Any]
         "dedup_key": dedup_key(transition),
         "site": incident.site,
         "text": text,
-        "incident": {
-            "id": incident.id,
-            "check": incident.check,
-            "key": incident.key,
-            "area": incident.area,
-            "severity": incident.severity.value,
-            "status": incident.status.value,
-            "summary": incident.summary,
-            "affected_users": incident.affected_users,
-            "opened_at": _time(incident.opened_at),
-            "updated_at": _time(incident.updated_at),
-            "escalated_at": _time(incident.escalated_at),
-            "resolved_at": _time(incident.resolved_at),
-            "value": incident.value,
-            "threshold": incident.threshold,
-            "alert_id": incident.alert_id,
-            "maintenance_id": incident.maintenance_id,
-        },
-        "alert": None
-        if alert is None
-        else {
-            "incident_id": alert.incident_id,
-            "incident_ids": list(alert.incident_ids),
-            "message": alert.message,
-            "area": alert.area,
-            "affected_users": alert.affected_users,
-            "created_at": _time(alert.created_at),
-            "updated_at": _time(alert.updated_at),
-            "resolved_at": _time(alert.resolved_at),
-            "acknowledged_at": _time(alert.acknowledged_at),
-            "notified_at": _time(alert.notified_at),
-            "reminders": alert.reminders,
-        },
+        "incident": to_dict(incident),
+        "alert": None if alert is None else to_dict(alert),
     }
