@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
 from typing import Final, NamedTuple
 
 from .settings import Settings
@@ -174,6 +173,13 @@ class SiteView:
         self._read_window = window
         self._read_baseline = baseline
         self._read_recent = recent
+        # What the view reads from the store itself (spans other than the pass's) and the
+        # windows it made, kept for the checks that ask again.
+        self._fine: dict[tuple[str, float], Sequence[Bucket]] = {}
+        self._by_key: dict[tuple[str, float, str], list[Bucket]] = {}
+        self._grouped: set[tuple[str, float]] = set()
+        self._coarse: dict[str, Sequence[Bucket]] = {}
+        self._wholes: dict[tuple[str, float], Window] = {}
 
     @staticmethod
     def spans(now: float, settings: Settings) -> Spans:
@@ -194,25 +200,6 @@ class SiteView:
             (end - settings.fast_window_seconds, until),
             (baseline_end - settings.baseline_seconds, baseline_end),
         )
-
-    # What the view read from the store itself (spans other than the pass's), made on
-    # first use: most views never need them, and a pass makes a thousand views.
-
-    @cached_property
-    def _fine(self) -> dict[tuple[str, float], Sequence[Bucket]]:
-        return {}
-
-    @cached_property
-    def _by_key(self) -> dict[tuple[str, float, str], list[Bucket]]:
-        return {}
-
-    @cached_property
-    def _grouped(self) -> set[tuple[str, float]]:
-        return set()
-
-    @cached_property
-    def _coarse(self) -> dict[str, Sequence[Bucket]]:
-        return {}
 
     def incident(self, check: str, key: str) -> Incident | None:
         """The open incident of a check and key, if any.
@@ -260,10 +247,6 @@ class SiteView:
     def keys(self, signal: str) -> set[str]:
         """Keys (routes, pages) with anything recorded in the window."""
         return {b.key for b in self._series(signal, self._window_start)}
-
-    @cached_property
-    def _wholes(self) -> dict[tuple[str, float], Window]:
-        return {}
 
     def window(self, signal: str, keys: Keys = None, *, seconds: float | None = None) -> Window:
         """The last ``seconds`` (default: ``window_seconds``) of a signal, from raw buckets.
