@@ -64,4 +64,11 @@ from .codec import StoredUsers
 from .options import DEFAULT_HISTORY, DEFAULT_PREFIX, DEFAULT_TIMEOUT, DEFAULT_TREND
 from .store import RedisStore
 
-__all__ = ["DEFAULT_HISTORY", "DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "DEFAULT_TREND", "RedisStore", "StoredUsers"]
+__all__ = [
+    "DEFAULT_HISTORY",
+    "DEFAULT_PREFIX",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TREND",
+    "RedisStore",
+    "StoredUsers",
+]

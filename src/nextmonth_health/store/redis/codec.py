@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import unquote
@@ -20,7 +21,7 @@ import attrs
 from ...signals import Bucket
 from ...sketch import EXACT_LIMIT, DistinctCounter
 from ...values import Alert, Incident, MaintenanceWindow, Silence, timestamp
-from ..base import StoredBucket
+from ..base import Row, StoredBucket
 
 #: User hashes go to Redis as signed 64-bit ints, so small sets stay compact intsets.
 SIGNED: Final = 1 << 63
@@ -92,13 +93,85 @@ def unescape_field(key: bytes) -> str:
     return unquote(text) if "%" in text else text
 
 
-def numbers(bucket: Bucket) -> str:
+def write_lines(
+    signals: Sequence[str], buckets: Sequence[Bucket], inexact: Callable[[Bucket], None]
+) -> bytes:
+    """The buckets of one write script call, a line each (see ``write.lua``), each signal as
+    its number (from 1) in ``signals``; ``inexact`` hears of a bucket whose users came as an
+    estimate, not exact hashes (its users are sent as none)."""
+    number = {signal: str(i) for i, signal in enumerate(signals, 1)}
+    lines = []
+    for bucket in buckets:
+        users = []
+        for counter in (bucket.users, bucket.bad_users):
+            items = counter.exact_items()
+            if items is None:
+                inexact(bucket)
+                items = ()
+            users.append(" ".join([str(h - UNSIGNED if h >= SIGNED else h) for h in items]))
+        lines.append(
+            f"{number[bucket.signal]}\t{escape_field(bucket.key)}\t{_numbers(bucket)}\t{users[0]}\t{users[1]}\n"
+        )
+    return encode("".join(lines))
+
+
+def _numbers(bucket: Bucket) -> str:
     """A bucket's numbers as the write script takes them: start, total, bad, then (slot,
     count) pairs."""
     parts = [int(bucket.start), int(bucket.total), int(bucket.bad)]
     for slot, n in bucket.hist.items():
         parts += (int(slot), int(n))
     return " ".join(map(str, parts))
+
+
+def bucket_series(
+    site: str, signal: str, first: int, fields: dict[bytes, bytes]
+) -> Iterable[tuple[Bucket, bytes]]:
+    """One signal's series in the hash of the bucket (or roll-up) starting at ``first``, by
+    key, each with its counts field as stored (see ``write.lua``)."""
+    head = encode(escape(signal)) + b"\t"
+    found: dict[bytes, tuple[Bucket, bytes]] = {}
+    # Sorted, a series' counts field comes before its slots' (it is their prefix).
+    for field, value in sorted(fields.items()):
+        if not field.startswith(head):
+            continue
+        key, _, slot = field[len(head) :].partition(b"\t")
+        if not slot:
+            bucket = Bucket(site, signal, unescape_field(key), first)
+            total, bad, _, _, *pairs = value.split(b" ", 4)
+            bucket.total, bucket.bad = int(total), int(bad)
+            if pairs:
+                bucket.hist.update(CountsBucket.decode_hist(pairs[0]))
+            found[key] = (bucket, value)
+        elif key in found:
+            found[key][0].hist[int(slot)] = int(value)
+    return found.values()
+
+
+class RowReader:
+    """Rows from ``read_many.lua`` replies. Keys and starts repeat across buckets and sites:
+    each is decoded once, per reader."""
+
+    def __init__(self, names: dict[bytes, str]) -> None:
+        self._names = names
+        self._keys: dict[bytes, str] = {}
+        self._starts: dict[bytes, int] = {}
+
+    def rows(self, site: str, reply: bytes) -> Iterator[Row]:
+        if not reply:
+            return
+        keys, starts = self._keys, self._starts
+        for line in reply[:-1].split(b"\n"):
+            first, signal, key, value = line.split(b"\t")
+            parts = value.split(b" ", 4)
+            name = keys.get(key)
+            if name is None:
+                name = keys[key] = unescape_field(key)
+            at = starts.get(first)
+            if at is None:
+                at = starts[first] = int(first)
+            hist = parts[4] if len(parts) == 5 else b""
+            yield (site, self._names[signal], name, at, int(parts[0]), int(parts[1]), hist)
 
 
 class CountsBucket(StoredBucket):
@@ -137,7 +210,6 @@ def load_alert(
     return attrs.evolve(alert, **changes) if changes else alert
 
 
-
 class StoredUsers(DistinctCounter):
     """The distinct users of a bucket read from Redis: their count, and where they live.
 
@@ -157,7 +229,9 @@ class StoredUsers(DistinctCounter):
 
     @property
     def _regs(self) -> bytearray:  # type: ignore[override]
-        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
+        raise TypeError(
+            "the users of a Redis bucket stay in Redis: count them with RedisStore.count_users"
+        )
 
     def exact_items(self) -> None:
         return None
@@ -175,7 +249,9 @@ class StoredUsers(DistinctCounter):
     update = add  # type: ignore[assignment]
 
     def merge(self, other: DistinctCounter) -> None:
-        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
+        raise TypeError(
+            "the users of a Redis bucket stay in Redis: count them with RedisStore.count_users"
+        )
 
     def copy(self) -> StoredUsers:
         return self
@@ -188,4 +264,3 @@ class StoredUsers(DistinctCounter):
 
     def __repr__(self) -> str:
         return f"<StoredUsers {self._count}>"
-

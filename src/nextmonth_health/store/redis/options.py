@@ -4,8 +4,10 @@ one of ours fails as a ConfigError naming it, not deep inside a connection."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from attrs import frozen
 
 from ...errors import ConfigError
 
@@ -29,6 +31,8 @@ def split_options(url: str) -> tuple[str, dict[str, str]]:
 
 
 def positive(name: str, given: float | None, text: str | None, default: float) -> float:
+    """A number of seconds given as a keyword or, else, in the URL; a bad one raises
+    ConfigError naming the option, rather than an odd TTL in Redis later."""
     if given is None and text is None:
         return default
     try:
@@ -52,12 +56,40 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def config_value(reply: Any, name: str) -> str | None:
-    """One setting from a ``CONFIG GET`` reply (str or bytes), or None if it is not there."""
-    if not isinstance(reply, dict):
-        return None
-    for key, value in reply.items():
-        if (key.decode() if isinstance(key, bytes) else key) == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
+@frozen
+class StoreOptions:
+    """The store's settings: a keyword given to the store wins over the URL's option, which
+    wins over the default."""
 
+    connect_url: str
+    shown_url: str
+    timeout: float
+    history_seconds: int
+    trend_seconds: int
+    prefix: str
+
+    @classmethod
+    def parse(
+        cls,
+        url: str,
+        timeout: float | None = None,
+        history_seconds: int | None = None,
+        trend_seconds: int | None = None,
+        prefix: str | None = None,
+    ) -> StoreOptions:
+        connect_url, options = split_options(url)
+        prefix = prefix or options.get("prefix") or DEFAULT_PREFIX
+        if "{" in prefix or "}" in prefix:
+            raise ConfigError(f"the redis:// store prefix must not contain braces, got {prefix!r}")
+        return cls(
+            connect_url=connect_url,
+            shown_url=redacted(url),
+            timeout=positive("timeout", timeout, options.get("timeout"), DEFAULT_TIMEOUT),
+            history_seconds=int(
+                positive("history", history_seconds, options.get("history"), DEFAULT_HISTORY)
+            ),
+            trend_seconds=int(
+                positive("trend", trend_seconds, options.get("trend"), DEFAULT_TREND)
+            ),
+            prefix=prefix,
+        )

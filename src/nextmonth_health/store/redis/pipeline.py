@@ -16,7 +16,7 @@ from typing import Any, Final
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, NoScriptError, RedisError, TryAgainError
 
-from .calls import script_sources
+from .calls import ScriptCall, script_sources
 
 #: A script call: the script's name, its keys, its other arguments.
 Command = tuple[str, Sequence[Any], Sequence[Any]]
@@ -35,14 +35,17 @@ class ScriptRunner:
         self.client = client
         self.scripts = {name: (source, _sha1(source)) for name, source in script_sources().items()}
 
-    def run(self, commands: Sequence[Command], *, batch: bool = False) -> list[Any]:
-        """Run script calls ``(name, keys, args)`` in one pipelined round trip; return results.
+    def run(self, calls: Sequence[ScriptCall], *, batch: bool = False) -> list[Any]:
+        """Run script calls in one pipelined round trip; return their results, in order.
 
         With ``batch`` (calls of one script, per site, that only read or renew a lease),
         a single Redis gets them :data:`_BATCH_CALLS` at a time, each batch as one call.
         A server that lost its script cache (a restart, a failover) answers NOSCRIPT: the
         scripts are loaded and only those calls run again.
         """
+        return self._run([call.command() for call in calls], batch=batch)
+
+    def _run(self, commands: Sequence[Command], *, batch: bool = False) -> list[Any]:
         if batch and len(commands) > 1 and not isinstance(self.client, RedisCluster):
             return self._run_batched(commands)
         results = self._pipeline_scripts(commands)
@@ -71,7 +74,7 @@ class ScriptRunner:
                 keys += call_keys
                 args += (len(call_keys), len(call_args), *call_args)
             packed.append((f"batched:{name}", keys, args))
-        return [result for replies in self.run(packed) for result in replies]
+        return [result for replies in self._run(packed) for result in replies]
 
     def _pipeline_scripts(self, commands: Sequence[Command]) -> list[Any]:
         client = self.client

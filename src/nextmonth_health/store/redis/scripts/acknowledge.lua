@@ -1,7 +1,9 @@
 -- Acknowledges an alert; the first acknowledgement wins.
 --
--- KEYS: alerts, created, ack, notified, reminders
+-- KEYS: hashes...
 -- ARGV: id, at, ttl
+--   hashes: the alert's JSON, then a hash per part kept apart: created, ack, notified,
+--   reminders (calls.AlertHashes).
 -- Returns the alert's JSON and its parts, or nothing when there is no such alert.
 local id = ARGV[1]
 local doc = redis.call('HGET', KEYS[1], id)

@@ -1,7 +1,9 @@
 -- Compare and set of when an alert's push sinks were last told.
 --
--- KEYS: alerts, created, ack, notified, reminders
+-- KEYS: hashes...
 -- ARGV: id, expected, at, reminder, ttl
+--   hashes: the alert's JSON, then a hash per part kept apart: created, ack, notified,
+--   reminders (calls.AlertHashes).
 --   expected: the notified_at expected ('' for none); reminder: '1' to count a reminder.
 -- Returns the alert as stored afterwards when this call set it, else nothing.
 local id = ARGV[1]

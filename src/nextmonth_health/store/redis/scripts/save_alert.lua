@@ -3,8 +3,10 @@
 -- first creation, the acknowledgement, when the push sinks were last told and how many
 -- reminders they got. Times stay the strings Python sent: Lua only compares them.
 --
--- KEYS: alerts, created, ack, notified, reminders
+-- KEYS: hashes...
 -- ARGV: id, doc, created_at, acknowledged_at, notified_at, reminders, ttl
+--   hashes: the alert's JSON, then a hash per part kept apart: created, ack, notified,
+--   reminders (calls.AlertHashes).
 --   acknowledged_at, notified_at: '' for none.
 local id = ARGV[1]
 redis.call('HSET', KEYS[1], id, ARGV[2])
