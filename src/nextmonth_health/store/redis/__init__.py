@@ -44,9 +44,12 @@ past the latest end their hash holds), and
 :meth:`RedisStore.trim` deletes by the evaluator's clock. A Redis without persistence
 forgets open incidents when it restarts; run it with AOF if they must survive that.
 
-The package: :mod:`.options` parses the URL and this store's options, :mod:`.codec` turns
-values into what Redis holds and back, :mod:`.calls` reads the Lua scripts (from
-``scripts/``), :mod:`.pipeline` sends script calls, and :mod:`.store` is the store.
+The package: :mod:`.store` is the store; :mod:`.calls` reads the Lua scripts (from
+``scripts/``) and lays out each call's KEYS and ARGV, :mod:`.pipeline` sends the calls,
+:mod:`.codec` turns values and buckets into what Redis holds and back, :mod:`.keys` names
+the keys, :mod:`.options` parses the URL and the store's options, :mod:`.connection`
+connects (again in a forked child), and :mod:`.planned` keeps maintenance windows and
+silences.
 """
 
 from __future__ import annotations

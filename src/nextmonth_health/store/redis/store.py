@@ -66,7 +66,8 @@ from .options import StoreOptions
 from .pipeline import ScriptRunner
 from .planned import PlannedHash
 
-log = get_logger(__name__)
+#: Named for the package, as it was before the store became one: log filters keep working.
+log = get_logger("nextmonth_health.store.redis")
 
 #: Buckets per Lua call: bounds how long one call holds Redis (a few milliseconds).
 _CHUNK: Final = 200
