@@ -8,7 +8,6 @@ with :mod:`importlib.resources`, so a zipped install works too.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
@@ -150,11 +149,19 @@ class ScriptCall:
 _NOTATION: Final = {"one": "{}", "each": "{}...", "counted": "#{}"}
 
 
-@functools.cache
+#: Each call class's fields, worked out once (see :func:`_plan`).
+_PLANS: dict[type[ScriptCall], tuple[tuple[str, str, str], ...]] = {}
+
+
 def _plan(cls: type[ScriptCall]) -> tuple[tuple[str, str, str], ...]:
     """Each field of a call class: its name, KEYS or ARGV, and its shape."""
-    fields = attrs.fields(cls)  # type: ignore[arg-type]
-    return tuple((f.name, f.metadata["part"], f.metadata["shape"]) for f in fields)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        fields = attrs.fields(cls)  # type: ignore[arg-type]
+        plan = _PLANS[cls] = tuple(
+            (f.name, f.metadata["part"], f.metadata["shape"]) for f in fields
+        )
+    return plan
 
 
 @frozen

@@ -107,7 +107,8 @@ def write_lines(
             items = counter.exact_items()
             if items is None:
                 inexact(bucket)
-                items = ()
+                users.append("")
+                continue
             users.append(" ".join([str(h - UNSIGNED if h >= SIGNED else h) for h in items]))
         lines.append(
             f"{number[bucket.signal]}\t{escape_field(bucket.key)}\t{_numbers(bucket)}\t{users[0]}\t{users[1]}\n"
