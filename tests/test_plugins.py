@@ -176,7 +176,7 @@ def test_hookimpl_is_reexported_at_the_package_root():
 def test_bundled_features_are_ordinary_plugins():
     monitor = build()
     assert set(names(monitor.checks)) == BUNDLED_CHECKS
-    assert names(monitor.sinks) == ["admin_panel", "log"]
+    assert names(monitor.sinks) == ["log"]
     assert names(monitor.renderers) == ["cinematic"]
     registered = {monitor.plugin_manager.get_name(p) for p in monitor.plugin_manager.get_plugins()}
     assert "nextmonth_health.plugins.cinematic" in registered
@@ -203,7 +203,7 @@ async def test_register_alert_sinks_from_an_in_code_plugin_object():
     monitor = build(
         RegistersSinks(sink), RegistersChecks(ScriptedCheck("probe", status="critical"))
     )
-    assert names(monitor.sinks) == ["admin_panel", "log", "list"]
+    assert names(monitor.sinks) == ["log", "list"]
     await monitor.evaluate()
     assert [(t.kind, t.incident.check) for t in sink.received] == [("opened", "probe")]
     assert sink.received[0].alert is not None
@@ -637,7 +637,7 @@ def test_an_entry_point_whose_hook_raises_is_reported_with_its_distribution(make
         "register_alert_sinks",
         "nmh-raising-hook",
     )
-    assert names(monitor.sinks) == ["admin_panel", "log"]
+    assert names(monitor.sinks) == ["log"]
 
 
 def test_an_installed_plugin_registering_a_malformed_object_is_left_out(make_dist: Dist):

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from nextmonth_health.testing import capture_logs
 
 import nextmonth_health as nmh
 from nextmonth_health import Severity, Transition, TransitionKind, hookimpl
-from nextmonth_health.plugins.admin_panel import AdminPanelSink
+import nextmonth_health.store.memory
 from nextmonth_health.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -93,24 +94,46 @@ async def open_outage(monitor: nmh.Monitor, **kwargs: Any) -> nmh.Evaluation:
 # Isolation.
 
 
-async def test_a_raising_sink_does_not_stop_the_admin_panel_storing_the_alert(fake_clock):
+async def test_the_alert_is_kept_for_the_admin_view_whatever_the_sinks_do(fake_clock):
+    """The monitor keeps the alert itself: a raising sink, or a third-party sink that took
+    the name the bundled admin-panel sink once had, cannot keep it from the admin view."""
     after = RecordingSink("after")
-    monitor = build(
-        fake_clock,
-        # The raising sink first, then the admin panel re-registered under its own name, so
-        # it is called after the raising one, then one more sink after both.
-        SinkPlugin(lambda m: RaisingSink(), lambda m: AdminPanelSink(m.store), lambda m: after),
-    )
+    impostor = RecordingSink("admin_panel")
+    monitor = build(fake_clock, SinkPlugin(lambda m: RaisingSink(), lambda m: impostor, lambda m: after))
     assert [s.name for s in monitor.sinks] == ["log", "raising", "admin_panel", "after"]
     evaluation = await open_outage(monitor)
     [alert] = monitor.alerts()
-    assert alert == evaluation.transitions[0].alert
+    assert alert == attrs.evolve(evaluation.transitions[0].alert, notified_at=alert.notified_at)
+    assert alert.notified_at is not None, "told to the push sinks, and noted"
     assert "API Errors on /media-upload route have exceeded safe thresholds" in alert.message
     assert "Impact detected for 10 users" in alert.message
-    assert [t.kind for t in after.received] == [TransitionKind.OPENED]
+    assert [t.kind for t in after.received] == [TransitionKind.OPENED] == [t.kind for t in impostor.received]
     assert monitor.errors.counts["sink.raising"] == 1
     status = monitor.status()
     assert (status.sink_pending, status.sink_dropped) == (1, 0)  # the raising one will be retried
+
+
+async def test_an_alert_the_store_would_not_keep_is_still_told_and_kept_at_the_next_pass(fake_clock):
+    class Refusing(nmh.store.memory.MemoryStore):  # type: ignore[name-defined]
+        refuse = True
+
+        def save_alert(self, alert: nmh.Alert) -> None:
+            if self.refuse:
+                raise ConnectionError("the store went away for a moment")
+            super().save_alert(alert)
+
+    store = Refusing("memory://")
+    told = RecordingSink()
+    monitor = nmh.Monitor("acme", store=store, clock=fake_clock, plugins=[SinkPlugin(lambda m: told)], load_entrypoints=False)
+    await open_outage(monitor)
+    assert [t.kind for t in told.received] == [TransitionKind.OPENED] and monitor.alerts() == []
+    assert monitor.errors.counts["store.save_alert"] >= 1
+    store.refuse = False
+    api_outage(monitor)
+    fake_clock.advance(15)
+    await monitor.evaluate()
+    [alert] = monitor.alerts()
+    assert alert.incident_id == told.received[0].incident.id and "Impact detected" in alert.message
 
 
 async def test_a_raising_sink_does_not_stop_the_bundled_log_sink(fake_clock):
@@ -207,7 +230,7 @@ async def test_an_async_sink_receives_transitions(fake_clock, internal_errors):
     evaluation = await open_outage(monitor)
     assert sink.received == list(evaluation.transitions)
     assert sink.received[0].alert is not None
-    assert monitor.delivery.delivered == 3  # admin panel, log and ours
+    assert monitor.delivery.delivered == 2  # the log sink and ours
 
 
 async def test_one_problem_gives_one_alert_updated_in_place(fake_clock, internal_errors):

@@ -28,6 +28,7 @@ from datetime import datetime
 import attrs
 
 from .alerts import alert_for
+from .errors import ErrorReporter
 from .quiet import NONE, Quiet
 from .settings import Settings
 from .store.base import Fence, Store
@@ -60,8 +61,24 @@ _ANNOUNCE_EVERY = 60.0
 
 
 class IncidentTracker:
-    def __init__(self, store: Store) -> None:
+    """Folds readings into incidents and keeps each critical one's alert in the store,
+    where the admin view reads it (no sink involved).
+
+    ``errors`` hears of an alert the store would not keep: the transition is still told,
+    and the next pass's :meth:`remind` keeps the alert.
+    """
+
+    def __init__(self, store: Store, errors: ErrorReporter | None = None) -> None:
         self.store = store
+        self.errors = errors
+
+    def _keep(self, alert: Alert) -> None:
+        try:
+            self.store.save_alert(alert)
+        except Exception as exc:
+            if self.errors is None:
+                raise
+            self.errors.report("store.save_alert", exc)
 
     def _save(self, incident: Incident, fence: Fence | None) -> Incident:
         if fence is None:
@@ -286,7 +303,7 @@ class IncidentTracker:
                     transition, alert=alert_for(incident.alert_id, members, at)
                 )
                 if transition.quiet:  # the alert's words follow the count; nobody is told
-                    self.store.save_alert(transition.alert)  # type: ignore[arg-type]
+                    self._keep(transition.alert)  # type: ignore[arg-type]
             if not transition.quiet:
                 committed.append(transition)
         return committed
@@ -314,7 +331,7 @@ class IncidentTracker:
                     else:
                         alert = attrs.evolve(alert, notified_at=at)
                         told[alert.incident_id] = alert
-                self.store.save_alert(alert)
+                self._keep(alert)
             marked.append(
                 attrs.evolve(transition, alert=alert, muted=reason)
                 if reason or alert is not transition.alert
@@ -346,7 +363,12 @@ class IncidentTracker:
         at = timestamp(now)
         repeat = settings.alert_repeat_seconds
         reminded = []
-        for alert in self.store.alerts(site):
+        stored = self.store.alerts(site)
+        for alert_id in members.keys() - {a.incident_id for a in stored}:
+            kept = alert_for(alert_id, members[alert_id], at)  # a save that failed: keep it now
+            self._keep(kept)
+            stored.append(kept)
+        for alert in stored:
             held = members.get(alert.incident_id)
             if not held or not alert.is_active or alert.acknowledged_at is not None:
                 continue

@@ -130,7 +130,7 @@ class Monitor:
         # time.time itself, not SystemClock.now's extra frame: ~65 ns of a ~350 ns call.
         # Bound when the monitor is built, so freezegun steers monitors built inside it.
         self._now = time.time if type(self.clock) is SystemClock else self.clock.now
-        self.tracker = IncidentTracker(self.store)
+        self.tracker = IncidentTracker(self.store, self.errors)
         self.delivery = Delivery(
             self.errors,
             timeout=self.settings.sink_timeout,

@@ -103,7 +103,7 @@ def test_bundled_plugins_with_their_hooks_and_objects(run: Run) -> None:
     api = plugins["nextmonth_health.plugins.api_errors"]
     assert api["hooks"] == ["register_health_checks"]
     assert api["registers"] == {"checks": [{"name": "api_errors", "in_effect": True}]}
-    assert plugins["nextmonth_health.plugins.admin_panel"]["registers"]["sinks"][0]["name"] == "admin_panel"
+    assert plugins["nextmonth_health.plugins.log_sink"]["registers"]["sinks"][0]["name"] == "log"
     assert plugins["nextmonth_health.plugins.cinematic"]["hooks"] == ["register_message_renderers"]
 
 

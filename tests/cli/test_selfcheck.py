@@ -33,7 +33,7 @@ def test_selfcheck_prints_exactly_the_confirmation(run_all: Callable[..., list])
     out = as_text.stdout
     assert out.count("✓") == 3 and "✗" not in out
     assert "Impact detected for 12 users" in out
-    assert "admin_panel sink" in out
+    assert "kept for the admin view" in out
     assert json.loads(out[out.index("{") :]) == DONE
 
 

@@ -48,7 +48,7 @@ def test_an_installed_monitor_discovers_the_sink(fake_clock: FakeClock):
     monitor = build(fake_clock, plugin_settings={"email": options("smtp://mail.acme.example")})
     assert monitor.plugin_failures == ()
     assert monitor.plugin_manager.get_plugin("email") is nextmonth_health_email
-    assert [s.name for s in monitor.sinks] == ["admin_panel", "log", "email"]
+    assert [s.name for s in monitor.sinks] == ["log", "email"]
     stats = monitor.status().plugin_stats["email"]
     assert (stats["sent"], stats["queued"], stats["dropped"]) == (0, 0, {})
     email_sink(monitor).close()
@@ -57,7 +57,7 @@ def test_an_installed_monitor_discovers_the_sink(fake_clock: FakeClock):
 @pytest.mark.usefixtures("only_this_plugin")
 def test_with_no_settings_the_plugin_registers_nothing(fake_clock: FakeClock):
     monitor = build(fake_clock)
-    assert [s.name for s in monitor.sinks] == ["admin_panel", "log"]
+    assert [s.name for s in monitor.sinks] == ["log"]
     assert monitor.plugin_failures == ()
 
 
@@ -146,7 +146,7 @@ def test_mistakes_fail_at_start_up_saying_what_to_fix(fake_clock: FakeClock, opt
         "nextmonth-health-email",
     )
     assert "s3cret" not in failure.error
-    assert [s.name for s in monitor.sinks] == ["admin_panel", "log"]
+    assert [s.name for s in monitor.sinks] == ["log"]
     with pytest.raises(nmh.ConfigError, match=message) as raised:
         build(fake_clock, strict_plugins=True, plugin_settings={"email": opts})
     assert str(raised.value).startswith("plugin_settings['email']: ")

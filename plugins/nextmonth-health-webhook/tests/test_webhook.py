@@ -131,14 +131,14 @@ def test_an_installed_monitor_discovers_the_sink(fake_clock: FakeClock, http_rec
     monitor = build(fake_clock, entrypoints=True, plugin_settings={"webhook": http_receiver.url()})
     assert monitor.plugin_failures == ()
     assert monitor.plugin_manager.get_plugin("webhook") is nextmonth_health_webhook
-    assert [s.name for s in monitor.sinks] == ["admin_panel", "log", "webhook"]
+    assert [s.name for s in monitor.sinks] == ["log", "webhook"]
     assert webhook_sink(monitor).stats.queued == 0
 
 
 @pytest.mark.usefixtures("only_this_plugin")
 def test_with_no_settings_the_plugin_registers_nothing(fake_clock: FakeClock):
     monitor = build(fake_clock, entrypoints=True)
-    assert [s.name for s in monitor.sinks] == ["admin_panel", "log"]
+    assert [s.name for s in monitor.sinks] == ["log"]
     assert monitor.plugin_failures == ()
 
 

@@ -1,4 +1,4 @@
-"""The bundled plugins: the four checks, the admin-panel and log sinks, the cinematic renderer.
+"""The bundled plugins: the four checks, the log sink, the cinematic renderer.
 
 They are ordinary plugins, registered through the same hooks as third-party ones.
 """
@@ -8,7 +8,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "nextmonth_health.plugins.page_load",
     "nextmonth_health.plugins.sessions",
     "nextmonth_health.plugins.uploads",
-    "nextmonth_health.plugins.admin_panel",
     "nextmonth_health.plugins.log_sink",
     "nextmonth_health.plugins.cinematic",
 )
