@@ -108,3 +108,10 @@ def incident_at(at: datetime) -> Incident:
         id="i1", site="s", check="api_errors", area="uploads", key="/media-upload", severity="critical",
         status="open", affected_users=12, opened_at=at, summary="API Errors", updated_at=at,
     )
+
+
+@given(values)
+def test_times_as_unix_seconds_come_back_equal_too(value: object) -> None:
+    """The Redis store's shape: the same, with times its scripts can compare."""
+    wire = json.loads(json.dumps(to_dict(value, epoch=True)))
+    assert from_dict(type(value), wire) == value

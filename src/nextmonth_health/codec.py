@@ -32,24 +32,25 @@ T = TypeVar("T")
 VALUE_TYPES: tuple[type, ...] = (Alert, Incident, MaintenanceWindow, Notice, Reading, Silence, Transition)
 
 
-def to_dict(value: Any) -> dict[str, Any]:
-    """A value type as a JSON-able dict (``json.dumps`` takes it as is)."""
-    return {field.name: _out(getattr(value, field.name)) for field in attrs.fields(type(value))}
+def to_dict(value: Any, *, epoch: bool = False) -> dict[str, Any]:
+    """A value type as a JSON-able dict (``json.dumps`` takes it as is). ``epoch``: times
+    as Unix seconds instead, for a store whose scripts compare them (Redis)."""
+    return {field.name: _out(getattr(value, field.name), epoch) for field in attrs.fields(type(value))}
 
 
-def _out(value: Any) -> Any:
+def _out(value: Any, epoch: bool) -> Any:
     if value is None or isinstance(value, bool | int | float | str) and not isinstance(value, enum.Enum):
         return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
-        return iso(value)
+        return value.timestamp() if epoch else iso(value)
     if attrs.has(type(value)):
-        return to_dict(value)
+        return to_dict(value, epoch=epoch)
     if isinstance(value, Mapping):
-        return {str(k): _out(v) for k, v in value.items()}
+        return {str(k): _out(v, epoch) for k, v in value.items()}
     if isinstance(value, tuple | list):
-        return [_out(v) for v in value]
+        return [_out(v, epoch) for v in value]
     raise TypeError(f"cannot turn {type(value).__name__} into JSON: {value!r}")
 
 
@@ -60,7 +61,8 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
-    """The ``cls`` value :func:`to_dict` gave ``data`` for. Unknown keys are ignored and
+    """The ``cls`` value :func:`to_dict` gave ``data`` for (times as ISO text or Unix
+    seconds). Unknown keys are ignored and
     missing ones take their defaults; a missing required one raises :class:`ValueError`."""
     kwargs = {}
     for name, kind in _fields(cls):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import unquote
 
 import attrs
 
+from ...codec import from_dict, to_dict
 from ...signals import Bucket
 from ...sketch import EXACT_LIMIT, DistinctCounter
 from ...values import Alert, Incident, MaintenanceWindow, Silence, timestamp
@@ -52,28 +52,13 @@ def decode(data: bytes) -> str:
 
 
 def dumps(value: Incident | Alert | MaintenanceWindow | Silence) -> bytes:
-    doc: dict[str, Any] = {}
-    for f in attrs.fields(type(value)):
-        v = getattr(value, f.name)
-        if isinstance(v, datetime):
-            v = v.timestamp()
-        elif isinstance(v, tuple):
-            v = list(v)
-        doc[f.name] = v
-    return json.dumps(doc, separators=(",", ":")).encode()
+    """The SDK's one JSON shape (:mod:`nextmonth_health.codec`), times as Unix seconds:
+    the trim scripts compare them."""
+    return json.dumps(to_dict(value, epoch=True), separators=(",", ":")).encode()
 
 
 def loads(cls: type[Any], data: bytes) -> Any:
-    doc = json.loads(data)
-    values = {}
-    for f in attrs.fields(cls):
-        if f.name not in doc:
-            continue
-        v = doc[f.name]
-        if v is not None and "datetime" in str(f.type):
-            v = timestamp(v)
-        values[f.name] = v
-    return cls(**values)
+    return from_dict(cls, json.loads(data))
 
 
 def kinds(width: int | None) -> tuple[bytes, bytes]:
