@@ -182,6 +182,13 @@ def tick_of_failing_uploads(site: Site, *, fixed: bool = False) -> None:
     wait_for("a pass at the new time", lambda: site.evaluated() >= site.now, site)
 
 
+def served_by_workers(site: Site, count: int) -> set[str]:
+    """The workers (pids) that served a round of page loads, once ``count`` or more have
+    (else none): on a loaded machine one worker may take a whole round on its own."""
+    pids = {site.request("GET", "/portal", person).text for person in range(PEOPLE)}
+    return pids if len(pids) >= count else set()
+
+
 def every_worker(site: Site, *, showing: bool) -> list[list[dict[str, str]]]:
     """Six answers in a row, when they all agree (else none): a worker answers from its
     loop's last flush, a second of the clock ago, so move the still clock by that second
@@ -270,6 +277,6 @@ def test_gunicorn_workers_with_only_the_wsgi_middleware_show_the_notice(
     command = [sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     site = start_site(tmp_path, WSGI_APP, [*command, *(["--preload"] if preload else []), "healthapp:app"], port)
     sites.append(site)
-    pids = {site.request("GET", "/portal", person).text for person in range(PEOPLE)}
+    pids = wait_for("a second worker to take a request", lambda: served_by_workers(site, 2), site)
     assert len(pids) >= 2, "requests were served by more than one worker"
     the_story_plays_out(site, and_the_fix=preload)
