@@ -322,9 +322,8 @@ class IncidentTracker:
                 stored = told.get(alert.incident_id)
                 notified = stored.notified_at if stored is not None else None
                 if transition.kind is TransitionKind.RESOLVED:
-                    reason = (
-                        UNTOLD if notified is None else None
-                    )  # a told alert is always told resolved
+                    # A told alert is always told resolved; one never told, never.
+                    reason = UNTOLD if notified is None else None
                 elif reason is None and notified is None:
                     if transition.kind is TransitionKind.UPDATED:
                         reason = UNTOLD
