@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 
 import nextmonth_health as nmh
-from nextmonth_health.alerts import resolution_message
+from nextmonth_health.tell.alerts import resolution_message
 from nextmonth_health.testing import FakeClock
 
 SITE = "acme-studio"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nextmonth_health.cache import REFRESH_SECONDS, SETTLE_SECONDS, BucketCache
+from nextmonth_health.judge.cache import REFRESH_SECONDS, SETTLE_SECONDS, BucketCache
 from nextmonth_health.signals import LOGIN, PAGE_LOAD, REQUEST, Bucket
 from nextmonth_health.store import SQLiteStore, Store, open_store
 from nextmonth_health.store.base import SiteSums

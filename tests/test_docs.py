@@ -19,7 +19,8 @@ import attrs
 import pytest
 
 import nextmonth_health as nmh
-from nextmonth_health import hookspecs, plugin_manager
+from nextmonth_health.hooks import manager as plugin_manager
+from nextmonth_health.hooks import specs as hookspecs
 from nextmonth_health.settings import MONITOR_WIDE, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nextmonth_health.incidents import IncidentTracker
+from nextmonth_health.judge.incidents import IncidentTracker
 from nextmonth_health.settings import Settings
 from nextmonth_health.store import MemoryStore
 from nextmonth_health.testing import START

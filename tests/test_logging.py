@@ -187,7 +187,7 @@ from nextmonth_health.logs import get_logger
 configure_logging(int(sys.argv[1]), drop=sys.argv[2] == "drop")
 get_logger("nextmonth_health_cdn._probe").debug("nextmonth_health_cdn.probed", url="https://cdn.example")
 get_logger("nextmonth_health_email._outbox").warning("nextmonth_health_email.dropped", emails=2)
-get_logger("nextmonth_health.runner").info("nextmonth_health.pass", sites=3)
+get_logger("nextmonth_health.judge.runner").info("nextmonth_health.pass", sites=3)
 logging.getLogger("urllib3").warning("someone else's warning")
 logging.getLogger("urllib3").info("someone else's info")
 """

@@ -23,7 +23,7 @@ import pytest
 
 import nextmonth_health as nmh
 from nextmonth_health import ConfigError, Health, Reading, hookimpl
-from nextmonth_health.recorder import FIELDS, MAX_SIGNAL_KEYS
+from nextmonth_health.record.recorder import FIELDS, MAX_SIGNAL_KEYS
 from nextmonth_health.signals import SIGNALS
 from nextmonth_health.store import MemoryStore, SQLiteStore
 from nextmonth_health.testing import START, FakeClock, capture_logs

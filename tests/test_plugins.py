@@ -23,8 +23,9 @@ import pluggy
 import pytest
 
 import nextmonth_health as nmh
-from nextmonth_health import ConfigError, Health, Reading, Severity, hookimpl, hookspecs
-from nextmonth_health.plugin_manager import ENTRY_POINT_GROUP, PluginFailure
+from nextmonth_health import ConfigError, Health, Reading, Severity, hookimpl
+from nextmonth_health.hooks import specs as hookspecs
+from nextmonth_health.hooks.manager import ENTRY_POINT_GROUP, PluginFailure
 from nextmonth_health.plugins.cinematic import TEMPLATES
 from nextmonth_health.testing import FakeClock, capture_logs
 

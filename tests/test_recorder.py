@@ -120,7 +120,7 @@ def test_a_failed_batch_is_sent_again_unchanged_before_anything_newer(fake_clock
 
 
 def test_what_waits_for_a_store_that_stays_down_is_bounded_and_the_rest_counted(fake_clock, monkeypatch):
-    from nextmonth_health import recorder
+    from nextmonth_health.record import recorder
 
     monkeypatch.setattr(recorder, "_MAX_PENDING_BUCKETS", 3)
     monitor = nmh.Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)

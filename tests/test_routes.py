@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import nextmonth_health as nmh
 from nextmonth_health import signals as sig
-from nextmonth_health.routes import METHODS, RouteTable, parse_route, split_request
+from nextmonth_health.record.routes import METHODS, RouteTable, parse_route, split_request
 from nextmonth_health.settings import DEFAULT_ROUTES
 from nextmonth_health.testing import FakeClock
 

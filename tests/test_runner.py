@@ -474,7 +474,7 @@ async def test_a_failed_read_midway_judges_what_was_read_and_reads_no_more(
 ) -> None:
     """450 sites, three batches (read ahead of the one judged): when the second read
     fails, the first batch is still judged and nothing after it."""
-    from nextmonth_health.runner import _BATCH
+    from nextmonth_health.judge.runner import _BATCH
 
     reads: list[int] = []
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nextmonth_health.stats import (
+from nextmonth_health.judge.stats import (
     beta_binomial_sf,
     binomial_sf,
     count_tail,

@@ -20,7 +20,7 @@ from nextmonth_health import asgi, wsgi
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import SQLiteStore
 from nextmonth_health.testing import FakeClock
-from nextmonth_health.visitors import DAY
+from nextmonth_health.record.visitors import DAY
 from nextmonth_health.web.http import TrustedProxies
 
 from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)

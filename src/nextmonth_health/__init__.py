@@ -7,15 +7,15 @@
 
 from __future__ import annotations
 
-from .checks import Check
+from .judge.checks import Check
 from .clock import Clock, SystemClock
 from .errors import ConfigError, NextMonthHealthError, StaleLease, StoreError
-from .hookspecs import hookimpl
+from .hooks.specs import hookimpl
 from .monitor import Monitor, MonitorStatus
-from .notices import MessageRenderer
-from .runner import CheckFailure, Evaluation
+from .tell.notices import MessageRenderer
+from .judge.runner import CheckFailure, Evaluation
 from .settings import Settings
-from .sinks import AlertSink
+from .tell.sinks import AlertSink
 from .store import Store
 from .values import (
     Alert,
@@ -30,7 +30,7 @@ from .values import (
     Transition,
     TransitionKind,
 )
-from .windows import SiteView
+from .judge.windows import SiteView
 
 __version__ = "0.1.0"
 

@@ -19,24 +19,24 @@ import anyio.from_thread
 import attrs
 from attrs import frozen
 
-from . import quiet
+from .tell import quiet
 from . import signals as sig
-from .checks import Check
+from .judge.checks import Check
 from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
 from .forking import ForkGate
-from .incidents import IncidentTracker
+from .judge.incidents import IncidentTracker
 from .logs import get_logger
-from .notices import MessageRenderer, NoticeBoard
-from .plugin_manager import PluginFailure, collect, get_plugin_manager, strict_mode
-from .recorder import FIELDS, Recorder
-from .routes import check_routes, registered_routes, warn_unwatched
-from .runner import Evaluation, Evaluator
+from .tell.notices import MessageRenderer, NoticeBoard
+from .hooks.manager import PluginFailure, collect, get_plugin_manager, strict_mode
+from .record.recorder import FIELDS, Recorder
+from .record.routes import check_routes, registered_routes, warn_unwatched
+from .judge.runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
-from .sinks import AlertSink, Delivery
+from .tell.sinks import AlertSink, Delivery
 from .store import Store, check_reads_signals, open_store
 from .values import Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
-from .windows import SiteView
+from .judge.windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
 

@@ -7,16 +7,16 @@ without breaking a plugin. The reference table is in ``docs/plugins.md``.
 
 from __future__ import annotations
 
-from .alerts import alert_message, incident_url, resolution_message
-from .checks import Check
+from .tell.alerts import alert_message, incident_url, resolution_message
+from .judge.checks import Check
 from .codec import from_dict, to_dict
 from .errors import ConfigError
-from .evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
-from .hookspecs import hookimpl
+from .judge.evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
+from .hooks.specs import hookimpl
 from .logs import get_logger
 from .monitor import Monitor
-from .notices import MessageRenderer
-from .plugin_options import (
+from .tell.notices import MessageRenderer
+from .hooks.options import (
     check_option_names,
     number_option,
     option_error,
@@ -24,11 +24,11 @@ from .plugin_options import (
     plugin_options,
     whole_option,
 )
-from .probe_check import ProbeCheck, ProbeConfig, p95
+from .judge.probe_check import ProbeCheck, ProbeConfig, p95
 from .settings import Settings
 from .signals import LOGIN, PAGE_LOAD, REQUEST, SESSION_EXPIRED, SIGNALS, UPLOAD
-from .sinks import AlertSink
-from .stats import count_tail, past_line, poisson_sf, ratio_tail
+from .tell.sinks import AlertSink
+from .judge.stats import count_tail, past_line, poisson_sf, ratio_tail
 from .store import Store
 from .values import (
     SITE_AREA,
@@ -42,7 +42,7 @@ from .values import (
     Transition,
     TransitionKind,
 )
-from .windows import SiteView, Window
+from .judge.windows import SiteView, Window
 
 __all__ = [
     "LENIENT_ALPHA",

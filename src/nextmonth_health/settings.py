@@ -19,7 +19,7 @@ import attrs
 from attrs import field, frozen
 
 from .errors import ConfigError
-from .routes import RouteTable, parse_route, parse_routes
+from .record.routes import RouteTable, parse_route, parse_routes
 
 __all__ = ["DEFAULT_ROUTES", "Settings", "build_settings"]
 

@@ -108,7 +108,7 @@ class Reading:
     ``subject`` names the problem for the admin ("API Errors on /media-upload route") and
     never reaches users; ``area`` is the user-facing place a notice is shown at.
     ``affected_users`` counts the distinct people hurt since the key's incident opened
-    (:meth:`SiteView.affected <nextmonth_health.windows.SiteView.affected>`), or in the
+    (:meth:`SiteView.affected <nextmonth_health.judge.windows.SiteView.affected>`), or in the
     window when none is open; ``affected_now`` those hurt in the window, when the check
     counted them apart.
     """

@@ -22,7 +22,7 @@ from typing import Any
 import click
 from attrs import define, field, frozen
 
-from ..hookspecs import hookimpl
+from ..hooks.specs import hookimpl
 from ..values import Notice, Transition, TransitionKind
 
 __all__ = ["FAST", "LIVE", "SITE", "USERS", "Faults", "Narrator", "Pace", "TimelinePlugin"]
@@ -195,7 +195,7 @@ class Narrator:
         elif t.kind is TransitionKind.UPDATED:
             self._grown[incident.area] = max(self._grown.get(incident.area, 0), incident.affected_users)
         elif t.kind is TransitionKind.RESOLVED:
-            from ..alerts import resolution_message
+            from ..tell.alerts import resolution_message
 
             self.resolved.append(incident)
             self.say("RESOLVED", resolution_message(incident), style={"fg": "green", "bold": True})

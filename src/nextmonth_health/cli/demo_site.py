@@ -156,7 +156,7 @@ class DemoSite:
 
 def wrap(site: DemoSite, monitor: Any, *, authorize: Any = None) -> Any:
     """The site as a host would ship it: inside the SDK's ASGI middleware."""
-    from ..asgi import HealthMiddleware
+    from ..web.asgi import HealthMiddleware
 
     return HealthMiddleware(site, monitor, user=demo_user, authorize=authorize)
 

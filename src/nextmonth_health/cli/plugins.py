@@ -57,7 +57,7 @@ def _registered(impl: Any, monitor: Any) -> tuple[list[Any], str | None]:
 
 def describe(monitor: Any) -> list[dict[str, Any]]:
     """One entry per plugin, in the order pluggy calls them (later registrations first)."""
-    from ..plugin_manager import ENTRY_POINT_GROUP, distribution_of
+    from ..hooks.manager import ENTRY_POINT_GROUP, distribution_of
     from ..plugins import DEFAULT_PLUGINS
 
     pm = monitor.plugin_manager

@@ -97,7 +97,7 @@ def command(host: str, port: int, admin_token: str | None) -> None:
             "nothing would ever reach this service: pass --store sqlite:///path/to/health.db or redis://host:6379/0"
         )
     try:
-        from ..asgi import HealthMiddleware
+        from ..web.asgi import HealthMiddleware
         from ..web.auth import token_authorizer
         from ..web.http import HealthApp
         from ..web.public import PublicEndpoints

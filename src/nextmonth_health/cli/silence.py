@@ -10,7 +10,7 @@ from datetime import datetime
 
 import click
 
-from ..quiet import DEFAULT_SILENCE_SECONDS
+from ..tell.quiet import DEFAULT_SILENCE_SECONDS
 from ..values import Silence
 from ._common import CliError, echo_json, global_options, options, when
 from ._planned import (

@@ -4,15 +4,15 @@ Each critical route is judged against its own trailing hour. A window shows a sp
 holds at least ``api_error_min_count`` errors, an error ratio at least
 ``api_error_spike_factor`` times the usual one (never less than the ``api_error_ratio``
 floor), and when so many errors would be less than an ``alpha`` chance (shared between the two
-windows, :func:`~nextmonth_health.evidence.split_alpha`) if the ratio were
+windows, :func:`~nextmonth_health.judge.evidence.split_alpha`) if the ratio were
 still the usual one — the usual ratio taken with the uncertainty its hour of traffic
-leaves (:func:`~nextmonth_health.stats.ratio_tail`). Two stray errors on a tiny site stay
+leaves (:func:`~nextmonth_health.judge.stats.ratio_tail`). Two stray errors on a tiny site stay
 quiet; a real spike on a busy one stands out. A spike whose ratio reaches
 ``api_error_critical_ratio`` is critical. While the site's baseline is still being learned
 (it just started, or its traffic jumped), or a route's hour saw fewer requests than its
 last five minutes, it is judged only against the fixed ``api_error_learning_ratio``. Once an incident is open, the usual ratio it opened against
 is kept (the trailing hour fills up with the incident) and the last minute decides when it
-is over (:mod:`~nextmonth_health.evidence`).
+is over (:mod:`~nextmonth_health.judge.evidence`).
 
 The site-wide key ``"*"`` (area ``site``) judges every request of the site the same way,
 less the critical routes that have an incident open or read as a problem of their own, so

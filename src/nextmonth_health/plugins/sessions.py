@@ -9,7 +9,7 @@ rates. A window shows a spike when its count is at least ``session_min_count``, 
 ``session_floor`` per five minutes, so a quiet hour does not make one failure look like a
 storm), and when so many would be less than an ``alpha`` chance (shared between the two
 windows) at the usual rates, taken with the uncertainty the hour's count leaves
-(:func:`~nextmonth_health.stats.count_tail`). It is critical at ``session_critical_factor``
+(:func:`~nextmonth_health.judge.stats.count_tail`). It is critical at ``session_critical_factor``
 times the expected count, or when sign-in itself is broken: the failed share of sign-ins
 significantly above ``session_learning_ratio``. While the site's baseline is still being
 learned, only failed sign-ins count, judged against sign-in attempts: a spike is a share

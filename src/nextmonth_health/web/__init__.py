@@ -2,7 +2,7 @@
 
 :class:`~nextmonth_health.web.http.HealthApp` answers the SDK's own endpoints (notices,
 beacon, overlay assets, the admin view); the ASGI and WSGI middlewares in
-``nextmonth_health.asgi`` / ``nextmonth_health.wsgi`` translate to and from it.
+``asgi.py`` and ``wsgi.py`` beside it translate to and from it.
 Needs the ``web`` extra (Jinja2, itsdangerous).
 """
 

@@ -43,7 +43,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..alerts import incident_url
+from ..tell.alerts import incident_url
 from ..codec import to_dict
 from ..values import Alert, Incident, timestamp
 from . import trends

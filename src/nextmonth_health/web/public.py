@@ -366,7 +366,7 @@ class HealthMiddlewareBase:
             s.route_table.has_methods for s in (monitor.settings, *monitor.site_settings.values())
         )
         self._report = monitor.errors.report
-        #: Count the people behind anonymous requests (see :mod:`nextmonth_health.visitors`).
+        #: Count the people behind anonymous requests (see :mod:`nextmonth_health.record.visitors`).
         self._visitors = count_visitors
         self._start = start_monitor
         #: ``perf_counter()`` time of the next look at the monitor (0: at the first request).

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 
-from .values import Reading
+from ..values import Reading
 from .windows import SiteView
 
 __all__ = ["ProbeCheck", "ProbeConfig", "p95"]

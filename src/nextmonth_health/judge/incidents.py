@@ -11,7 +11,7 @@ read healthy for a whole ``cooldown_seconds`` (anything but healthy restarts tha
 so a noisy signal cannot flap. ``elevated`` readings hold everything where it is;
 ``unknown`` readings (failed checks) change nothing.
 
-Planned quiet (:mod:`~nextmonth_health.quiet`) changes what is told, never what is
+Planned quiet (:mod:`~nextmonth_health.tell.quiet`) changes what is told, never what is
 recorded: an incident seen in a maintenance window carries its id, and a transition a
 window or a silence covers is marked ``muted`` and not handed to the sinks. The alert is
 kept either way (the admin view shows it); ``notified_at`` says whether the push sinks
@@ -27,12 +27,12 @@ from datetime import datetime
 
 import attrs
 
-from .alerts import alert_for
-from .errors import ErrorReporter
-from .quiet import NONE, Quiet
-from .settings import Settings
-from .store.base import Fence, Store
-from .values import (
+from ..tell.alerts import alert_for
+from ..errors import ErrorReporter
+from ..tell.quiet import NONE, Quiet
+from ..settings import Settings
+from ..store.base import Fence, Store
+from ..values import (
     SITE_AREA,
     Health,
     Incident,

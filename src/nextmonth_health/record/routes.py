@@ -24,8 +24,8 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
-from .errors import ConfigError
-from .logs import get_logger
+from ..errors import ConfigError
+from ..logs import get_logger
 
 __all__ = [
     "METHODS",

@@ -15,10 +15,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple
 
-from .settings import Settings
-from .signals import Bucket, hist_add, hist_index, hist_quantile
-from .store.base import SiteSums, Store
-from .values import Health, Incident
+from ..settings import Settings
+from ..signals import Bucket, hist_add, hist_index, hist_quantile
+from ..store.base import SiteSums, Store
+from ..values import Health, Incident
 
 __all__ = ["AHEAD_SECONDS", "BASELINE_ROLLUP", "Keys", "SiteView", "Spans", "Window"]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
-from .values import Alert, Incident
+from ..values import Alert, Incident
 
 __all__ = ["alert_for", "alert_message", "incident_url", "resolution_message"]
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .quiet import planned_notice
-from .values import SITE_AREA, Incident, MaintenanceWindow, Notice, timestamp
+from ..values import SITE_AREA, Incident, MaintenanceWindow, Notice, timestamp
 
 if TYPE_CHECKING:
-    from .clock import Clock
-    from .errors import ErrorReporter
-    from .store import Store
+    from ..clock import Clock
+    from ..errors import ErrorReporter
+    from ..store import Store
 
 __all__ = ["MessageRenderer", "NoticeBoard"]
 

@@ -40,14 +40,14 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .clock import START, FakeClock
-from .hookspecs import hookimpl
+from ..clock import START, FakeClock
+from ..hooks.specs import hookimpl
 from .loopback import HttpReceiver, Received, Reply, serve_loopback
-from .values import Transition
+from ..values import Transition
 
 if TYPE_CHECKING:
-    from .monitor import Monitor
-    from .runner import Evaluation
+    from ..monitor import Monitor
+    from ..judge.runner import Evaluation
 
 __all__ = [
     "START",
@@ -167,7 +167,7 @@ else:
 
     @pytest.fixture
     def monitor(fake_clock: FakeClock, internal_errors: Callable[[Any], Any]) -> Iterator[Any]:
-        from .monitor import Monitor
+        from ..monitor import Monitor
 
         m = Monitor("test-site", store="memory://", clock=fake_clock, load_entrypoints=False)
         internal_errors(m)
@@ -176,7 +176,7 @@ else:
 
     @pytest.fixture
     def make_monitor(fake_clock: FakeClock, internal_errors: Callable[[Any], Any]) -> Iterator[Callable[..., Any]]:
-        from .monitor import Monitor
+        from ..monitor import Monitor
 
         built: list[Monitor] = []
 

@@ -16,9 +16,9 @@ import anyio
 import attrs
 from attrs import define
 
-from .errors import ErrorReporter
-from .logs import get_logger
-from .values import Transition
+from ..errors import ErrorReporter
+from ..logs import get_logger
+from ..values import Transition
 
 __all__ = ["AlertSink", "Delivery"]
 

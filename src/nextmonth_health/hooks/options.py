@@ -15,11 +15,11 @@ import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .monitor import Monitor
-    from .settings import Settings
+    from ..monitor import Monitor
+    from ..settings import Settings
 
 __all__ = [
     "check_option_names",

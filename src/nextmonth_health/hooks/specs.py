@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .checks import Check
-    from .monitor import Monitor
-    from .notices import MessageRenderer
-    from .sinks import AlertSink
+    from ..judge.checks import Check
+    from ..monitor import Monitor
+    from ..tell.notices import MessageRenderer
+    from ..tell.sinks import AlertSink
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -30,7 +30,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_health_checks(register: Callable[[Check], None], monitor: Monitor) -> None:
     """Register health checks that produce readings for every site.
 
-    :param register: call it once per :class:`~nextmonth_health.checks.Check` object.
+    :param register: call it once per :class:`~nextmonth_health.judge.checks.Check` object.
         A check whose ``name`` is already registered replaces the earlier one, so a
         plugin can swap out a bundled check by registering its own under the same name.
 
@@ -46,7 +46,7 @@ def register_health_checks(register: Callable[[Check], None], monitor: Monitor) 
 def register_alert_sinks(register: Callable[[AlertSink], None], monitor: Monitor) -> None:
     """Register sinks that receive incident transitions and admin alerts.
 
-    :param register: call it once per :class:`~nextmonth_health.sinks.AlertSink` object.
+    :param register: call it once per :class:`~nextmonth_health.tell.sinks.AlertSink` object.
         Each sink is called on its own, so one failing sink never blocks another.
 
     :param monitor: the :class:`~nextmonth_health.Monitor` being built, for its
@@ -62,7 +62,7 @@ def register_message_renderers(register: Callable[[MessageRenderer], None], moni
     """Register renderers that turn an incident into the user-facing notice for its area.
 
     :param register: call it once per
-        :class:`~nextmonth_health.notices.MessageRenderer` object. Renderers registered
+        :class:`~nextmonth_health.tell.notices.MessageRenderer` object. Renderers registered
         later are asked first; the first one that returns a notice wins, and the bundled
         cinematic renderer answers for every area last.
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from .windows import SiteView
-from .values import Reading
+from ..values import Reading
 
 __all__ = ["Check"]
 

@@ -24,8 +24,8 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .errors import ErrorReporter
-    from .store.base import Store
+    from ..errors import ErrorReporter
+    from ..store.base import Store
 
 __all__ = ["DAY", "Visitor", "VisitorKeys"]
 

@@ -14,7 +14,7 @@ import inspect
 
 import pluggy
 
-from .hookspecs import PROJECT_NAME
+from .specs import PROJECT_NAME
 
 __all__ = ["hook_problems"]
 

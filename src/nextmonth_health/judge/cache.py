@@ -29,8 +29,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from .signals import SIGNALS, Bucket, hist_add
-from .store.base import Lookup, Row, SiteSums, Store, StoredBucket
+from ..signals import SIGNALS, Bucket, hist_add
+from ..store.base import Lookup, Row, SiteSums, Store, StoredBucket
 
 __all__ = ["REFRESH_SECONDS", "SETTLE_SECONDS", "BucketCache", "Span"]
 

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from attrs import frozen
 
-from .values import Incident, MaintenanceWindow, Notice, Silence, timestamp
+from ..values import Incident, MaintenanceWindow, Notice, Silence, timestamp
 
 __all__ = [
     "DEFAULT_SILENCE_SECONDS",
