@@ -7,15 +7,8 @@ without breaking a plugin. The reference table is in ``docs/plugins.md``.
 
 from __future__ import annotations
 
-from .tell.alerts import alert_message, incident_url, resolution_message
-from .judge.checks import Check
 from .codec import from_dict, to_dict
 from .errors import ConfigError
-from .judge.evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
-from .hooks.specs import hookimpl
-from .logs import get_logger
-from .monitor import Monitor
-from .tell.notices import MessageRenderer
 from .hooks.options import (
     check_option_names,
     number_option,
@@ -24,12 +17,20 @@ from .hooks.options import (
     plugin_options,
     whole_option,
 )
+from .hooks.specs import hookimpl
+from .judge.checks import Check
+from .judge.evidence import LENIENT_ALPHA, reaches_people, split_alpha, verdict
 from .judge.probe_check import ProbeCheck, ProbeConfig, p95
+from .judge.stats import count_tail, past_line, poisson_sf, ratio_tail
+from .judge.windows import SiteView, UsersOf, Window
+from .logs import get_logger
+from .monitor import Monitor
 from .settings import Settings
 from .signals import LOGIN, PAGE_LOAD, REQUEST, SESSION_EXPIRED, SIGNALS, UPLOAD
-from .tell.sinks import AlertSink
-from .judge.stats import count_tail, past_line, poisson_sf, ratio_tail
 from .store import Store
+from .tell.alerts import alert_message, incident_url, resolution_message
+from .tell.notices import MessageRenderer
+from .tell.sinks import AlertSink
 from .values import (
     SITE_AREA,
     Alert,
@@ -42,7 +43,6 @@ from .values import (
     Transition,
     TransitionKind,
 )
-from .judge.windows import SiteView, Window
 
 __all__ = [
     "LENIENT_ALPHA",
@@ -72,6 +72,7 @@ __all__ = [
     "Store",
     "Transition",
     "TransitionKind",
+    "UsersOf",
     "Window",
     "alert_message",
     "check_option_names",

@@ -131,6 +131,17 @@ class Window:
 AHEAD_SECONDS: Final = 60
 
 
+class UsersOf(NamedTuple):
+    """One part of "who was hurt": the users behind a signal (and keys), or only those whose
+    event went wrong (``bad_only``). ``view.users(UsersOf(REQUEST, "/media-upload",
+    bad_only=True))`` counts the people who got a 5xx there; a plain ``(signal, keys,
+    bad_only)`` tuple is read the same way."""
+
+    signal: str
+    keys: Keys = None
+    bad_only: bool = False
+
+
 class Spans(NamedTuple):
     """The ranges a view of one moment reads, each as ``(start, end)``."""
 
@@ -313,7 +324,7 @@ class SiteView:
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
-    def affected(self, health: Health | str, check: str, key: str, *parts: tuple[str, Keys, bool]) -> int:
+    def affected(self, health: Health | str, check: str, key: str, *parts: UsersOf | tuple[str, Keys, bool]) -> int:
         """The distinct users to report with a reading of ``health``: those behind the parts
         since the check's incident for ``key`` opened (the union over its life, from the
         window before it opened), or in the window when none is open; 0 when they cannot
@@ -338,7 +349,7 @@ class SiteView:
         return 0
 
     def affected_now(
-        self, health: Health | str, check: str, key: str, *parts: tuple[str, Keys, bool]
+        self, health: Health | str, check: str, key: str, *parts: UsersOf | tuple[str, Keys, bool]
     ) -> int | None:
         """The people hurt in the window now, for a reading that keeps the check's open
         incident for ``key`` going (a reading's ``affected_now``); None with no incident
@@ -348,11 +359,11 @@ class SiteView:
             return None
         return self.users(*parts)
 
-    def users(self, *parts: tuple[str, Keys, bool], seconds: float | None = None) -> int:
-        """Distinct users behind the window of one or more ``(signal, keys, bad_only)`` parts.
+    def users(self, *parts: UsersOf | tuple[str, Keys, bool], seconds: float | None = None) -> int:
+        """Distinct users behind the window of one or more :class:`UsersOf` parts.
 
-        ``view.users((REQUEST, "/media-upload", True))`` counts the users who got a 5xx
-        there; several parts count their union, e.g. users who failed to sign in *or*
+        ``view.users(UsersOf(REQUEST, "/media-upload", bad_only=True))`` counts the users who
+        got a 5xx there; several parts count their union, e.g. users who failed to sign in *or*
         lost their session. Exact up to 512 users, estimated within a few percent beyond.
         """
         span = self.settings.window_seconds if seconds is None else seconds

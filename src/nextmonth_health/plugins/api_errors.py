@@ -35,6 +35,7 @@ from ..plugin import (
     Health,
     Reading,
     SiteView,
+    UsersOf,
     Window,
     hookimpl,
     past_line,
@@ -146,7 +147,7 @@ class ApiErrorCheck:
         spike = next(
             (w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)), None
         )
-        hurt = (REQUEST, keys, True)
+        hurt = UsersOf(REQUEST, keys, bad_only=True)
         severe = (
             spike is not None
             and spike.ratio >= s.api_error_critical_ratio

@@ -24,6 +24,7 @@ from ..plugin import (
     REQUEST,
     Reading,
     SiteView,
+    UsersOf,
     Window,
     hookimpl,
     past_line,
@@ -97,7 +98,7 @@ class PageLoadCheck:
             or window.samples < s.page_load_min_samples
             or p75 < s.page_load_recovery_seconds,
         )
-        hurt = (signal, pages, signal == PAGE_LOAD)
+        hurt = UsersOf(signal, pages, bad_only=signal == PAGE_LOAD)
         yield Reading(
             check=self.name,
             site=view.site,

@@ -21,6 +21,7 @@ when it is over.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from ..plugin import (
     LENIENT_ALPHA,
@@ -30,6 +31,7 @@ from ..plugin import (
     Health,
     Reading,
     SiteView,
+    UsersOf,
     Window,
     count_tail,
     hookimpl,
@@ -63,8 +65,16 @@ class _Expect:
         return self.per_attempt * tries.total + self.per_request * served.total
 
 
+class _Spike(NamedTuple):
+    """Failures that stood out: how many, how many were expected, over which attempts."""
+
+    count: int
+    expected: float
+    tries: Window
+
+
 #: Who counts as hurt: people whose sign-in failed, or whose session expired.
-_HURT = ((LOGIN, None, True), (SESSION_EXPIRED, None, False))
+_HURT = (UsersOf(LOGIN, bad_only=True), UsersOf(SESSION_EXPIRED))
 
 
 class SessionFailureCheck:
@@ -129,7 +139,7 @@ class SessionFailureCheck:
         )
         spike = next(
             (
-                (n, mean, tries)
+                _Spike(n, mean, tries)
                 for n, mean, tries, least, alpha in candidates
                 if shows(n, mean, tries, least, alpha)
             ),
@@ -148,8 +158,8 @@ class SessionFailureCheck:
             and not learning
             and (
                 (
-                    spike[0] >= 2 * s.session_min_count
-                    and spike[0] >= s.session_critical_factor * spike[1]
+                    spike.count >= 2 * s.session_min_count
+                    and spike.count >= s.session_critical_factor * spike.expected
                 )
                 # Or sign-in itself is broken: most attempts fail, whatever the usual count.
                 or any(
@@ -158,7 +168,7 @@ class SessionFailureCheck:
                 )
             )
             # People, not one account hammered: more people hurt than failures usually come.
-            and poisson_sf(view.users(*_HURT, seconds=spike[2].end - spike[2].start), spike[1])
+            and poisson_sf(view.users(*_HURT, seconds=spike.tries.end - spike.tries.start), spike.expected)
             < s.alpha
         )
         health = verdict(

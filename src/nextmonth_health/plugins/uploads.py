@@ -19,6 +19,7 @@ from ..plugin import (
     UPLOAD,
     Reading,
     SiteView,
+    UsersOf,
     Window,
     hookimpl,
     past_line,
@@ -60,7 +61,7 @@ class UploadFailureCheck:
                 None,
             )
         )
-        hurt = (UPLOAD, None, True)
+        hurt = UsersOf(UPLOAD, bad_only=True)
         severe = (
             spike is not None
             and spike.ratio > s.upload_critical_ratio

@@ -20,6 +20,7 @@ from nextmonth_health.plugin import (
     Notice,
     Reading,
     SiteView,
+    UsersOf,
     check_option_names,
     hookimpl,
     number_option,
@@ -76,7 +77,7 @@ class SlowQueue:
             yield Reading(
                 check=self.name, site=view.site, key=queue, area=options.area, status=status,
                 subject=f"Jobs waiting on the {queue} queue", value=wait, threshold=options.wait_seconds,
-                affected_users=view.affected(status, self.name, queue, (QUEUE_WAIT, queue, False)),
+                affected_users=view.affected(status, self.name, queue, UsersOf(QUEUE_WAIT, queue)),
             )
 
 

@@ -20,7 +20,7 @@ import anyio
 import httpx
 import nextmonth_health as nmh
 from attrs import frozen
-from nextmonth_health.plugin import PAGE_LOAD, REQUEST, ProbeCheck, get_logger, p95
+from nextmonth_health.plugin import PAGE_LOAD, REQUEST, ProbeCheck, UsersOf, get_logger, p95
 
 from ._config import Asset, CdnConfig
 
@@ -143,7 +143,7 @@ class CdnCheck(ProbeCheck[CdnConfig, Asset, Sample]):
             # Users active in the asset's area are the ones who load it.
             routes = [prefix for prefix, area in view.settings.routes.items() if area == asset.area]
             if routes:
-                affected = view.users((REQUEST, routes, False), (PAGE_LOAD, routes, False))
+                affected = view.users(UsersOf(REQUEST, routes), UsersOf(PAGE_LOAD, routes))
         return nmh.Reading(
             check=self.name,
             site=view.site,

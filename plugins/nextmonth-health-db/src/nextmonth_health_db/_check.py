@@ -23,7 +23,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import nextmonth_health as nmh
-from nextmonth_health.plugin import REQUEST, ProbeCheck, get_logger, p95
+from nextmonth_health.plugin import REQUEST, ProbeCheck, UsersOf, get_logger, p95
 
 from ._config import SIGNAL, DbConfig, Probe
 from ._probes import Sample, run_probe
@@ -172,7 +172,7 @@ class DbCheck(ProbeCheck[DbConfig, Probe, Sample]):
             min_probes=config.min_probes,
         )
         # Every request waits on the database: the users active in the window are its users.
-        affected = view.users((REQUEST, None, False)) if status is not nmh.Health.OK else 0
+        affected = view.users(UsersOf(REQUEST)) if status is not nmh.Health.OK else 0
         return nmh.Reading(
             check=self.name,
             site=view.site,
@@ -214,7 +214,7 @@ class DbCheck(ProbeCheck[DbConfig, Probe, Sample]):
             status = nmh.Health.ELEVATED
         else:
             status = nmh.Health.OK
-        affected = view.users((SIGNAL, None, False)) if status is not nmh.Health.OK else 0
+        affected = view.users(UsersOf(SIGNAL)) if status is not nmh.Health.OK else 0
         return nmh.Reading(
             check=self.name,
             site=view.site,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 import attrs
 from attrs import frozen
 
-if TYPE_CHECKING:
-    from .pipeline import Command
+#: A script call as the pipeline sends it: the script's name, its keys, its other arguments.
+Command = tuple[str, Sequence[Any], Sequence[Any]]
 
 #: Each script the store runs, by name: the files it is made of, shared functions first.
 SCRIPT_FILES: Final[dict[str, tuple[str, ...]]] = {

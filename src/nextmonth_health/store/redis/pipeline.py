@@ -16,10 +16,7 @@ from typing import Any, Final
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, NoScriptError, RedisError, TryAgainError
 
-from .calls import ScriptCall, script_sources
-
-#: A script call: the script's name, its keys, its other arguments.
-Command = tuple[str, Sequence[Any], Sequence[Any]]
+from .calls import Command, ScriptCall, script_sources
 
 #: Calls of one script that a pass makes per site (leases, open incidents, windows) are
 #: sent to a single Redis as one call of its batched form per this many sites: a script
