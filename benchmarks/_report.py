@@ -99,14 +99,9 @@ def render(sections: list[Section], header: str) -> str:
         width = len(section.headers)
         for row in section.rows:
             row.cells = tuple(row.cells) + ("",) * (width - len(row.cells))
-        col_w = [
-            max([len(r.cells[i]) for r in section.rows] + [len(section.headers[i]), 8])
-            for i in range(width)
-        ]
+        col_w = [max([len(r.cells[i]) for r in section.rows] + [len(section.headers[i]), 8]) for i in range(width)]
         lines.append(section.title)
-        head = f"  {'':<{name_w}}  " + "  ".join(
-            f"{h:>{w}}" for h, w in zip(section.headers, col_w, strict=True)
-        )
+        head = f"  {'':<{name_w}}  " + "  ".join(f"{h:>{w}}" for h, w in zip(section.headers, col_w, strict=True))
         lines.append(head.rstrip())
         lines.append("  " + "-" * (name_w + sum(col_w) + 2 * width + 24))
         for row in section.rows:

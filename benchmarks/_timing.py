@@ -137,11 +137,7 @@ class Timing:
         comes and goes on the machine even better than a ratio of two medians.
         """
         theirs = dict(zip(baseline.rounds, baseline.cpu_means_ns, strict=True))
-        ratios = [
-            m / theirs[r]
-            for r, m in zip(self.rounds, self.cpu_means_ns, strict=True)
-            if r in theirs
-        ]
+        ratios = [m / theirs[r] for r, m in zip(self.rounds, self.cpu_means_ns, strict=True) if r in theirs]
         return _median(ratios)
 
     def to_json(self) -> dict[str, Any]:
@@ -163,9 +159,7 @@ class Timing:
         }
 
 
-def _compile(
-    template: str, name: str, unpack: str, body: Sequence[str], env: Mapping[str, Any]
-) -> Callable[..., Any]:
+def _compile(template: str, name: str, unpack: str, body: Sequence[str], env: Mapping[str, Any]) -> Callable[..., Any]:
     indent = " " * 8  # both templates put the statement inside a `for` inside a `def`
     source = template.format(
         params=", ".join(env) or "_unused=None",

@@ -100,7 +100,9 @@ def run(quick: bool = False) -> list[Section]:
         for spec in specs:
             if spec.url is None:
                 section.rows.append(Row(f"{spec.name}: overview", ("n/a",), spec.reason))
-                section.goals.append(Goal(f"overview of {SITES:,} sites on {spec.name}", float("nan"), "<=", GOAL_MS, " ms"))
+                section.goals.append(
+                    Goal(f"overview of {SITES:,} sites on {spec.name}", float("nan"), "<=", GOAL_MS, " ms")
+                )
                 continue
             began = time.perf_counter()
             monitor = _monitor(spec.url)
@@ -120,16 +122,29 @@ def run(quick: bool = False) -> list[Section]:
                 for name, request in pages.items():
                     times, size = _time(app, request, repeat)
                     median = statistics.median(times)
-                    measured[name] = {"median_ms": median, "best_ms": min(times), "worst_ms": max(times),
-                                      "bytes": size, "samples": times}
+                    measured[name] = {
+                        "median_ms": median,
+                        "best_ms": min(times),
+                        "worst_ms": max(times),
+                        "bytes": size,
+                        "samples": times,
+                    }
                     section.rows.append(
-                        Row(f"{spec.name}: {name}", (_ms(median), _ms(min(times)), _ms(max(times)), f"{size / 1000:.0f} kB"),
-                            f"prefill {prefill:.0f} s" if name == "overview" else "")
+                        Row(
+                            f"{spec.name}: {name}",
+                            (_ms(median), _ms(min(times)), _ms(max(times)), f"{size / 1000:.0f} kB"),
+                            f"prefill {prefill:.0f} s" if name == "overview" else "",
+                        )
                     )
                 section.data[spec.name] = measured
                 section.goals.append(
-                    Goal(f"overview of {SITES:,} sites on {spec.name}", round(measured["overview"]["median_ms"], 1),
-                         "<=", GOAL_MS, " ms")
+                    Goal(
+                        f"overview of {SITES:,} sites on {spec.name}",
+                        round(measured["overview"]["median_ms"], 1),
+                        "<=",
+                        GOAL_MS,
+                        " ms",
+                    )
                 )
             finally:
                 monitor.store.close()

@@ -86,9 +86,7 @@ OUTAGES: tuple[Outage, ...] = (
     Outage("5xx 40 % /media-upload @ 0.5/s", 0.5, _api(0.4), "api_errors", "/media-upload"),
     Outage("5xx 40 % /media-upload @ 1/s", 1.0, _api(0.4), "api_errors", "/media-upload"),
     Outage("5xx 40 % /bookings @ 4/s", 4.0, _api(0.4, "/bookings"), "api_errors", "/bookings"),
-    Outage(
-        "5xx 40 % /portal @ 1/s, rough", 1.0, _api(0.4, "/portal"), "api_errors", "/portal", "rough"
-    ),
+    Outage("5xx 40 % /portal @ 1/s, rough", 1.0, _api(0.4, "/portal"), "api_errors", "/portal", "rough"),
     Outage(
         "5xx 10 % /bookings @ 2/s",
         2.0,
@@ -183,13 +181,9 @@ OUTAGES: tuple[Outage, ...] = (
 )
 
 
-def quiet(
-    days: float, levels: Sequence[str], sizes: Sequence[str] = tuple(SIZES), **settings: Any
-) -> dict[str, Any]:
+def quiet(days: float, levels: Sequence[str], sizes: Sequence[str] = tuple(SIZES), **settings: Any) -> dict[str, Any]:
     """A quiet run of each size at each level: incidents and alerts per site."""
-    sites = [
-        Site(f"{size}/{level}", SIZES[size], LEVELS[level]) for level in levels for size in sizes
-    ]
+    sites = [Site(f"{size}/{level}", SIZES[size], LEVELS[level]) for level in levels for size in sizes]
     started = time.perf_counter()
     outcome = play(sites, days * DAY, **settings)
     result = {}
@@ -202,9 +196,7 @@ def quiet(
                     "check": i.check,
                     "key": i.key,
                     "severity": i.severity.value,
-                    "opened_after_h": round(
-                        (i.opened_at.timestamp() - outcome_start(outcome)) / 3600, 2
-                    ),
+                    "opened_after_h": round((i.opened_at.timestamp() - outcome_start(outcome)) / 3600, 2),
                 }
                 for i in incidents
             ],
@@ -266,9 +258,7 @@ def score_outages(seeds: int, outages: Sequence[Outage] = OUTAGES) -> dict[str, 
             first = found[0]
             opened = first.opened_at.timestamp()
             resolved = first.resolved_at.timestamp() if first.resolved_at else None
-            escalated = min(
-                (i.escalated_at.timestamp() for i in found if i.escalated_at), default=None
-            )
+            escalated = min((i.escalated_at.timestamp() for i in found if i.escalated_at), default=None)
             # Everyone hurt in the incident's scope while it could see the problem: from
             # the window before it opened until the fault left its last minute.
             seen_until = min(resolved or end, fault.end + 60)
@@ -335,12 +325,9 @@ def run(quick: bool = False, looser: float = 1.0) -> list[Section]:
             total_false += n
             total_alerts += site["alerts"]
             what = ", ".join(
-                f"{i['check']}:{i['key']} {i['severity']} at {i['opened_after_h']} h"
-                for i in site["incidents"][:3]
+                f"{i['check']}:{i['key']} {i['severity']} at {i['opened_after_h']} h" for i in site["incidents"][:3]
             )
-            calm.rows.append(
-                Row(name, (str(n), str(site["alerts"]), f"{n / (days / 7):.2f}"), what)
-            )
+            calm.rows.append(Row(name, (str(n), str(site["alerts"]), f"{n / (days / 7):.2f}"), what))
         calm.notes.append(f"{result['events']:,} events in {result['seconds']} s")
     calm.data = {"quiet": quiet_results}
     calm.goals.append(Goal("false incidents, every quiet site and level", total_false, "<=", 0))
@@ -382,9 +369,7 @@ def run(quick: bool = False, looser: float = 1.0) -> list[Section]:
                 outage.name,
                 (
                     f"{_s(_median(notices))} / {_s(_worst(notices))}",
-                    f"{_s(_median(alerts))} / {_s(_worst(alerts))}"
-                    if any(a is not None for a in alerts)
-                    else "none",
+                    f"{_s(_median(alerts))} / {_s(_worst(alerts))}" if any(a is not None for a in alerts) else "none",
                     f"{_s(_median(resolves))} / {_s(_worst(resolves))}",
                     people,
                     str(missed),
@@ -452,9 +437,7 @@ def run(quick: bool = False, looser: float = 1.0) -> list[Section]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a quiet day per site, 3 seeds")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(

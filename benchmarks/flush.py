@@ -94,9 +94,7 @@ class Result:
     def flushed_per_s(self) -> float:
         """Events the flushes that began during the run took from the buffer, per second from
         the producer's start to the last of them (each takes all that arrived before it)."""
-        during = [
-            b for b in self.batches if self._started <= b.started <= self._stopped and b.events
-        ]
+        during = [b for b in self.batches if self._started <= b.started <= self._stopped and b.events]
         if not during:
             return math.nan
         return sum(b.events for b in during) / (during[-1].started - self._started)
@@ -149,16 +147,10 @@ class Result:
             "seconds": round(self.seconds, 2),
             "recorded": self.recorded,
             "recorded_per_s": round(self.recorded_per_s),
-            "producer_alone_per_s": None
-            if math.isnan(self.alone_per_s)
-            else round(self.alone_per_s),
+            "producer_alone_per_s": None if math.isnan(self.alone_per_s) else round(self.alone_per_s),
             "flushed_per_s": None if math.isnan(self.flushed_per_s) else round(self.flushed_per_s),
-            "store_capacity_per_s": None
-            if math.isinf(self.store_capacity)
-            else round(self.store_capacity),
-            "flusher_capacity_per_s": None
-            if math.isinf(self.flusher_capacity)
-            else round(self.flusher_capacity),
+            "store_capacity_per_s": None if math.isinf(self.store_capacity) else round(self.store_capacity),
+            "flusher_capacity_per_s": None if math.isinf(self.flusher_capacity) else round(self.flusher_capacity),
             "flusher_busy": round(self.busy, 3),
             "buffer_peak_events": self.peak,
             "drops": self.drops,
@@ -166,9 +158,7 @@ class Result:
             "drained_seconds": None if math.isnan(self.drained_s) else round(self.drained_s, 2),
             "leftover_discarded": self.leftover,
             "process_cpu_seconds": round(self.process_cpu_s, 2),
-            "server_cpu_seconds": None
-            if math.isnan(self.server_cpu_s)
-            else round(self.server_cpu_s, 2),
+            "server_cpu_seconds": None if math.isnan(self.server_cpu_s) else round(self.server_cpu_s, 2),
             "flush_median_ms": round(statistics.median(walls) * 1000, 2) if walls else None,
             "record_chunk_ms": _quantiles(self.chunk_times),
             "buckets_per_flush": round(t["buckets"] / max(1, len(self._during())), 1),
@@ -305,9 +295,7 @@ def measure(
     assert spec.url is not None
     spec.reset()
     result = Result(spec.name, shape, sites, rate=rate)
-    monitor = nmh.Monitor(
-        "bench", store=spec.url, load_entrypoints=False, flush_seconds=1, tick_seconds=3600
-    )
+    monitor = nmh.Monitor("bench", store=spec.url, load_entrypoints=False, flush_seconds=1, tick_seconds=3600)
     _instrument(monitor, result.batches)
     gc.collect()
     monitor.start()
@@ -315,9 +303,7 @@ def measure(
         time.sleep(0.3)  # the runner's start-up evaluation of an empty store
         s0, c0 = process_cpu_seconds(spec.server_pid), time.process_time()
         result._started = time.perf_counter()
-        result.recorded, result.seconds = _produce(
-            monitor, rows, seconds, rate, chunk_times=result.chunk_times
-        )
+        result.recorded, result.seconds = _produce(monitor, rows, seconds, rate, chunk_times=result.chunk_times)
         result._stopped = time.perf_counter()
         result.process_cpu_s = time.process_time() - c0
         result.server_cpu_s = process_cpu_seconds(spec.server_pid) - s0
@@ -370,18 +356,14 @@ def run(quick: bool = False) -> list[Section]:
     results: list[Result] = []
     unavailable: dict[str, str] = {}
     rows_by_sites = {sites: _events(sites) for _, sites in SHAPES}
-    alone = {
-        sites: _producer_alone(rows, 0.5 if quick else 1.5) for sites, rows in rows_by_sites.items()
-    }
+    alone = {sites: _producer_alone(rows, 0.5 if quick else 1.5) for sites, rows in rows_by_sites.items()}
     with quiet_logs(), stores() as specs:
         for spec in specs:
             if spec.url is None:
                 unavailable[spec.name] = spec.reason
                 section.rows.append(Row(spec.name, ("n/a",), f"n/a: {spec.reason}"))
                 for what in ("flush capacity", "events dropped", "store.write capacity"):
-                    section.goals.append(
-                        Goal(f"{spec.name}: {what} (n/a: {spec.reason})", math.nan, ">=", 0, "")
-                    )
+                    section.goals.append(Goal(f"{spec.name}: {what} (n/a: {spec.reason})", math.nan, ">=", 0, ""))
                 continue
             mine = []
             for shape, sites in SHAPES:
@@ -393,9 +375,7 @@ def run(quick: bool = False) -> list[Section]:
             # The flusher keeps up for good only if it folds and writes faster than events
             # arrive: each flush takes what came during the previous one plus the 1 s pause,
             # so below that rate the batches (and the buffer) grow until events drop.
-            worst = min(
-                mine, key=lambda r: r.flusher_capacity / min(r.recorded_per_s, GOAL_EVENTS_PER_S)
-            )
+            worst = min(mine, key=lambda r: r.flusher_capacity / min(r.recorded_per_s, GOAL_EVENTS_PER_S))
             section.goals.append(
                 Goal(
                     f"{spec.name}: flush capacity (events per second of flushing) over "
@@ -458,10 +438,7 @@ def run(quick: bool = False) -> list[Section]:
             f"{sys.getswitchinterval() * 1000:g} ms); the fold is Python and holds it, so a request "
             "thread's record_* waits while a flush runs — see the 500-call chunk times in each note "
             f"(no flusher: p50 {quiet['p50']:.2f} ms, p99 {quiet['p99']:.2f} ms); record_* alone: "
-            + ", ".join(
-                f"{_rate(v)} ({'1 site' if k == 1 else f'{k:,} sites'})"
-                for k, (v, _) in alone.items()
-            )
+            + ", ".join(f"{_rate(v)} ({'1 site' if k == 1 else f'{k:,} sites'})" for k, (v, _) in alone.items())
         ),
         (
             f"workload: {EVENTS:,} pre-built mixed events (85 % requests over 5 routes, 5 % each page "
@@ -471,7 +448,10 @@ def run(quick: bool = False) -> list[Section]:
     ]
     reference.append(machine_reference_us())
     section.notes.append(
-        machine_note(reference, "the fold is plain Python and the goal a fixed 100 k events/s: on a slower CPU the capacities read lower")
+        machine_note(
+            reference,
+            "the fold is plain Python and the goal a fixed 100 k events/s: on a slower CPU the capacities read lower",
+        )
     )
     if not quick:
         section.notes.append(
@@ -542,9 +522,7 @@ if __name__ == "__main__":  # pragma: no cover - convenience
 
     from _report import render
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()

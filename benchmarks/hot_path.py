@@ -87,9 +87,7 @@ def run(quick: bool = False) -> list[Section]:
         subjects.append(Subject(prom.name, prom.stmt, prom.env, single_samples=samples // 5))
     if otel is not None:
         # ~30x slower than ours: a third of the rounds and fewer samples keep the run short.
-        subjects.append(
-            Subject(otel.name, otel.stmt, otel.env, every=3, warmup=1, single_samples=samples // 10)
-        )
+        subjects.append(Subject(otel.name, otel.stmt, otel.env, every=3, warmup=1, single_samples=samples // 10))
     for peer in (prom, otel):
         if peer is not None:
             versions[peer.name] = peer.version
@@ -102,13 +100,9 @@ def run(quick: bool = False) -> list[Section]:
     gc_subjects = [Subject("nextmonth_health", stmt, {"monitor": monitor}, between=monitor.flush)]
     if prom is not None:
         gc_subjects.append(Subject(prom.name, prom.stmt, prom.env))
-    gc_on = compare(
-        gc_subjects, unpack=unpack, data=data, rounds=max(5, batches // 3), gc_enabled=True
-    )
+    gc_on = compare(gc_subjects, unpack=unpack, data=data, rounds=max(5, batches // 3), gc_enabled=True)
 
-    vs = Section(
-        "record_request vs peers — per call, loop overhead removed (gc off unless noted)", COLUMNS
-    )
+    vs = Section("record_request vs peers — per call, loop overhead removed (gc off unless noted)", COLUMNS)
     for name, t in timings.items():
         ratio = ""
         if name == RECORD:
@@ -143,9 +137,7 @@ def run(quick: bool = False) -> list[Section]:
                 )
             )
     else:
-        vs.notes.append(
-            "prometheus_client is not installed (pip install -e '.[bench]'): no comparison"
-        )
+        vs.notes.append("prometheus_client is not installed (pip install -e '.[bench]'): no comparison")
     if "opentelemetry-sdk" not in timings:
         vs.notes.append("opentelemetry-sdk is not installed: its row is skipped")
     vs.notes.append(
@@ -156,9 +148,7 @@ def run(quick: bool = False) -> list[Section]:
     )
     status = monitor.status()
     if status.drops or status.internal_errors:
-        vs.notes.append(
-            f"UNEXPECTED drops={dict(status.drops)} errors={dict(status.internal_errors)}"
-        )
+        vs.notes.append(f"UNEXPECTED drops={dict(status.drops)} errors={dict(status.internal_errors)}")
     vs.data = {
         "drops": dict(status.drops),
         "internal_errors": dict(status.internal_errors),
@@ -172,9 +162,7 @@ def run(quick: bool = False) -> list[Section]:
         "timings": {name: t.to_json() for name, t in timings.items()},
         "gc_enabled": {name: t.to_json() for name, t in gc_on.items()},
         "ratios_vs_ours": {name: round(t.median / ours.median, 2) for name, t in timings.items()},
-        "paired_ratios_vs_ours": {
-            name: round(t.paired_ratio(ours), 2) for name, t in timings.items()
-        },
+        "paired_ratios_vs_ours": {name: round(t.paired_ratio(ours), 2) for name, t in timings.items()},
         "ratios_vs_record": {name: round(t.median / record.median, 2) for name, t in timings.items()},
     }
 
@@ -199,9 +187,7 @@ def run(quick: bool = False) -> list[Section]:
     }
     other_timings = compare(
         [
-            Subject(
-                name, case, {"monitor": monitor}, between=monitor.flush, single_samples=samples // 5
-            )
+            Subject(name, case, {"monitor": monitor}, between=monitor.flush, single_samples=samples // 5)
             for name, case in cases.items()
         ],
         unpack="ok, user, size, page, seconds",
@@ -212,9 +198,7 @@ def run(quick: bool = False) -> list[Section]:
         others.rows.append(Row(name, _cells(t)))
         others.goals.append(Goal(f"{name} median", t.median, "<=", GOAL_MEDIAN_NS, "ns"))
         others.data[name] = t.to_json()
-    others.notes.append(
-        "same 1000 users; ~4 % failed logins, ~3 % failed uploads; interleaved like the above"
-    )
+    others.notes.append("same 1000 users; ~4 % failed logins, ~3 % failed uploads; interleaved like the above")
 
     # 3. flush, per event ----------------------------------------------------------------
     flush = Section(
@@ -274,9 +258,7 @@ def run(quick: bool = False) -> list[Section]:
     flush.data["drops"] = dict(status.drops)
     flush.data["internal_errors"] = dict(status.internal_errors)
     if status.drops or status.internal_errors:
-        flush.notes.append(
-            f"UNEXPECTED drops={dict(status.drops)} errors={dict(status.internal_errors)}"
-        )
+        flush.notes.append(f"UNEXPECTED drops={dict(status.drops)} errors={dict(status.internal_errors)}")
     per_event = flush.data["requests"]["median_ns"]
     flush.notes.append(
         f"so each 1,000 req/s of traffic costs ~{fmt_ns(per_event * 1000)} of flushing per second "

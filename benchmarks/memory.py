@@ -163,9 +163,7 @@ def distinct(n: int = 100_000) -> dict[str, Any]:
     monitor = _monitor()
     routes = workload.ROUTES
     people = [f"user-{i:06d}@example.com" for i in range(n)]
-    data = [
-        (routes[i % len(routes)], 503 if i % 20 == 0 else 200, 0.05, people[i]) for i in range(n)
-    ]
+    data = [(routes[i % len(routes)], 503 if i % 20 == 0 else 200, 0.05, people[i]) for i in range(n)]
     record = monitor.record_request
     for route, status, duration, _ in data[:1000]:  # warm-up with non-distinct users
         record(route, status, duration, user="warm-up")
@@ -383,9 +381,7 @@ def run(quick: bool = False) -> list[Any]:
                 "exact set of hashes" if int(k) <= 512 else "HyperLogLog (p=12)",
             )
         )
-    users.goals.append(
-        Goal("store for 100 k distinct users", d["store_bytes"], "<=", GOAL_STORE_BYTES, "B")
-    )
+    users.goals.append(Goal("store for 100 k distinct users", d["store_bytes"], "<=", GOAL_STORE_BYTES, "B"))
     error = abs(d["distinct_users_counted"] - n) / n
     users.notes.append(
         f"distinct count error {error:.1%} (HyperLogLog past 512 users per bucket); "

@@ -261,7 +261,9 @@ def _time_all(quick: bool) -> tuple[dict[str, Timing], dict[str, str], nmh.Monit
     stmt = "_drive(app(_scope(raw_path, method, client, user, route, status), receive, send))"
     env = {"_drive": _drive, "_scope": _scope, "receive": _receive, "send": _send}
     anonymous = {**env, "_scope": _anonymous_scope, "app": ours}
-    by_method = nmh.Monitor("bench", store="memory://", load_entrypoints=False, routes={"POST /media-upload": "uploads"})
+    by_method = nmh.Monitor(
+        "bench", store="memory://", load_entrypoints=False, routes={"POST /media-upload": "uploads"}
+    )
     with_methods = HealthMiddleware(raw_app, by_method, start_monitor=False)
     subjects = [
         Subject("raw ASGI app", stmt, {**env, "app": raw_app}),
@@ -269,7 +271,12 @@ def _time_all(quick: bool) -> tuple[dict[str, Timing], dict[str, str], nmh.Monit
         Subject("nextmonth_health, anonymous", stmt, anonymous, between=monitor.flush),
         Subject(METHOD_ROUTE, stmt, {**env, "app": with_methods}, between=by_method.flush),
     ]
-    versions = {"raw ASGI app": "", "nextmonth_health": nmh.__version__, "nextmonth_health, anonymous": "", METHOD_ROUTE: ""}
+    versions = {
+        "raw ASGI app": "",
+        "nextmonth_health": nmh.__version__,
+        "nextmonth_health, anonymous": "",
+        METHOD_ROUTE: "",
+    }
     prom = _prometheus()
     if prom is not None:
         subjects.append(Subject("prometheus_client", stmt, {**env, "app": prom[0]}))

@@ -34,16 +34,11 @@ def prometheus() -> Peer | None:
     except ImportError:
         return None
     registry = CollectorRegistry()
-    requests = Counter(
-        "http_requests", "Requests by route and status", ("route", "status"), registry=registry
-    )
-    latency = Histogram(
-        "http_request_duration_seconds", "Request duration by route", ("route",), registry=registry
-    )
+    requests = Counter("http_requests", "Requests by route and status", ("route", "status"), registry=registry)
+    latency = Histogram("http_request_duration_seconds", "Request duration by route", ("route",), registry=registry)
     return Peer(
         name="prometheus_client",
-        version=getattr(prometheus_client, "__version__", None)
-        or _dist_version("prometheus_client"),
+        version=getattr(prometheus_client, "__version__", None) or _dist_version("prometheus_client"),
         stmt=[
             "requests.labels(route, status).inc()",
             "latency.labels(route).observe(duration)",

@@ -25,9 +25,7 @@ sys.path.insert(0, str(HERE))
 try:
     import nextmonth_health
 except ImportError as exc:  # pragma: no cover - a friendlier message than a traceback
-    sys.exit(
-        f"cannot import nextmonth_health ({exc}); run `make bench` or `pip install -e '.[bench]'` first"
-    )
+    sys.exit(f"cannot import nextmonth_health ({exc}); run `make bench` or `pip install -e '.[bench]'` first")
 
 from _report import Section, render
 
@@ -64,19 +62,11 @@ def _min_cpu_share(data: object) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 if any goal is missed")
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer batches and events (numbers are rougher)"
-    )
-    parser.add_argument(
-        "--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)"
-    )
-    parser.add_argument(
-        "--json", type=Path, default=HERE / "results" / "latest.json", help="where to write results"
-    )
+    parser.add_argument("--quick", action="store_true", help="fewer batches and events (numbers are rougher)")
+    parser.add_argument("--only", choices=BENCHMARKS, action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where to write results")
     args = parser.parse_args(argv)
 
     machine = _machine()

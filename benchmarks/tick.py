@@ -98,11 +98,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _private_redis(workdir: str) -> Iterator[tuple[int | None, int | None, str]]:
     """A throwaway ``redis-server`` (no persistence) on a free port: (port, pid, why not)."""
-    exe = (
-        "/usr/bin/redis-server"
-        if os.path.exists("/usr/bin/redis-server")
-        else shutil.which("redis-server")
-    )
+    exe = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else shutil.which("redis-server")
     if exe is None:
         yield None, None, "no redis-server executable"
         return
@@ -138,11 +134,7 @@ def _private_redis(workdir: str) -> Iterator[tuple[int | None, int | None, str]]
                 break
             except redis.exceptions.ConnectionError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    err = (
-                        (proc.stderr.read() if proc.stderr else b"")
-                        .decode(errors="replace")
-                        .strip()
-                    )
+                    err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip()
                     yield None, None, f"redis-server did not start ({err[-200:] or 'timed out'})"
                     return
                 time.sleep(0.05)
@@ -212,9 +204,7 @@ def stores() -> Iterator[list[StoreSpec]]:
                 client.flushall()
                 client.close()
 
-            specs.append(
-                StoreSpec("redis", None if why else url, why, server_pid=pid, reset=reset_redis)
-            )
+            specs.append(StoreSpec("redis", None if why else url, why, server_pid=pid, reset=reset_redis))
         yield specs
 
 
@@ -430,10 +420,7 @@ class Scenario:
 
     def steady_cpu(self) -> float:
         """Median CPU of the steady passes: this process's, plus the Redis server's."""
-        values = [
-            p.cpu_ms + (0.0 if math.isnan(p.server_cpu_ms) else p.server_cpu_ms)
-            for p in self.steady
-        ]
+        values = [p.cpu_ms + (0.0 if math.isnan(p.server_cpu_ms) else p.server_cpu_ms) for p in self.steady]
         return statistics.median(values) if values else math.nan
 
     def to_json(self) -> dict[str, Any]:
@@ -459,9 +446,7 @@ class Scenario:
                 {
                     "wall_ms": round(p.wall_ms, 2),
                     "cpu_ms": round(p.cpu_ms, 2),
-                    "server_cpu_ms": None
-                    if math.isnan(p.server_cpu_ms)
-                    else round(p.server_cpu_ms, 1),
+                    "server_cpu_ms": None if math.isnan(p.server_cpu_ms) else round(p.server_cpu_ms, 1),
                     "trimmed": p.trimmed,
                     "sites_led": p.sites,
                 }
@@ -470,9 +455,7 @@ class Scenario:
         }
 
 
-def build(
-    spec: StoreSpec, n_sites: int, volume: int
-) -> tuple[nmh.Monitor, FakeClock, Traffic, float]:
+def build(spec: StoreSpec, n_sites: int, volume: int) -> tuple[nmh.Monitor, FakeClock, Traffic, float]:
     """A monitor on a fresh, prefilled store; returns it with how long the prefill took."""
     assert spec.url is not None
     spec.reset()
@@ -493,9 +476,7 @@ async def _timed_pass(monitor: nmh.Monitor, server_pid: int | None) -> tuple[Pas
     w1, c1 = time.perf_counter_ns(), time.process_time_ns()
     s1 = process_cpu_seconds(server_pid)
     trimmed = monitor.evaluator._last_trim != before
-    return Pass(
-        (w1 - w0) / 1e6, (c1 - c0) / 1e6, (s1 - s0) * 1000, trimmed, len(evaluation.sites)
-    ), evaluation
+    return Pass((w1 - w0) / 1e6, (c1 - c0) / 1e6, (s1 - s0) * 1000, trimmed, len(evaluation.sites)), evaluation
 
 
 def scenario(spec: StoreSpec, n_sites: int, volume: int, passes: int) -> Scenario:
@@ -541,9 +522,7 @@ def projected_seconds(last: Scenario, n_sites: int, volume: int, passes: int) ->
 # Profile --------------------------------------------------------------------------------
 
 
-def profile_pass(
-    spec: StoreSpec, n_sites: int = 1000, top: int = 15, sort: str = "tottime", volume: int = 1
-) -> str:
+def profile_pass(spec: StoreSpec, n_sites: int = 1000, top: int = 15, sort: str = "tottime", volume: int = 1) -> str:
     """cProfile of one steady-state pass (after a first one), top functions by ``sort``."""
     import cProfile
     import io
@@ -669,9 +648,7 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
             ran = [s for (name, _, _), s in done.items() if name == store]
             last = max(ran, key=lambda s: (s.n_sites, s.volume), default=None)
             if volume > 1 and (store, n, 1) not in done:
-                skipped[(store, n, volume)] = (
-                    f"skipped: needs the 1× run at {n:,} sites, which was skipped"
-                )
+                skipped[(store, n, volume)] = f"skipped: needs the 1× run at {n:,} sites, which was skipped"
                 continue
             if last is not None:
                 remaining = budget - (time.perf_counter() - started)
@@ -703,9 +680,7 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
             if key in done:
                 section.rows.append(_row(done[key]))
             elif key in skipped:
-                label = f"{spec.name} ×{n:,} sites" + (
-                    f" ({volume}× volume)" if volume != 1 else ""
-                )
+                label = f"{spec.name} ×{n:,} sites" + (f" ({volume}× volume)" if volume != 1 else "")
                 section.rows.append(Row(label, ("skipped",), skipped[key]))
         mine = {(n, v): s for (name, n, v), s in done.items() if name == spec.name}
         _goals(section, spec.name, mine)
@@ -715,7 +690,13 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
         if mine:
             lost = sum(sum(s.drops.values()) for s in mine.values())
             section.goals.append(
-                Goal(f"{spec.name}: internal errors and events dropped, all scenarios", sum(odd.values()) + lost, "<=", 0, "")
+                Goal(
+                    f"{spec.name}: internal errors and events dropped, all scenarios",
+                    sum(odd.values()) + lost,
+                    "<=",
+                    0,
+                    "",
+                )
             )
     section.notes += [
         (
@@ -742,7 +723,9 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
             "NMH_BENCH_BUDGET=0 python benchmarks/run.py --only tick runs them all (many minutes)"
         )
     reference.append(machine_reference_us())
-    section.notes.append(machine_note(reference, "the goals are absolute times: on a slower CPU every pass reads slower"))
+    section.notes.append(
+        machine_note(reference, "the goals are absolute times: on a slower CPU every pass reads slower")
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     if load > 0.5 * (os.cpu_count() or 1):
         section.notes.append(
@@ -751,10 +734,7 @@ def run(quick: bool = False, budget: float | None = None) -> list[Section]:
         )
     section.data = {
         "scenarios": [s.to_json() for s in done.values()],
-        "skipped": [
-            {"store": store, "sites": n, "volume": v, "why": why}
-            for (store, n, v), why in skipped.items()
-        ],
+        "skipped": [{"store": store, "sites": n, "volume": v, "why": why} for (store, n, v), why in skipped.items()],
         "unavailable": unavailable,
         "goal_ms": GOAL_MS,
         "machine_reference_us": reference,
@@ -773,9 +753,7 @@ def _goals(section: Section, store: str, done: dict[tuple[int, int], Scenario]) 
     if big is not None:
         section.goals.append(Goal(name, big.steady_median(), "<=", target, " ms"))
     else:
-        largest = max(
-            (s for (n, v), s in done.items() if v == 1), key=lambda s: s.n_sites, default=None
-        )
+        largest = max((s for (n, v), s in done.items() if v == 1), key=lambda s: s.n_sites, default=None)
         # CPU time, not wall: a busy machine inflates the smaller pass's wall time, but a
         # pass over more sites does at least the same work (and waits for it).
         bound = largest.steady_cpu() if largest is not None else math.nan
@@ -789,14 +767,10 @@ def _goals(section: Section, store: str, done: dict[tuple[int, int], Scenario]) 
     # machine comes and goes between scenarios minutes apart, and inflates wall time only.
     linear = f"{store}: CPU per site at 1,000 sites / at 100 (linear in sites)"
     value = (big.steady_cpu() / 1000) / (mid.steady_cpu() / 100) if big and mid else math.nan
-    section.goals.append(
-        Goal(linear + ("" if big and mid else " (not measured)"), value, "<=", GOAL_GROWTH, "x")
-    )
+    section.goals.append(Goal(linear + ("" if big and mid else " (not measured)"), value, "<=", GOAL_GROWTH, "x"))
     volume = f"{store}: CPU of 1,000 sites at 5× volume / at 1× (not growing with volume)"
     value = heavy.steady_cpu() / big.steady_cpu() if big and heavy else math.nan
-    section.goals.append(
-        Goal(volume + ("" if big and heavy else " (not measured)"), value, "<=", GOAL_GROWTH, "x")
-    )
+    section.goals.append(Goal(volume + ("" if big and heavy else " (not measured)"), value, "<=", GOAL_GROWTH, "x"))
 
 
 def _row(s: Scenario) -> Row:
@@ -814,8 +788,7 @@ def _row(s: Scenario) -> Row:
             _ms(statistics.median(trims)) if trims else "-",
             f"{s.prefill_s:.1f} s",
         ),
-        f"{s.prefill_events / 1000:,.0f} k events prefilled"
-        + (f"; drops {s.drops}" if s.drops else ""),
+        f"{s.prefill_events / 1000:,.0f} k events prefilled" + (f"; drops {s.drops}" if s.drops else ""),
     )
 
 
@@ -824,18 +797,12 @@ if __name__ == "__main__":  # pragma: no cover - convenience
 
     from _report import render
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument(
-        "--profile", choices=("memory", "sqlite", "redis"), help="cProfile one pass at 1,000 sites"
-    )
+    parser.add_argument("--profile", choices=("memory", "sqlite", "redis"), help="cProfile one pass at 1,000 sites")
     parser.add_argument("--sites", type=int, default=1000, help="sites for --profile")
     parser.add_argument("--volume", type=int, default=1, help="traffic volume for --profile (1 or 5)")
-    parser.add_argument(
-        "--sort", default="tottime", help="cProfile sort key for --profile (e.g. cumulative)"
-    )
+    parser.add_argument("--sort", default="tottime", help="cProfile sort key for --profile (e.g. cumulative)")
     parser.add_argument("--top", type=int, default=15, help="functions --profile shows")
     parser.add_argument(
         "--budget",

@@ -118,16 +118,10 @@ class Site:
     bad: list[tuple[float, str, str, str]] = field(default_factory=list)
     keep_bad: bool = False
 
-    def hurt_between(
-        self, start: float, end: float, signals: Sequence[str], key: str | None = None
-    ) -> int:
+    def hurt_between(self, start: float, end: float, signals: Sequence[str], key: str | None = None) -> int:
         """Distinct people with a bad event of ``signals`` (on ``key``, if given) in ``[start, end)``."""
         return len(
-            {
-                u
-                for t, sig, k, u in self.bad
-                if start <= t < end and sig in signals and (key is None or k == key)
-            }
+            {u for t, sig, k, u in self.bad if start <= t < end and sig in signals and (key is None or k == key)}
         )
 
     def streams(self) -> list[_Stream]:
@@ -142,9 +136,7 @@ class Site:
             _Stream("page_load", DASHBOARD, r / 2),
         ]
         found += [
-            _Stream("expiry", "", lv.expiries * r * (f.factor - 1), during=f)
-            for f in self.faults
-            if f.kind == "expiry"
+            _Stream("expiry", "", lv.expiries * r * (f.factor - 1), during=f) for f in self.faults if f.kind == "expiry"
         ]
         return found
 
@@ -180,15 +172,11 @@ class Outcome:
         return sorted(latest.values(), key=lambda i: i.opened_at)
 
 
-def play(
-    sites: Iterable[Site], seconds: float, *, start: float = EPOCH, **settings: Any
-) -> Outcome:
+def play(sites: Iterable[Site], seconds: float, *, start: float = EPOCH, **settings: Any) -> Outcome:
     """Run ``sites`` for ``seconds`` of simulated time through one monitor; see the module doc."""
     by_name = {site.name: site for site in sites}
     clock = SimClock(start)
-    monitor = nmh.Monitor(
-        next(iter(by_name)), store="memory://", clock=clock, load_entrypoints=False, **settings
-    )
+    monitor = nmh.Monitor(next(iter(by_name)), store="memory://", clock=clock, load_entrypoints=False, **settings)
     tick = monitor.settings.tick_seconds
     plans = []
     for site in by_name.values():

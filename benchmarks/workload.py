@@ -53,18 +53,14 @@ def request_events(
     ]
 
 
-def login_events(
-    n: int = 10_000, *, n_users: int = 1000, seed: int = SEED
-) -> list[tuple[bool, str]]:
+def login_events(n: int = 10_000, *, n_users: int = 1000, seed: int = SEED) -> list[tuple[bool, str]]:
     """``(ok, user)``: about 4 % failed sign-ins."""
     rng = random.Random(seed + 1)
     people = users(n_users)
     return [(rng.random() >= 0.04, rng.choice(people)) for _ in range(n)]
 
 
-def upload_events(
-    n: int = 10_000, *, n_users: int = 1000, seed: int = SEED
-) -> list[tuple[bool, str, int]]:
+def upload_events(n: int = 10_000, *, n_users: int = 1000, seed: int = SEED) -> list[tuple[bool, str, int]]:
     """``(ok, user, size_bytes)``: about 3 % failed uploads of 10 kB..50 MB."""
     rng = random.Random(seed + 2)
     people = users(n_users)
@@ -78,21 +74,14 @@ def upload_events(
     ]
 
 
-def page_load_events(
-    n: int = 10_000, *, n_users: int = 1000, seed: int = SEED
-) -> list[tuple[str, float, str]]:
+def page_load_events(n: int = 10_000, *, n_users: int = 1000, seed: int = SEED) -> list[tuple[str, float, str]]:
     """``(page, seconds, user)``: log-normal load times around 1.2 s."""
     rng = random.Random(seed + 3)
     people = users(n_users)
-    return [
-        (rng.choice(PAGES), rng.lognormvariate(math.log(1.2), 0.5), rng.choice(people))
-        for _ in range(n)
-    ]
+    return [(rng.choice(PAGES), rng.lognormvariate(math.log(1.2), 0.5), rng.choice(people)) for _ in range(n)]
 
 
-def mixed_events(
-    n: int = 10_000, *, n_users: int = 1000, seed: int = SEED
-) -> list[tuple[int, tuple]]:
+def mixed_events(n: int = 10_000, *, n_users: int = 1000, seed: int = SEED) -> list[tuple[int, tuple]]:
     """``(kind, args)`` with kind 0=request (85 %), 1=page load, 2=login, 3=upload (5 % each)."""
     rng = random.Random(seed + 4)
     requests = request_events(n, n_users=n_users, seed=seed)

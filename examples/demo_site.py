@@ -54,9 +54,7 @@ button {{ font: inherit; padding: .4rem .9rem; border-radius: 8px; border: 1px s
 
 # The overlay's one tag: the area on the tag itself, or (the Flask demo shows the other way)
 # on <body data-health-area>.
-OVERLAY_ON_TAG = (
-    '<script src="/health/static/overlay.js" data-area="{area}" defer></script>\n</head><body>'
-)
+OVERLAY_ON_TAG = '<script src="/health/static/overlay.js" data-area="{area}" defer></script>\n</head><body>'
 OVERLAY_ON_BODY = '<script src="/health/static/overlay.js" defer></script>\n</head><body data-health-area="{area}">'
 
 
@@ -82,9 +80,7 @@ LOGIN = Page(
     "login",
     '<form method="post"><input name="name" placeholder="Your name"> <button>Sign in</button></form>',
 )
-LOGIN_FAILED = Page(
-    "Sign in", "login", "<p>That did not go through. Please try again in a moment.</p>"
-)
+LOGIN_FAILED = Page("Sign in", "login", "<p>That did not go through. Please try again in a moment.</p>")
 DASHBOARD = Page("Dashboard", "dashboard", "<p>Everything you are working on.</p>")
 
 

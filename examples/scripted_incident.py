@@ -58,7 +58,9 @@ def quiet_logging(clock: FakeClock, verbose: bool) -> list[dict[str, Any]]:
         def emit(self, record: logging.LogRecord) -> None:
             captured.append(dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()})
             if verbose:
-                print(f"{clock_text(clock.now())}  {record.levelname.lower():<8} {record.getMessage()}", file=sys.stderr)
+                print(
+                    f"{clock_text(clock.now())}  {record.levelname.lower():<8} {record.getMessage()}", file=sys.stderr
+                )
 
     sdk = logging.getLogger("nextmonth_health")
     sdk.addHandler(Capture())

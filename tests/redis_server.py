@@ -101,7 +101,9 @@ class RedisServer:
                     pytest.fail(f"redis-server on port {self.port} exited at start: {self.log()}")
                 if time.monotonic() > deadline:
                     self.kill()
-                    pytest.fail(f"redis-server on port {self.port} did not answer within {START_TIMEOUT} s: {self.log()}")
+                    pytest.fail(
+                        f"redis-server on port {self.port} did not answer within {START_TIMEOUT} s: {self.log()}"
+                    )
                 time.sleep(0.01)
         finally:
             client.close()

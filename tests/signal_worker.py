@@ -42,7 +42,9 @@ def main(url: str) -> None:
         flushed = monitor.flush()
         status = monitor.status()
         print(
-            json.dumps({"flushed": flushed, "drops": dict(status.drops), "internal_errors": dict(status.internal_errors)}),
+            json.dumps(
+                {"flushed": flushed, "drops": dict(status.drops), "internal_errors": dict(status.internal_errors)}
+            ),
             flush=True,
         )
     monitor.store.close()

@@ -193,7 +193,9 @@ class StoreContract:
             [
                 bucket(signal=queue, key="mail", start=T0 - 7200, users=("old",)),
                 bucket(signal=queue, key="mail", start=T0, users=("a", "b"), bad_users=("a",)),
-                bucket(signal=queue, key="mail", start=T0 + 10, total=4, bad=0, hist={60: 4}, users=("c",), bad_users=()),
+                bucket(
+                    signal=queue, key="mail", start=T0 + 10, total=4, bad=0, hist={60: 4}, users=("c",), bad_users=()
+                ),
                 bucket(signal=queue, key="", start=T0, total=1, bad=1, hist={}, users=(), bad_users=()),
                 bucket(start=T0),
             ]
@@ -210,7 +212,11 @@ class StoreContract:
         signals = (REQUEST, LOGIN, queue)
         found = store.read_many(["s", "t"], T0, T0 + 20, signals=signals)
         assert set(found["s"]) == {REQUEST, queue} and found["t"] == {}
-        assert sorted((b.key, b.start, b.total) for b in found["s"][queue]) == [("", T0, 1), ("mail", T0, 10), ("mail", T0 + 10, 4)]
+        assert sorted((b.key, b.start, b.total) for b in found["s"][queue]) == [
+            ("", T0, 1),
+            ("mail", T0, 10),
+            ("mail", T0 + 10, 4),
+        ]
         assert queue not in store.read_many(["s"], T0, T0 + 20)["s"], "the built-in signals unless told"
         rows = [r for r in store.read_rows(["s"], T0, T0 + 20, signals=signals) if r[1] == queue]
         assert sorted(r[2:6] for r in rows) == [("", T0, 1, 1), ("mail", T0, 10, 2), ("mail", T0 + 10, 4, 0)]
@@ -218,8 +224,13 @@ class StoreContract:
         assert queue in set(sums)
         summed = sums[queue]["mail"]
         assert (summed.total, summed.bad, dict(summed.hist)) == (14, 2, {1: 3, 40: 7, 60: 4})
-        assert {b.key: b.total for b in store.read_sums(["s"], T0, T0 + 20, signals=signals)["s"][queue]} == {"": 1, "mail": 14}
-        assert {b.key: b.total for b in store.read_sums(["s"], five, five + 300, width=300, signals=signals)["s"][queue]} == {"": 1, "mail": 14}
+        assert {b.key: b.total for b in store.read_sums(["s"], T0, T0 + 20, signals=signals)["s"][queue]} == {
+            "": 1,
+            "mail": 14,
+        }
+        assert {
+            b.key: b.total for b in store.read_sums(["s"], five, five + 300, width=300, signals=signals)["s"][queue]
+        } == {"": 1, "mail": 14}
 
         store.trim(buckets_before=T0 - 3600, hourly_before=T0 - 3600, resolved_before=timestamp(START - 86_400))
         assert [b.start for b in store.read("s", queue, T0 - 10_000, T0 + 20) if b.key == "mail"] == [T0, T0 + 10]
@@ -383,7 +394,10 @@ class StoreContract:
         assert store.mark_alert_notified("i1", expected=None, at=timestamp(START + 2)) is None, "already told"
         later = store.mark_alert_notified("i1", expected=timestamp(START + 1), at=timestamp(START + 900), reminder=True)
         assert later is not None and later.notified_at == timestamp(START + 900) and later.reminders == 1
-        assert store.mark_alert_notified("i1", expected=timestamp(START + 1), at=timestamp(START + 901), reminder=True) is None
+        assert (
+            store.mark_alert_notified("i1", expected=timestamp(START + 1), at=timestamp(START + 901), reminder=True)
+            is None
+        )
         store.save_alert(alert("i1", affected_users=40))  # a pass rewrites the alert from its incidents
         [kept] = store.alerts()
         assert (kept.affected_users, kept.notified_at, kept.reminders) == (40, timestamp(START + 900), 1)
@@ -400,7 +414,11 @@ class StoreContract:
 
     def test_maintenance_windows_are_kept_listed_ended_and_trimmed(self, store: Store) -> None:
         site_wide = MaintenanceWindow(
-            id="w1", site="s", starts_at=timestamp(START), ends_at=timestamp(START + 1800), reason="deploy <v2>",
+            id="w1",
+            site="s",
+            starts_at=timestamp(START),
+            ends_at=timestamp(START + 1800),
+            reason="deploy <v2>",
             created_at=timestamp(START - 60),
         )
         uploads = MaintenanceWindow(
@@ -423,10 +441,18 @@ class StoreContract:
 
     def test_silences_are_kept_listed_ended_and_trimmed(self, store: Store) -> None:
         one_key = Silence(
-            id="s1", site="s", check="api_errors", key="/bookings", starts_at=timestamp(START),
-            ends_at=timestamp(START + 7200), reason="on it", created_at=timestamp(START),
+            id="s1",
+            site="s",
+            check="api_errors",
+            key="/bookings",
+            starts_at=timestamp(START),
+            ends_at=timestamp(START + 7200),
+            reason="on it",
+            created_at=timestamp(START),
         )
-        every_key = Silence(id="s2", site="s", check="uploads", starts_at=timestamp(START + 60), ends_at=timestamp(START + 120))
+        every_key = Silence(
+            id="s2", site="s", check="uploads", starts_at=timestamp(START + 60), ends_at=timestamp(START + 120)
+        )
         store.save_silence(every_key)
         store.save_silence(one_key)
         store.save_silence(attrs.evolve(one_key, id="s3", site="other"))

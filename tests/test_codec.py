@@ -25,7 +25,9 @@ from nextmonth_health.values import (
 )
 
 moments = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))]),
 )
 text = st.text(max_size=30)
 ids = st.text(alphabet="0123456789abcdef", min_size=1, max_size=32)
@@ -34,41 +36,95 @@ numbers = st.none() | st.floats(allow_nan=False, allow_infinity=False)
 
 incidents = st.builds(
     Incident,
-    id=ids, site=text, check=text, area=text, key=text, severity=st.sampled_from(Severity),
-    status=st.sampled_from(IncidentStatus), affected_users=st.integers(0, 10**6), opened_at=moments, summary=text,
-    updated_at=moments, resolved_at=maybe_moment, escalated_at=maybe_moment, recovering_since=maybe_moment,
-    value=numbers, threshold=numbers, alert_id=st.none() | ids, affected_now=st.integers(0, 10**6),
+    id=ids,
+    site=text,
+    check=text,
+    area=text,
+    key=text,
+    severity=st.sampled_from(Severity),
+    status=st.sampled_from(IncidentStatus),
+    affected_users=st.integers(0, 10**6),
+    opened_at=moments,
+    summary=text,
+    updated_at=moments,
+    resolved_at=maybe_moment,
+    escalated_at=maybe_moment,
+    recovering_since=maybe_moment,
+    value=numbers,
+    threshold=numbers,
+    alert_id=st.none() | ids,
+    affected_now=st.integers(0, 10**6),
     maintenance_id=st.none() | ids,
 )
 alerts = st.builds(
     Alert,
-    incident_id=ids, site=text, message=text, created_at=moments, updated_at=moments, check=text, key=text,
-    area=text, affected_users=st.integers(0, 10**6), resolved_at=maybe_moment, acknowledged_at=maybe_moment,
-    incident_ids=st.lists(ids, max_size=4).map(tuple), notified_at=maybe_moment, reminders=st.integers(0, 99),
+    incident_id=ids,
+    site=text,
+    message=text,
+    created_at=moments,
+    updated_at=moments,
+    check=text,
+    key=text,
+    area=text,
+    affected_users=st.integers(0, 10**6),
+    resolved_at=maybe_moment,
+    acknowledged_at=maybe_moment,
+    incident_ids=st.lists(ids, max_size=4).map(tuple),
+    notified_at=maybe_moment,
+    reminders=st.integers(0, 99),
 )
 transitions = st.builds(
     Transition,
-    kind=st.sampled_from(TransitionKind), incident=incidents, previous=st.none() | incidents,
-    alert=st.none() | alerts, quiet=st.booleans(), muted=st.none() | st.sampled_from(["maintenance", "silence"]),
+    kind=st.sampled_from(TransitionKind),
+    incident=incidents,
+    previous=st.none() | incidents,
+    alert=st.none() | alerts,
+    quiet=st.booleans(),
+    muted=st.none() | st.sampled_from(["maintenance", "silence"]),
 )
 windows = st.builds(
     MaintenanceWindow,
-    id=ids, site=text, starts_at=moments, ends_at=moments, reason=text, area=st.none() | text, created_at=maybe_moment,
+    id=ids,
+    site=text,
+    starts_at=moments,
+    ends_at=moments,
+    reason=text,
+    area=st.none() | text,
+    created_at=maybe_moment,
 )
 silences = st.builds(
     Silence,
-    id=ids, site=text, check=text, starts_at=moments, ends_at=moments, key=st.none() | text, reason=text,
+    id=ids,
+    site=text,
+    check=text,
+    starts_at=moments,
+    ends_at=moments,
+    key=st.none() | text,
+    reason=text,
     created_at=maybe_moment,
 )
 notices = st.builds(
-    Notice, area=text, site=text, title=text, message=text, severity=st.sampled_from(Severity),
+    Notice,
+    area=text,
+    site=text,
+    title=text,
+    message=text,
+    severity=st.sampled_from(Severity),
     kind=st.sampled_from(["care", "maintenance"]),
 )
 readings = st.builds(
     Reading,
-    check=text, site=text, key=text, area=text, status=st.sampled_from(Health), subject=text, value=numbers,
-    threshold=numbers, affected_users=st.integers(0, 10**6),
-    detail=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=3), affected_now=st.none() | st.integers(0, 99),
+    check=text,
+    site=text,
+    key=text,
+    area=text,
+    status=st.sampled_from(Health),
+    subject=text,
+    value=numbers,
+    threshold=numbers,
+    affected_users=st.integers(0, 10**6),
+    detail=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=3),
+    affected_now=st.none() | st.integers(0, 99),
 )
 values = st.one_of(incidents, alerts, transitions, windows, silences, notices, readings)
 
@@ -105,8 +161,17 @@ def test_older_and_newer_data_still_reads() -> None:
 
 def incident_at(at: datetime) -> Incident:
     return Incident(
-        id="i1", site="s", check="api_errors", area="uploads", key="/media-upload", severity="critical",
-        status="open", affected_users=12, opened_at=at, summary="API Errors", updated_at=at,
+        id="i1",
+        site="s",
+        check="api_errors",
+        area="uploads",
+        key="/media-upload",
+        severity="critical",
+        status="open",
+        affected_users=12,
+        opened_at=at,
+        summary="API Errors",
+        updated_at=at,
     )
 
 

@@ -45,9 +45,7 @@ def outages() -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("outage", [o for o in OUTAGES if o.name in SLICE], ids=lambda o: o.name)
-def test_each_outage_is_noticed_counted_and_resolved(
-    outages: dict[str, dict], outage: Outage
-) -> None:
+def test_each_outage_is_noticed_counted_and_resolved(outages: dict[str, dict], outage: Outage) -> None:
     row = outages[outage.name]
     assert row["false_before"] == 0 and row["other"] == [], row
     assert "notice" in row, f"{outage.name} was never noticed"

@@ -100,7 +100,9 @@ def test_monitor_wide_settings_are_listed() -> None:
 def test_every_monitor_argument_is_documented() -> None:
     params = inspect.signature(nmh.Monitor.__init__).parameters
     real = {name for name, p in params.items() if name != "self" and p.kind is not p.VAR_KEYWORD}
-    documented = {row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Monitor arguments"))}
+    documented = {
+        row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Monitor arguments"))
+    }
     documented.discard("**settings")
     assert real == documented
 
@@ -115,12 +117,18 @@ def test_every_middleware_option_is_documented_with_its_default() -> None:
         for name, p in inspect.signature(cls.__init__).parameters.items():
             if p.kind is p.KEYWORD_ONLY:
                 options.setdefault(name, p.default)
-    rows = {row[0].strip("`"): row for row in table_rows(section(read(DOCS / "configuration.md"), "Middleware options"))}
-    assert set(rows) == set(options), f"missing {sorted(set(options) - set(rows))}, made up {sorted(set(rows) - set(options))}"
+    rows = {
+        row[0].strip("`"): row for row in table_rows(section(read(DOCS / "configuration.md"), "Middleware options"))
+    }
+    assert set(rows) == set(options), (
+        f"missing {sorted(set(options) - set(rows))}, made up {sorted(set(rows) - set(options))}"
+    )
     for name, default in options.items():
         shown = re.match(r"`([^`]+)`", rows[name][1])
         if shown:  # a literal default must be the code's; others are described in words
-            assert ast.literal_eval(shown.group(1)) == default, f"{name}: docs say {shown.group(1)}, the code {default!r}"
+            assert ast.literal_eval(shown.group(1)) == default, (
+                f"{name}: docs say {shown.group(1)}, the code {default!r}"
+            )
 
 
 # Hooks ---------------------------------------------------------------------------------
@@ -167,8 +175,13 @@ def env_vars_read() -> set[str]:
 def test_every_env_var_is_documented() -> None:
     names = env_vars_read()
     assert {"NEXTMONTH_HEALTH_STORE", "NEXTMONTH_HEALTH_LOAD_PLUGINS"} <= names
-    documented = {row[0].strip("`") for row in table_rows(section(read(DOCS / "configuration.md"), "Environment variables and the config file"))}
-    assert names == documented, f"docs/configuration.md: missing {sorted(names - documented)}, made up {sorted(documented - names)}"
+    documented = {
+        row[0].strip("`")
+        for row in table_rows(section(read(DOCS / "configuration.md"), "Environment variables and the config file"))
+    }
+    assert names == documented, (
+        f"docs/configuration.md: missing {sorted(names - documented)}, made up {sorted(documented - names)}"
+    )
 
 
 def test_no_documented_env_var_is_made_up() -> None:
@@ -186,7 +199,9 @@ def test_every_log_event_is_documented() -> None:
     documented = section(read(DOCS / "configuration.md"), "Logging")
     events: set[str] = set()
     for path in SOURCE.rglob("*.py"):
-        for name in re.findall(r"\blog\.(?:debug|info|warning|error|critical)\(\s*f?\"(nextmonth_health\.[a-z_{}.]+)\"", read(path)):
+        for name in re.findall(
+            r"\blog\.(?:debug|info|warning|error|critical)\(\s*f?\"(nextmonth_health\.[a-z_{}.]+)\"", read(path)
+        ):
             events.add(name)
     assert "nextmonth_health.internal_error" in events
     names = set()
@@ -340,10 +355,19 @@ print(json.dumps({"outputs": outputs}))
 """
 
 
-def python_in(cwd: Path, args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def python_in(
+    cwd: Path, args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """This interpreter run with ``args`` in ``cwd``; its finished process, output as text."""
     return subprocess.run(
-        [sys.executable, *args], input=stdin, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300
+        [sys.executable, *args],
+        input=stdin,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
     )
 
 
@@ -397,15 +421,17 @@ def runs_as_python(block: Block) -> bool:
 def test_every_code_block_is_run_or_says_why_not() -> None:
     assert len(ALL_BLOCKS) > 50
     unmarked = [b.name for b in ALL_BLOCKS if b.mark is None and b.language not in ("python", "toml", "json")]
-    assert not unmarked, f"blocks the suite does not run, with no <!-- illustrative: why --> or <!-- tested-by: -->: {unmarked}"
+    assert not unmarked, (
+        f"blocks the suite does not run, with no <!-- illustrative: why --> or <!-- tested-by: -->: {unmarked}"
+    )
     for block in ALL_BLOCKS:
         if block.mark == "illustrative":
             assert len(block.note) > 10, f"{block.name}: say why the block is not run"
         elif block.mark == "tested-by":
             path, _, test = block.note.partition("::")
-            assert (ROOT / path).is_file() and re.search(rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.M), (
-                f"{block.name}: no test {block.note}"
-            )
+            assert (ROOT / path).is_file() and re.search(
+                rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.M
+            ), f"{block.name}: no test {block.note}"
         elif block.mark == "output":
             page = [b for b in ALL_BLOCKS if b.page == block.page and b.line < block.line]
             assert page and runs_as_python(page[-1]), f"{block.name}: an output block follows the Python that prints it"
@@ -433,10 +459,14 @@ def test_the_python_of_a_page_runs_and_prints_what_it_says(page: str, tmp_path: 
     for i, block in enumerate(blocks):
         if block.mark == "output":
             before = [b for b in blocks[:i] if runs_as_python(b)][-1]
-            assert printed[before.name].rstrip() == block.code.rstrip(), f"{block.name} is not what {before.name} prints"
+            assert printed[before.name].rstrip() == block.code.rstrip(), (
+                f"{block.name} is not what {before.name} prints"
+            )
 
 
-@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.language in ("toml", "json") and b.mark is None], ids=lambda b: b.name)
+@pytest.mark.parametrize(
+    "block", [b for b in ALL_BLOCKS if b.language in ("toml", "json") and b.mark is None], ids=lambda b: b.name
+)
 def test_toml_and_json_blocks_are_valid(block: Block, tmp_path: Path) -> None:
     if block.language == "json":
         json.loads(block.code)

@@ -36,7 +36,7 @@ def register_health_check(register):
     raise AssertionError("never called")
 '''
 
-INSTALLED = '''
+INSTALLED = """
 import json
 
 import anyio
@@ -59,7 +59,7 @@ print(json.dumps({
     "failures": {f.name: f.message for f in monitor.plugin_failures},
     "drops": dict(monitor.status().drops),
 }))
-'''
+"""
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -78,22 +78,36 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     pyproject = dist / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text(encoding="utf-8").replace(
-            'acme_queues = "acme_queue_health"\n', 'acme_queues = "acme_queue_health"\nacme_typo = "acme_queue_health.typo"\n'
+            'acme_queues = "acme_queue_health"\n',
+            'acme_queues = "acme_queue_health"\nacme_typo = "acme_queue_health.typo"\n',
         ),
         encoding="utf-8",
     )
     venv = scratch / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], scratch, dict(os.environ))
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], scratch, dict(os.environ))
+    site = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], scratch, dict(os.environ)
+    )
     Path(site.stdout.strip(), "_nextmonth_health_main_venv.pth").write_text(
         f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n", encoding="utf-8"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXTMONTH_HEALTH_", "PYTHON"))}
     env["PYTHONIOENCODING"] = "utf-8"
     run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--no-index", str(dist)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(dist),
+        ],
         scratch,
         env,
     )

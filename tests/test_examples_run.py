@@ -78,9 +78,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
-                pytest.fail(
-                    f"{request.param} example exited: {process.stderr.read().decode(errors='replace')[-2000:]}"
-                )
+                pytest.fail(f"{request.param} example exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
             try:
                 httpx.get(f"{base}/_fault", timeout=1)
                 break
@@ -122,11 +120,7 @@ def test_example_serves_pages_faults_notices_and_guards_the_admin_view(site: Sit
         assert client.get("/media-upload").status_code == 200
         assert client.post("/media-upload").status_code == 200
         assert client.post("/_fault", params={"uploads": "fail"}).json() == {"faults": ["uploads"]}
-        assert (
-            500
-            <= client.post("/media-upload", headers={"cookie": "demo_user=ann"}).status_code
-            < 600
-        )
+        assert 500 <= client.post("/media-upload", headers={"cookie": "demo_user=ann"}).status_code < 600
         notices = client.get("/health/notices", params={"area": "uploads"})
         assert notices.status_code == 200
         assert isinstance(notices.json()["notices"], list)

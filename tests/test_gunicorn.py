@@ -28,7 +28,7 @@ from .redis_server import RedisServer, free_port, redis_db, redis_server  # noqa
 
 pytest.importorskip("gunicorn")
 
-APP = '''
+APP = """
 import os
 import time
 
@@ -53,9 +53,9 @@ def app(environ, start_response):
         monitor.record_request(path, status, 0.02, user=environ.get("HTTP_X_USER"))
     start_response(f"{status} Status", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
-'''
+"""
 
-HOOKS = '''
+HOOKS = """
 def post_fork(server, worker):
     from healthapp import monitor
     monitor.start()
@@ -64,7 +64,7 @@ def post_fork(server, worker):
 def worker_exit(server, worker):
     from healthapp import monitor
     monitor.stop()
-'''
+"""
 
 UPLOADS, PAGES = 30, 10
 
@@ -86,7 +86,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["start() at import", "post_fork hook"])
-def gunicorn(request: pytest.FixtureRequest, tmp_path: Path, store_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+def gunicorn(
+    request: pytest.FixtureRequest, tmp_path: Path, store_url: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     (tmp_path / "healthapp.py").write_text(APP, encoding="utf-8")
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "3", "--bind", f"127.0.0.1:{port}"]

@@ -42,7 +42,13 @@ def host(setup: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMONTH_HEALTH_")}
     env["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=60
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
     )
 
 
@@ -60,7 +66,9 @@ def test_a_basic_config_host_captures_the_incident_and_stdout_stays_empty(tmp_pa
     lines = (tmp_path / "app.log").read_text(encoding="utf-8").splitlines()
     opened = [line for line in lines if "nextmonth_health.incident_opened" in line]
     assert opened, lines
-    assert all(line.startswith("WARNING nextmonth_health.incidents nextmonth_health.incident_opened ") for line in opened)
+    assert all(
+        line.startswith("WARNING nextmonth_health.incidents nextmonth_health.incident_opened ") for line in opened
+    )
     assert any("check='upload_failures'" in line and "Impact detected for 12 users" in line for line in opened)
 
 
@@ -72,7 +80,9 @@ def test_with_no_logging_configured_only_warnings_reach_stderr(tmp_path: Path) -
     assert said and all(line.startswith("nextmonth_health.incident_opened ") for line in said), said
     assert "severity='critical'" in said[0]
     # an info event (an SQLite store's first migration) stays quiet
-    quiet = host('import nextmonth_health as nmh\nnmh.Monitor(store="sqlite:///h.db", load_entrypoints=False)\n', tmp_path)
+    quiet = host(
+        'import nextmonth_health as nmh\nnmh.Monitor(store="sqlite:///h.db", load_entrypoints=False)\n', tmp_path
+    )
     assert "sqlite_migrated" not in quiet.stderr
 
 
@@ -169,14 +179,18 @@ def test_every_module_that_logs_uses_the_logging_module_and_one_naming_scheme() 
         if not calls:
             continue
         assert module.log._logger.name.startswith("nextmonth_health"), module.__name__
-        assert module.log._processors is not None and module.log._processors[-1].__module__ == "nextmonth_health.logs", (
-            f"{module.__name__} logs through structlog's global configuration; use nextmonth_health.logs.get_logger"
-        )
+        assert (
+            module.log._processors is not None and module.log._processors[-1].__module__ == "nextmonth_health.logs"
+        ), f"{module.__name__} logs through structlog's global configuration; use nextmonth_health.logs.get_logger"
         for call in calls:
             name = call.args[0]
             text = name.value if isinstance(name, ast.Constant) else ast.unparse(name)
-            pattern = EVENT_NAME if isinstance(name, ast.Constant) else re.compile(r"f?['\"]nextmonth_health\.[a-z_]+\{.*")
-            assert pattern.fullmatch(text), f"{module.__name__}: event name {text!r} is not nextmonth_health.<snake_case>"
+            pattern = (
+                EVENT_NAME if isinstance(name, ast.Constant) else re.compile(r"f?['\"]nextmonth_health\.[a-z_]+\{.*")
+            )
+            assert pattern.fullmatch(text), (
+                f"{module.__name__}: event name {text!r} is not nextmonth_health.<snake_case>"
+            )
 
 
 CLI_LOGGING = """

@@ -51,7 +51,9 @@ import nextmonth_health as nmh
 monitor = nmh.Monitor("acme-studio", store=os.environ["NMH_TEST_STORE"], clock=FileClock(os.environ["NMH_TEST_CLOCK"]))
 """
 
-ASGI_APP = MONITOR + '''
+ASGI_APP = (
+    MONITOR
+    + """
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
@@ -70,9 +72,12 @@ async def portal(request):
 
 
 app = HealthMiddleware(Starlette(routes=[Route("/media-upload", upload, methods=["POST"]), Route("/portal", portal)]), monitor)
-'''
+"""
+)
 
-WSGI_APP = MONITOR + '''
+WSGI_APP = (
+    MONITOR
+    + """
 from nextmonth_health.wsgi import HealthMiddleware
 
 
@@ -85,7 +90,8 @@ def site(environ, start_response):
 
 
 app = HealthMiddleware(site, monitor)
-'''
+"""
+)
 
 
 @define
@@ -274,7 +280,17 @@ def test_gunicorn_workers_with_only_the_wsgi_middleware_show_the_notice(
     """Three workers, each starting its own loop at its first request (after the fork when
     the app is preloaded), one leader evaluating, every worker serving the notice."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "3",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
     site = start_site(tmp_path, WSGI_APP, [*command, *(["--preload"] if preload else []), "healthapp:app"], port)
     sites.append(site)
     pids = wait_for("a second worker to take a request", lambda: served_by_workers(site, 2), site)

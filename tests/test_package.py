@@ -73,7 +73,9 @@ def never(*parts: str) -> tuple[str, ...]:
 #: monitor (the face) wires the four; hooks let plugins in; the web and the command line
 #: stand on top, and bundled plugins use the public plugin module like anyone else's.
 NEVER = {
-    "vocabulary": never("record", "store", "judge", "tell", "hooks", "plugins", "monitor", "settings", "web", "cli", "testing"),
+    "vocabulary": never(
+        "record", "store", "judge", "tell", "hooks", "plugins", "monitor", "settings", "web", "cli", "testing"
+    ),
     "settings": never("store", "judge", "tell", "hooks", "plugins", "monitor", "web", "cli", "testing"),
     "store": never("record", "judge", "tell", "hooks", "plugins", "monitor", "web", "cli", "testing"),
     "record": never("judge", "tell", "hooks", "plugins", "monitor", "web", "cli", "testing"),

@@ -121,8 +121,12 @@ class PingCheck(ProbeCheck[PingConfig, str, int]):
     def readings(self, view: nmh.SiteView, config: PingConfig) -> list[nmh.Reading]:
         return [
             nmh.Reading(
-                check=self.name, site=view.site, key=url, area="site",
-                status="degraded" if self.samples(url)[-2:] == [500, 500] else "ok", subject=f"Ping {url}",
+                check=self.name,
+                site=view.site,
+                key=url,
+                area="site",
+                status="degraded" if self.samples(url)[-2:] == [500, 500] else "ok",
+                subject=f"Ping {url}",
             )
             for url in config.urls
         ]
@@ -149,9 +153,7 @@ async def test_a_probe_check_shares_probes_across_sites_and_keeps_its_history(
     assert sorted(recording_sink.kinds()) == [f"opened ping/{http_receiver.url('/a')}"] * 2
 
 
-async def test_a_hanging_probe_is_a_sample_not_a_stalled_pass(
-    make_monitor: Any, http_receiver: HttpReceiver
-) -> None:
+async def test_a_hanging_probe_is_a_sample_not_a_stalled_pass(make_monitor: Any, http_receiver: HttpReceiver) -> None:
     http_receiver.route("/slow", delay=30.0)  # released at teardown
     check = PingCheck({None: PingConfig(urls=(http_receiver.url("/slow"),), timeout=0.3)})
 

@@ -140,8 +140,11 @@ def test_a_checks_bad_routes_fail_fast_naming_the_check():
     class Lowercase(PaymentWebhooks):
         routes = {"post /payments/webhook": "payments"}
 
-    with pytest.raises(ConfigError, match="check 'payment_webhooks': routes: 'post /payments/webhook': 'post' is not "
-                       "an HTTP method; write the method in capitals: 'POST /payments/webhook'"):
+    with pytest.raises(
+        ConfigError,
+        match="check 'payment_webhooks': routes: 'post /payments/webhook': 'post' is not "
+        "an HTTP method; write the method in capitals: 'POST /payments/webhook'",
+    ):
         build(RegistersChecks(Lowercase()))
 
 

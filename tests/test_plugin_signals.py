@@ -70,8 +70,14 @@ class SlowQueue:
             status = Health.DEGRADED if slow or window.ratio > 0.5 else Health.OK
             readings.append(
                 Reading(
-                    check=self.name, site=view.site, key=key, area="bookings", status=status,
-                    subject=f"Jobs waiting on the {key} queue", value=wait, threshold=line,
+                    check=self.name,
+                    site=view.site,
+                    key=key,
+                    area="bookings",
+                    status=status,
+                    subject=f"Jobs waiting on the {key} queue",
+                    value=wait,
+                    threshold=line,
                     affected_users=view.affected(status, self.name, key, (QUEUE, key, False)),
                 )
             )
@@ -96,8 +102,11 @@ class QueueNotice:
         if incident.check != "queue_wait":
             return None
         return nmh.Notice(
-            area=incident.area, site=incident.site, severity=incident.severity,
-            title="Confirmations are on their way", message="Booking confirmations are arriving a little late today.",
+            area=incident.area,
+            site=incident.site,
+            severity=incident.severity,
+            title="Confirmations are on their way",
+            message="Booking confirmations are arriving a little late today.",
         )
 
 
@@ -141,7 +150,20 @@ class Names(enum.StrEnum):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Acme.queue", "acme queue", "acme:queue", "acme{x}", "9lives", "_acme", "acme\tq", "a" * 65, 42, None, Names.QUEUE],
+    [
+        "",
+        "Acme.queue",
+        "acme queue",
+        "acme:queue",
+        "acme{x}",
+        "9lives",
+        "_acme",
+        "acme\tq",
+        "a" * 65,
+        42,
+        None,
+        Names.QUEUE,
+    ],
 )
 def test_a_badly_named_signal_fails_start_up_naming_the_plugin(name: Any):
     with pytest.raises(ConfigError, match=r"^plugin '.*Declares.*' declared a signal named .*: a signal's name is"):
@@ -267,7 +289,9 @@ def test_the_documented_signature_of_record_is_the_real_one():
     for param in list(inspect.signature(nmh.Monitor.record).parameters.values())[1:]:
         if param.kind is param.KEYWORD_ONLY and "*" not in parts:
             parts.append("*")
-        parts.append(param.name if param.default is param.empty else f"{param.name}={param.default!r}".replace("'", '"'))
+        parts.append(
+            param.name if param.default is param.empty else f"{param.name}={param.default!r}".replace("'", '"')
+        )
     assert f"monitor.record({', '.join(parts)})" in docs
 
 
@@ -308,7 +332,12 @@ async def test_a_plugin_check_opens_its_own_incident_from_its_own_signal(fake_cl
     evaluation = await monitor.evaluate()
     [opened] = evaluation.opened
     incident = opened.incident
-    assert (incident.check, incident.key, incident.area, incident.severity) == ("queue_wait", "confirmations", "bookings", "degraded")
+    assert (incident.check, incident.key, incident.area, incident.severity) == (
+        "queue_wait",
+        "confirmations",
+        "bookings",
+        "degraded",
+    )
     assert incident.summary == "Jobs waiting on the confirmations queue" and incident.affected_users == 6
     assert incident.threshold == 10.0 and incident.value == pytest.approx(45.0, rel=0.05)
     [notice] = monitor.notices("bookings")

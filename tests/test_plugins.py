@@ -62,9 +62,7 @@ class ScriptedCheck:
 
     interval: float | None = None
 
-    def __init__(
-        self, name: str, status: str = "ok", area: str = "portal", timeout: float | None = None
-    ) -> None:
+    def __init__(self, name: str, status: str = "ok", area: str = "portal", timeout: float | None = None) -> None:
         self.name = name
         self.status = status
         self.area = area
@@ -201,9 +199,7 @@ async def test_register_health_checks_from_an_in_code_plugin_object():
 
 async def test_register_alert_sinks_from_an_in_code_plugin_object():
     sink = ListSink()
-    monitor = build(
-        RegistersSinks(sink), RegistersChecks(ScriptedCheck("probe", status="critical"))
-    )
+    monitor = build(RegistersSinks(sink), RegistersChecks(ScriptedCheck("probe", status="critical")))
     assert names(monitor.sinks) == ["log", "list"]
     await monitor.evaluate()
     assert [(t.kind, t.incident.check) for t in sink.received] == [("opened", "probe")]
@@ -270,15 +266,11 @@ async def test_register_routes_from_an_in_code_plugin_object():
     }
     for _ in range(4):
         monitor.record_request("POST /payments/webhook/stripe", 503, 0.2)
-        monitor.record_request(
-            "GET /payments/webhook", 200, 0.2
-        )  # not the webhook's route: 'other'
+        monitor.record_request("GET /payments/webhook", 200, 0.2)  # not the webhook's route: 'other'
     evaluation = await monitor.evaluate()
     [reading] = [r for r in evaluation.readings if r.check == "webhooks"]
     assert reading.status is Health.DEGRADED
-    assert [(t.incident.check, t.incident.key) for t in evaluation.opened] == [
-        ("webhooks", "POST /payments/webhook")
-    ]
+    assert [(t.incident.check, t.incident.key) for t in evaluation.opened] == [("webhooks", "POST /payments/webhook")]
 
 
 async def test_register_signals_from_an_in_code_plugin_object():
@@ -326,9 +318,7 @@ def test_hooks_receive_the_monitor_being_built():
     assert "probe_acme" in names(monitor.checks)
 
 
-def test_a_plugin_module_can_be_given_by_name_or_as_a_module(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_a_plugin_module_can_be_given_by_name_or_as_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "nmh_inline_plugin.py").write_text(
         textwrap.dedent(
             """
@@ -354,9 +344,7 @@ def test_a_plugin_module_can_be_given_by_name_or_as_a_module(
         assert "inline" in names(build("nmh_inline_plugin").checks)
         module = importlib.import_module("nmh_inline_plugin")
         assert "inline" in names(build(module).checks)
-        assert (
-            names(build(module, "nmh_inline_plugin").checks).count("inline") == 1
-        )  # registered once
+        assert names(build(module, "nmh_inline_plugin").checks).count("inline") == 1  # registered once
     finally:
         sys.modules.pop("nmh_inline_plugin", None)
 
@@ -373,9 +361,7 @@ async def test_a_plugin_check_with_a_bundled_name_replaces_the_bundled_one():
     assert [c for c in monitor.checks if c.name == "api_errors"] == [mine]
     evaluation = await monitor.evaluate()
     api = [r for r in evaluation.readings if r.check == "api_errors"]
-    assert [(r.key, r.area, r.subject) for r in api] == [
-        ("", "uploads", "api_errors")
-    ]  # ours, not one per route
+    assert [(r.key, r.area, r.subject) for r in api] == [("", "uploads", "api_errors")]  # ours, not one per route
     assert mine.calls == 1
 
 
@@ -432,10 +418,7 @@ def test_strict_plugins_env_raises_the_hook_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     with pytest.raises(RuntimeError, match="could not read its config"):
         build(RaisesInHook())
-    assert (
-        build(RaisesInHook(), strict_plugins=False).plugin_failures[0].where
-        == "register_health_checks"
-    )
+    assert build(RaisesInHook(), strict_plugins=False).plugin_failures[0].where == "register_health_checks"
 
 
 def test_a_misspelt_hook_in_an_in_code_plugin_fails_fast_with_a_suggestion():
@@ -470,8 +453,11 @@ def test_an_in_code_plugin_that_implements_no_hook_fails_fast():
         def register_health_checks(self, register):  # type: ignore[no-untyped-def]  # no @hookimpl
             register(ScriptedCheck("never"))
 
-    with pytest.raises(ConfigError, match=r": no hook implementation: 'register_health_checks' is not marked"
-                       r" @nextmonth_health\.hookimpl$"):
+    with pytest.raises(
+        ConfigError,
+        match=r": no hook implementation: 'register_health_checks' is not marked"
+        r" @nextmonth_health\.hookimpl$",
+    ):
         build(Unmarked())
     with pytest.raises(ConfigError) as info:
         build(ScriptedCheck("passed_as_a_plugin"))  # the check itself, not a plugin that registers it
@@ -691,9 +677,7 @@ def test_an_installed_plugin_declaring_a_bad_signal_is_reported_and_the_rest_kep
         "nmh-queues",
     )
     assert failure.error.startswith("declared the signal 'request', which is built in")
-    with pytest.raises(
-        ConfigError, match="^plugin 'queues' declared the signal 'request', which is built in"
-    ):
+    with pytest.raises(ConfigError, match="^plugin 'queues' declared the signal 'request', which is built in"):
         build(entrypoints=True, strict_plugins=True)
 
 
@@ -716,12 +700,8 @@ def test_trace_hooks_logs_what_each_plugin_registered(monkeypatch: pytest.Monkey
     assert not [e for e in quiet if e["event"] == "nextmonth_health.hook_call"]
 
 
-def test_strict_plugins_env_makes_a_broken_entry_point_raise(
-    make_dist: Dist, monkeypatch: pytest.MonkeyPatch
-):
-    make_dist(
-        "nmh-broken-plugin", {"broken": "nmh_ep_broken_strict"}, {"nmh_ep_broken_strict": BROKEN}
-    )
+def test_strict_plugins_env_makes_a_broken_entry_point_raise(make_dist: Dist, monkeypatch: pytest.MonkeyPatch):
+    make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken_strict"}, {"nmh_ep_broken_strict": BROKEN})
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     with pytest.raises(ImportError, match="needs a library"):
         build(entrypoints=True)
@@ -731,9 +711,7 @@ def test_strict_plugins_env_makes_a_broken_entry_point_raise(
     assert build(entrypoints=True).plugin_failures[0].name == "broken"
 
 
-def test_strict_plugins_argument_overrides_the_env(
-    make_dist: Dist, monkeypatch: pytest.MonkeyPatch
-):
+def test_strict_plugins_argument_overrides_the_env(make_dist: Dist, monkeypatch: pytest.MonkeyPatch):
     make_dist("nmh-broken-plugin", {"broken": "nmh_ep_broken_arg"}, {"nmh_ep_broken_arg": BROKEN})
     monkeypatch.setenv("NEXTMONTH_HEALTH_STRICT_PLUGINS", "1")
     assert build(entrypoints=True, strict_plugins=False).plugin_failures[0].name == "broken"
@@ -741,12 +719,8 @@ def test_strict_plugins_argument_overrides_the_env(
 
 @pytest.fixture
 def three_plugins(make_dist: Dist) -> None:
-    make_dist(
-        "nmh-alpha", {"alpha": "nmh_ep_alpha"}, {"nmh_ep_alpha": check_module("alpha_probe", "ok")}
-    )
-    make_dist(
-        "nmh-beta", {"beta": "nmh_ep_beta"}, {"nmh_ep_beta": check_module("beta_probe", "ok")}
-    )
+    make_dist("nmh-alpha", {"alpha": "nmh_ep_alpha"}, {"nmh_ep_alpha": check_module("alpha_probe", "ok")})
+    make_dist("nmh-beta", {"beta": "nmh_ep_beta"}, {"nmh_ep_beta": check_module("beta_probe", "ok")})
     make_dist("nmh-gamma", {"gamma": "nmh_ep_gamma"}, {"nmh_ep_gamma": BROKEN})
 
 
@@ -767,9 +741,7 @@ def test_all_installed_plugins_load_without_env():
         ("zeta", set()),
     ],
 )
-def test_load_plugins_env_is_an_allow_list(
-    monkeypatch: pytest.MonkeyPatch, allow: str, loaded: set[str]
-):
+def test_load_plugins_env_is_an_allow_list(monkeypatch: pytest.MonkeyPatch, allow: str, loaded: set[str]):
     monkeypatch.setenv("NEXTMONTH_HEALTH_LOAD_PLUGINS", allow)
     monitor = build(entrypoints=True)
     assert set(names(monitor.checks)) == BUNDLED_CHECKS | loaded
@@ -832,8 +804,12 @@ async def test_an_installed_plugin_with_a_misspelt_hook_is_reported_and_left_out
     assert monitor.status().plugin_failures == (failure,)
     [logged] = [e for e in logs if e["event"] == "nextmonth_health.plugin_failed"]
     assert {
-        "log_level": "warning", "plugin": "typo", "where": "hooks", "distribution": "nmh-typo",
-        "entry_point": "nmh_ep_typo", "error": TYPO_ERROR,
+        "log_level": "warning",
+        "plugin": "typo",
+        "where": "hooks",
+        "distribution": "nmh-typo",
+        "entry_point": "nmh_ep_typo",
+        "error": TYPO_ERROR,
     }.items() <= logged.items()
     pm = monitor.plugin_manager
     assert pm.get_plugin("typo") is None and pm.get_plugin("sibling") is sys.modules["nmh_ep_sibling"]
@@ -857,12 +833,16 @@ def test_strict_mode_raises_a_misspelt_installed_hook_with_the_same_message(monk
 
 def test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as(make_dist: Dist):
     docs = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
-    marker = "<!-- tested-by: tests/test_plugins.py::test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as -->"
+    marker = (
+        "<!-- tested-by: tests/test_plugins.py::test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as -->"
+    )
     [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)\n```", docs, re.S)
     make_dist(
         "acme-health",
         {"acme": "acme_health"},
-        {"acme_health": "from nextmonth_health import hookimpl\n\n@hookimpl\ndef register_health_check(register):\n    pass\n"},
+        {
+            "acme_health": "from nextmonth_health import hookimpl\n\n@hookimpl\ndef register_health_check(register):\n    pass\n"
+        },
     )
     [failure] = build(entrypoints=True).plugin_failures
     assert failure.message == shown
@@ -889,9 +869,14 @@ def test_an_installed_hook_asking_for_an_argument_the_spec_lacks_is_reported_and
     monitor = build(entrypoints=True)
     [failure] = monitor.plugin_failures
     assert (failure.name, failure.where, failure.distribution, failure.entry_point) == (
-        "monitr", "hooks", "nmh-wrong-argument", "nmh_ep_monitr",
+        "monitr",
+        "hooks",
+        "nmh-wrong-argument",
+        "nmh_ep_monitr",
     )
-    assert failure.error == "register_alert_sinks asks for 'monitr', which the hook does not pass; did you mean 'monitor'?"
+    assert (
+        failure.error == "register_alert_sinks asks for 'monitr', which the hook does not pass; did you mean 'monitor'?"
+    )
     assert set(names(monitor.checks)) == BUNDLED_CHECKS and monitor.plugin_manager.get_plugin("monitr") is None
     with pytest.raises(ConfigError, match="asks for 'monitr'"):
         build(entrypoints=True, strict_plugins=True)
@@ -914,10 +899,14 @@ def test_an_installed_plugin_that_implements_no_hook_is_reported(make_dist: Dist
     hooks = ", ".join(sorted(hookspec_names()))
     assert errors == {
         "unmarked": (
-            "hooks", "nmh-lazy", "no hook implementation: 'register_health_checks' is not marked @nextmonth_health.hookimpl"
+            "hooks",
+            "nmh-lazy",
+            "no hook implementation: 'register_health_checks' is not marked @nextmonth_health.hookimpl",
         ),
         "empty": (
-            "hooks", "nmh-lazy", f"no hook implementation: nothing in it is marked @nextmonth_health.hookimpl (the hooks are {hooks})"
+            "hooks",
+            "nmh-lazy",
+            f"no hook implementation: nothing in it is marked @nextmonth_health.hookimpl (the hooks are {hooks})",
         ),
     }
     assert monitor.plugin_manager.get_plugin("unmarked") is None
@@ -1008,9 +997,7 @@ async def test_a_check_that_raises_becomes_a_failure_and_others_still_read():
 
 
 async def test_a_hanging_async_check_is_cancelled_by_its_timeout():
-    monitor = build(
-        RegistersChecks(HangingCheck(), AsyncCheck(), ScriptedCheck("sync_probe", "ok"))
-    )
+    monitor = build(RegistersChecks(HangingCheck(), AsyncCheck(), ScriptedCheck("sync_probe", "ok")))
     with anyio.fail_after(5):  # a safety net: the pass itself must not hang
         evaluation = await monitor.evaluate()
     [failure] = evaluation.failures

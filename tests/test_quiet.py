@@ -39,16 +39,12 @@ def build(clock: FakeClock, sink: RecordingSink, **settings: Any) -> nmh.Monitor
     )
 
 
-async def passes(
-    m: nmh.Monitor, clock: FakeClock, seconds: float, *, failing: bool = True
-) -> list[nmh.Transition]:
+async def passes(m: nmh.Monitor, clock: FakeClock, seconds: float, *, failing: bool = True) -> list[nmh.Transition]:
     """``seconds`` of uploads (all failing, or all fine) from twelve people, a pass a tick."""
     transitions: list[nmh.Transition] = []
     for _ in range(int(seconds / TICK)):
         for person in range(12):
-            m.record_request(
-                "/media-upload", status=503 if failing else 200, duration=0.2, user=f"u-{person}"
-            )
+            m.record_request("/media-upload", status=503 if failing else 200, duration=0.2, user=f"u-{person}")
         clock.advance(TICK)
         transitions += (await m.evaluate()).transitions
     return transitions
@@ -75,11 +71,7 @@ async def test_a_maintenance_window_records_the_fault_tells_nobody_and_shows_pla
     window = m.schedule_maintenance(duration=600, area="uploads", reason="Deploying v2.3")
     during = await passes(m, clock, 120)
     [incident] = m.incidents()
-    assert (
-        incident.is_open
-        and incident.severity == "critical"
-        and incident.maintenance_id == window.id
-    )
+    assert incident.is_open and incident.severity == "critical" and incident.maintenance_id == window.id
     assert sink.received == [], "nothing pushed during planned work"
     assert during and {t.muted for t in during} == {"maintenance"}, "recorded and marked, not told"
     [alert] = m.alerts()
@@ -92,11 +84,7 @@ async def test_a_maintenance_window_records_the_fault_tells_nobody_and_shows_pla
     await passes(m, clock, 600 - 120 + TICK)  # the window ends by itself; the fault goes on
     assert told(sink) == ["reminded"], "told once the window is over, as the first alert"
     first = sink.received[0]
-    assert (
-        first.alert is not None
-        and first.alert.notified_at is not None
-        and first.alert.reminders == 0
-    )
+    assert first.alert is not None and first.alert.notified_at is not None and first.alert.reminders == 0
     [notice] = m.notices("uploads")
     assert notice.kind == "care" and "everything's under active care" in notice.message
 
@@ -105,9 +93,7 @@ async def test_a_maintenance_window_records_the_fault_tells_nobody_and_shows_pla
     assert not m.incidents()[0].is_open
 
 
-async def test_a_fault_over_before_the_window_ends_is_never_told(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+async def test_a_fault_over_before_the_window_ends_is_never_told(clock: FakeClock, sink: RecordingSink) -> None:
     m = build(clock, sink)
     m.schedule_maintenance(duration=3600, reason="Database upgrade")  # the whole site
     await passes(m, clock, 180)
@@ -133,14 +119,10 @@ async def test_a_window_still_to_come_changes_nothing_and_ending_one_early_lets_
     assert told(sink) == ["reminded"]
     assert [w.id for w in m.maintenance()] == [later.id], "the ended one is no longer listed"
     cancelled = m.end_maintenance(later.id)
-    assert (
-        cancelled is not None and cancelled.ends_at == cancelled.starts_at and m.maintenance() == []
-    )
+    assert cancelled is not None and cancelled.ends_at == cancelled.starts_at and m.maintenance() == []
 
 
-async def test_an_unacknowledged_alert_is_told_again_until_acknowledged(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+async def test_an_unacknowledged_alert_is_told_again_until_acknowledged(clock: FakeClock, sink: RecordingSink) -> None:
     m = build(clock, sink, alert_repeat_seconds=1800)
     await passes(m, clock, 60)
     assert told(sink) == ["opened"]
@@ -157,16 +139,12 @@ async def test_an_unacknowledged_alert_is_told_again_until_acknowledged(
     assert told(sink) == ["opened", "reminded", "reminded"], "acknowledged: no more reminders"
 
 
-async def test_reminders_default_to_four_hours_and_zero_turns_them_off(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+async def test_reminders_default_to_four_hours_and_zero_turns_them_off(clock: FakeClock, sink: RecordingSink) -> None:
     assert nmh.Settings().alert_repeat_seconds == 4 * 3600
     m = build(clock, sink, alert_repeat_seconds=0)
     await passes(m, clock, 3600)
     assert told(sink) == ["opened"]
-    with pytest.raises(
-        nmh.ConfigError, match="alert_repeat_seconds must be a number of seconds, 0 or more"
-    ):
+    with pytest.raises(nmh.ConfigError, match="alert_repeat_seconds must be a number of seconds, 0 or more"):
         build(clock, sink, alert_repeat_seconds=-1)
 
 
@@ -187,9 +165,7 @@ async def test_a_silence_holds_alerts_and_reminders_for_its_check_and_key_until_
     assert lifted is not None and m.silences() == []
 
 
-async def test_a_silence_of_every_key_covers_them_all(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+async def test_a_silence_of_every_key_covers_them_all(clock: FakeClock, sink: RecordingSink) -> None:
     m = build(clock, sink)
     m.silence("api_errors", duration=3600)
     m.silence("upload_failures", duration=3600)
@@ -197,9 +173,7 @@ async def test_a_silence_of_every_key_covers_them_all(
     assert m.incidents() and sink.received == []
 
 
-def test_bad_windows_and_silences_are_refused_with_what_to_fix(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+def test_bad_windows_and_silences_are_refused_with_what_to_fix(clock: FakeClock, sink: RecordingSink) -> None:
     m = build(clock, sink)
     now = timestamp(clock.now())
     cases: list[tuple[dict[str, Any], str]] = [
@@ -223,9 +197,7 @@ def test_bad_windows_and_silences_are_refused_with_what_to_fix(
     assert m.end_maintenance("nope") is None and m.end_silence("nope") is None
 
 
-async def test_a_renderer_can_word_planned_work_its_own_way(
-    clock: FakeClock, sink: RecordingSink
-) -> None:
+async def test_a_renderer_can_word_planned_work_its_own_way(clock: FakeClock, sink: RecordingSink) -> None:
     class Studio:
         name = "studio"
         areas = ("uploads",)
@@ -233,9 +205,7 @@ async def test_a_renderer_can_word_planned_work_its_own_way(
         def render(self, incident: nmh.Incident) -> None:
             return None
 
-        def render_maintenance(
-            self, window: nmh.MaintenanceWindow, incident: nmh.Incident
-        ) -> nmh.Notice:
+        def render_maintenance(self, window: nmh.MaintenanceWindow, incident: nmh.Incident) -> nmh.Notice:
             return nmh.Notice(
                 area=incident.area,
                 site=incident.site,
@@ -249,9 +219,7 @@ async def test_a_renderer_can_word_planned_work_its_own_way(
         def register_message_renderers(self, register: Any) -> None:
             register(Studio())
 
-    m = nmh.Monitor(
-        "acme", store="memory://", clock=clock, plugins=[Renders()], load_entrypoints=False
-    )
+    m = nmh.Monitor("acme", store="memory://", clock=clock, plugins=[Renders()], load_entrypoints=False)
     m.schedule_maintenance(duration=600, area="uploads")
     await passes(m, clock, 120)
     [notice] = m.notices("uploads")
@@ -318,24 +286,18 @@ async def test_windows_and_silences_made_in_one_process_hold_in_another(
     try:
         await failing(m, clock, 300)
         assert {i.check for i in m.incidents()} == {"api_errors", "upload_failures"}
-        assert {w.id for w in m.maintenance()} == {window_id} and {
-            s.id for s in m.silences()
-        } == set(silence_ids)
+        assert {w.id for w in m.maintenance()} == {window_id} and {s.id for s in m.silences()} == set(silence_ids)
         assert sink.received == [], "the other process's window holds here"
         assert m.notices("uploads")[0].kind == "maintenance"
 
         admin_process(shared_store, clock.now() - START, window_id)
         await failing(m, clock, 60)
-        assert sink.received == [], (
-            "the window ended there; the silences made there still hold here"
-        )
+        assert sink.received == [], "the window ended there; the silences made there still hold here"
         assert m.notices("uploads")[0].kind == "care"
 
         admin_process(shared_store, clock.now() - START, *silence_ids)
         await failing(m, clock, 30)
-        assert [t.kind.value for t in sink.received] == ["reminded"], (
-            "quiet over everywhere: told once"
-        )
+        assert [t.kind.value for t in sink.received] == ["reminded"], "quiet over everywhere: told once"
         assert m.alerts()[0].notified_at is not None
     finally:
         m.store.close()

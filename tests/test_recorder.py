@@ -25,9 +25,7 @@ EVERYTHING = (0.0, 1e12)
 
 
 def buckets(monitor: nmh.Monitor, signal: str, site: str | None = None) -> list[Any]:
-    return sorted(
-        monitor.store.read(site or monitor.site, signal, *EVERYTHING), key=lambda b: (b.key, b.start)
-    )
+    return sorted(monitor.store.read(site or monitor.site, signal, *EVERYTHING), key=lambda b: (b.key, b.start))
 
 
 def one(monitor: nmh.Monitor, signal: str, site: str | None = None) -> Any:
@@ -267,11 +265,16 @@ def test_ten_thousand_random_paths_create_a_bounded_number_of_keys(monitor):
     rng = random.Random(20260105)
     prefixes = [*DEFAULT_ROUTES, "/x", "/assets", "/api/v1", ""]
     for _ in range(10_000):
-        tail = "/".join("".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(1, 12))) for _ in range(rng.randint(1, 4)))
+        tail = "/".join(
+            "".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(1, 12)))
+            for _ in range(rng.randint(1, 4))
+        )
         monitor.record_request(f"{rng.choice(prefixes)}/{tail}", status=rng.choice([200, 404, 503]), duration=0.01)
     assert monitor.flush() == 10_000
     found = buckets(monitor, sig.REQUEST)
-    allowed = set(DEFAULT_ROUTES) | set(monitor.settings.critical_routes) | set(monitor.settings.dashboard_pages) | {"other"}
+    allowed = (
+        set(DEFAULT_ROUTES) | set(monitor.settings.critical_routes) | set(monitor.settings.dashboard_pages) | {"other"}
+    )
     assert {b.key for b in found} <= allowed
     assert len(found) <= len(allowed)
     assert sum(b.total for b in found) == 10_000
@@ -485,8 +488,12 @@ GARBAGE_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 def _call_id(call: tuple[str, tuple[Any, ...], dict[str, Any]]) -> str:
     method, args, kwargs = call
     shown = [*args, *kwargs.values()]
-    parts = [f"{type(v).__name__}:{len(v)}" if isinstance(v, str | bytes) and len(v) > 20 else (
-        "big-int" if type(v) is int and v.bit_length() > 64 else repr(v)[:20]) for v in shown]
+    parts = [
+        f"{type(v).__name__}:{len(v)}"
+        if isinstance(v, str | bytes) and len(v) > 20
+        else ("big-int" if type(v) is int and v.bit_length() > 64 else repr(v)[:20])
+        for v in shown
+    ]
     return f"{method}({','.join(parts)})"
 
 
@@ -559,17 +566,24 @@ oks = maybe(st.booleans())
 seconds = maybe(st.floats(min_value=0, max_value=60))
 
 calls = st.one_of(
-    st.tuples(st.just("record_request"), st.fixed_dictionaries(
-        {"route": paths, "status": maybe(st.integers(100, 599)), "duration": seconds, "user": users, "site": sites}
-    )),
+    st.tuples(
+        st.just("record_request"),
+        st.fixed_dictionaries(
+            {"route": paths, "status": maybe(st.integers(100, 599)), "duration": seconds, "user": users, "site": sites}
+        ),
+    ),
     st.tuples(st.just("record_login"), st.fixed_dictionaries({"ok": oks, "user": users, "site": sites})),
     st.tuples(st.just("record_session_expired"), st.fixed_dictionaries({"user": users, "site": sites})),
-    st.tuples(st.just("record_upload"), st.fixed_dictionaries(
-        {"ok": oks, "user": users, "site": sites, "size": maybe(st.none() | st.integers(0, 10**9))}
-    )),
-    st.tuples(st.just("record_page_load"), st.fixed_dictionaries(
-        {"page": paths, "seconds": seconds, "user": users, "site": sites}
-    )),
+    st.tuples(
+        st.just("record_upload"),
+        st.fixed_dictionaries(
+            {"ok": oks, "user": users, "site": sites, "size": maybe(st.none() | st.integers(0, 10**9))}
+        ),
+    ),
+    st.tuples(
+        st.just("record_page_load"),
+        st.fixed_dictionaries({"page": paths, "seconds": seconds, "user": users, "site": sites}),
+    ),
 )
 
 

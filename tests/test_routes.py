@@ -98,7 +98,9 @@ def test_recorded_requests_are_a_path_or_a_method_and_a_path(text, parts):
 
 def test_a_path_may_hold_a_space_but_a_method_goes_first():
     assert parse_route("/files/annual report") == (None, "/files/annual report")
-    assert RouteTable.build({"/files/annual report": "files"}).match("/files/annual report/2024") == "/files/annual report"
+    assert (
+        RouteTable.build({"/files/annual report": "files"}).match("/files/annual report/2024") == "/files/annual report"
+    )
     with pytest.raises(nmh.ConfigError, match="to give a method, put it first: 'POST /payments/webhook'"):
         parse_route("/payments/webhook post")
 
@@ -126,7 +128,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 def test_method_routes_keep_keys_of_their_own_on_every_store(store_url: str):
     monitor = nmh.Monitor(
-        "acme", store=store_url, clock=FakeClock(), load_entrypoints=False, routes={"POST /payments/webhook": "payments"}
+        "acme",
+        store=store_url,
+        clock=FakeClock(),
+        load_entrypoints=False,
+        routes={"POST /payments/webhook": "payments"},
     )
     for request, status in [
         ("POST /payments/webhook", 200),

@@ -235,7 +235,9 @@ class ThreadWatchingStore(nmh.store.MemoryStore):
         return attr
 
 
-async def test_a_blocking_store_is_never_called_on_the_event_loop(fake_clock: FakeClock, internal_errors: object) -> None:
+async def test_a_blocking_store_is_never_called_on_the_event_loop(
+    fake_clock: FakeClock, internal_errors: object
+) -> None:
     store = ThreadWatchingStore()
     m = nmh.Monitor("io", store=store, clock=fake_clock, load_entrypoints=False)
     internal_errors(m)  # type: ignore[operator]
@@ -247,7 +249,15 @@ async def test_a_blocking_store_is_never_called_on_the_event_loop(fake_clock: Fa
     result = await m.evaluate()
     assert result.alerts, "the pass raised an alert, so save_alert ran"
     called = {name for name, _ in store.threads}
-    assert {"write", "read_many", "open_incidents", "save_alert", "save_incident", "acquire_leases", "window_users"} <= called
+    assert {
+        "write",
+        "read_many",
+        "open_incidents",
+        "save_alert",
+        "save_incident",
+        "acquire_leases",
+        "window_users",
+    } <= called
     on_loop = sorted({name for name, thread in store.threads if thread == loop_thread})
     assert on_loop == []
 
@@ -309,7 +319,9 @@ def test_a_monitor_built_before_fork_works_in_the_child_and_counts_each_event_on
     assert (sum(b.total for b in rows), sum(b.bad for b in rows)) == (2, 1), "each event counted once"
 
 
-def test_a_monitor_started_before_fork_flushes_in_the_child_without_being_started_again(tmp_path, internal_errors) -> None:  # type: ignore[no-untyped-def]
+def test_a_monitor_started_before_fork_flushes_in_the_child_without_being_started_again(
+    tmp_path, internal_errors
+) -> None:  # type: ignore[no-untyped-def]
     """An app module that calls start() at import, under gunicorn --preload: each worker
     gets its own background loop, so its events reach the store with no post_fork hook."""
     import os

@@ -67,7 +67,12 @@ def warm(monitor: nmh.Monitor, fake_clock: FakeClock) -> Callable[[], object]:
 async def test_an_hour_of_normal_traffic_opens_nothing(monitor: nmh.Monitor, fake_clock: FakeClock) -> None:
     passes = await play(monitor, fake_clock, 60, lambda: normal_minute(monitor))
     assert transitions(passes) == []
-    assert {r.check for r in passes[-1].readings} == {"api_errors", "dashboard_load", "session_failures", "upload_failures"}
+    assert {r.check for r in passes[-1].readings} == {
+        "api_errors",
+        "dashboard_load",
+        "session_failures",
+        "upload_failures",
+    }
     assert not any(r.status.is_problem for r in passes[-1].readings)
     assert monitor.incidents() == [] and monitor.alerts() == []
     for area in ("uploads", "bookings", "portal", "login", "dashboard"):
@@ -83,7 +88,12 @@ async def test_5xx_spike_on_media_upload_notices_users_then_alerts_rob(
     kinds = transitions(passes)
     assert kinds[0] == ("opened", "api_errors", "degraded") or kinds[0] == ("opened", "api_errors", "critical")
     [incident] = monitor.incidents()
-    assert (incident.site, incident.area, incident.key, incident.status) == ("test-site", "uploads", "/media-upload", "open")
+    assert (incident.site, incident.area, incident.key, incident.status) == (
+        "test-site",
+        "uploads",
+        "/media-upload",
+        "open",
+    )
     [notice] = monitor.notices("uploads")
     assert notice.area == "uploads" and "retry" in notice.message.lower() or "try again" in notice.message.lower()
     assert monitor.notices("bookings") == []
@@ -335,7 +345,9 @@ async def test_a_backend_down_on_every_route_is_one_site_wide_incident_seen_in_e
     assert m.incidents() == []
     passes = await play(m, fake_clock, 5, lambda: quiet_minute(502))
     opened = [t.incident for p in passes for t in p.opened]
-    assert [(i.check, i.key, i.area) for i in opened] == [("api_errors", "*", "site")], "one incident, not one per route"
+    assert [(i.check, i.key, i.area) for i in opened] == [("api_errors", "*", "site")], (
+        "one incident, not one per route"
+    )
     [incident] = m.incidents()
     assert incident.summary == "API Errors across the site"
     for area in ("uploads", "bookings", "portal", "login", "dashboard"):

@@ -161,7 +161,10 @@ def test_window_and_baseline_must_be_whole_buckets():
         ({"POST payments/webhook": "payments"}, "the path after the method must start with '/'"),
         ({"/payments/webhook POST": "payments"}, "to give a method, put it first: 'POST /payments/webhook'"),
         ({"/payments/webhook\tPOST": "payments"}, "has a control character in its path"),
-        ({"/payments?kind=card": "payments"}, "without a query or fragment (requests are matched on their path alone): '/payments'"),
+        (
+            {"/payments?kind=card": "payments"},
+            "without a query or fragment (requests are matched on their path alone): '/payments'",
+        ),
     ],
 )
 def test_bad_routes_say_what_a_route_looks_like(routes, says):
@@ -251,7 +254,9 @@ def test_a_sites_routes_add_to_the_monitors_unless_it_replaces_them():
     assert dict(monitor.settings_for("shop").routes) == {**DEFAULT_ROUTES, "/files": "uploads", "/cart": "checkout"}
     assert dict(monitor.settings_for("tiny").routes) == {"/cart": "checkout"}
     assert monitor.settings_for("plain").routes == monitor.settings.routes
-    replaced = make(routes={"/files": "uploads"}, replace_routes=True, sites={"shop": {"routes": {"/cart": "checkout"}}})
+    replaced = make(
+        routes={"/files": "uploads"}, replace_routes=True, sites={"shop": {"routes": {"/cart": "checkout"}}}
+    )
     assert dict(replaced.settings_for("shop").routes) == {"/files": "uploads", "/cart": "checkout"}
 
 

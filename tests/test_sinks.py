@@ -124,7 +124,9 @@ async def test_an_alert_the_store_would_not_keep_is_still_told_and_kept_at_the_n
 
     store = Refusing("memory://")
     told = RecordingSink()
-    monitor = nmh.Monitor("acme", store=store, clock=fake_clock, plugins=[SinkPlugin(lambda m: told)], load_entrypoints=False)
+    monitor = nmh.Monitor(
+        "acme", store=store, clock=fake_clock, plugins=[SinkPlugin(lambda m: told)], load_entrypoints=False
+    )
     await open_outage(monitor)
     assert [t.kind for t in told.received] == [TransitionKind.OPENED] and monitor.alerts() == []
     assert monitor.errors.counts["store.save_alert"] >= 1
@@ -140,7 +142,9 @@ async def test_a_raising_sink_does_not_stop_the_bundled_log_sink(fake_clock):
     monitor = build(fake_clock, SinkPlugin(lambda m: RaisingSink()))
     with capture_logs() as logs:
         await open_outage(monitor)
-    assert [e["event"] for e in logs if e["event"].startswith("nextmonth_health.incident_")] == ["nextmonth_health.incident_opened"]
+    assert [e["event"] for e in logs if e["event"].startswith("nextmonth_health.incident_")] == [
+        "nextmonth_health.incident_opened"
+    ]
     assert len(monitor.alerts()) == 1
 
 
@@ -298,7 +302,9 @@ async def test_the_log_sink_emits_structlog_events_for_each_transition(fake_cloc
     [resolved] = [e for e in logs if e["event"].startswith("nextmonth_health.incident_")]
     assert (resolved["event"], resolved["log_level"]) == ("nextmonth_health.incident_resolved", "info")
     assert resolved["incident_id"] == incident.id
-    assert resolved["message"].startswith("✓ Resolved: API Errors on /media-upload route are back within safe thresholds")
+    assert resolved["message"].startswith(
+        "✓ Resolved: API Errors on /media-upload route are back within safe thresholds"
+    )
 
 
 async def test_the_log_sink_logs_degraded_incidents_at_info(fake_clock, internal_errors):
@@ -312,7 +318,11 @@ async def test_the_log_sink_logs_degraded_incidents_at_info(fake_clock, internal
         ("upload_failures", Severity.DEGRADED, None)
     ]
     [event] = [e for e in logs if e["event"].startswith("nextmonth_health.incident_")]
-    assert (event["event"], event["log_level"], event["severity"]) == ("nextmonth_health.incident_opened", "info", "degraded")
+    assert (event["event"], event["log_level"], event["severity"]) == (
+        "nextmonth_health.incident_opened",
+        "info",
+        "degraded",
+    )
     assert event["summary"] == "Media upload failures"
     assert monitor.alerts() == []  # degraded: users get a notice, the admin is not paged
 

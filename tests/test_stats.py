@@ -111,9 +111,7 @@ class TestBinomialSf:
         # X ~ B(n, p)  <=>  n - X ~ B(n, 1 - p), so P(X >= k) = 1 - P(X' >= n - k + 1).
         for n, p in [(25, 0.3), (400, 0.07), (10_001, 0.5)]:
             for k in (1, n // 3, n // 2, n - 1):
-                assert binomial_sf(k, n, p) == pytest.approx(
-                    1.0 - binomial_sf(n - k + 1, n, 1.0 - p), abs=1e-9
-                )
+                assert binomial_sf(k, n, p) == pytest.approx(1.0 - binomial_sf(n - k + 1, n, 1.0 - p), abs=1e-9)
 
     def test_poisson_limit(self) -> None:
         # The binomial/Poisson gap is O(k^2 / n), i.e. ~4e-5 here.
@@ -189,9 +187,7 @@ class TestSpikes:
     def test_poisson_factor_blocks_significant_but_small_jumps(self) -> None:
         # 12_000 vs 10_000/window is ~20 sigma, but only a 1.2x jump.
         assert is_poisson_spike(12_000, 10_000.0, min_count=5, floor=1.0, factor=1.1, alpha=1e-6)
-        assert not is_poisson_spike(
-            12_000, 10_000.0, min_count=5, floor=1.0, factor=2.0, alpha=1e-6
-        )
+        assert not is_poisson_spike(12_000, 10_000.0, min_count=5, floor=1.0, factor=2.0, alpha=1e-6)
 
     def test_poisson_alpha_blocks_large_factor_on_tiny_counts(self) -> None:
         # 6 events vs a floor of 2 is 3x, but P(X >= 6 | mu=2) ~ 0.0166.
@@ -253,7 +249,9 @@ def _negative_binomial_sf_direct(k: int, r: float, p: float) -> float:
 
 
 class TestBetaBinomialSf:
-    @pytest.mark.parametrize(("n", "a", "b"), [(10, 0.5, 0.5), (150, 2.5, 180.5), (1200, 144.5, 14256.5), (40, 30.0, 3.0)])
+    @pytest.mark.parametrize(
+        ("n", "a", "b"), [(10, 0.5, 0.5), (150, 2.5, 180.5), (1200, 144.5, 14256.5), (40, 30.0, 3.0)]
+    )
     def test_matches_direct_sum(self, n: int, a: float, b: float) -> None:
         for k in range(0, n + 1, max(1, n // 40)):
             ref = _beta_binomial_sf_direct(k, n, a, b)

@@ -99,7 +99,11 @@ def test_sums_asked_again_follow_writes_and_trims() -> None:
             store.trim(buckets_before=t0 + 10 * step, hourly_before=0, resolved_before=timestamp(0))
         start, end = spans[0] if step % 9 else spans[1]  # mostly the same range, now and then another
         for width in (None, 300):
-            rows = store.read("s", REQUEST, start, end) if width is None else store.read_rollup("s", REQUEST, width, start, end)
+            rows = (
+                store.read("s", REQUEST, start, end)
+                if width is None
+                else store.read_rollup("s", REQUEST, width, start, end)
+            )
             sums = store.sums(["s"], start, end, width=width)["s"].get(REQUEST) or {}
             for key in ("/x", "/y"):
                 parts = [b for b in rows if b.key == key]
@@ -123,7 +127,11 @@ class _Reference:
             rollups.setdefault((site, signal, key, at), Bucket(site, signal, key, at)).add_counts(delta)
 
     def trim(self, raw_before: int, hourly_before: int) -> None:
-        for table, before in ((self.raw, raw_before), (self.rollups[300], raw_before), (self.rollups[3600], hourly_before)):
+        for table, before in (
+            (self.raw, raw_before),
+            (self.rollups[300], raw_before),
+            (self.rollups[3600], hourly_before),
+        ):
             for name in [name for name in table if name[3] < before]:
                 del table[name]
 
@@ -197,7 +205,9 @@ def test_packed_series_answer_as_plain_buckets_would() -> None:
             if rng.random() < 0.5:
                 wanted.append((LOGIN, None, rng.random() < 0.5))
             cells = [
-                (b, bad) for signal, chosen, bad in wanted for b in reference.rows(site, signal, start, end)
+                (b, bad)
+                for signal, chosen, bad in wanted
+                for b in reference.rows(site, signal, start, end)
                 if chosen is None or b.key in chosen
             ]
             counted = MemoryStore().count_users(cells) if cells else 0

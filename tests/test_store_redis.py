@@ -369,7 +369,9 @@ def test_a_pass_reads_many_sites_in_batched_calls_like_one_by_one(
     sites = [f"site-{i:03d}" for i in range(120)]
     try:
         for s in (store, cluster):
-            s.write([bucket(site, key=f"/k{i % 3}", start=T0 + 10 * (i % 4), total=i + 1) for i, site in enumerate(sites)])
+            s.write(
+                [bucket(site, key=f"/k{i % 3}", start=T0 + 10 * (i % 4), total=i + 1) for i, site in enumerate(sites)]
+            )
             s.write([bucket(sites[7], signal=LOGIN, key="", total=2, bad=1, hist={})])
             s.save_incident(incident("i7", site=sites[7]))
             s.save_incident(incident("i9", site=sites[9], status=IncidentStatus.RESOLVED, resolved_at=timestamp(START)))
@@ -415,9 +417,7 @@ def test_urls_carry_options_and_never_show_a_password(redis_db: RedisServer) -> 
             RedisStore(bad)
 
 
-def test_a_flush_is_one_round_trip(
-    redis_db: RedisServer, store: RedisStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_flush_is_one_round_trip(redis_db: RedisServer, store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monitor = Monitor("one", store=store, clock=clock, load_entrypoints=False)
     monitor.record_login(ok=True, site="warm-up")

@@ -125,7 +125,9 @@ def test_the_client_behind_trusted_proxies_only() -> None:
     forwarded = [(b"x-forwarded-for", b"198.51.100.9, 10.0.0.5"), (b"user-agent", AGENT)]
     nobody, hops = TrustedProxies(), TrustedProxies(1)
     ours = TrustedProxies(["10.0.0.0/8", "127.0.0.1"])
-    assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), nobody) == ("10.0.0.6", AGENT), "a header is not trusted by default"
+    assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), nobody) == ("10.0.0.6", AGENT), (
+        "a header is not trusted by default"
+    )
     assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), hops) == ("10.0.0.5", AGENT)
     assert asgi.visitor(asgi_scope("10.0.0.6", forwarded), ours) == ("198.51.100.9", AGENT)
     assert asgi.visitor(asgi_scope(ADDRESS, forwarded), ours) == (ADDRESS, AGENT), "a client cannot pick its address"

@@ -130,8 +130,15 @@ async def test_affected_takes_a_health_or_its_string_as_reading_does(store_url: 
             super().evaluate(view)
             users = view.affected("degraded", self.name, "/bookings", hurt)
             return [
-                nmh.Reading(check=self.name, site=view.site, key="/bookings", area="bookings", status="degraded",
-                            subject="Errors on /bookings", affected_users=users)
+                nmh.Reading(
+                    check=self.name,
+                    site=view.site,
+                    key="/bookings",
+                    area="bookings",
+                    status="degraded",
+                    subject="Errors on /bookings",
+                    affected_users=users,
+                )
             ]
 
     check = Degraded(ask)
@@ -148,12 +155,20 @@ async def test_affected_takes_a_health_or_its_string_as_reading_does(store_url: 
     assert misspelt == "ValueError: 'degradd' is not a valid Health"
     before, during = check.answers
     assert before == {
-        "ok": (0, 0, None, None), "elevated": (0, 0, None, None), "degraded": (4, 4, None, None),
-        "critical": (4, 4, None, None), "unknown": (0, 0, None, None), "degradd": (misspelt,),
+        "ok": (0, 0, None, None),
+        "elevated": (0, 0, None, None),
+        "degraded": (4, 4, None, None),
+        "critical": (4, 4, None, None),
+        "unknown": (0, 0, None, None),
+        "degradd": (misspelt,),
     }
     assert during == {  # the incident is open
-        "ok": (0, 0, None, None), "elevated": (4, 4, 4, 4), "degraded": (4, 4, 4, 4),
-        "critical": (4, 4, 4, 4), "unknown": (0, 0, 4, 4), "degradd": (misspelt,),
+        "ok": (0, 0, None, None),
+        "elevated": (4, 4, 4, 4),
+        "degraded": (4, 4, 4, 4),
+        "critical": (4, 4, 4, 4),
+        "unknown": (0, 0, 4, 4),
+        "degradd": (misspelt,),
     }
 
 

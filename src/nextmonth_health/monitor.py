@@ -43,7 +43,6 @@ __all__ = ["Monitor", "MonitorStatus"]
 log = get_logger(__name__)
 
 
-
 @frozen
 class MonitorStatus:
     """How the monitor itself is doing: what it dropped, what went wrong inside it."""
@@ -107,9 +106,7 @@ class Monitor:
         **settings: Any,
     ) -> None:
         if not isinstance(site, str) or not site or len(site) > 100:
-            raise ConfigError(
-                f"site must be a non-empty name of at most 100 characters, got {site!r}"
-            )
+            raise ConfigError(f"site must be a non-empty name of at most 100 characters, got {site!r}")
         self.site = site
         self.settings, self.site_settings = build_settings(settings, sites)
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -137,9 +134,7 @@ class Monitor:
             max_attempts=self.settings.sink_max_attempts,
             backoff=self.settings.sink_backoff_seconds,
         )
-        self.plugin_manager, failures = get_plugin_manager(
-            plugins, entrypoints=load_entrypoints, strict=strict_plugins
-        )
+        self.plugin_manager, failures = get_plugin_manager(plugins, entrypoints=load_entrypoints, strict=strict_plugins)
         strict = strict_mode(strict_plugins)
         declared, f0 = collect(
             self.plugin_manager, "register_signals", "signal", (), strict, validate=sig.signal_name_error, monitor=self
@@ -157,18 +152,26 @@ class Monitor:
         if plugin_routes:  # the checks registered next see them
             self.settings, self.site_settings = build_settings(settings, sites, plugin_routes)
         checks, f1 = collect(
-            self.plugin_manager, "register_health_checks", "check", ("name", "evaluate"), strict,
-            validate=check_routes, monitor=self,
+            self.plugin_manager,
+            "register_health_checks",
+            "check",
+            ("name", "evaluate"),
+            strict,
+            validate=check_routes,
+            monitor=self,
         )
         sinks, f2 = collect(self.plugin_manager, "register_alert_sinks", "sink", ("name", "send"), strict, monitor=self)
-        renderers, f3 = collect(self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self)
+        renderers, f3 = collect(
+            self.plugin_manager, "register_message_renderers", "renderer", ("name", "render"), strict, monitor=self
+        )
         self.plugin_failures: tuple[PluginFailure, ...] = (*failures, *f0, *f0r, *f1, *f2, *f3)
         self.checks: Sequence[Check] = _by_name(checks)
         own = {route: area for check in self.checks for route, area in check_routes(check).items()}
         if own:
             self.settings, self.site_settings = build_settings(settings, sites, {**plugin_routes, **own})
             warn_unwatched(
-                self.checks, {"*": self.settings.route_table} | {s: t.route_table for s, t in self.site_settings.items()}
+                self.checks,
+                {"*": self.settings.route_table} | {s: t.route_table for s, t in self.site_settings.items()},
             )
         self.sinks: Sequence[AlertSink] = _by_name(sinks)
         self.renderers: Sequence[MessageRenderer] = tuple(reversed(_by_name(renderers)))
@@ -286,9 +289,7 @@ class Monitor:
         """A user's session expired while they were using the site."""
         try:
             if len(self._buffer) < self._capacity:
-                self._buffer.extend(
-                    (sig.SESSION_EXPIRED, site, None, None, None, user, self._now())
-                )
+                self._buffer.extend((sig.SESSION_EXPIRED, site, None, None, None, user, self._now()))
             else:
                 self.recorder.overflow += 1
         except Exception as exc:
@@ -306,9 +307,7 @@ class Monitor:
         except Exception as exc:
             self.errors.report("record", exc)
 
-    def record_page_load(
-        self, page: str, seconds: float, user: str | None = None, site: str | None = None
-    ) -> None:
+    def record_page_load(self, page: str, seconds: float, user: str | None = None, site: str | None = None) -> None:
         """A page finished loading in the browser after ``seconds`` (the beacon calls this)."""
         try:
             if len(self._buffer) < self._capacity:
@@ -582,9 +581,7 @@ class Monitor:
     ) -> Silence:
         """No alerts or reminders for ``check`` (on ``key``, or every key) for ``duration``
         seconds (two hours by default); its incidents stay in view, marked silenced."""
-        made = quiet.new_silence(
-            site or self.site, self.clock.now(), check, key, duration=duration, reason=reason
-        )
+        made = quiet.new_silence(site or self.site, self.clock.now(), check, key, duration=duration, reason=reason)
         self.store.save_silence(made)
         log.info("nextmonth_health.silenced", site=made.site, id=made.id, check=check, key=key)
         return made
@@ -612,9 +609,7 @@ class Monitor:
     def alerts(self, site: str | None = None) -> list[Alert]:
         """The admin alerts of recent incidents, newest first (resolved ones keep ``resolved_at``)."""
         since = timestamp(self.clock.now() - self.settings.resolved_retention)
-        return [
-            a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since
-        ]
+        return [a for a in self.store.alerts(site) if a.resolved_at is None or a.resolved_at >= since]
 
     def learning(self, site: str | None = None) -> bool:
         """True while a site's baseline is still being learned, read from the store now.
@@ -628,11 +623,7 @@ class Monitor:
         """
         site = site or self.site
         view = SiteView(site, self.clock.now(), self.settings_for(site), self.store)
-        return (
-            view.learning(sig.REQUEST)
-            if view.window(sig.REQUEST).total
-            else view.learning(sig.LOGIN)
-        )
+        return view.learning(sig.REQUEST) if view.window(sig.REQUEST).total else view.learning(sig.LOGIN)
 
     def status(self) -> MonitorStatus:
         """The monitor's own health: drops, internal errors, sink backlog, last pass."""
@@ -656,9 +647,7 @@ class Monitor:
             evaluation_overdue=self.overdue(),
             plugin_failures=self.plugin_failures,
             plugin_stats={
-                obj.name: stats
-                for obj in (*self.sinks, *self.checks)
-                if (stats := _stats_of(obj)) is not None
+                obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None
             },
         )
 

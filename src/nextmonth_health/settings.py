@@ -77,7 +77,9 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 def _route_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ConfigError(f"critical_routes: expected a list of routes ('/bookings', 'POST /payments/webhook'), got {value!r}")
+        raise ConfigError(
+            f"critical_routes: expected a list of routes ('/bookings', 'POST /payments/webhook'), got {value!r}"
+        )
     routes = tuple(value)
     for route in routes:
         parse_route(route, where="critical_routes")
@@ -129,10 +131,16 @@ class Settings:
     buffer_capacity: int = _setting(
         500_000, "Events held between flushes; more are dropped and counted.", validator=_count
     )
-    max_sites: int = _setting(10_000, "Distinct sites one process records; more are dropped and counted.", validator=_count)
-    max_key_length: int = _setting(200, "Longest route, page or user accepted (sites: 100); longer are dropped.", validator=_count)
+    max_sites: int = _setting(
+        10_000, "Distinct sites one process records; more are dropped and counted.", validator=_count
+    )
+    max_key_length: int = _setting(
+        200, "Longest route, page or user accepted (sites: 100); longer are dropped.", validator=_count
+    )
     window_seconds: int = _setting(300, "The window every check judges (the seed's 5 minutes).", validator=_count)
-    baseline_seconds: int = _setting(3600, "Trailing history that defines normal (the hour before the window).", validator=_count)
+    baseline_seconds: int = _setting(
+        3600, "Trailing history that defines normal (the hour before the window).", validator=_count
+    )
     history_seconds: int = _setting(
         7200, "How long raw buckets are kept; at least window plus baseline.", validator=_count
     )
@@ -149,13 +157,17 @@ class Settings:
         86_400.0, "Resolved incidents leave the recent list after this long (24 hours).", validator=_positive
     )
     check_timeout: float = _setting(10.0, "Longest one check may run before it reads as unknown.", validator=_positive)
-    sink_timeout: float = _setting(10.0, "Longest one sink delivery may take before it counts as failed.", validator=_positive)
+    sink_timeout: float = _setting(
+        10.0, "Longest one sink delivery may take before it counts as failed.", validator=_positive
+    )
     stop_timeout: float = _setting(
         10.0,
         "Longest a stopping monitor waits for its last flush; what is still unstored then is counted lost.",
         validator=_positive,
     )
-    sink_max_attempts: int = _setting(5, "Deliveries to a sink per transition before giving up (counted).", validator=_count)
+    sink_max_attempts: int = _setting(
+        5, "Deliveries to a sink per transition before giving up (counted).", validator=_count
+    )
     sink_backoff_seconds: float = _setting(
         5.0, "First retry delay of a failed delivery; doubles each time, at most 5 minutes.", validator=_positive
     )
@@ -165,10 +177,14 @@ class Settings:
         converter=_routes,
     )
     replace_routes: bool = _setting(
-        False, "Whether routes replaces the bundled and plugin-declared routes instead of adding to them.", validator=_flag
+        False,
+        "Whether routes replaces the bundled and plugin-declared routes instead of adding to them.",
+        validator=_flag,
     )
     critical_routes: tuple[str, ...] = _setting(
-        ("/media-upload", "/bookings", "/portal"), "Routes whose 5xx rate the API error check watches.", converter=_route_list
+        ("/media-upload", "/bookings", "/portal"),
+        "Routes whose 5xx rate the API error check watches.",
+        converter=_route_list,
     )
     dashboard_pages: tuple[str, ...] = _setting(
         ("/dashboard",), "Pages whose load time the dashboard check watches.", converter=_pages
@@ -227,8 +243,12 @@ class Settings:
         validator=_ratio,
     )
 
-    page_load_slow_seconds: float = _setting(3.0, "A page load slower than this is a problem (the seed's 3 s).", validator=_positive)
-    page_load_critical_seconds: float = _setting(6.0, "A p75 load time above this alerts the admin at once.", validator=_positive)
+    page_load_slow_seconds: float = _setting(
+        3.0, "A page load slower than this is a problem (the seed's 3 s).", validator=_positive
+    )
+    page_load_critical_seconds: float = _setting(
+        6.0, "A p75 load time above this alerts the admin at once.", validator=_positive
+    )
     page_load_recovery_seconds: float = _setting(2.5, "p75 under this counts as recovered.", validator=_positive)
     page_load_min_samples: int = _setting(5, "Fewest load samples in a window before p75 is trusted.", validator=_count)
     page_load_min_users: int = _setting(
@@ -236,10 +256,18 @@ class Settings:
     )
 
     session_min_count: int = _setting(5, "Fewest failed logins and expiries in a window for a spike.", validator=_count)
-    session_floor: float = _setting(1.0, "Least expected failures per window, so a quiet baseline is not zero.", validator=_positive)
-    session_spike_factor: float = _setting(3.0, "A spike is at least this many times the baseline.", validator=_positive)
-    session_critical_factor: float = _setting(10.0, "A spike this many times the baseline alerts at once.", validator=_positive)
-    session_recovery_factor: float = _setting(1.5, "At most this many times the baseline counts as recovered.", validator=_positive)
+    session_floor: float = _setting(
+        1.0, "Least expected failures per window, so a quiet baseline is not zero.", validator=_positive
+    )
+    session_spike_factor: float = _setting(
+        3.0, "A spike is at least this many times the baseline.", validator=_positive
+    )
+    session_critical_factor: float = _setting(
+        10.0, "A spike this many times the baseline alerts at once.", validator=_positive
+    )
+    session_recovery_factor: float = _setting(
+        1.5, "At most this many times the baseline counts as recovered.", validator=_positive
+    )
     session_learning_ratio: float = _setting(
         0.5,
         "While the baseline is being learned, only failed sign-ins judged against attempts count: "
@@ -247,10 +275,18 @@ class Settings:
         validator=_ratio,
     )
 
-    upload_failure_ratio: float = _setting(0.10, "Upload failure ratio that shows users a notice (the seed's 10 %).", validator=_ratio)
-    upload_critical_ratio: float = _setting(0.25, "Upload failure ratio that alerts the admin at once.", validator=_ratio)
-    upload_recovery_ratio: float = _setting(0.05, "Upload failure ratio under which uploads count as recovered.", validator=_ratio)
-    upload_min_attempts: int = _setting(10, "Fewest upload attempts in a window before the ratio is trusted.", validator=_count)
+    upload_failure_ratio: float = _setting(
+        0.10, "Upload failure ratio that shows users a notice (the seed's 10 %).", validator=_ratio
+    )
+    upload_critical_ratio: float = _setting(
+        0.25, "Upload failure ratio that alerts the admin at once.", validator=_ratio
+    )
+    upload_recovery_ratio: float = _setting(
+        0.05, "Upload failure ratio under which uploads count as recovered.", validator=_ratio
+    )
+    upload_min_attempts: int = _setting(
+        10, "Fewest upload attempts in a window before the ratio is trusted.", validator=_count
+    )
     upload_min_failures: int = _setting(3, "Fewest failed uploads that can open an incident.", validator=_count)
 
     notice_overrides: Mapping[str, Mapping[str, str]] = _setting(
@@ -372,7 +408,9 @@ def build_settings(
         raise ConfigError(str(exc)) from None
     per_site: dict[str, Settings] = {}
     if sites is not None and not isinstance(sites, Mapping):
-        raise ConfigError(f"sites must map a site name to its setting overrides, e.g. {{'tiny': {{'alpha': 0.01}}}}; got {sites!r}")
+        raise ConfigError(
+            f"sites must map a site name to its setting overrides, e.g. {{'tiny': {{'alpha': 0.01}}}}; got {sites!r}"
+        )
     for site, site_overrides in (sites or {}).items():
         if not isinstance(site, str) or not site:
             raise ConfigError(f"sites: site names must be non-empty strings, got {site!r}")
@@ -382,7 +420,9 @@ def build_settings(
             if name not in SETTING_NAMES:
                 raise ConfigError(f"sites[{site!r}]: {_unknown(name)}")
             if name in MONITOR_WIDE:
-                raise ConfigError(f"sites[{site!r}]: {name} applies to the whole monitor; set it on Monitor(...) instead")
+                raise ConfigError(
+                    f"sites[{site!r}]: {name} applies to the whole monitor; set it on Monitor(...) instead"
+                )
         try:
             if "routes" in site_overrides or "replace_routes" in site_overrides:
                 site_overrides = {**site_overrides, "routes": _table(site_overrides, base.routes)}

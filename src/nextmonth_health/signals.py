@@ -72,6 +72,7 @@ def signal_name_error(name: object) -> str | None:
         )
     return None
 
+
 _HIST_BASE: Final = 0.001
 _HIST_GAMMA: Final = 1.05
 _HIST_LOG_GAMMA: Final = math.log(_HIST_GAMMA)

@@ -216,11 +216,7 @@ class MaintenanceWindow:
         """Whether the incident is in this window's scope at ``at``: the site's, in its area
         (a site-wide problem is bigger than work on one area, so only a site-wide window
         covers it)."""
-        return (
-            incident.site == self.site
-            and self.is_active(at)
-            and (self.area is None or self.area == incident.area)
-        )
+        return incident.site == self.site and self.is_active(at) and (self.area is None or self.area == incident.area)
 
 
 @frozen

@@ -62,7 +62,9 @@ def run_cli(
 def run(tmp_path: Path) -> Run:
     """``run("selfcheck", "--json", env={...}, timeout=60)``: the finished process."""
 
-    def run(*args: str, env: Mapping[str, str] | None = None, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: Mapping[str, str] | None = None, timeout: float = 120, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, cwd=tmp_path, env=env, timeout=timeout, stdin=stdin)
 
     return run
@@ -76,7 +78,9 @@ def run_all(tmp_path: Path) -> Callable[..., list[subprocess.CompletedProcess[st
     one interpreter start-up of wall time instead of one each.
     """
 
-    def run_all(*commands: tuple[str, ...], env: Mapping[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
+    def run_all(
+        *commands: tuple[str, ...], env: Mapping[str, str] | None = None
+    ) -> list[subprocess.CompletedProcess[str]]:
         processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "nextmonth_health", *args],

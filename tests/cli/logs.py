@@ -64,8 +64,8 @@ COMBINED = '{client} - {user} [{stamp}] "{method} {target} HTTP/1.1" {status} {s
 #: A real site's nginx layout: the request and upstream times between the bytes and the referer.
 NGINX_TIMED = '{client} - {user} [{stamp}] "{method} {target} HTTP/1.1" {status} {size} {took:.3f} {upstream} "{referer}" "{agent}"'
 NGINX_TIMED_FORMAT = (
-    "log_format timed '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
-    "$request_time $upstream_response_time \"$http_referer\" \"$http_user_agent\"';"
+    'log_format timed \'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '$request_time $upstream_response_time "$http_referer" "$http_user_agent"\';'
 )
 
 
@@ -132,7 +132,12 @@ def write_log(
             took = rng.uniform(0.005, 0.25)
             if route == "/login":
                 status = 401 if rng.random() < login_failures else 200
-            if outage is not None and outage.start <= t < outage.end and route == outage.route and rng.random() < outage.ratio:
+            if (
+                outage is not None
+                and outage.start <= t < outage.end
+                and route == outage.route
+                and rng.random() < outage.ratio
+            ):
                 status, took = outage.status, rng.uniform(*outage.seconds)
                 if outage.query:
                     target += long_query(written, outage.query)
@@ -144,7 +149,14 @@ def write_log(
                 out.write(json.dumps(record) + "\n")
             else:
                 agent = rng.choice(AGENTS)
-                fields = {"client": client, "user": user, "stamp": stamp, "method": method, "target": target, "status": status}
+                fields = {
+                    "client": client,
+                    "user": user,
+                    "stamp": stamp,
+                    "method": method,
+                    "target": target,
+                    "status": status,
+                }
                 fields |= {"size": size, "referer": "https://acme-studio.example/", "agent": agent, "took": took}
                 out.write(template.format(**fields, us=round(took * 1e6), upstream=_upstream(written, took)) + "\n")
     return LogInfo(path, written, float(start), t, outage, tuple(sorted(n for n in bad if n <= lines)))
@@ -155,7 +167,9 @@ if __name__ == "__main__":
     parser.add_argument("path", type=Path)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=12.0, help="lines per second of log time")
-    parser.add_argument("--layout", choices=["combined", "nginx-timed"], default="combined", help="nginx-timed: see NGINX_TIMED_FORMAT")
+    parser.add_argument(
+        "--layout", choices=["combined", "nginx-timed"], default="combined", help="nginx-timed: see NGINX_TIMED_FORMAT"
+    )
     args = parser.parse_args()
     span = args.lines / args.rate
     info = write_log(

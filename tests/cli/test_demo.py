@@ -14,7 +14,9 @@ from nextmonth_health.plugins.cinematic import TEMPLATES
 
 
 def test_demo_fast_tells_the_whole_story(run_all: Callable[..., list], tmp_path: Path) -> None:
-    (tmp_path / "blind.toml").write_text("upload_min_failures = 100000\napi_error_min_count = 100000\n", encoding="utf-8")
+    (tmp_path / "blind.toml").write_text(
+        "upload_min_failures = 100000\napi_error_min_count = 100000\n", encoding="utf-8"
+    )
     result, blind = run_all(("demo", "--fast"), ("demo", "--fast", "--config", "blind.toml"))
     # It doubles as a smoke test: a story that cannot happen fails loudly.
     assert blind.returncode == 1
@@ -60,7 +62,9 @@ def test_live_demo_serves_the_pages_and_stops_cleanly_on_ctrl_c(start: Callable[
         assert response.status == 200 and b"Acme Studio" in response.read()
     with urllib.request.urlopen(f"{base}/health/notices?area=uploads", timeout=10) as response:
         assert json.loads(response.read()) == {"notices": []}
-    request = urllib.request.Request(f"{base}/admin/system-health/api/incidents", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        f"{base}/admin/system-health/api/incidents", headers={"Authorization": f"Bearer {token}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200 and "incidents" in json.loads(response.read())
     demo.wait_for("A quiet spell")

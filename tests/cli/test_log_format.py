@@ -14,8 +14,8 @@ AT = 1767603601
 AGENT = '"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"'
 APACHE_COMBINED_D = '%h %l %u %t "%r" %>s %b %D "%{Referer}i" "%{User-agent}i"'
 NGINX_JSON = (
-    "log_format j escape=json '{\"time\":\"$time_iso8601\",\"uri\":\"$request_uri\",\"method\":\"$request_method\",'\n"
-    "    '\"status\":$status,\"rt\":$request_time,\"host\":\"$host\",\"ua\":\"$http_user_agent\"}';"
+    'log_format j escape=json \'{"time":"$time_iso8601","uri":"$request_uri","method":"$request_method",\'\n'
+    '    \'"status":$status,"rt":$request_time,"host":"$host","ua":"$http_user_agent"}\';'
 )
 
 
@@ -35,19 +35,19 @@ NGINX_JSON = (
             id="nginx-quoted-strings-only",
         ),
         pytest.param(
-            "$remote_addr [$time_local] \"$request\" $status ${request_time}s $ssl_protocol $request_id",
+            '$remote_addr [$time_local] "$request" $status ${request_time}s $ssl_protocol $request_id',
             f'10.0.0.1 {STAMP} "GET /portal HTTP/2.0" 200 1.250s TLSv1.3 7f3a',
             (AT, "GET", "/portal", 200, 1.25, "10.0.0.1", None),
             id="nginx-bare-braces-and-unknown-variables",
         ),
         pytest.param(
-            "$msec $status \"$request_method $uri\" $upstream_response_time $server_name",
-            "1767603601.123 502 \"GET /dashboard\" 0.500, 1.250 : 0.250 Acme.Example:8443",
+            '$msec $status "$request_method $uri" $upstream_response_time $server_name',
+            '1767603601.123 502 "GET /dashboard" 0.500, 1.250 : 0.250 Acme.Example:8443',
             (1767603601.123, "GET", "/dashboard", 502, 2.0, None, "acme.example"),
             id="nginx-msec-uri-upstream-sum-site",
         ),
         pytest.param(
-            '$time_local $status $request $remote_user',
+            "$time_local $status $request $remote_user",
             "05/Jan/2026:09:00:01 +0000 404 GET /missing HTTP/1.1 -",
             (AT, "GET", "/missing", 404, None, None, None),
             id="nginx-unbracketed-time-unquoted-request",
@@ -60,7 +60,7 @@ NGINX_JSON = (
             id="nginx-escape-json",
         ),
         pytest.param(
-            "$http_x_forwarded_for - $remote_addr [$time_local] \"$request\" $status",
+            '$http_x_forwarded_for - $remote_addr [$time_local] "$request" $status',
             f'203.0.113.9, 10.0.0.2 - 10.0.0.1 {STAMP} "GET /a HTTP/1.1" 200',
             (AT, "GET", "/a", 200, None, "203.0.113.9", None),
             id="nginx-forwarded-for-before-peer",
@@ -90,7 +90,7 @@ NGINX_JSON = (
             id="apache-strftime-method-path",
         ),
         pytest.param(
-            "%{msec}t %{X-Forwarded-For}i %a %>s %%done \"%r\" %D",
+            '%{msec}t %{X-Forwarded-For}i %a %>s %%done "%r" %D',
             '1767603601500 198.51.100.7 10.0.0.1 204 %done "DELETE /bookings/9 HTTP/1.1" 1500',
             (1767603601.5, "DELETE", "/bookings/9", 204, 0.0015, "198.51.100.7", None),
             id="apache-epoch-ms-forwarded-literal-percent",
@@ -117,7 +117,15 @@ def test_a_format_says_which_fields_it_reads() -> None:
 
 def test_without_a_request_time_field_durations_are_unknown() -> None:
     layout = compile_log_format('%h %l %u %t "%r" %>s %b')
-    assert layout.parse(f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1') == (AT, "GET", "/a", 200, None, "10.0.0.1", None)
+    assert layout.parse(f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1') == (
+        AT,
+        "GET",
+        "/a",
+        200,
+        None,
+        "10.0.0.1",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +146,9 @@ def test_a_line_the_format_cannot_read_says_why(line: str, reason: Reason, statu
 
 
 def test_an_unreadable_virtual_host_drops_the_line() -> None:
-    skip = compile_log_format("$host [$time_local] \"$request\" $status").parse(f'{"h" * 120} {STAMP} "GET / HTTP/1.1" 500')
+    skip = compile_log_format('$host [$time_local] "$request" $status').parse(
+        f'{"h" * 120} {STAMP} "GET / HTTP/1.1" 500'
+    )
     assert isinstance(skip, Skip) and (skip.reason, skip.status) == (Reason.BAD_SITE, 500)
 
 
@@ -161,7 +171,7 @@ def test_an_unreadable_virtual_host_drops_the_line() -> None:
         ('%{week}t "%r" %>s', "a time layout needs strftime fields"),
         ('[$time_local] "$request" $status $', "'$' at character 34 is not followed by a variable name"),
         ('%t "%r" %>s $request_time', "mixes nginx $variables and Apache %directives"),
-        ("log_format main '[$time_local] \"$request\" $status", "a quote opened at character 17 is never closed"),
+        ('log_format main \'[$time_local] "$request" $status', "a quote opened at character 17 is never closed"),
         ("log_format main;", "the log_format line has no format string"),
         ("log_format main '[$time_local] \"$request\" $status'; access_log off;", "unexpected text after ';'"),
         ("LogFormat combined", "the LogFormat line has no quoted format string"),

@@ -93,7 +93,14 @@ def test_store_from_the_environment(run: Run) -> None:
 def test_a_store_that_cannot_be_reached_is_one_line(run_all: Callable[..., list]) -> None:
     commands = [
         (*command, "--store", "redis://127.0.0.1:1/0")
-        for command in (("status",), ("selfcheck",), ("serve",), ("maintenance", "list"), ("silence", "end", "abcd"), ("ack", "abcd"))
+        for command in (
+            ("status",),
+            ("selfcheck",),
+            ("serve",),
+            ("maintenance", "list"),
+            ("silence", "end", "abcd"),
+            ("ack", "abcd"),
+        )
     ]
     for (command, *_), result in zip(commands, run_all(*commands), strict=True):
         code = 3 if command == "status" else 2  # status: Nagios's UNKNOWN
@@ -121,7 +128,9 @@ def test_without_click_the_command_says_what_to_install() -> None:
         [sys.executable, "-c", code], check=False, env=cli_env(), capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: the nextmonth-health command needs click: pip install 'nextmonth-health[cli]'"
+    assert (
+        result.stderr.strip() == "error: the nextmonth-health command needs click: pip install 'nextmonth-health[cli]'"
+    )
 
 
 def test_nothing_is_written_to_the_working_directory(run_all: Callable[..., list], tmp_path: Path) -> None:

@@ -39,9 +39,7 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
     with watching(store) as watched:
         watched.fault(120)
         incidents = watched.monitor.incidents()
-        assert incidents and {i.maintenance_id for i in incidents} == {window["id"]}, (
-            "recorded, marked"
-        )
+        assert incidents and {i.maintenance_id for i in incidents} == {window["id"]}, "recorded, marked"
         assert watched.told() == [], "nothing pushed during the planned work"
         assert watched.monitor.notices("uploads")[0].kind == "maintenance"
 
@@ -56,16 +54,10 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
         assert ended.returncode == 0, ended.stderr
         assert f"Maintenance {window['id'][:8]} at acme-studio ended at " in ended.stdout
         watched.fault(30)
-        assert watched.told() == ["reminded"], (
-            "the fault outlived the window: told once, as the first alert"
-        )
+        assert watched.told() == ["reminded"], "the fault outlived the window: told once, as the first alert"
         assert watched.monitor.notices("uploads")[0].kind == "care", "no planned work any more"
-    assert (
-        json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"] == []
-    )
-    [gone] = json.loads(run("maintenance", "list", "--all", "--store", store, "--json").stdout)[
-        "windows"
-    ]
+    assert json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"] == []
+    [gone] = json.loads(run("maintenance", "list", "--all", "--store", store, "--json").stdout)["windows"]
     assert gone["state"] == "ended"
 
 
@@ -80,28 +72,19 @@ def test_windows_to_come_are_listed_and_cancelled(run: Run, tmp_path: Path) -> N
         "2099-01-05T22:00:00+00:00",
         "2099-01-05T23:00:00+00:00",
     )
-    other = run(
-        "maintenance", "add", "--store", store, "--site", "quiet-shop", "--for", "1h", "--json"
-    )
+    other = run("maintenance", "add", "--store", store, "--site", "quiet-shop", "--for", "1h", "--json")
     assert other.returncode == 0, other.stderr
 
-    mine = json.loads(
-        run("maintenance", "list", "--store", store, "--site", SITE, "--json").stdout
-    )["windows"]
+    mine = json.loads(run("maintenance", "list", "--store", store, "--site", SITE, "--json").stdout)["windows"]
     assert [w["id"] for w in mine] == [later["id"], tonight["id"]], "soonest first, of that site"
-    assert (
-        len(json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"])
-        == 3
-    )
+    assert len(json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"]) == 3
 
     cancelled = run("maintenance", "end", "--store", store, later["id"])
     assert cancelled.stdout.startswith(
         f"Maintenance {later['id'][:8]} at acme-studio is cancelled: it was to start at "
     )
     again = run("maintenance", "end", "--store", store, later["id"])
-    assert again.returncode == 0 and "was already over (cancelled at" in again.stdout, (
-        "ending twice is harmless"
-    )
+    assert again.returncode == 0 and "was already over (cancelled at" in again.stdout, "ending twice is harmless"
     text = run("maintenance", "list", "--all", "--store", store, "--site", SITE).stdout
     assert "cancelled" in text and "upcoming" in text
     assert run("maintenance", "list", "--store", store, "--site", "nobody").stdout == (
@@ -126,9 +109,7 @@ def test_the_text_says_what_a_window_does(run: Run, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Scheduled maintenance ") and lines[0].endswith(
-        " at acme-studio, the whole site."
-    )
+    assert lines[0].startswith("Scheduled maintenance ") and lines[0].endswith(" at acme-studio, the whole site.")
     assert lines[1].startswith("  From:    ") and lines[1].endswith(" UTC (now)")
     assert lines[2].startswith("  Until:   ") and lines[2].endswith(" UTC (1h30m)")
     assert lines[3] == "  Reason:  Database upgrade"

@@ -18,7 +18,7 @@ from nextmonth_health.plugins import DEFAULT_PLUGINS
 
 from .conftest import ROOT, Run, one_line_error, write
 
-GOOD = '''
+GOOD = """
 import nextmonth_health as nmh
 
 class QueueDepth:
@@ -29,32 +29,32 @@ class QueueDepth:
 @nmh.hookimpl
 def register_health_checks(register):
     register(QueueDepth())
-'''
+"""
 
 BROKEN_ON_IMPORT = "raise ImportError('needs libfoo 2, found libfoo 1')\n"
 
-BROKEN_HOOK = '''
+BROKEN_HOOK = """
 import nextmonth_health as nmh
 
 @nmh.hookimpl
 def register_alert_sinks(register, monitor):
     raise RuntimeError("no webhook URL configured")
-'''
+"""
 
-MISSPELT = '''
+MISSPELT = """
 import nextmonth_health as nmh
 
 @nmh.hookimpl
 def register_health_check(register):   # missing the final "s"
     raise AssertionError("never called")
-'''
+"""
 
-UNMARKED = '''
+UNMARKED = """
 def register_alert_sinks(register):   # the decorator is missing
     raise AssertionError("never called")
-'''
+"""
 
-IN_CODE = '''
+IN_CODE = """
 import nextmonth_health as nmh
 
 class Quiet:
@@ -65,7 +65,7 @@ class Quiet:
 @nmh.hookimpl
 def register_health_checks(register):
     register(Quiet())
-'''
+"""
 
 
 def distribution(folder: Path, name: str, version: str, entry: str, module: str, source: str) -> None:
@@ -114,7 +114,10 @@ def test_installed_plugins_their_distribution_and_the_broken_ones(run: Run, site
     plugins = by_name(report)
     queue = plugins["queue"]
     assert (queue["kind"], queue["distribution"], queue["version"], queue["status"]) == (
-        "installed", "acme-queue-health", "1.2.3", "ok",
+        "installed",
+        "acme-queue-health",
+        "1.2.3",
+        "ok",
     )
     assert queue["entry_point"] == "acme_queue_health"
     assert queue["registers"] == {"checks": [{"name": "queue_depth", "in_effect": True}]}
@@ -147,7 +150,9 @@ def test_disabled_plugins_show_as_skipped(run: Run, site_packages: dict[str, str
     assert plugins["broken"]["status"] == "skipped" and plugins["hooky"]["status"] == "skipped"
 
 
-def test_in_code_plugins_from_the_config_replace_bundled_objects(run: Run, site_packages: dict[str, str], tmp_path: Path) -> None:
+def test_in_code_plugins_from_the_config_replace_bundled_objects(
+    run: Run, site_packages: dict[str, str], tmp_path: Path
+) -> None:
     write(tmp_path / "plugins.toml", 'plugins = ["acme_in_code"]\n')
     env = {**site_packages, "NEXTMONTH_HEALTH_LOAD_PLUGINS": ""}
     result = run("plugins", "--json", "--config", str(tmp_path / "plugins.toml"), env=env)
@@ -183,7 +188,11 @@ def test_a_misspelt_hook_and_a_missing_decorator_are_broken_and_the_rest_still_l
     assert "Traceback" not in result.stderr and "AssertionError" not in result.stderr
     report = json.loads(run("plugins", "--json", env=env).stdout)
     typo = by_name(report)["typo"]
-    assert (typo["status"], typo["distribution"], typo["entry_point"]) == ("broken", "acme-typo-health", "acme_typo_health")
+    assert (typo["status"], typo["distribution"], typo["entry_point"]) == (
+        "broken",
+        "acme-typo-health",
+        "acme_typo_health",
+    )
     assert typo["errors"] == [f"hooks: {TYPO_ERROR}"]
 
 

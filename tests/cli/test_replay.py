@@ -142,7 +142,9 @@ def test_long_query_strings_on_failing_requests_still_find_the_outage(run: Run, 
 def test_a_path_too_long_is_dropped_by_line_and_failing_ones_are_never_called_quiet(run: Run, tmp_path: Path) -> None:
     quiet = [{"time": START + t, "route": "/portal/home", "status": 200, "duration": 0.1} for t in range(0, 1200, 2)]
     long_path = "/bookings/" + "x" * 300
-    failing = [{"time": START + 600 + t, "route": long_path + "?q=1", "status": 503, "duration": 1.0} for t in range(12)]
+    failing = [
+        {"time": START + 600 + t, "route": long_path + "?q=1", "status": 503, "duration": 1.0} for t in range(12)
+    ]
     lines = [json.dumps(r) for r in sorted(quiet + failing, key=lambda r: r["time"])]
     path = write(tmp_path / "long.jsonl", "\n".join(lines) + "\n")
     numbers = [n for n, line in enumerate(lines, 1) if long_path in line]
@@ -150,7 +152,12 @@ def test_a_path_too_long_is_dropped_by_line_and_failing_ones_are_never_called_qu
     assert report["requests"] == len(quiet) and report["incidents"] == []
     assert report["dropped_lines"]["count"] == report["dropped_lines"]["failing"] == 12
     (reason,) = report["dropped_lines"]["reasons"]
-    assert (reason["reason"], reason["count"], reason["failing"], reason["lines"]) == ("path too long", 12, 12, numbers[:5])
+    assert (reason["reason"], reason["count"], reason["failing"], reason["lines"]) == (
+        "path too long",
+        12,
+        12,
+        numbers[:5],
+    )
     assert "310 characters" in reason["example"]
     assert report["warnings"] == [
         "12 failing requests (5xx) could not be read (path too long: 12); an outage they were part of would not show here."
@@ -184,7 +191,9 @@ def test_log_format_reads_times_between_the_bytes_and_the_referer(run: Run, tmp_
     result = run("replay", "--json", "--log-format", NGINX_TIMED_FORMAT, str(log.path))
     report = as_json(result)
     assert report["durations"] == {"read": LINES, "missing": 0} and report["warnings"] == []
-    assert report["log_format"]["dialect"] == "nginx" and report["log_format"]["reads"]["request time"] == "$request_time"
+    assert (
+        report["log_format"]["dialect"] == "nginx" and report["log_format"]["reads"]["request time"] == "$request_time"
+    )
     assert report["dropped_lines"]["count"] == 0
     assert found(report) == {("dashboard_load", "/dashboard")}
     assert_opened_during(report, "dashboard_load", slow)
@@ -200,10 +209,16 @@ def test_an_apache_log_format_reads_microseconds_and_the_virtual_host_as_the_sit
     fmt = 'LogFormat "%v:%p %h %l %u %t \\"%r\\" %>s %O %D \\"%{Referer}i\\" \\"%{User-Agent}i\\"" vhost_timed'
     result = run("replay", "--log-format", fmt, str(log.path))
     assert result.returncode == 0, result.stderr
-    assert "Read with --log-format (apache): time %t, virtual host %v, client %h, user %u, request %r, status %>s, request time %D." in result.stdout
+    assert (
+        "Read with --log-format (apache): time %t, virtual host %v, client %h, user %u, request %r, status %>s, request time %D."
+        in result.stdout
+    )
     report = as_json(run("replay", "--json", "--log-format", fmt, str(log.path)))
     assert report["durations"] == {"read": LINES, "missing": 0}
-    assert found(report) == {("api_errors", "/media-upload"), ("upload_failures", "")}  # %D as seconds: a slow dashboard too
+    assert found(report) == {
+        ("api_errors", "/media-upload"),
+        ("upload_failures", ""),
+    }  # %D as seconds: a slow dashboard too
     assert {i["site"] for i in report["incidents"]} == {"acme-studio.example"}
     assert_opened_during(report, "api_errors", OUTAGE)
 
@@ -230,8 +245,13 @@ def test_without_request_times_the_report_says_so(run: Run, tmp_path: Path) -> N
     assert [w.split(":")[0] for w in report["warnings"]] == ["Request durations could not be read"]
     assert "the dashboard check was judged without them" in report["warnings"][0]
     text = run("replay", str(log.path)).stdout
-    assert "Warning: Request durations could not be read" in text and "request times read on 0 of 6,000 requests" in text
-    assert "Nothing in this log would have troubled anyone" not in text and "Incidents: none (see the warning above)." in text
+    assert (
+        "Warning: Request durations could not be read" in text and "request times read on 0 of 6,000 requests" in text
+    )
+    assert (
+        "Nothing in this log would have troubled anyone" not in text
+        and "Incidents: none (see the warning above)." in text
+    )
 
 
 def test_json_lines_find_the_same_outage(run: Run, tmp_path: Path) -> None:
@@ -265,7 +285,9 @@ def test_settings_from_the_config_are_the_ones_replayed(run: Run, tmp_path: Path
     found = as_json(run("replay", "--json", "--warmup", "600", str(log.path)))
     assert {i["check"] for i in found["incidents"]} == {"api_errors", "upload_failures"}
     write(tmp_path / "lenient.toml", "api_error_min_count = 100000\nupload_min_failures = 100000\n")
-    result = run("replay", "--json", "--progress", "--warmup", "600", "--config", str(tmp_path / "lenient.toml"), str(log.path))
+    result = run(
+        "replay", "--json", "--progress", "--warmup", "600", "--config", str(tmp_path / "lenient.toml"), str(log.path)
+    )
     assert as_json(result)["incidents"] == []
     assert "Replaying short.log" in result.stderr  # the progress bar writes to stderr only
 
@@ -320,15 +342,30 @@ AT = 1767603601
             f'10.0.0.1 - u7 {STAMP} "GET /b?{long_query(1, 400)[1:]} HTTP/1.1" 502 1 "-" "a" rt=0.120 uct="0.001" uht="-"',
             (AT, "GET", "/b", 502, 0.12, "u7", None),
         ),
-        (f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 "-" "a" rt="0.120" uct="0.001"', (AT, "GET", "/a", 200, 0.12, "10.0.0.1", None)),
-        (f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 "-" "a b" "-" "0.120"', (AT, "GET", "/a", 200, 0.12, "10.0.0.1", None)),
-        (f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 rt="0.5" uct="0.1"', (AT, "GET", "/a", 200, 0.5, "10.0.0.1", None)),
-        (f'10.0.0.1 - - {STAMP} "GET /a%20b/%C3%A9?x=%20 HTTP/1.1" 200 1 "-" "a" -', (AT, "GET", "/a b/é", 200, None, "10.0.0.1", None)),
+        (
+            f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 "-" "a" rt="0.120" uct="0.001"',
+            (AT, "GET", "/a", 200, 0.12, "10.0.0.1", None),
+        ),
+        (
+            f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 "-" "a b" "-" "0.120"',
+            (AT, "GET", "/a", 200, 0.12, "10.0.0.1", None),
+        ),
+        (
+            f'10.0.0.1 - - {STAMP} "GET /a HTTP/1.1" 200 1 rt="0.5" uct="0.1"',
+            (AT, "GET", "/a", 200, 0.5, "10.0.0.1", None),
+        ),
+        (
+            f'10.0.0.1 - - {STAMP} "GET /a%20b/%C3%A9?x=%20 HTTP/1.1" 200 1 "-" "a" -',
+            (AT, "GET", "/a b/é", 200, None, "10.0.0.1", None),
+        ),
         (
             '{"time": "2026-01-05T09:00:00Z", "route": "/bookings/4?x=1", "status": 500, "duration": 0.2, "user": "u1", "site": "s"}',
             (1767603600.0, "GET", "/bookings/4", 500, 0.2, "u1", "s"),
         ),
-        ('{"time": 1767603600, "route": "/x", "status": 200, "duration": -1}', (1767603600.0, "GET", "/x", 200, None, None, None)),
+        (
+            '{"time": 1767603600, "route": "/x", "status": 200, "duration": -1}',
+            (1767603600.0, "GET", "/x", 200, None, None, None),
+        ),
     ],
 )
 def test_parsing_good_lines(line: str, expected: tuple) -> None:
@@ -407,7 +444,10 @@ def test_the_real_log_replays_as_is_and_opens_nothing(run: Run, how: tuple[str, 
     print({r["reason"]: (r["count"], r["lines"]) for r in report["dropped_lines"]["reasons"]})
     assert (report["lines"], report["requests"]) == (REAL_LINES, REAL_REQUESTS)
     assert {r["reason"]: r["count"] for r in report["dropped_lines"]["reasons"]} == REAL_DROPPED
-    assert dropped_by_reason(report) == {"not a path": [25, 26, 28, 35, 36], "no request line": [137, 138, 145, 226, 292]}
+    assert dropped_by_reason(report) == {
+        "not a path": [25, 26, 28, 35, 36],
+        "no request line": [137, 138, 145, 226, 292],
+    }
     assert report["dropped_lines"]["failing"] == 0 and report["dropped"] == {} and report["out_of_order"] == 0
     assert report["incidents"] == [] and report["alerts"] == [] and report["notices"] == []
     assert report["durations"] == {"read": 0, "missing": REAL_REQUESTS}  # combined format has no request time
@@ -432,7 +472,9 @@ def test_an_outage_injected_into_a_copy_of_the_real_log_is_found(run: Run, tmp_p
         if outage.start <= t < outage.end and rng.random() < outage.ratio:
             target, status = target + long_query(len(added), outage.query), 503
         stamp = datetime.fromtimestamp(int(t), UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
-        added.append(f'{rng.choice(clients)} - - [{stamp}] "GET {target} HTTP/1.1" {status} 2048 "-" "{rng.choice(agents)}"')
+        added.append(
+            f'{rng.choice(clients)} - - [{stamp}] "GET {target} HTTP/1.1" {status} 2048 "-" "{rng.choice(agents)}"'
+        )
     copy = tmp_path / "with-outage.log.gz"
     with gzip.open(copy, "wt", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in heapq.merge(lines, added, key=clf_seconds))

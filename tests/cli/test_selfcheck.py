@@ -61,11 +61,16 @@ def test_each_value_is_computed_from_what_happened(run_all: Callable[..., list],
         tmp_path / "calm.toml",
         "api_error_critical_ratio = 0.99\nupload_critical_ratio = 0.99\nescalate_after = 100000.0\n",
     )
-    blind, words, calm = run_all(*(("selfcheck", "--json", "--config", f"{name}.toml") for name in ("blind", "words", "calm")))
+    blind, words, calm = run_all(
+        *(("selfcheck", "--json", "--config", f"{name}.toml") for name in ("blind", "words", "calm"))
+    )
 
     # Detection cannot happen: nothing downstream can either.
     assert blind.returncode == 1
-    assert json.loads(blind.stdout) == {"status": "Support System Stage 5 Not Completed", **dict.fromkeys(KEYS, "false")}
+    assert json.loads(blind.stdout) == {
+        "status": "Support System Stage 5 Not Completed",
+        **dict.fromkeys(KEYS, "false"),
+    }
     assert "no bundled check opened an incident" in blind.stderr
     assert 'no notice was shown at "uploads"' in blind.stderr
     assert "no ⚡ Health Alert was raised" in blind.stderr

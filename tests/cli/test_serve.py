@@ -40,7 +40,9 @@ def test_serve_refuses_a_busy_port(run: Run, tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        one_line_error(run("serve", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--port", str(port)), f":{port}", "--port")
+        one_line_error(
+            run("serve", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--port", str(port)), f":{port}", "--port"
+        )
 
 
 def test_serve_evaluates_what_a_worker_records(start, tmp_path: Path) -> None:
@@ -91,7 +93,9 @@ def test_serve_without_a_token_keeps_the_admin_view_closed(start, tmp_path: Path
 
 
 def test_serve_takes_the_token_from_the_environment(start, tmp_path: Path) -> None:
-    service = start("serve", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--port", "0", env={"NEXTMONTH_HEALTH_ADMIN_TOKEN": TOKEN})
+    service = start(
+        "serve", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--port", "0", env={"NEXTMONTH_HEALTH_ADMIN_TOKEN": TOKEN}
+    )
     assert "Bearer token" in service.wait_for("Admin view:")
     base = service.wait_for("Listening on").split()[2].rstrip(";")
     assert get(f"{base}/admin/system-health/api/alerts", TOKEN)[0] == 200

@@ -13,9 +13,7 @@ from .conftest import Run, one_line_error, usage_error
 from .planned import SITE, a_site, watching
 
 
-def test_silences_added_by_one_process_hold_alerts_in_another_until_lifted(
-    run: Run, shared_store: str
-) -> None:
+def test_silences_added_by_one_process_hold_alerts_in_another_until_lifted(run: Run, shared_store: str) -> None:
     store = shared_store
     a_site(store)
     made = []
@@ -72,19 +70,13 @@ def test_a_silence_of_one_key_for_a_while(run: Run, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "Silenced api_errors on /media-upload at acme-studio."
-    assert lines[1].endswith(" UTC (45m)") and lines[-1].startswith(
-        "To lift it early: nextmonth-health silence end "
-    )
+    assert lines[1].endswith(" UTC (45m)") and lines[-1].startswith("To lift it early: nextmonth-health silence end ")
     table = run("silence", "list", "--store", store).stdout.splitlines()
     assert table[0].split()[:4] == ["ID", "SITE", "CHECK", "KEY"]
-    assert "  acme-studio  api_errors  /media-upload  " in table[1] and table[1].endswith(
-        "running  -"
-    )
+    assert "  acme-studio  api_errors  /media-upload  " in table[1] and table[1].endswith("running  -")
     [made] = json.loads(run("silence", "list", "--store", store, "--json").stdout)["silences"]
     assert made["key"] == "/media-upload"
-    one_line_error(
-        run("silence", "end", "--store", store, "0000"), "no silence has an id starting with '0000'"
-    )
+    one_line_error(run("silence", "end", "--store", store, "0000"), "no silence has an id starting with '0000'")
     run("silence", "end", "--store", store, made["id"])
     again = run("silence", "end", "--store", store, made["id"])
     assert again.returncode == 0 and "was already over" in again.stdout
@@ -140,6 +132,4 @@ def test_ack_stops_reminders_in_every_process(run: Run, tmp_path: Path) -> None:
         assert kept.alerts()[0].acknowledged_at is not None
     [site] = json.loads(run("status", "--store", store, "--json").stdout)["sites"]
     assert site["alerts"][0]["acknowledged"] is True
-    assert f"    {alert.incident_id[:8]}  " in run("status", "--store", store).stdout, (
-        "ids to ack by"
-    )
+    assert f"    {alert.incident_id[:8]}  " in run("status", "--store", store).stdout, "ids to ack by"

@@ -204,7 +204,9 @@ def test_status_shows_maintenance_and_silences_not_over_yet(run: Run, tmp_path: 
     lines = out.splitlines()
     at = lines.index("  Maintenance (1 running, 1 upcoming):")
     first, second = lines[at + 1], lines[at + 2]
-    assert first.startswith(f"    {running.id[:8]}  running   uploads     from ") and first.endswith(" UTC  Deploying v2.3")
+    assert first.startswith(f"    {running.id[:8]}  running   uploads     from ") and first.endswith(
+        " UTC  Deploying v2.3"
+    )
     assert second.startswith(f"    {upcoming.id[:8]}  upcoming  whole site  from ")
     assert first.index(" until ") == second.index(" until "), "aligned"
     assert lines[at + 3] == "  Silences (1):"

@@ -93,9 +93,7 @@ def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
 
 def evaluator(store: Any, clock: FakeClock) -> tuple[nmh.Monitor, Probe, Heard]:
     probe, sink = Probe(), Heard()
-    monitor = nmh.Monitor(
-        "acme", store=store, clock=clock, plugins=[Plugin(probe, sink)], load_entrypoints=False
-    )
+    monitor = nmh.Monitor("acme", store=store, clock=clock, plugins=[Plugin(probe, sink)], load_entrypoints=False)
     return monitor, probe, sink
 
 
@@ -122,15 +120,11 @@ async def test_a_leader_paused_past_its_lease_cannot_alert_a_second_time(
             await paused_probe.entered.wait()  # the leader's pass is under way, and stalls
             clock.advance(60)  # past its 45 s lease
             escalation = await standby.evaluate()
-            assert [t.kind for t in escalation.transitions] == ["escalated"], (
-                "the standby took over"
-            )
+            assert [t.kind for t in escalation.transitions] == ["escalated"], "the standby took over"
             paused_probe.hold.set()  # the leader wakes and finishes its stale pass
     [stale] = results
     assert stale.transitions == (), "the stale pass ends without effect"
-    escalations = [
-        t for t in (*paused_heard.transitions, *standby_heard.transitions) if t.kind == "escalated"
-    ]
+    escalations = [t for t in (*paused_heard.transitions, *standby_heard.transitions) if t.kind == "escalated"]
     assert len(escalations) == 1 and escalations[0].alert is not None, "one alert, not two"
     assert [a.severity for a in standby.incidents()] == ["critical"] and len(standby.alerts()) == 1
     assert any("nextmonth_health.stale_pass" in r.getMessage() for r in caplog.records)

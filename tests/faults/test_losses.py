@@ -22,9 +22,7 @@ from ..redis_server import RedisServer, SilentServer, durable_redis, silent_serv
 
 def record(monitor: nmh.Monitor, n: int) -> None:
     for i in range(n):
-        monitor.record_request(
-            "/media-upload", 503 if i % 10 == 0 else 200, 0.1, user=f"u-{i % 50}"
-        )
+        monitor.record_request("/media-upload", 503 if i % 10 == 0 else 200, 0.1, user=f"u-{i % 50}")
 
 
 async def run_briefly(monitor: nmh.Monitor) -> None:
@@ -37,9 +35,7 @@ async def run_briefly(monitor: nmh.Monitor) -> None:
 def test_events_a_dead_redis_never_took_are_counted_at_stop(
     durable_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monitor = nmh.Monitor(
-        "acme", store=durable_redis.url(timeout=0.5), clock=FakeClock(), load_entrypoints=False
-    )
+    monitor = nmh.Monitor("acme", store=durable_redis.url(timeout=0.5), clock=FakeClock(), load_entrypoints=False)
     record(monitor, 400)
     monitor.flush()
     assert monitor.status().events_stored == 400
@@ -54,11 +50,7 @@ def test_events_a_dead_redis_never_took_are_counted_at_stop(
     status = monitor.status()
     assert status.drops == {"store_at_exit": 1000} and status.unsent_events == 0
     lost = [r for r in caplog.records if "events_lost" in r.getMessage()]
-    assert (
-        len(lost) == 1
-        and "events=1000" in lost[0].getMessage()
-        and "store_at_exit" in lost[0].getMessage()
-    )
+    assert len(lost) == 1 and "events=1000" in lost[0].getMessage() and "store_at_exit" in lost[0].getMessage()
     monitor.store.close()
 
 
@@ -84,9 +76,7 @@ def test_a_hung_store_bounds_the_stop_and_counts_what_is_left(silent_server: Sil
 
 
 def test_a_healthy_stop_loses_nothing(tmp_path: Path) -> None:
-    monitor = nmh.Monitor(
-        "acme", store=f"sqlite:///{tmp_path / 'h.db'}", clock=FakeClock(), load_entrypoints=False
-    )
+    monitor = nmh.Monitor("acme", store=f"sqlite:///{tmp_path / 'h.db'}", clock=FakeClock(), load_entrypoints=False)
     record(monitor, 300)
     anyio.run(run_briefly, monitor)
     status = monitor.status()

@@ -52,9 +52,7 @@ async def test_an_outage_is_found_and_resolved_on_time_whatever_the_leaders_cloc
         for n in range(2):  # two requests a second on /bookings each, from forty people
             status = 503 if rng.random() < share else 200
             worker.record_request("/bookings", status, 0.1, user=f"p{rng.randrange(40)}")
-            leader.record_request(
-                "/bookings", 503 if rng.random() < 0.01 else 200, 0.1, user=f"p{rng.randrange(40)}"
-            )
+            leader.record_request("/bookings", 503 if rng.random() < 0.01 else 200, 0.1, user=f"p{rng.randrange(40)}")
         worker.flush()
         leader.flush()
         worker_clock.advance(1)
@@ -83,12 +81,8 @@ class SkewedClock(nmh.SystemClock):
         return super().now() + self.skew
 
 
-def test_a_process_whose_clock_is_off_says_so_once(
-    redis_db: RedisServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    monitor = nmh.Monitor(
-        "acme", store=redis_db.url(), clock=SkewedClock(30.0), load_entrypoints=False
-    )
+def test_a_process_whose_clock_is_off_says_so_once(redis_db: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    monitor = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(30.0), load_entrypoints=False)
     with caplog.at_level(logging.WARNING, logger="nextmonth_health"):
         anyio.run(monitor.evaluate)
         anyio.run(monitor.evaluate)
@@ -96,10 +90,7 @@ def test_a_process_whose_clock_is_off_says_so_once(
     assert skew is not None and -31 < skew < -29, skew
     said = [r for r in caplog.records if "clock_skew" in r.getMessage()]
     assert len(said) == 1 and "ahead" in said[0].getMessage()
-    assert (
-        nmh.Monitor("in-step", store=redis_db.url(), load_entrypoints=False).status().clock_skew
-        is None
-    )
+    assert nmh.Monitor("in-step", store=redis_db.url(), load_entrypoints=False).status().clock_skew is None
     monitor.store.close()
 
 
@@ -119,17 +110,11 @@ async def test_a_process_behind_the_others_counts_says_so(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("skew", [90.0, -90.0], ids=["writer ahead", "writer behind"])
-def test_on_redis_every_process_counts_and_judges_on_redis_clock(
-    redis_db: RedisServer, skew: float
-) -> None:
+def test_on_redis_every_process_counts_and_judges_on_redis_clock(redis_db: RedisServer, skew: float) -> None:
     """Past the minute windows absorb: each process follows Redis's ``TIME``, so a writer
     90 s off still fills the buckets of now, and a leader 90 s the other way reads them."""
-    writer = nmh.Monitor(
-        "acme", store=redis_db.url(), clock=SkewedClock(skew), load_entrypoints=False
-    )
-    leader = nmh.Monitor(
-        "acme", store=redis_db.url(), clock=SkewedClock(-skew), load_entrypoints=False
-    )
+    writer = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(skew), load_entrypoints=False)
+    leader = nmh.Monitor("acme", store=redis_db.url(), clock=SkewedClock(-skew), load_entrypoints=False)
     for monitor in (writer, leader):
         anyio.run(monitor.evaluator.follow_store_clock)
     for n in range(30):

@@ -128,10 +128,46 @@ def parse(html: str) -> Tags:
 
 
 SAFE_TAGS = {
-    "html", "head", "meta", "title", "link", "body", "header", "div", "h1", "h2", "h3", "p", "span",
-    "form", "input", "button", "nav", "a", "main", "section", "article", "ul", "ol", "li", "figure",
-    "figcaption", "svg", "desc", "line", "text", "path", "rect", "dl", "dt", "dd", "label", "time",
-    "select", "option", "strong",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "link",
+    "body",
+    "header",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "span",
+    "form",
+    "input",
+    "button",
+    "nav",
+    "a",
+    "main",
+    "section",
+    "article",
+    "ul",
+    "ol",
+    "li",
+    "figure",
+    "figcaption",
+    "svg",
+    "desc",
+    "line",
+    "text",
+    "path",
+    "rect",
+    "dl",
+    "dt",
+    "dd",
+    "label",
+    "time",
+    "select",
+    "option",
+    "strong",
 }
 
 
@@ -277,7 +313,9 @@ def test_the_page_shows_the_alert_with_a_bearer_token(app: HealthApp) -> None:
     assert "1 unread alert" in html
 
 
-@pytest.mark.parametrize("path", ["/", "/api/alerts", "/api/incidents", "/api/trends", "/widget.js", "/static/admin.css"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/alerts", "/api/incidents", "/api/trends", "/widget.js", "/static/admin.css"]
+)
 def test_admin_responses_carry_the_security_headers(app: HealthApp, path: str) -> None:
     response = get(app, path)
     assert response.status == 200
@@ -313,11 +351,20 @@ def test_the_api_lists_alerts_with_the_unread_count_and_a_csrf_token(app: Health
     assert body["csrf"]
     [alert] = body["alerts"]
     assert ALERT_TEXT in alert["message"]
-    assert (alert["site"], alert["check"], alert["key"], alert["area"]) == ("acme-studio", "api_errors", "/media-upload", "uploads")
+    assert (alert["site"], alert["check"], alert["key"], alert["area"]) == (
+        "acme-studio",
+        "api_errors",
+        "/media-upload",
+        "uploads",
+    )
     assert alert["active"] and alert["unread"] and alert["acknowledged_at"] is None
     assert alert["affected_users"] == 15
     assert data(get(app, "/api/alerts", query="site=elsewhere")) | {"csrf": ""} == {
-        "site": "elsewhere", "unread": 0, "csrf": "", "dashboard": f"{PREFIX}/", "alerts": []
+        "site": "elsewhere",
+        "unread": 0,
+        "csrf": "",
+        "dashboard": f"{PREFIX}/",
+        "alerts": [],
     }
 
 
@@ -473,9 +520,20 @@ def test_trends_json_has_five_minute_points_with_their_worst_window(app: HealthA
     assert all(p["value"] is None and p["worst"] is None for p in points[:-1])
     assert media["incidents"][0]["severity"] == "critical" and media["incidents"][0]["to"] is None
     week = data(get(app, "/api/trends", query="range=7d"))
-    assert {s["check"] for s in week["series"]} == {"api_errors", "dashboard_load", "session_failures", "upload_failures"}
+    assert {s["check"] for s in week["series"]} == {
+        "api_errors",
+        "dashboard_load",
+        "session_failures",
+        "upload_failures",
+    }
     assert all(len(s["points"]) == 168 and {p["span"] for p in s["points"]} == {3600} for s in week["series"])
-    assert week["series"][0]["points"][-1] | {"t": ""} == {"t": "", "span": 3600, "value": 1.0, "worst": 1.0, "total": 15}
+    assert week["series"][0]["points"][-1] | {"t": ""} == {
+        "t": "",
+        "span": 3600,
+        "value": 1.0,
+        "worst": 1.0,
+        "total": 15,
+    }
 
 
 def test_trends_reject_unknown_ranges_and_checks(app: HealthApp) -> None:
@@ -505,8 +563,13 @@ class RegistersXssCheck:
         def evaluate(self, view: nmh.SiteView) -> list[Reading]:
             return [
                 Reading(
-                    check=self.name, site=view.site, key=XSS[1], area="portal", status=Health.CRITICAL,
-                    subject=PLUGIN_SUBJECT, affected_users=3,
+                    check=self.name,
+                    site=view.site,
+                    key=XSS[1],
+                    area="portal",
+                    status=Health.CRITICAL,
+                    subject=PLUGIN_SUBJECT,
+                    affected_users=3,
                 )
             ]
 
@@ -636,7 +699,9 @@ def test_workers_with_the_same_tokens_accept_each_others_sessions_and_csrf_token
 ) -> None:
     other_worker = HealthApp(monitor, authorize=token_authorizer([TOKEN, OTHER_TOKEN]), admin_routes=admin_routes())
     token = data(get(app, "/api/alerts"))["csrf"]
-    response = post(other_worker, "/api/ack", {"id": monitor.alerts()[0].incident_id}, headers={**BEARER, "x-csrf-token": token})
+    response = post(
+        other_worker, "/api/ack", {"id": monitor.alerts()[0].incident_id}, headers={**BEARER, "x-csrf-token": token}
+    )
     assert response.status == 200
 
 
@@ -694,7 +759,13 @@ def test_sites_needing_attention_come_first_and_calm_sites_are_one_line_each(
     every = data(get(app, "/api/overview"))
     assert [s["site"] for s in every["sites"]][:2] == ["zz-troubled", "acme-studio"] and len(every["sites"]) == 10
     assert every["sites"][0] | {"alerts": [], "incidents": []} == {
-        "site": "zz-troubled", "attention": True, "worst": "critical", "open": 1, "unread": 1, "alerts": [], "incidents": [],
+        "site": "zz-troubled",
+        "attention": True,
+        "worst": "critical",
+        "open": 1,
+        "unread": 1,
+        "alerts": [],
+        "incidents": [],
     }
     assert "No site matches “nothing-like-it”." in text(get(app, "/", query="q=nothing-like-it"))
 

@@ -46,8 +46,15 @@ def app(monitor: nmh.Monitor) -> HealthApp:
     return HealthApp(monitor, authorize=token_authorizer(TOKEN), admin_routes=admin_routes())
 
 
-def call(app: HealthApp, method: str, path: str, headers: dict[str, str], body: bytes = b"", client: str = "203.0.113.7",
-         query: str = "") -> Response:
+def call(
+    app: HealthApp,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    client: str = "203.0.113.7",
+    query: str = "",
+) -> Response:
     return app.handle(Request(method, PREFIX + path, query, headers, body, client))
 
 
@@ -57,13 +64,18 @@ def assert_admin_headers(response: Response) -> None:
     assert response.header("x-content-type-options") == "nosniff"
 
 
-def sign_in(app: HealthApp, token: str = TOKEN, next_: str | None = None, client: str = "203.0.113.7",
-            scheme: str = "http") -> tuple[Response, dict[str, str]]:
+def sign_in(
+    app: HealthApp, token: str = TOKEN, next_: str | None = None, client: str = "203.0.113.7", scheme: str = "http"
+) -> tuple[Response, dict[str, str]]:
     """The form as a browser fills it in: GET it (a CSRF nonce cookie), POST the token."""
     query = urlencode({"next": next_}) if next_ is not None else ""
     form = app.handle(Request("GET", PREFIX + "/signin", query, BROWSER, b"", client, scheme=scheme))
     nonce = cookie_value(form, CSRF_COOKIE)
-    fields = {dict(a)["name"]: dict(a).get("value") for t, a in parse(form.body.decode()).tags if t == "input" and dict(a).get("type") == "hidden"}
+    fields = {
+        dict(a)["name"]: dict(a).get("value")
+        for t, a in parse(form.body.decode()).tags
+        if t == "input" and dict(a).get("type") == "hidden"
+    }
     headers = {**BROWSER, "cookie": f"{CSRF_COOKIE}={nonce}", "content-type": "application/x-www-form-urlencoded"}
     body = urlencode({**fields, "token": token}).encode()
     return app.handle(Request("POST", PREFIX + "/signin", "", headers, body, client, scheme=scheme)), headers
@@ -85,7 +97,12 @@ def test_a_browser_without_a_session_is_sent_to_sign_in_and_back(app: HealthApp)
 
 
 def test_scripts_keep_getting_401_json(app: HealthApp) -> None:
-    for headers in ({}, {"accept": "application/json"}, {"accept": "*/*"}, {"authorization": "Bearer nope-nope-nope-nope"}):
+    for headers in (
+        {},
+        {"accept": "application/json"},
+        {"accept": "*/*"},
+        {"authorization": "Bearer nope-nope-nope-nope"},
+    ):
         response = call(app, "GET", "/", headers)
         assert response.status == 401 and response.header("www-authenticate") == "Bearer"
         assert json.loads(response.body) == {"error": "sign in required"}
@@ -173,7 +190,9 @@ def session_headers(response: Response, headers: dict[str, str]) -> dict[str, st
 def csrf_of(app: HealthApp, headers: dict[str, str]) -> str:
     page = call(app, "GET", "/", headers)
     assert page.status == 200
-    return next(dict(a)["value"] for t, a in parse(page.body.decode()).tags if t == "input" and dict(a).get("name") == "csrf")
+    return next(
+        dict(a)["value"] for t, a in parse(page.body.decode()).tags if t == "input" and dict(a).get("name") == "csrf"
+    )
 
 
 def sign_out(app: HealthApp, headers: dict[str, str]) -> Response:

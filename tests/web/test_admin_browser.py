@@ -76,18 +76,28 @@ def asgi(app: HealthApp) -> Callable[..., Any]:
         for key, value in scope["headers"]:
             name = key.decode("latin-1").lower()
             joiner = "; " if name == "cookie" else ", "
-            headers[name] = headers[name] + joiner + value.decode("latin-1") if name in headers else value.decode("latin-1")
+            headers[name] = (
+                headers[name] + joiner + value.decode("latin-1") if name in headers else value.decode("latin-1")
+            )
         if scope["path"] == "/panel":
-            status, out, body_out = 200, [("content-type", "text/html; charset=utf-8"), ("content-security-policy", PANEL_CSP)], PANEL
+            status, out, body_out = (
+                200,
+                [("content-type", "text/html; charset=utf-8"), ("content-security-policy", PANEL_CSP)],
+                PANEL,
+            )
         elif scope["path"] == "/panel.css":
             status, out, body_out = 200, [("content-type", "text/css")], PANEL_CSS
         elif scope["path"] == "/favicon.ico":
             status, out, body_out = 204, [], b""
         else:
-            request = Request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers, body, None, scope)
+            request = Request(
+                scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers, body, None, scope
+            )
             response = app.handle(request)
             status, out, body_out = response.status, list(response.headers), response.body
-        await send({"type": "http.response.start", "status": status, "headers": [(k.encode(), v.encode()) for k, v in out]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(k.encode(), v.encode()) for k, v in out]}
+        )
         await send({"type": "http.response.body", "body": body_out})
 
     return application
@@ -239,7 +249,9 @@ class XssCheck:
     timeout = None
 
     def evaluate(self, view: nmh.SiteView) -> list[Reading]:
-        return [Reading(check=self.name, site=view.site, key="", area="portal", status=Health.CRITICAL, subject=XSS_SUBJECT)]
+        return [
+            Reading(check=self.name, site=view.site, key="", area="portal", status=Health.CRITICAL, subject=XSS_SUBJECT)
+        ]
 
 
 class RegistersXssCheck:
@@ -248,11 +260,17 @@ class RegistersXssCheck:
         register(XssCheck())
 
 
-def test_xss_payloads_stay_text(page: Any, serve_asgi: Callable[[Any], str], internal_errors: Callable[[Any], Any]) -> None:
+def test_xss_payloads_stay_text(
+    page: Any, serve_asgi: Callable[[Any], str], internal_errors: Callable[[Any], Any]
+) -> None:
     clock = FakeClock()
     m = nmh.Monitor(
-        "acme-studio", store="memory://", clock=clock, load_entrypoints=False,
-        plugins=[RegistersXssCheck()], critical_routes=["/media-upload", XSS_ROUTE],
+        "acme-studio",
+        store="memory://",
+        clock=clock,
+        load_entrypoints=False,
+        plugins=[RegistersXssCheck()],
+        critical_routes=["/media-upload", XSS_ROUTE],
     )
     internal_errors(m)
     for i in range(15):

@@ -64,7 +64,9 @@ def host_latencies(base: str, seconds: float) -> list[float]:
 
 
 def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
-    redis_alone: RedisServer, serve_asgi: Callable[[Any], str], artifacts: Path,
+    redis_alone: RedisServer,
+    serve_asgi: Callable[[Any], str],
+    artifacts: Path,
     internal_errors: Callable[[Any], Any],
 ) -> None:
     clock = FakeClock()
@@ -99,8 +101,12 @@ def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
     try:
         askers = [
             threading.Thread(target=keep_asking, args=(path, accept), daemon=True)
-            for path, accept in (("/", "text/html"), ("/api/alerts", "application/json"),
-                                 ("/api/overview", "application/json"), ("/", "text/html"))
+            for path, accept in (
+                ("/", "text/html"),
+                ("/api/alerts", "application/json"),
+                ("/api/overview", "application/json"),
+                ("/", "text/html"),
+            )
         ]
         for t in askers:
             t.start()
@@ -113,9 +119,17 @@ def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
         redis_alone.process.send_signal(signal.SIGCONT)
 
     report = {
-        "healthy_ms": {"p50": 1000 * statistics.median(healthy), "p99": 1000 * percentile(healthy, 0.99), "n": len(healthy)},
-        "frozen_ms": {"p50": 1000 * statistics.median(frozen), "p99": 1000 * percentile(frozen, 0.99),
-                      "max": 1000 * max(frozen), "n": len(frozen)},
+        "healthy_ms": {
+            "p50": 1000 * statistics.median(healthy),
+            "p99": 1000 * percentile(healthy, 0.99),
+            "n": len(healthy),
+        },
+        "frozen_ms": {
+            "p50": 1000 * statistics.median(frozen),
+            "p99": 1000 * percentile(frozen, 0.99),
+            "max": 1000 * max(frozen),
+            "n": len(frozen),
+        },
         "admin_answers": len(answers),
         "admin_seconds": {"min": min(a[2] for a in answers), "max": max(a[2] for a in answers)},
     }
@@ -147,7 +161,8 @@ def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
 
 
 def test_a_wsgi_worker_gives_up_on_a_hung_store_after_the_deadline(
-    silent_server: SilentServer, internal_errors: Callable[[Any], Any]  # noqa: F811
+    silent_server: SilentServer,
+    internal_errors: Callable[[Any], Any],  # noqa: F811
 ) -> None:
     monitor = nmh.Monitor("acme", store=silent_server.url(timeout=5), clock=FakeClock(), load_entrypoints=False)
     swallowed = internal_errors(monitor)

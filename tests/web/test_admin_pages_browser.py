@@ -102,8 +102,15 @@ def test_the_incident_page(page: Page, site: Site, artifacts: Path) -> None:
     expect(page.get_by_role("heading", name="What happened when")).to_be_visible()
     events = page.locator("ol.timeline li")
     assert events.count() == 2
-    assert re.fullmatch(UTC_TIME + r" Opened as critical: the admin is alerted\.", events.nth(0).inner_text().replace("\n", " "))
-    facts = {dt: dd for dt, dd in zip(page.locator(".facts dt").all_inner_texts(), page.locator(".facts dd").all_inner_texts(), strict=True)}
+    assert re.fullmatch(
+        UTC_TIME + r" Opened as critical: the admin is alerted\.", events.nth(0).inner_text().replace("\n", " ")
+    )
+    facts = {
+        dt: dd
+        for dt, dd in zip(
+            page.locator(".facts dt").all_inner_texts(), page.locator(".facts dd").all_inner_texts(), strict=True
+        )
+    }
     assert facts["PEOPLE HURT SINCE IT OPENED"] == "15" and facts["PEOPLE HURT NOW"].startswith("15")
     assert facts["ROUTE OR KEY"] == "/media-upload" and facts["AREA"] == "uploads"
     assert "against the critical line of 25%" in facts["LATEST VALUE"]
@@ -112,7 +119,9 @@ def test_the_incident_page(page: Page, site: Site, artifacts: Path) -> None:
     assert chart.get_attribute("role") == "img"
     assert "Incident (critical) shaded from" in (chart.locator("desc").text_content() or "")
     assert page.locator("svg.trend rect.trend-incident").count() == 1
-    assert "There is no breakdown by code." in page.locator("main").inner_text().replace("so there is no", "There is no")
+    assert "There is no breakdown by code." in page.locator("main").inner_text().replace(
+        "so there is no", "There is no"
+    )
     page.screenshot(path=str(artifacts / "admin-incident-desktop.png"), full_page=True)
     page.get_by_role("link", name="← acme-studio").click()
     page.wait_for_url(site.url("/?site=acme-studio"))
@@ -127,7 +136,9 @@ def test_the_dashboard_and_the_incident_page_update_themselves(page: Page, site:
     sign_in_here(page)
     expect(page.locator(".pill-calm")).to_have_text("All alerts read")
     page.evaluate("window.__same_page = true")
-    expect(page.locator("[data-live-freshness]")).to_have_text(re.compile(r"Live · as of " + UTC_TIME + " · checks every 0.3 s"))
+    expect(page.locator("[data-live-freshness]")).to_have_text(
+        re.compile(r"Live · as of " + UTC_TIME + " · checks every 0.3 s")
+    )
     page.wait_for_function("document.documentElement.dataset.live === 'fresh'")
     page.wait_for_timeout(700)
     assert 304 in polls, "an unchanged page costs a bodiless 304"
@@ -169,7 +180,9 @@ def test_a_store_that_stops_answering_is_said_plainly(
         redis_server.process.send_signal(signal.SIGSTOP)
         try:
             status = page.locator("[data-live-status]")
-            expect(status).to_have_text("The store is not answering: this is what was known before. Retrying.", timeout=5000)
+            expect(status).to_have_text(
+                "The store is not answering: this is what was known before. Retrying.", timeout=5000
+            )
             assert page.evaluate("document.documentElement.dataset.live") == "stale"
             expect(page.get_by_text(ALERT_TEXT)).to_be_visible()  # what was known stays on the page
             page.screenshot(path=str(artifacts / "admin-store-not-answering.png"))
@@ -186,7 +199,9 @@ def test_a_store_that_stops_answering_is_said_plainly(
 
 @pytest.fixture
 def phone(browser: Any, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     try:
         yield page
@@ -219,8 +234,11 @@ def test_the_phone_layout_is_readable(phone: Page, site: Site, artifacts: Path) 
     [incident] = site.monitor.incidents()
     phone.goto(site.url("/"))
     sign_in_here(phone)
-    for name, url in (("overview", site.url("/")), ("site", site.url("/?site=acme-studio")),
-                      ("incident", site.url(f"/incidents/{incident.id}"))):
+    for name, url in (
+        ("overview", site.url("/")),
+        ("site", site.url("/?site=acme-studio")),
+        ("incident", site.url(f"/incidents/{incident.id}")),
+    ):
         phone.goto(url)
         phone.wait_for_load_state("load")
         width = phone.evaluate("document.documentElement.scrollWidth")

@@ -70,8 +70,11 @@ class Forms(HTMLParser):
 def forms(html: str, action: str) -> list[tuple[dict[str, str], list[str]]]:
     parser = Forms()
     parser.feed(html)
-    return [(fields, buttons) for act, fields, buttons in parser.forms if act == PREFIX + action
-            or re.fullmatch(re.escape(PREFIX) + action, act)]
+    return [
+        (fields, buttons)
+        for act, fields, buttons in parser.forms
+        if act == PREFIX + action or re.fullmatch(re.escape(PREFIX) + action, act)
+    ]
 
 
 def form(html: str, action: str) -> dict[str, str]:
@@ -135,7 +138,9 @@ def test_scheduling_through_the_form_lists_the_window(app: HealthApp, monitor: n
     assert fields["csrf"] and fields["back"] == f"{PREFIX}/"
     assert fields["area"] == "" and fields["duration"] == "3600" and fields["start"] == ""
     assert "site" not in fields, "one site: the form does not ask"
-    areas = re.findall(r'<option value="([^"]*)">', html[html.index('id="window-area"'):html.index('id="window-start"')])
+    areas = re.findall(
+        r'<option value="([^"]*)">', html[html.index('id="window-area"') : html.index('id="window-start"')]
+    )
     assert areas == ["", "bookings", "dashboard", "login", "portal", "uploads"]
 
     fields |= {"area": "uploads", "duration": "1800", "reason": "Deploying the new upload service"}
@@ -146,12 +151,16 @@ def test_scheduling_through_the_form_lists_the_window(app: HealthApp, monitor: n
     assert (window.starts_at, window.ends_at) == (now(clock), now(clock) + timedelta(minutes=30))
 
     page = shown(text(get(app, "/")))
-    assert "uploads running 5 Jan, 09:00 UTC to 5 Jan, 09:30 UTC · 30 min Deploying the new upload service End now" in page
+    assert (
+        "uploads running 5 Jan, 09:00 UTC to 5 Jan, 09:30 UTC · 30 min Deploying the new upload service End now" in page
+    )
     assert "Nothing planned." not in page
     assert "maintenance on uploads until 5 Jan, 09:30 UTC" in page  # on the site's card
 
 
-def test_a_window_to_come_an_end_time_and_the_whole_site(app: HealthApp, monitor: nmh.Monitor, clock: FakeClock) -> None:
+def test_a_window_to_come_an_end_time_and_the_whole_site(
+    app: HealthApp, monitor: nmh.Monitor, clock: FakeClock
+) -> None:
     fields = form(text(get(app, "/")), "/maintenance")
     start = now(clock) + timedelta(hours=2)
     fields |= {"start": local(start), "end": local(start + timedelta(minutes=45)), "reason": "Database upgrade"}
@@ -193,7 +202,13 @@ def test_the_forms_need_the_csrf_token(app: HealthApp, monitor: nmh.Monitor) -> 
             body = fields if token is None else {**fields, "csrf": token}
             response = post(app, action, body, form=True, headers=html_headers)
             assert response.status == 403, (action, token)
-            assert "CSRF token" in text(response) and response.header("content-type", ) == "text/html; charset=utf-8"
+            assert (
+                "CSRF token" in text(response)
+                and response.header(
+                    "content-type",
+                )
+                == "text/html; charset=utf-8"
+            )
         theirs = data(get(app, "/api/maintenance", headers={"authorization": f"Bearer {OTHER_TOKEN}"}))["csrf"]
         assert post(app, action, {**fields, "csrf": theirs}, form=True).status == 403
     assert [w.id for w in monitor.maintenance()] == [window.id]
@@ -212,7 +227,9 @@ def test_the_forms_need_the_csrf_token(app: HealthApp, monitor: nmh.Monitor) -> 
         ({"start": "<b>soon</b>"}, "got &#x27;&lt;b&gt;soon&lt;/b&gt;&#x27;"),
     ],
 )
-def test_bad_input_in_the_form_is_a_calm_400(app: HealthApp, monitor: nmh.Monitor, change: dict[str, str], says: str) -> None:
+def test_bad_input_in_the_form_is_a_calm_400(
+    app: HealthApp, monitor: nmh.Monitor, change: dict[str, str], says: str
+) -> None:
     fields = form(text(get(app, "/")), "/maintenance") | change
     response = post(app, "/maintenance", fields, form=True, headers={**BEARER, "accept": "text/html"})
     assert response.status == 400
@@ -245,12 +262,23 @@ def test_the_form_comes_back_to_the_page_it_was_sent_from(app: HealthApp, monito
     response = post(app, "/maintenance", fields, form=True)
     assert response.header("location") == f"{PREFIX}/?site=client-b#maintenance"
     assert [w.site for w in monitor.maintenance()] == ["client-b"]
-    for back in ("https://evil.example/", "//evil.example/x", f"{PREFIX}/../../x", "/elsewhere", "x\r\nset-cookie: a=b"):
+    for back in (
+        "https://evil.example/",
+        "//evil.example/x",
+        f"{PREFIX}/../../x",
+        "/elsewhere",
+        "x\r\nset-cookie: a=b",
+    ):
         response = post(app, "/maintenance", fields | {"back": back}, form=True)
         assert response.status == 303 and response.header("location") == f"{PREFIX}/#maintenance", back
     steered = post(app, "/maintenance", fields | {"back": f"{PREFIX}/?site=a%0d%0aset-cookie:x//evil"}, form=True)
     location = steered.header("location") or ""
-    assert location.startswith(f"{PREFIX}/?site=") and "\r" not in location and "\n" not in location and "//" not in location
+    assert (
+        location.startswith(f"{PREFIX}/?site=")
+        and "\r" not in location
+        and "\n" not in location
+        and "//" not in location
+    )
 
 
 def test_with_several_sites_the_form_asks_which(app: HealthApp, monitor: nmh.Monitor) -> None:
@@ -258,7 +286,7 @@ def test_with_several_sites_the_form_asks_which(app: HealthApp, monitor: nmh.Mon
         monitor.record_request("/bookings", 200, 0.1, user="u", site=name)
     evaluate(monitor)
     html = text(get(app, "/"))
-    select = html[html.index('id="window-site"'):html.index("</select>", html.index('id="window-site"'))]
+    select = html[html.index('id="window-site"') : html.index("</select>", html.index('id="window-site"'))]
     assert re.findall(r'<option value="([^"]*)">', select) == ["acme-studio", "client-a", "client-b"]
     fields = form(html, "/maintenance") | {"site": "client-b", "area": "bookings", "reason": "migration"}
     assert post(app, "/maintenance", fields, form=True).status == 303
@@ -275,11 +303,13 @@ def test_with_many_sites_the_form_asks_for_a_name(app: HealthApp, monitor: nmh.M
         monitor.record_request("/bookings", 200, 0.1, user="u", site=f"client-{n:02d}")
     monitor.flush()
     html = text(get(app, "/"))
-    assert '<input id="window-site" name="site" type="text"' in html and "<option value=\"client-42\">" not in html
+    assert '<input id="window-site" name="site" type="text"' in html and '<option value="client-42">' not in html
     fields = form(html, "/maintenance") | {"reason": "migration"}
     assert post(app, "/maintenance", fields | {"site": "client-42"}, form=True).status == 303
     assert [w.site for w in monitor.maintenance()] == ["client-42"]
-    typo = post(app, "/maintenance", fields | {"site": "cleint-42"}, form=True, headers={**BEARER, "accept": "text/html"})
+    typo = post(
+        app, "/maintenance", fields | {"site": "cleint-42"}, form=True, headers={**BEARER, "accept": "text/html"}
+    )
     assert typo.status == 400 and "&#x27;cleint-42&#x27; is not a site this monitor watches" in text(typo)
     assert len(monitor.maintenance()) == 1
     few = text(get(app, "/", query="q=client-4"))  # filtered to ten: a list again
@@ -304,7 +334,9 @@ def test_an_incident_during_maintenance_is_marked_and_its_alert_held(
     assert "alert not sent (held by maintenance)" in said
     body = data(get(app, f"/api/incidents/{incident.id}"))
     assert body["incident"]["maintenance_id"] == window.id and body["maintenance"]["id"] == window.id
-    assert body["alert"]["notified_at"] is None and body["alert"]["reminders"] == 0 and body["alert_held"] == "maintenance"
+    assert (
+        body["alert"]["notified_at"] is None and body["alert"]["reminders"] == 0 and body["alert_held"] == "maintenance"
+    )
     assert data(get(app, "/api/incidents"))["incidents"][0]["maintenance_id"] == window.id
 
     # The window ends by itself; the next pass tells the alert, and the page says when.
@@ -331,8 +363,13 @@ def test_silencing_from_the_incident_page(app: HealthApp, monitor: nmh.Monitor, 
     page = text(get(app, f"/incidents/{incident.id}"))
     [(fields, durations)] = forms(page, "/silences")
     assert durations == ["3600", "7200", "14400", "86400"]
-    assert fields | {"csrf": ""} == {"csrf": "", "back": f"{PREFIX}/incidents/{incident.id}", "site": "acme-studio",
-                                     "check": "api_errors", "key": "/media-upload"}
+    assert fields | {"csrf": ""} == {
+        "csrf": "",
+        "back": f"{PREFIX}/incidents/{incident.id}",
+        "site": "acme-studio",
+        "check": "api_errors",
+        "key": "/media-upload",
+    }
     assert page.index("Mark as read") < page.index("Silence for")  # beside Acknowledge
     response = post(app, "/silences", fields | {"duration": "7200"}, form=True)
     assert response.status == 303 and response.header("location") == f"{PREFIX}/incidents/{incident.id}"
@@ -364,8 +401,11 @@ def test_silence_form_errors_are_400(app: HealthApp, monitor: nmh.Monitor, clock
     open_incident(monitor, clock)
     [(fields, _)] = forms(text(get(app, f"/incidents/{monitor.incidents()[0].id}")), "/silences")
     html_headers = {**BEARER, "accept": "text/html"}
-    for change, says in (({}, "Choose how long to silence it for"), ({"duration": "-5"}, "more than 0 seconds"),
-                         ({"duration": "3600", "check": ""}, "Check must be a check")):
+    for change, says in (
+        ({}, "Choose how long to silence it for"),
+        ({"duration": "-5"}, "more than 0 seconds"),
+        ({"duration": "3600", "check": ""}, "Check must be a check"),
+    ):
         response = post(app, "/silences", fields | change, form=True, headers=html_headers)
         assert response.status == 400 and says in text(response), change
     assert monitor.silences() == []
@@ -384,15 +424,27 @@ def test_the_api_schedules_lists_and_ends_windows(app: HealthApp, monitor: nmh.M
     assert response.status == 201
     window = data(response)["maintenance"]
     assert window | {"id": ""} == {
-        "id": "", "site": "acme-studio", "area": "uploads", "starts_at": "2026-01-05T09:00:00+00:00",
-        "ends_at": "2026-01-05T09:30:00+00:00", "reason": "deploy", "created_at": "2026-01-05T09:00:00+00:00",
+        "id": "",
+        "site": "acme-studio",
+        "area": "uploads",
+        "starts_at": "2026-01-05T09:00:00+00:00",
+        "ends_at": "2026-01-05T09:30:00+00:00",
+        "reason": "deploy",
+        "created_at": "2026-01-05T09:00:00+00:00",
         "running": True,
     }
-    later = post(app, "/api/maintenance", {"start": "2026-01-05T12:00:00+02:00", "end": "2026-01-05T10:30:00Z",
-                                           "site": "client-b"}, headers=headers)
+    later = post(
+        app,
+        "/api/maintenance",
+        {"start": "2026-01-05T12:00:00+02:00", "end": "2026-01-05T10:30:00Z", "site": "client-b"},
+        headers=headers,
+    )
     assert later.status == 201 and data(later)["maintenance"]["starts_at"] == "2026-01-05T10:00:00+00:00"
     assert data(later)["maintenance"]["running"] is False and data(later)["maintenance"]["area"] is None
-    assert [w["id"] for w in data(get(app, "/api/maintenance"))["maintenance"]] == [window["id"], data(later)["maintenance"]["id"]]
+    assert [w["id"] for w in data(get(app, "/api/maintenance"))["maintenance"]] == [
+        window["id"],
+        data(later)["maintenance"]["id"],
+    ]
 
     ended = post(app, f"/api/maintenance/{window['id']}/end", b"", headers=headers)
     assert ended.status == 200 and data(ended)["maintenance"]["ends_at"] == "2026-01-05T09:00:00+00:00"
@@ -400,7 +452,8 @@ def test_the_api_schedules_lists_and_ends_windows(app: HealthApp, monitor: nmh.M
     assert post(app, "/api/maintenance/no-such-window/end", b"", headers=headers).status == 404
     assert post(app, "/api/maintenance/" + "x" * 100 + "/end", b"", headers=headers).status == 404
     assert data(post(app, "/api/maintenance/nope/end", b"", headers=headers)) == {
-        "error": "no such maintenance window (ended ones are forgotten after a day)"}
+        "error": "no such maintenance window (ended ones are forgotten after a day)"
+    }
 
 
 @pytest.mark.parametrize(
@@ -424,7 +477,9 @@ def test_the_api_schedules_lists_and_ends_windows(app: HealthApp, monitor: nmh.M
         ({"duration": 600, "reason": 42}, "reason must be text, got 42"),
     ],
 )
-def test_the_api_says_what_is_wrong_with_a_window(app: HealthApp, monitor: nmh.Monitor, body: dict[str, Any], says: str | None) -> None:
+def test_the_api_says_what_is_wrong_with_a_window(
+    app: HealthApp, monitor: nmh.Monitor, body: dict[str, Any], says: str | None
+) -> None:
     response = post(app, "/api/maintenance", body, headers=with_token(app))
     if says is None:
         assert response.status == 201
@@ -446,11 +501,19 @@ def test_the_api_needs_the_csrf_token_and_a_signed_in_caller(app: HealthApp, mon
     window = monitor.schedule_maintenance(duration=600)
     made = monitor.silence("api_errors")
     theirs = with_token(app, {"authorization": f"Bearer {OTHER_TOKEN}"})["x-csrf-token"]
-    calls = [("/api/maintenance", {"duration": 600}), (f"/api/maintenance/{window.id}/end", {}),
-             ("/api/silences", {"check": "api_errors"}), (f"/api/silences/{made.id}/end", {})]
+    calls = [
+        ("/api/maintenance", {"duration": 600}),
+        (f"/api/maintenance/{window.id}/end", {}),
+        ("/api/silences", {"check": "api_errors"}),
+        (f"/api/silences/{made.id}/end", {}),
+    ]
     for path, body in calls:
-        for headers in (BEARER, {**BEARER, "x-csrf-token": "forged"}, {**BEARER, "x-csrf-token": theirs},
-                        {**with_token(app), "sec-fetch-site": "cross-site"}):
+        for headers in (
+            BEARER,
+            {**BEARER, "x-csrf-token": "forged"},
+            {**BEARER, "x-csrf-token": theirs},
+            {**with_token(app), "sec-fetch-site": "cross-site"},
+        ):
             response = post(app, path, body, headers=headers)
             assert response.status == 403 and "CSRF token" in data(response)["error"], (path, headers)
         assert post(app, path, body, headers={"x-csrf-token": theirs}).status == 401
@@ -462,16 +525,30 @@ def test_the_api_needs_the_csrf_token_and_a_signed_in_caller(app: HealthApp, mon
 
 def test_the_api_makes_lists_and_lifts_silences(app: HealthApp, monitor: nmh.Monitor, clock: FakeClock) -> None:
     headers = with_token(app)
-    response = post(app, "/api/silences", {"check": "api_errors", "key": "/media-upload", "reason": "on it"}, headers=headers)
+    response = post(
+        app, "/api/silences", {"check": "api_errors", "key": "/media-upload", "reason": "on it"}, headers=headers
+    )
     assert response.status == 201
     made = data(response)["silence"]
     assert made | {"id": ""} == {
-        "id": "", "site": "acme-studio", "check": "api_errors", "key": "/media-upload",
-        "starts_at": "2026-01-05T09:00:00+00:00", "ends_at": "2026-01-05T11:00:00+00:00",  # two hours unless told
-        "reason": "on it", "created_at": "2026-01-05T09:00:00+00:00", "active": True,
+        "id": "",
+        "site": "acme-studio",
+        "check": "api_errors",
+        "key": "/media-upload",
+        "starts_at": "2026-01-05T09:00:00+00:00",
+        "ends_at": "2026-01-05T11:00:00+00:00",  # two hours unless told
+        "reason": "on it",
+        "created_at": "2026-01-05T09:00:00+00:00",
+        "active": True,
     }
-    every = data(post(app, "/api/silences", {"check": "upload_failures", "key": None, "duration": 600, "site": "b"},
-                      headers=headers))["silence"]
+    every = data(
+        post(
+            app,
+            "/api/silences",
+            {"check": "upload_failures", "key": None, "duration": 600, "site": "b"},
+            headers=headers,
+        )
+    )["silence"]
     assert every["key"] is None and every["ends_at"] == "2026-01-05T09:10:00+00:00" and every["site"] == "b"
     listed = data(get(app, "/api/silences"))
     assert [s["id"] for s in listed["silences"]] == [every["id"], made["id"]] and listed["csrf"]
@@ -480,9 +557,12 @@ def test_the_api_makes_lists_and_lifts_silences(app: HealthApp, monitor: nmh.Mon
     assert lifted.status == 200 and data(lifted)["silence"]["active"] is False
     assert [s["id"] for s in data(get(app, "/api/silences"))["silences"]] == [every["id"]]
     assert post(app, "/api/silences/nope/end", b"", headers=headers).status == 404
-    for body, says in (({}, "check must be a check's name"), ({"check": "api_errors", "duration": 10 ** 9}, "at most a week"),
-                       ({"check": "api_errors", "key": 5}, "key must be a route or page"),
-                       ({"check": "api_errors", "until": "later"}, "unknown field until")):
+    for body, says in (
+        ({}, "check must be a check's name"),
+        ({"check": "api_errors", "duration": 10**9}, "at most a week"),
+        ({"check": "api_errors", "key": 5}, "key must be a route or page"),
+        ({"check": "api_errors", "until": "later"}, "unknown field until"),
+    ):
         bad = post(app, "/api/silences", body, headers=headers)
         assert bad.status == 400 and says in data(bad)["error"], body
 
@@ -501,8 +581,13 @@ def test_a_hung_store_does_not_hold_a_state_change(monitor: nmh.Monitor, interna
 
         from nextmonth_health.web import Request
 
-        request = Request("POST", PREFIX + "/api/maintenance", "", {**headers, "content-type": "application/json"},
-                          json.dumps({"duration": 600}).encode())
+        request = Request(
+            "POST",
+            PREFIX + "/api/maintenance",
+            "",
+            {**headers, "content-type": "application/json"},
+            json.dumps({"duration": 600}).encode(),
+        )
         response: Response = slow.handle_in_thread(request)
         assert response.status == 503 and data(response) == {"error": "the store is not answering"}
     finally:

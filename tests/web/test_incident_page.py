@@ -94,8 +94,11 @@ def test_the_page_tells_what_happened_when(app: HealthApp, story: tuple[nmh.Moni
     # The readings behind it: the check's five-minute window every 10 s, the incident shaded.
     assert '<svg class="trend"' in html and 'class="trend-incident"' in html
     assert "the 5 min window the check judges, every 10 s" in shown
-    assert re.search(r"Requests from the 5 min before it opened until it resolved \d+ requests, 72 answered with a 5xx "
-                     r"\(\d+%\), counted by bucket\.", shown)
+    assert re.search(
+        r"Requests from the 5 min before it opened until it resolved \d+ requests, 72 answered with a 5xx "
+        r"\(\d+%\), counted by bucket\.",
+        shown,
+    )
     assert "not each status code, so there is no breakdown by code" in shown
 
 
@@ -174,8 +177,18 @@ class LatencyProbe:
     timeout = None
 
     def evaluate(self, view: nmh.SiteView) -> list[Reading]:
-        return [Reading(check=self.name, site=view.site, key="cdn", area="portal", status=Health.DEGRADED,
-                        subject="CDN <slow>", value=4.2, threshold=2.0)]
+        return [
+            Reading(
+                check=self.name,
+                site=view.site,
+                key="cdn",
+                area="portal",
+                status=Health.DEGRADED,
+                subject="CDN <slow>",
+                value=4.2,
+                threshold=2.0,
+            )
+        ]
 
 
 class RegistersProbe:
@@ -205,7 +218,10 @@ def test_a_plugin_check_shows_its_value_threshold_and_plugin(internal_errors: Ca
 
 @pytest.mark.parametrize("incident_id", ["nope", "x" * 65, "..", "%3Cscript%3E"])
 def test_an_unknown_incident_is_a_404_with_the_headers(app: HealthApp, incident_id: str) -> None:
-    for path, accept in ((f"/incidents/{incident_id}", "text/html"), (f"/api/incidents/{incident_id}", "application/json")):
+    for path, accept in (
+        (f"/incidents/{incident_id}", "text/html"),
+        (f"/api/incidents/{incident_id}", "application/json"),
+    ):
         response = get(app, path, headers={"accept": accept})
         assert response.status == 404, path
         assert response.header("content-security-policy") and response.header("x-frame-options") == "DENY"

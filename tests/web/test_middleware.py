@@ -472,7 +472,11 @@ def test_wsgi_exception_is_recorded_and_reraised_untouched(
         assert client.get("/raise").status_code == 500
         assert client.get("/raise-later").status_code == 500
         assert client.get("/made").status_code == 201
-    assert recorded(calls, 3) == [("/raise", 500, ANONYMOUS), ("/raise-later", 500, ANONYMOUS), ("/made", 201, ANONYMOUS)]
+    assert recorded(calls, 3) == [
+        ("/raise", 500, ANONYMOUS),
+        ("/raise-later", 500, ANONYMOUS),
+        ("/made", 201, ANONYMOUS),
+    ]
     assert caught[0] is RAISED[0]
     assert isinstance(caught[1], Boom) and caught[1].args == ("raised while iterating",)
 

@@ -343,7 +343,10 @@ def test_overlay_honours_reduced_motion(
 
 
 def test_xss_in_notice_texts_and_paths_renders_inert(
-    page: Page, fake_clock: FakeClock, internal_errors: Callable[[Any], Any], serve_asgi: Callable[[Any], str],
+    page: Page,
+    fake_clock: FakeClock,
+    internal_errors: Callable[[Any], Any],
+    serve_asgi: Callable[[Any], str],
     artifacts: Path,
 ) -> None:
     monitor = nmh.Monitor(

@@ -79,9 +79,15 @@ def test_scheduling_a_window_at_desktop_size(page: Page, site: Site, artifacts: 
     expect(item.locator(".chip")).to_have_text("running")
     expect(item.locator(".planned-reason")).to_have_text(REASON)  # typed, shown as text
     assert re.fullmatch(UTC_TIME + " to " + UTC_TIME + " · 30 min", item.locator(".meta").inner_text())
-    expect(page.locator("section.site").first.locator(".chip-planned")).to_have_text(re.compile("^maintenance on uploads until " + UTC_TIME))
+    expect(page.locator("section.site").first.locator(".chip-planned")).to_have_text(
+        re.compile("^maintenance on uploads until " + UTC_TIME)
+    )
     [window] = site.monitor.maintenance()
-    assert (window.area, window.reason, (window.ends_at - window.starts_at).total_seconds()) == ("uploads", REASON, 1800)
+    assert (window.area, window.reason, (window.ends_at - window.starts_at).total_seconds()) == (
+        "uploads",
+        REASON,
+        1800,
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
     section.screenshot(path=str(artifacts / "planned-desktop-section.png"))
     page.screenshot(path=str(artifacts / "planned-desktop.png"), full_page=True)
@@ -90,7 +96,9 @@ def test_scheduling_a_window_at_desktop_size(page: Page, site: Site, artifacts: 
     marks = page.locator("li.incident .marks")
     expect(marks).to_have_text(re.compile(r"during maintenance\s+alert not sent \(held by maintenance\)"), timeout=5000)
     expect(page.locator("article.alert .alert-foot .meta")).to_contain_text("alert not sent (held by maintenance)")
-    page.locator("section.site").first.locator(".columns").screenshot(path=str(artifacts / "planned-desktop-during.png"))
+    page.locator("section.site").first.locator(".columns").screenshot(
+        path=str(artifacts / "planned-desktop-during.png")
+    )
 
     item.get_by_role("button", name="End now").click()
     page.wait_for_url(re.compile(r"#maintenance$"))

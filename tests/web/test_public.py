@@ -422,7 +422,13 @@ def test_handle_enforces_the_route_limit_for_direct_callers(app: HealthApp) -> N
 
 @pytest.mark.parametrize(
     "options",
-    [{"beacon_burst": 0}, {"beacon_per_minute": -1}, {"sessions_per_client": 0}, {"beacon_brust": 5}, {"max_clients": True}],
+    [
+        {"beacon_burst": 0},
+        {"beacon_per_minute": -1},
+        {"sessions_per_client": 0},
+        {"beacon_brust": 5},
+        {"max_clients": True},
+    ],
 )
 def test_bad_options_fail_at_start_up(monitor: nmh.Monitor, options: dict[str, Any]) -> None:
     with pytest.raises(nmh.ConfigError):

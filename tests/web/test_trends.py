@@ -35,7 +35,8 @@ def series(
 ) -> Series:
     worst = worst or values
     points = tuple(
-        Point(int(START) + i * HOUR, HOUR, v, w, 0 if v is None else 10) for i, (v, w) in enumerate(zip(values, worst, strict=True))
+        Point(int(START) + i * HOUR, HOUR, v, w, 0 if v is None else 10)
+        for i, (v, w) in enumerate(zip(values, worst, strict=True))
     )
     return Series("api_errors", "/media-upload", title, unit, range_, threshold, points, "critical line", shades=shades)
 
@@ -69,8 +70,12 @@ def test_series_come_from_the_rollups_hourly_for_the_week(monitor: nmh.Monitor) 
     hours_of_traffic(monitor, 3 * 24)
     week = {(s.check, s.key): s for s in trend_series(monitor, "acme", range_="7d")}
     assert set(week) == {
-        ("api_errors", "/media-upload"), ("api_errors", "/bookings"), ("api_errors", "/portal"),
-        ("dashboard_load", "/dashboard"), ("session_failures", ""), ("upload_failures", ""),
+        ("api_errors", "/media-upload"),
+        ("api_errors", "/bookings"),
+        ("api_errors", "/portal"),
+        ("dashboard_load", "/dashboard"),
+        ("session_failures", ""),
+        ("upload_failures", ""),
     }
     media = week["api_errors", "/media-upload"]
     now = monitor.clock.now()
@@ -128,8 +133,9 @@ def test_five_minute_detail_goes_as_far_back_as_the_store_keeps_it(monitor: nmh.
     # the day's cut falls in.
     assert spans.count(HOUR) <= 1 and spans == sorted(spans, reverse=True) and spans.count(300) >= 23 * 12
     assert ("hourly before" in day.note) == (spans[0] == HOUR)
-    longer = nmh.Monitor("acme", store=monitor.store, clock=monitor.clock, load_entrypoints=False,
-                         history_seconds=2 * 86_400)
+    longer = nmh.Monitor(
+        "acme", store=monitor.store, clock=monitor.clock, load_entrypoints=False, history_seconds=2 * 86_400
+    )
     assert {p.span for p in trend_series(longer, "acme", "upload_failures", "24h")[0].points} == {300}
 
 

@@ -52,9 +52,13 @@ async def test_the_incident_resolves_once_jobs_flow_again(make_monitor, passes, 
 
 
 def test_a_misspelt_option_fails_at_start_up_with_a_suggestion(make_monitor) -> None:
-    with pytest.raises(nmh.ConfigError, match=r"sites\['shop'\].*unknown option 'wait_second'; did you mean 'wait_seconds'"):
+    with pytest.raises(
+        nmh.ConfigError, match=r"sites\['shop'\].*unknown option 'wait_second'; did you mean 'wait_seconds'"
+    ):
         make_monitor(
-            acme_queue_health, strict_plugins=True, sites={"shop": {"plugin_settings": {"acme_queues": {"wait_second": 5}}}}
+            acme_queue_health,
+            strict_plugins=True,
+            sites={"shop": {"plugin_settings": {"acme_queues": {"wait_second": 5}}}},
         )
 
 

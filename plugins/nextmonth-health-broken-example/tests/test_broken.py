@@ -62,12 +62,19 @@ def test_the_monitor_starts_and_reports_each_broken_plugin(fake_clock: FakeClock
     load, hook = failures["broken_import"], failures["broken_hook"]
     assert (load.where, load.distribution, load.entry_point) == ("load", DIST, f"{MODULE}.import_error")
     assert load.error == "ImportError: nextmonth_health_broken_example needs 'a_library_that_is_not_installed'"
-    assert (hook.where, hook.distribution, hook.entry_point) == ("register_health_checks", DIST, f"{MODULE}.raising_hook")
+    assert (hook.where, hook.distribution, hook.entry_point) == (
+        "register_health_checks",
+        DIST,
+        f"{MODULE}.raising_hook",
+    )
     assert hook.error == "RuntimeError: broken_hook could not read its configuration"
     for name, error in HOOK_ERRORS.items():
         failure = failures[name]
         assert (failure.where, failure.distribution, failure.error) == ("hooks", DIST, error)
-        assert failure.message == f"plugin {name!r} (entry point {name} = {failure.entry_point}, distribution {DIST}): {error}"
+        assert (
+            failure.message
+            == f"plugin {name!r} (entry point {name} = {failure.entry_point}, distribution {DIST}): {error}"
+        )
         assert monitor.plugin_manager.get_plugin(name) is None  # left out whole
     assert set(monitor.status().plugin_failures) == set(monitor.plugin_failures)
     names = [c.name for c in monitor.checks]
@@ -150,8 +157,12 @@ def test_the_plugins_command_lists_each_broken_one_and_exits_1(tmp_path: Any):
     report = json.loads(plugins("--json").stdout)
     status = {p["name"]: p["status"] for p in report["plugins"]}
     assert {name: status[name] for name in ENTRY_POINTS} == {
-        "broken_import": "broken", "broken_hook": "broken", "broken_hang": "ok",
-        "broken_typo": "broken", "broken_argument": "broken", "broken_unmarked": "broken",
+        "broken_import": "broken",
+        "broken_hook": "broken",
+        "broken_hang": "ok",
+        "broken_typo": "broken",
+        "broken_argument": "broken",
+        "broken_unmarked": "broken",
     }
     assert status["nextmonth_health.plugins.api_errors"] == "ok"
 

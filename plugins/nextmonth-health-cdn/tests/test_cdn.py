@@ -155,7 +155,9 @@ async def test_a_fast_asset_reads_ok_with_a_key_that_keeps_no_secrets(fake_clock
 @asyncio_only
 async def test_slow_assets_open_a_degraded_incident_for_their_area(fake_clock, http_receiver, internal_errors):
     http_receiver.route("/img/logo.png", delay=DELAY)
-    settings = cdn_settings(http_receiver.url("/app.js"), {"url": http_receiver.url("/img/logo.png"), "area": "bookings"})
+    settings = cdn_settings(
+        http_receiver.url("/app.js"), {"url": http_receiver.url("/img/logo.png"), "area": "bookings"}
+    )
     monitor = build(fake_clock, plugin_settings={"cdn": settings})
     internal_errors(monitor)
     for n in range(3):

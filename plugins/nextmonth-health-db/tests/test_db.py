@@ -335,7 +335,9 @@ async def test_recorded_query_timings_are_judged_against_their_baseline(fake_clo
         record_query(monitor, 0.004, user=f"u-{n % 8}")
     fake_clock.advance(600)  # those are the baseline now
     [quiet] = (await run_passes(monitor, 1, tick=INTERVAL)).evaluations
-    assert [(r.key, r.status.value) for r in db_readings(quiet)] == [("recorded", "ok")]  # too few samples in the window
+    assert [(r.key, r.status.value) for r in db_readings(quiet)] == [
+        ("recorded", "ok")
+    ]  # too few samples in the window
     for n in range(30):
         record_query(monitor, 0.3 if n % 3 else 0.01, user=f"u-{n % 5}")
     with timed_query(monitor, user="u-9"):

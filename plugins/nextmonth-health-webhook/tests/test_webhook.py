@@ -400,7 +400,9 @@ def test_a_timeout_is_retried(make_sink, http_receiver):
     sink = make_sink({"url": http_receiver.url(), "timeout": 0.2}, sleep=sleeps)
     sink.send(transition())
     assert sink.wait_idle(5)
-    assert len(http_receiver.received) == 2 and len(sleeps) == 1  # the http_receiver may see both: hence Idempotency-Key
+    assert (
+        len(http_receiver.received) == 2 and len(sleeps) == 1
+    )  # the http_receiver may see both: hence Idempotency-Key
     assert (sink.stats.posted, sink.stats.retries, sink.stats.last_error) == (1, 1, "timeout")
 
 

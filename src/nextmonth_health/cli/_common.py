@@ -101,7 +101,7 @@ def load_config(path: str) -> Config:
     site, store = text("site"), text("store")
     plugins = data.pop("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
-        raise CliError(f"{path}: plugins must be a list of module names, e.g. plugins = [\"acme_health\"]")
+        raise CliError(f'{path}: plugins must be a list of module names, e.g. plugins = ["acme_health"]')
     sites = data.pop("sites", {})
     if not isinstance(sites, dict) or not all(isinstance(v, dict) for v in sites.values()):
         raise CliError(f"{path}: per-site overrides go in [sites.<name>] tables, e.g. [sites.tiny-shop]")
@@ -153,7 +153,9 @@ class Options:
     def site_name(self, default: str = "default") -> str:
         return self.site or self.config.site or default
 
-    def settings(self, defaults: Mapping[str, Any] | None = None, forced: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def settings(
+        self, defaults: Mapping[str, Any] | None = None, forced: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Monitor settings: a command's ``defaults``, the config file's on top, ``forced`` last."""
         return {**(defaults or {}), **self.config.settings, **(forced or {})}
 
@@ -196,7 +198,11 @@ def global_options(f: F) -> F:
             help="TOML file with settings and [sites.<name>] overrides.",
         ),
         click.option(
-            "-v", "--verbose", count=True, expose_value=False, callback=_remember("verbose"),
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_remember("verbose"),
             help="Show the SDK's log on stderr (-vv: debug).",
         ),
         click.option("--debug", is_flag=True, expose_value=False, callback=_remember("debug"), hidden=True),

@@ -129,7 +129,9 @@ _APACHE_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _STRFTIME_SHORTHANDS = {"%T": "%H:%M:%S", "%F": "%Y-%m-%d", "%R": "%H:%M", "%D": "%m/%d/%y", "%e": "%d"}
 
 _NGINX_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))?", re.ASCII)
-_APACHE_DIRECTIVE = re.compile(r"%(?:(%)|[<>]?!?(?:\d{3}(?:,\d{3})*)?[<>]?(?:\{([^}]*)\})?(\^[a-zA-Z]{2}|[a-zA-Z]))", re.ASCII)
+_APACHE_DIRECTIVE = re.compile(
+    r"%(?:(%)|[<>]?!?(?:\d{3}(?:,\d{3})*)?[<>]?(?:\{([^}]*)\})?(\^[a-zA-Z]{2}|[a-zA-Z]))", re.ASCII
+)
 _CONFIG_TOKEN = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^\s'";]+)|(;))""", re.DOTALL)
 #: A list in one field: ``$upstream_*`` values hold one entry per upstream tried
 #: (``0.012, 0.030 : 0.004``), X-Forwarded-For one address per proxy (``203.0.113.9, 10.0.0.2``).
@@ -139,7 +141,9 @@ _LIST_VALUE = r"[^ ,]*+(?:(?:, | : )[^ ,]*+)*+"
 def compile_log_format(text: str) -> LogFormat:
     """Compile ``--log-format`` once; raises :class:`LogFormatError` saying what to fix."""
     if not text.strip():
-        raise LogFormatError("the format is empty; give the log_format line of nginx.conf or an Apache LogFormat string")
+        raise LogFormatError(
+            "the format is empty; give the log_format line of nginx.conf or an Apache LogFormat string"
+        )
     dialect, fmt = _format_string(text.strip())
     items = list(_nginx_items(fmt) if dialect == "nginx" else _apache_items(fmt))
     fields = tuple(item for item in items if isinstance(item, Field))
@@ -147,7 +151,9 @@ def compile_log_format(text: str) -> LogFormat:
     pattern, groups = _pattern(items, chosen)
     regex = re.compile(pattern)
     reads = {("time" if kind in _TIMES else kind.value): f.name for kind, f in chosen.items()}
-    return LogFormat(text, dialect, fields, reads, _parser(regex, {kind: (groups[kind], f) for kind, f in chosen.items()}))
+    return LogFormat(
+        text, dialect, fields, reads, _parser(regex, {kind: (groups[kind], f) for kind, f in chosen.items()})
+    )
 
 
 # The format string ------------------------------------------------------------------------
@@ -163,12 +169,16 @@ def _format_string(text: str) -> tuple[str, str]:
         if parts and parts[0][1] is None and parts[0][0].startswith("escape="):
             parts = parts[1:]
         if not parts:
-            raise LogFormatError("the log_format line has no format string after its name, e.g. log_format main '$remote_addr ...';")
+            raise LogFormatError(
+                "the log_format line has no format string after its name, e.g. log_format main '$remote_addr ...';"
+            )
         return "nginx", "".join(value for value, _ in parts)
     if word.lower() == "logformat":
         parts = _config_words(text)[1:]
         if not parts or parts[0][1] is None:
-            raise LogFormatError('the LogFormat line has no quoted format string, e.g. LogFormat "%h %l %u %t \\"%r\\" %>s %b" combined')
+            raise LogFormatError(
+                'the LogFormat line has no quoted format string, e.g. LogFormat "%h %l %u %t \\"%r\\" %>s %b" combined'
+            )
         return "apache", parts[0][0]
     if text[:1] == "'" or (text[:1] == '"' and _all_quoted(text)):
         fmt = "".join(value for value, _ in _config_words(text))
@@ -206,7 +216,9 @@ def _all_quoted(text: str) -> bool:
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text, flags=re.DOTALL)
+    return re.sub(
+        r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text, flags=re.DOTALL
+    )
 
 
 def _dialect(text: str, fmt: str) -> str:
@@ -229,7 +241,9 @@ def _nginx_items(fmt: str) -> Iterator[str | Field]:
     for var in _NGINX_VARIABLE.finditer(fmt):
         name = var.group(1) or var.group(2)
         if name is None:
-            raise LogFormatError(f"'$' at character {var.start() + 1} is not followed by a variable name (write ${{name}} or $name)")
+            raise LogFormatError(
+                f"'$' at character {var.start() + 1} is not followed by a variable name (write ${{name}} or $name)"
+            )
         yield fmt[pos : var.start()]
         yield Field(_NGINX.get(name, Kind.SKIP), f"${name}")
         pos = var.end()
@@ -246,9 +260,11 @@ def _apache_items(fmt: str) -> Iterator[str | Field]:
                 close = fmt.find("}", at)
                 if close == -1:
                     raise LogFormatError(f"'%{{' at character {at + 1} is never closed with '}}'")
-                raise LogFormatError(f"{fmt[at:close + 1]} at character {at + 1} needs a directive letter after it, e.g. %{{Referer}}i")
+                raise LogFormatError(
+                    f"{fmt[at : close + 1]} at character {at + 1} needs a directive letter after it, e.g. %{{Referer}}i"
+                )
             raise LogFormatError(
-                f"{fmt[at:at + 4]!r} at character {at + 1} is not an Apache directive (write %% for a percent sign)"
+                f"{fmt[at : at + 4]!r} at character {at + 1} is not an Apache directive (write %% for a percent sign)"
             )
         literal, argument, letter = directive.groups()
         pos = directive.end()
@@ -289,7 +305,9 @@ def _apache_time(name: str, argument: str | None) -> Field:
     for short, long in _STRFTIME_SHORTHANDS.items():
         layout = layout.replace(short, long)
     if "%" not in layout:
-        raise LogFormatError(f"{name}: a time layout needs strftime fields such as %Y-%m-%d %H:%M:%S, or sec, msec or usec")
+        raise LogFormatError(
+            f"{name}: a time layout needs strftime fields such as %Y-%m-%d %H:%M:%S, or sec, msec or usec"
+        )
     return Field(Kind.TIME_STRF, name, layout=layout)
 
 
@@ -311,7 +329,9 @@ def _choose(fields: tuple[Field, ...], dialect: str) -> dict[Kind, Field]:
     if Kind.STATUS not in chosen:
         raise LogFormatError("the format has no status: add " + ("$status" if nginx else "%>s"))
     if Kind.REQUEST not in chosen and Kind.TARGET not in chosen:
-        raise LogFormatError("the format has no path: add " + ('"$request" (or $request_uri)' if nginx else '"%r" (or %U)'))
+        raise LogFormatError(
+            "the format has no path: add " + ('"$request" (or $request_uri)' if nginx else '"%r" (or %U)')
+        )
     if Kind.REQUEST in chosen:  # it holds the method and the raw path: $uri may be rewritten
         chosen.pop(Kind.TARGET, None)
         chosen.pop(Kind.METHOD, None)
@@ -338,7 +358,9 @@ def _pattern(items: list[str | Field], chosen: dict[Kind, Field]) -> tuple[str, 
         before = merged[n - 1] if n else ""
         after = merged[n + 1] if n + 1 < len(merged) else None
         if isinstance(after, Field):
-            raise LogFormatError(f"{item.name} and {after.name} touch: replay needs a separator between them (a space, a quote)")
+            raise LogFormatError(
+                f"{item.name} and {after.name} touch: replay needs a separator between them (a space, a quote)"
+            )
         value = _value_pattern(item, before if isinstance(before, str) else "", after)
         kind = wanted.get(id(item))
         if kind is not None:

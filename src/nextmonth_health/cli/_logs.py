@@ -87,7 +87,9 @@ _COMBINED = re.compile(rf'([^ ]++) [^ ]++ ([^ ]++) \[([^\]]++)\] "({QUOTED})" (\
 _REFERER_AND_AGENT = re.compile(rf'\S*+ "{QUOTED}" "{QUOTED}"')
 _KEYED = re.compile(r'(?<![^\s"])(rt|request_time|us)="?([0-9]+(?:\.[0-9]+)?)"?(?![^\s"])')
 _STATUS_NEAR = re.compile(r'(?:" |"status": ?"?)([1-5][0-9][0-9])\b')
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
 _DAY_CACHE: dict[str, float] = {}
 _LONGEST = 86_400.0
 
@@ -273,7 +275,15 @@ def parse_json(line: str) -> Event | Skip:
     if site is not None and (not isinstance(site, str) or not site):
         return Skip(Reason.BAD_SITE, "unreadable 'site'", status)
     method = data.get("method", "GET")
-    return (t, method if isinstance(method, str) else "GET", path, status, None if duration is None else float(duration), user, site)
+    return (
+        t,
+        method if isinstance(method, str) else "GET",
+        path,
+        status,
+        None if duration is None else float(duration),
+        user,
+        site,
+    )
 
 
 def parse(line: str) -> Event | Skip:

@@ -102,11 +102,7 @@ def site_to_plan(monitor: Monitor) -> str:
     """
     opts = options()
     site = opts.site or opts.config.site
-    known = (
-        monitor.store.sites()
-        | set(opts.config.sites)
-        | ({opts.config.site} if opts.config.site else set())
-    )
+    known = monitor.store.sites() | set(opts.config.sites) | ({opts.config.site} if opts.config.site else set())
     if site is None:
         raise click.UsageError(f"say which site with --site NAME ({_choices('', known)})")
     if site not in known:
@@ -143,18 +139,14 @@ def pick(items: Sequence[T], given: str, noun: str, listing: str) -> T:
     if exact:
         return exact[0]
     if len(given) < MIN_PREFIX:
-        raise CliError(
-            f"give at least {MIN_PREFIX} characters of the {noun}'s id, got {given!r}; {listing} shows them"
-        )
+        raise CliError(f"give at least {MIN_PREFIX} characters of the {noun}'s id, got {given!r}; {listing} shows them")
     found = [item for item in items if item.id.lower().startswith(given.lower())]
     if not found:
         raise CliError(f"no {noun} has an id starting with {given!r}; {listing} shows them")
     if len(found) > 1:
         length = short_ids(item.id for item in found)
         shown = ", ".join(item.id[:length] for item in found)
-        raise CliError(
-            f"{given!r} could be any of {len(found)} {noun}s ({shown}): give more of the id"
-        )
+        raise CliError(f"{given!r} could be any of {len(found)} {noun}s ({shown}): give more of the id")
     return found[0]
 
 
@@ -195,9 +187,7 @@ def columns(rows: Sequence[Sequence[str]]) -> list[str]:
         return []
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return [
-        "  ".join(
-            [*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]
-        ).rstrip()
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip()
         for row in rows
     ]
 

@@ -69,7 +69,12 @@ def report_json(file: str, r: Replay) -> dict[str, Any]:
         "evaluations": r.evaluations,
         "check_failures": r.check_failures,
         "incidents": [
-            {**i, "opened_at": moment(i["opened_at"]), "escalated_at": moment(i["escalated_at"]), "resolved_at": moment(i["resolved_at"])}
+            {
+                **i,
+                "opened_at": moment(i["opened_at"]),
+                "escalated_at": moment(i["escalated_at"]),
+                "resolved_at": moment(i["resolved_at"]),
+            }
             for i in sorted(r.incidents.values(), key=lambda i: (i["opened_at"], i["check"]))
         ],
         "alerts": [
@@ -124,7 +129,9 @@ def print_report(file: str, r: Replay) -> None:
     click.echo()
     if not incidents:
         if r.dropped_lines.failing:
-            click.echo(f"Incidents: none, but {plural(r.dropped_lines.failing, 'failing request')} (5xx) could not be read.")
+            click.echo(
+                f"Incidents: none, but {plural(r.dropped_lines.failing, 'failing request')} (5xx) could not be read."
+            )
         elif said:
             click.echo("Incidents: none (see the warning above).")
         else:
@@ -135,7 +142,9 @@ def print_report(file: str, r: Replay) -> None:
         for i in incidents:
             severity = i["severity"] if i["opened_as"] == i["severity"] else f"{i['opened_as']}>{i['severity']}"
             resolved = when(i["resolved_at"]) if i["resolved_at"] is not None else "open at end of log"
-            rows.append((i["site"], i["check"], i["key"] or "-", severity, when(i["opened_at"]), resolved, str(i["peak_users"])))
+            rows.append(
+                (i["site"], i["check"], i["key"] or "-", severity, when(i["opened_at"]), resolved, str(i["peak_users"]))
+            )
         _table(rows)
     if r.notices:
         click.echo()
@@ -147,15 +156,21 @@ def print_report(file: str, r: Replay) -> None:
         click.echo()
         click.echo(f"Admin alerts ({len(r.alerts)}):")
         for a in sorted(r.alerts.values(), key=lambda a: a["raised_at"]):
-            resolved = f", resolved {when(a['resolved_at'], date=False)}" if a["resolved_at"] is not None else ", still active at end of log"
+            resolved = (
+                f", resolved {when(a['resolved_at'], date=False)}"
+                if a["resolved_at"] is not None
+                else ", still active at end of log"
+            )
             click.echo(f"  {when(a['raised_at'])} ({a['site']}{resolved}):")
             for line in a["message"].splitlines():
                 click.echo(f"    {line}")
     click.echo()
     derived = f"{plural(r.uploads, 'upload attempt')} and {plural(r.logins, 'sign-in attempt')} derived"
-    click.echo(f"Summary: {plural(len(incidents), 'incident')}, {plural(len(r.notices), 'notice')}, "
-               f"{plural(len(r.alerts), 'alert')}; {derived}; request times read on {r.requests - r.untimed:,} "
-               f"of {plural(r.requests, 'request')}.")
+    click.echo(
+        f"Summary: {plural(len(incidents), 'incident')}, {plural(len(r.notices), 'notice')}, "
+        f"{plural(len(r.alerts), 'alert')}; {derived}; request times read on {r.requests - r.untimed:,} "
+        f"of {plural(r.requests, 'request')}."
+    )
     if r.dropped_lines.count:
         _print_dropped(r)
     if r.out_of_order:
@@ -171,7 +186,9 @@ def print_report(file: str, r: Replay) -> None:
 
 def _print_dropped(r: Replay) -> None:
     dropped = r.dropped_lines
-    failing = f"{plural(dropped.failing, 'failure')} (5xx) among them" if dropped.failing else "no failure (5xx) among them"
+    failing = (
+        f"{plural(dropped.failing, 'failure')} (5xx) among them" if dropped.failing else "no failure (5xx) among them"
+    )
     click.echo(f"Dropped lines: {dropped.count:,} of {r.lines:,}, {failing}:")
     rows = []
     for reason, d in _by_count(dropped):

@@ -141,7 +141,9 @@ def stamp(seconds: float) -> str:
 class Narrator:
     """Prints the timeline and remembers enough of it to judge the story afterwards."""
 
-    def __init__(self, now: Callable[[], float], pace: Pace, started: float, *, stamp_of: Callable[[float], str] = stamp) -> None:
+    def __init__(
+        self, now: Callable[[], float], pace: Pace, started: float, *, stamp_of: Callable[[float], str] = stamp
+    ) -> None:
         self.now = now
         self.pace = pace
         self.started = started
@@ -210,7 +212,9 @@ class Narrator:
             else:
                 self.alert_order.append(alert.incident_id)
                 message = textwrap.indent(alert.message, "  ")
-                self.say("ADMIN ALERT", f"for Rob, in the admin panel:\n{message}", style={"fg": "magenta", "bold": True})
+                self.say(
+                    "ADMIN ALERT", f"for Rob, in the admin panel:\n{message}", style={"fg": "magenta", "bold": True}
+                )
             self.alerts[alert.incident_id] = alert
 
     def look(self, notices_of: Callable[[str], list[Notice]]) -> None:
@@ -229,7 +233,9 @@ class Narrator:
             if notice is not None:
                 self.shown.append(notice)
                 self.say(
-                    "USER NOTICE", f'at "{area}": {notice.title}\n  {notice.message}', style={"fg": "cyan", "bold": True}
+                    "USER NOTICE",
+                    f'at "{area}": {notice.title}\n  {notice.message}',
+                    style={"fg": "cyan", "bold": True},
                 )
             else:
                 self.say("NOTICE GONE", f'people at "{area}" see the page as usual again.', style={"fg": "cyan"})

@@ -30,15 +30,11 @@ def parse_duration(text: str) -> float:
     """Seconds in ``text``: whole numbers of days, hours, minutes and seconds, in that order."""
     spelled = "".join(text.split()).lower()
     if spelled.isdigit():
-        raise ValueError(
-            f"{text!r} has no unit: write {spelled}s, {spelled}m, {spelled}h or {spelled}d"
-        )
+        raise ValueError(f"{text!r} has no unit: write {spelled}s, {spelled}m, {spelled}h or {spelled}d")
     match = _DURATION.fullmatch(spelled)
     if not spelled or match is None:
         raise ValueError(f"{text!r} is not a duration: write it like {_EXAMPLES}")
-    return float(
-        sum(int(n) * size for n, (_, size) in zip(match.groups(), _UNITS, strict=True) if n)
-    )
+    return float(sum(int(n) * size for n, (_, size) in zip(match.groups(), _UNITS, strict=True) if n))
 
 
 def span(seconds: float) -> str:
@@ -60,9 +56,7 @@ def parse_moment(text: str, now: float) -> datetime:
         try:
             return timestamp(now) + timedelta(seconds=parse_duration(spelled[1:]))
         except ValueError:
-            raise ValueError(
-                f"{text!r} is not a time: after + comes a duration, like +30m or +2h"
-            ) from None
+            raise ValueError(f"{text!r} is not a time: after + comes a duration, like +30m or +2h") from None
     try:
         moment = datetime.fromisoformat(spelled)
     except ValueError:
@@ -83,9 +77,7 @@ class Duration(click.ParamType):
 
     name = "duration"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
             return float(value)
         try:
@@ -99,9 +91,7 @@ class Moment(click.ParamType):
 
     name = "when"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
         if isinstance(value, datetime):
             return value
         try:

@@ -32,9 +32,7 @@ def command(incident_id: str) -> None:
         length = short_ids(a.incident_id for a in alerts)
         now = now_of(monitor)
     if acknowledged is None:
-        raise CliError(
-            f"the alert of {alert.incident_id} is gone from the store; {LISTING} shows what is left"
-        )
+        raise CliError(f"the alert of {alert.incident_id} is gone from the store; {LISTING} shows what is left")
     name = f"alert {alert.incident_id[:length]} at {alert.site} ({alert.area}, {plural(alert.affected_users, 'person', 'people')})"
     if alert.acknowledged_at is not None:
         click.echo(f"The {name} was already acknowledged at {when(alert.acknowledged_at)} UTC.")
@@ -57,12 +55,8 @@ def _alert_of(alerts: list[Alert], given: str) -> Alert:
         )
     found = {id(a): a for i, a in owners.items() if i.lower().startswith(given.lower())}
     if not found:
-        raise CliError(
-            f"no alert belongs to an incident whose id starts with {given!r}; {LISTING} shows them"
-        )
+        raise CliError(f"no alert belongs to an incident whose id starts with {given!r}; {LISTING} shows them")
     if len(found) > 1:
         shown = ", ".join(a.incident_id for a in found.values())
-        raise CliError(
-            f"{given!r} could be the incident of any of {len(found)} alerts ({shown}): give more of the id"
-        )
+        raise CliError(f"{given!r} could be the incident of any of {len(found)} alerts ({shown}): give more of the id")
     return next(iter(found.values()))

@@ -43,7 +43,9 @@ __all__ = ["command", "play_fast", "traffic_tick"]
 
 @click.command("demo", short_help="Watch the monitor catch a fault on a demo site.")
 @global_options
-@click.option("--fast", is_flag=True, help="Play the story in seconds on a fake clock, without a server (what CI runs).")
+@click.option(
+    "--fast", is_flag=True, help="Play the story in seconds on a fake clock, without a server (what CI runs)."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the live demo listens.")
 @click.option("--port", default=8320, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--keep", is_flag=True, help="Keep the demo's SQLite file instead of removing it at exit.")
@@ -88,10 +90,14 @@ def traffic_tick(monitor: Any, faults: Faults, rng: random.Random) -> None:
     for user in USERS:
         if rng.random() < (0.25 if retrying else 0.06):
             ok = not faults.upload_fails()
-            monitor.record_request("/media-upload", status=201 if ok else 503, duration=rng.uniform(0.3, 1.2), user=user)
+            monitor.record_request(
+                "/media-upload", status=201 if ok else 503, duration=rng.uniform(0.3, 1.2), user=user
+            )
             monitor.record_upload(ok=ok, user=user, size=rng.randint(200_000, 8_000_000))
         if rng.random() < 0.08:
-            monitor.record_request(f"/bookings/{rng.randint(1, 400)}", status=200, duration=rng.uniform(0.05, 0.3), user=user)
+            monitor.record_request(
+                f"/bookings/{rng.randint(1, 400)}", status=200, duration=rng.uniform(0.05, 0.3), user=user
+            )
         if rng.random() < 0.10:
             monitor.record_request("/portal/projects", status=200, duration=rng.uniform(0.05, 0.4), user=user)
         if rng.random() < 0.07:

@@ -114,12 +114,16 @@ def demo_user(scope: dict[str, Any]) -> str | None:
 class DemoSite:
     """The client site itself (without the SDK's middleware; :func:`wrap` adds it)."""
 
-    def __init__(self, monitor: Any, faults: Faults, *, prefix: str = "/health", admin_prefix: str = "/admin/system-health") -> None:
+    def __init__(
+        self, monitor: Any, faults: Faults, *, prefix: str = "/health", admin_prefix: str = "/admin/system-health"
+    ) -> None:
         self.monitor = monitor
         self.faults = faults
         notices = OVERLAY if _has_overlay() else FALLBACK
         self.page = PAGE.format(
-            people=len(USERS), admin=admin_prefix, notice_script=notices.format(prefix=prefix, area="uploads") + UPLOAD_SCRIPT
+            people=len(USERS),
+            admin=admin_prefix,
+            notice_script=notices.format(prefix=prefix, area="uploads") + UPLOAD_SCRIPT,
         ).encode()
         self.dashboard_script = notices.format(prefix=prefix, area="dashboard")
 
@@ -222,7 +226,12 @@ class Crowd:
                 seconds = min(600.0, server / 0.4 if server > 0.05 else self.faults.dashboard_seconds())
                 beacon = json.dumps({"page": "/dashboard", "seconds": round(seconds, 3), "session": session}).encode()
                 await self.call(
-                    "POST", "/health/beacon", user, client, body=beacon, headers=((b"content-type", b"application/json"),)
+                    "POST",
+                    "/health/beacon",
+                    user,
+                    client,
+                    body=beacon,
+                    headers=((b"content-type", b"application/json"),),
                 )
             elif action == "bookings":
                 await self.call("GET", f"/bookings/{rng.randint(1, 400)}", user, client)

@@ -84,5 +84,3 @@ def cli(ctx: click.Context) -> None:
     """
     if os.environ.get("NO_COLOR"):  # https://no-color.org: set and not empty
         ctx.color = False
-
-

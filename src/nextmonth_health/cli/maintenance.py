@@ -29,9 +29,7 @@ __all__ = ["command"]
 LISTING = "nextmonth-health maintenance list --all"
 
 
-@click.group(
-    "maintenance", short_help="Plan work on a site: no alerts, a planned-maintenance notice."
-)
+@click.group("maintenance", short_help="Plan work on a site: no alerts, a planned-maintenance notice.")
 @global_options
 def command() -> None:
     """Plan work on a site, or on one area of it, so that it pages nobody.
@@ -91,9 +89,7 @@ def add(
 ) -> None:
     """Schedule a maintenance window for --site (required), now or from --start."""
     if (duration is None) == (until is None):
-        raise click.UsageError(
-            "say how long: --for DURATION (30m, 2h) or --until WHEN, one of them"
-        )
+        raise click.UsageError("say how long: --for DURATION (30m, 2h) or --until WHEN, one of them")
     with planning_monitor() as monitor:
         site = site_to_plan(monitor)
         try:
@@ -117,14 +113,10 @@ def _say_scheduled(window: MaintenanceWindow, now: datetime, length: int) -> Non
     starts = " (in " + span(soon.total_seconds()) + ")" if soon.total_seconds() >= 1 else " (now)"
     click.echo(f"Scheduled maintenance {short} at {window.site}, {scope}.")
     click.echo(f"  From:    {when(window.starts_at)} UTC{starts}")
-    click.echo(
-        f"  Until:   {when(window.ends_at)} UTC ({span((window.ends_at - window.starts_at).total_seconds())})"
-    )
+    click.echo(f"  Until:   {when(window.ends_at)} UTC ({span((window.ends_at - window.starts_at).total_seconds())})")
     if window.reason:
         click.echo(f"  Reason:  {window.reason}")
-    click.echo(
-        "While it runs, incidents there are recorded but no alert is sent, and people there see"
-    )
+    click.echo("While it runs, incidents there are recorded but no alert is sent, and people there see")
     click.echo("a planned-maintenance notice. It ends by itself; to end it early:")
     click.echo(f"  nextmonth-health maintenance end {short}")
 
@@ -183,9 +175,7 @@ def end(window_id: str) -> None:
         ended = monitor.end_maintenance(found.id)
         length = short_ids(w.id for w in monitor.store.maintenance_windows())
     if ended is None:
-        raise CliError(
-            f"the maintenance window {found.id} is gone from the store; {LISTING} shows what is left"
-        )
+        raise CliError(f"the maintenance window {found.id} is gone from the store; {LISTING} shows what is left")
     click.echo(_ending(found, ended, now, length))
 
 

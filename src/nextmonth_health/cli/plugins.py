@@ -188,9 +188,10 @@ def command(as_json: bool) -> None:
                 source += f" from {p['distribution']}" + (f" {p['version']}" if p["version"] else "")
             if p["entry_point"]:
                 source += f" (entry point {p['name']} = {p['entry_point']})"
-            flag = {"broken": click.style("  BROKEN", fg="red", bold=True), "skipped": "  skipped by the environment"}.get(
-                p["status"], ""
-            )
+            flag = {
+                "broken": click.style("  BROKEN", fg="red", bold=True),
+                "skipped": "  skipped by the environment",
+            }.get(p["status"], "")
             click.echo(click.style(p["name"], bold=True) + f"  {source}{flag}")
             if p["hooks"]:
                 click.echo(f"  hooks: {', '.join(p['hooks'])}")

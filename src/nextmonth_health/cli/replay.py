@@ -179,12 +179,21 @@ class _Collector:
             found = self.monitor.notices(area, site=site)
             notice = found[0] if found else None
             current = self.showing.get((site, area))
-            if current is not None and (notice is None or (notice.title, notice.message) != (current["title"], current["message"])):
+            if current is not None and (
+                notice is None or (notice.title, notice.message) != (current["title"], current["message"])
+            ):
                 current["until"] = now
                 del self.showing[(site, area)]
                 current = None
             if notice is not None and current is None:
-                shown = {"site": site, "area": area, "title": notice.title, "message": notice.message, "since": now, "until": None}
+                shown = {
+                    "site": site,
+                    "area": area,
+                    "title": notice.title,
+                    "message": notice.message,
+                    "since": now,
+                    "until": None,
+                }
                 self.showing[(site, area)] = shown
                 self.report.notices.append(shown)
 
@@ -337,8 +346,14 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
 @click.command("replay", short_help="Replay an access log: what would have happened.")
 @global_options
 @click.argument("file", metavar="FILE")
-@click.option("--format", "fmt", type=click.Choice(["auto", "combined", "json"]), default="auto", show_default=True,
-              help="Line format; auto takes JSON for lines starting with '{'.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "combined", "json"]),
+    default="auto",
+    show_default=True,
+    help="Line format; auto takes JSON for lines starting with '{'.",
+)
 @click.option(
     "--log-format",
     metavar="FORMAT",
@@ -346,7 +361,9 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     help="The log's own layout, as the server was told it: nginx's log_format line (or its quoted "
     "string) or an Apache LogFormat string, e.g. '%h %l %u %t \"%r\" %>s %b %D'.",
 )
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
+)
 @click.option(
     "--warmup",
     type=click.FloatRange(min=0),
@@ -356,7 +373,9 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     "would have had (default: baseline_seconds; 0 judges every line).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def command(file: str, fmt: str, log_format: str | None, progress: bool | None, warmup: float | None, as_json: bool) -> None:
+def command(
+    file: str, fmt: str, log_format: str | None, progress: bool | None, warmup: float | None, as_json: bool
+) -> None:
     """Replay an access log through the checks and show what would have happened.
 
     FILE is an nginx/Apache combined-format log (optionally followed by the request
@@ -385,12 +404,16 @@ def command(file: str, fmt: str, log_format: str | None, progress: bool | None, 
             **opts.settings(),
         )
         probe_store(monitor.store)
-        parser = layout.parse if layout is not None else {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
+        parser = (
+            layout.parse if layout is not None else {"auto": parse, "combined": parse_combined, "json": parse_json}[fmt]
+        )
         if warmup is None:
             warmup = float(monitor.settings.baseline_seconds)
         show = progress if progress is not None else sys.stderr.isatty()
         if show and raw is not None and size:
-            with click.progressbar(length=size, label=f"Replaying {os.path.basename(file)}", file=sys.stderr, show_pos=False) as bar:
+            with click.progressbar(
+                length=size, label=f"Replaying {os.path.basename(file)}", file=sys.stderr, show_pos=False
+            ) as bar:
                 done = 0
 
                 def advance(_: int) -> None:
@@ -399,7 +422,9 @@ def command(file: str, fmt: str, log_format: str | None, progress: bool | None, 
                     bar.update(position - done)
                     done = position
 
-                report = anyio.run(lambda: replay_lines(stream, monitor, clock, parser=parser, progress=advance, warmup=warmup))
+                report = anyio.run(
+                    lambda: replay_lines(stream, monitor, clock, parser=parser, progress=advance, warmup=warmup)
+                )
                 bar.update(size - done)
         else:
             report = anyio.run(lambda: replay_lines(stream, monitor, clock, parser=parser, warmup=warmup))

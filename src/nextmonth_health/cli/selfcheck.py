@@ -142,10 +142,14 @@ async def run_selfcheck(monitor: Any, clock: Any) -> Result:
             broken = spike and person in failing
             if broken or rng.random() < 0.3:
                 status = 503 if broken else 201
-                monitor.record_request("/media-upload", status=status, duration=rng.uniform(0.2, 0.9), user=person, site=site)
+                monitor.record_request(
+                    "/media-upload", status=status, duration=rng.uniform(0.2, 0.9), user=person, site=site
+                )
                 monitor.record_upload(ok=not broken, user=person, size=rng.randint(100_000, 5_000_000), site=site)
             if rng.random() < 0.3:
-                monitor.record_request(f"/bookings/{rng.randint(1, 99)}", status=200, duration=0.1, user=person, site=site)
+                monitor.record_request(
+                    f"/bookings/{rng.randint(1, 99)}", status=200, duration=0.1, user=person, site=site
+                )
             if rng.random() < 0.3:
                 monitor.record_request("/portal/home", status=200, duration=0.1, user=person, site=site)
             if rng.random() < 0.1:
@@ -245,9 +249,8 @@ async def run_selfcheck(monitor: Any, clock: Any) -> Result:
             "" if by_bundled else " (no incident was opened)"
         )
     elif counted != [FAILING]:
-        admin.detail = (
-            f"expected one alert saying 'Impact detected for {FAILING} users', got: "
-            + " | ".join(a.message.replace("\n", " ") for a in raised)
+        admin.detail = f"expected one alert saying 'Impact detected for {FAILING} users', got: " + " | ".join(
+            a.message.replace("\n", " ") for a in raised
         )
     elif raised[0].incident_id not in final_alerts:
         admin.detail = "the alert was not kept in the store for the admin view"
@@ -311,13 +314,13 @@ def command(as_json: bool) -> None:
     finally:
         monitor.store.close()
     if not as_json:
-        click.echo(f"selfcheck of site {site!r} on {url} (fake clock; {plural(PEOPLE, 'person', 'people')}, {FAILING} failing)")
+        click.echo(
+            f"selfcheck of site {site!r} on {url} (fake clock; {plural(PEOPLE, 'person', 'people')}, {FAILING} failing)"
+        )
         for stage in result.stages:
             mark = "✓" if stage.ok else "✗"
             click.echo(f"  {mark} {stage.label:<28} {stage.detail}")
-        click.echo(
-            f"  {result.simulated / 3600:.1f} h of traffic played in {result.elapsed:.2f} s"
-        )
+        click.echo(f"  {result.simulated / 3600:.1f} h of traffic played in {result.elapsed:.2f} s")
     click.echo(json.dumps(result.confirmation(), indent=2))
     for stage in result.stages:
         if not stage.ok:

@@ -103,7 +103,9 @@ def command(host: str, port: int, admin_token: str | None) -> None:
         from ..web.public import PublicEndpoints
         from ._server import bind, have_uvicorn, serve_until_signal, url_of
     except ImportError as exc:
-        raise CliError(f"serve needs the web extra ({exc.name} is missing): pip install 'nextmonth-health[web,cli]' uvicorn") from None
+        raise CliError(
+            f"serve needs the web extra ({exc.name} is missing): pip install 'nextmonth-health[web,cli]' uvicorn"
+        ) from None
     if not have_uvicorn():
         raise CliError("serve needs uvicorn to answer HTTP: pip install uvicorn")
     authorize = token_authorizer(admin_token) if admin_token else None
@@ -130,6 +132,7 @@ def command(host: str, port: int, admin_token: str | None) -> None:
                 public.sites = frozenset(known | await anyio.to_thread.run_sync(monitor.store.sites))
             except Exception as exc:
                 monitor.errors.report("serve.sites", exc)
+
     app = ServiceApp(endpoints, monitor)
     sock = bind(host, port)
     base = url_of(sock)
@@ -141,7 +144,9 @@ def command(host: str, port: int, admin_token: str | None) -> None:
         f"({len(monitor.checks)} checks, {len(monitor.sinks)} sinks)."
     )
     if authorize is not None:
-        click.echo(f"  Admin view:  {base}{health.admin_prefix}/  (Bearer token, or sign in at {health.admin_prefix}/signin)")
+        click.echo(
+            f"  Admin view:  {base}{health.admin_prefix}/  (Bearer token, or sign in at {health.admin_prefix}/signin)"
+        )
     else:
         click.echo(
             f"  Admin view:  {base}{health.admin_prefix}/ is closed (403): "
@@ -156,7 +161,11 @@ def command(host: str, port: int, admin_token: str | None) -> None:
         sys.stdout.flush()
 
     try:
-        anyio.run(lambda: serve_until_signal(app, sock, verbose=opts.verbose, background=(monitor.run, follow_sites), on_stop=on_stop))
+        anyio.run(
+            lambda: serve_until_signal(
+                app, sock, verbose=opts.verbose, background=(monitor.run, follow_sites), on_stop=on_stop
+            )
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -54,9 +54,7 @@ def command() -> None:
     metavar="CHECK",
     help="The check to silence: api_errors, upload_failures, ...",
 )
-@click.option(
-    "--key", metavar="KEY", help="Only this key of it (a route, a page); every key when left out."
-)
+@click.option("--key", metavar="KEY", help="Only this key of it (a route, a page); every key when left out.")
 @click.option(
     "--for", "duration", type=Duration(), default=span(DEFAULT_SILENCE_SECONDS), show_default=True,
     metavar="DURATION", help="How long: 30m, 2h, 1h30m, 1d (at most a week).",
@@ -79,9 +77,7 @@ def add(check: str, key: str | None, duration: float, reason: str, as_json: bool
         return
     short = made.id[:length]
     click.echo(f"Silenced {_what(made)} at {made.site}.")
-    click.echo(
-        f"  Until:   {when(made.ends_at)} UTC ({span((made.ends_at - made.starts_at).total_seconds())})"
-    )
+    click.echo(f"  Until:   {when(made.ends_at)} UTC ({span((made.ends_at - made.starts_at).total_seconds())})")
     if made.reason:
         click.echo(f"  Reason:  {made.reason}")
     click.echo("No alert or reminder is sent about it until then; the admin view still shows it.")
@@ -89,18 +85,12 @@ def add(check: str, key: str | None, duration: float, reason: str, as_json: bool
 
 
 def _what(silence: Silence) -> str:
-    return (
-        f"{silence.check} on {silence.key}"
-        if silence.key is not None
-        else f"{silence.check} on every key"
-    )
+    return f"{silence.check} on {silence.key}" if silence.key is not None else f"{silence.check} on every key"
 
 
 @command.command("list", short_help="Silences in force (--all: ended ones too).")
 @global_options
-@click.option(
-    "--all", "show_all", is_flag=True, help="Ended silences too, while the store keeps them."
-)
+@click.option("--all", "show_all", is_flag=True, help="Ended silences too, while the store keeps them.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def list_silences(show_all: bool, as_json: bool) -> None:
     """The silences in force now (of --site, or every site)."""
@@ -148,9 +138,7 @@ def end(silence_id: str) -> None:
         ended = monitor.end_silence(found.id)
         length = short_ids(s.id for s in monitor.store.silences())
     if ended is None:
-        raise CliError(
-            f"the silence {found.id} is gone from the store; {LISTING} shows what is left"
-        )
+        raise CliError(f"the silence {found.id} is gone from the store; {LISTING} shows what is left")
     name = f"The silence {found.id[:length]} of {_what(found)} at {found.site}"
     if state(found.starts_at, found.ends_at, now) in ("ended", "cancelled"):
         click.echo(f"{name} was already over (at {when(found.ends_at)} UTC); nothing to do.")

@@ -164,9 +164,7 @@ def _status(as_json: bool) -> int:
                 {
                     "site": site,
                     "last_evaluation": None if evaluated is None else iso(evaluated.get(site)),
-                    "open_incidents": [
-                        _incident(i, any(s.covers(i, now) for s in silences)) for i in open_now
-                    ],
+                    "open_incidents": [_incident(i, any(s.covers(i, now) for s in silences)) for i in open_now],
                     "notices": notices,
                     "maintenance": [window_json(w, now) for w in monitor.maintenance(site)],
                     "silences": [silence_json(s, now) for s in silences],
@@ -221,7 +219,7 @@ def _status(as_json: bool) -> int:
         if entry["notices"]:
             click.echo("  Notices users see:")
             for n in entry["notices"]:
-                click.echo(f"    at \"{n['area']}\": {n['title']} — {n['message']}")
+                click.echo(f'    at "{n["area"]}": {n["title"]} — {n["message"]}')
         _echo_quiet(entry, short)
         alerts = entry["alerts"]
         if alerts:

@@ -131,9 +131,7 @@ def load_entrypoints(
     return failures
 
 
-def _load_entrypoint(
-    pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, strict: bool
-) -> PluginFailure | None:
+def _load_entrypoint(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, strict: bool) -> PluginFailure | None:
     """Import one entry point, judge its hooks, register it; what went wrong, or None."""
     dist = ep.dist.name if ep.dist is not None else None
 

@@ -59,11 +59,7 @@ def _hookimpls(plugin: object) -> list[tuple[str, pluggy.HookImpl]]:
     """
     scratch = pluggy.PluginManager(PROJECT_NAME)
     scratch.register(plugin)
-    return [
-        (caller.name, impl)
-        for caller in scratch.get_hookcallers(plugin) or []
-        for impl in caller.get_hookimpls()
-    ]
+    return [(caller.name, impl) for caller in scratch.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls()]
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str | None:

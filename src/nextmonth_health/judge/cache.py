@@ -43,6 +43,7 @@ REFRESH_SECONDS: Final = 300.0
 #: The span a pass needs for a site: start, end (exclusive), and the width of one bucket.
 Span = tuple[float, float, int]
 
+
 class _Run:
     """One (signal, key)'s buckets in the span, ordered by start, as plain arrays, with
     running counts — and a running histogram once one was asked for.
@@ -155,12 +156,20 @@ class _KeySums(Lookup[Bucket]):
         if run is None or not run.starts:
             return default
         if self.since is None:
-            return _RunSum.of(self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None))
+            return _RunSum.of(
+                self.site, self.signal, key, self.start, run.total, run.bad, ((run, self.decode), None, None)
+            )
         i = bisect.bisect_left(run.starts, self.since)
         if i == len(run.starts):
             return default
         return _TailSum.of(
-            self.site, self.signal, key, self.start, sum(run.totals[i:]), sum(run.bads[i:]), ((run.hists[i:], self.decode), None, None)
+            self.site,
+            self.signal,
+            key,
+            self.start,
+            sum(run.totals[i:]),
+            sum(run.bads[i:]),
+            ((run.hists[i:], self.decode), None, None),
         )
 
     def values(self) -> list[Bucket]:  # type: ignore[override]

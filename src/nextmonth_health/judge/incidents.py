@@ -120,9 +120,7 @@ class IncidentTracker:
             for key, incident in by_key.items():
                 window = quiet.maintenance_for(incident, at)
                 if window is not None and incident.maintenance_id is None:
-                    by_key[key] = self._save(
-                        attrs.evolve(incident, maintenance_id=window.id), fence
-                    )
+                    by_key[key] = self._save(attrs.evolve(incident, maintenance_id=window.id), fence)
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()
         for reading in readings:
@@ -165,9 +163,7 @@ class IncidentTracker:
         if incident is None:
             if not health.is_problem:
                 return None
-            critical = health is Health.CRITICAL and _enough_people(
-                reading.affected_users, settings
-            )
+            critical = health is Health.CRITICAL and _enough_people(reading.affected_users, settings)
             opened = Incident(
                 id=uuid.uuid4().hex,
                 site=reading.site,
@@ -235,9 +231,7 @@ class IncidentTracker:
                 recovering_since=None,
                 value=reading.value,
             )
-            return Transition(
-                kind=TransitionKind.UPDATED, incident=changed, previous=incident, quiet=not loud
-            )
+            return Transition(kind=TransitionKind.UPDATED, incident=changed, previous=incident, quiet=not loud)
         if (
             incident.recovering_since is not None
             or now_users != incident.affected_now
@@ -295,13 +289,9 @@ class IncidentTracker:
                 continue  # another process got there first: its transition is the one announced
             if incident.alert_id is not None:
                 members = [
-                    i
-                    for i in current.values()
-                    if i.alert_id == incident.alert_id and (i.is_open or i is incident)
+                    i for i in current.values() if i.alert_id == incident.alert_id and (i.is_open or i is incident)
                 ]
-                transition = attrs.evolve(
-                    transition, alert=alert_for(incident.alert_id, members, at)
-                )
+                transition = attrs.evolve(transition, alert=alert_for(incident.alert_id, members, at))
                 if transition.quiet:  # the alert's words follow the count; nobody is told
                     self._keep(transition.alert)  # type: ignore[arg-type]
             if not transition.quiet:
@@ -373,9 +363,7 @@ class IncidentTracker:
                 continue
             if all(quiet.muted(i, at) for i in held):
                 continue
-            if alert.notified_at is not None and (
-                not repeat or (at - alert.notified_at).total_seconds() < repeat
-            ):
+            if alert.notified_at is not None and (not repeat or (at - alert.notified_at).total_seconds() < repeat):
                 continue
             claimed = self.store.mark_alert_notified(
                 alert.incident_id,
@@ -386,11 +374,7 @@ class IncidentTracker:
             if claimed is None:
                 continue  # another process told them
             primary = next((i for i in held if i.id == alert.incident_id), held[0])
-            reminded.append(
-                Transition(
-                    kind=TransitionKind.REMINDED, incident=primary, previous=primary, alert=claimed
-                )
-            )
+            reminded.append(Transition(kind=TransitionKind.REMINDED, incident=primary, previous=primary, alert=claimed))
         return reminded
 
 

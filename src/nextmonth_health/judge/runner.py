@@ -275,9 +275,7 @@ class Evaluator:
                     readings += outcome.readings
                     failures += outcome.failures
                     transitions += outcome.transitions or ()
-        self.learning = (self.learning - set(led)) | {
-            r.site for r in readings if r.detail.get("learning")
-        }
+        self.learning = (self.learning - set(led)) | {r.site for r in readings if r.detail.get("learning")}
         if led:
             try:
                 await self.store_call(self.store.note_evaluations, led, now)
@@ -343,9 +341,7 @@ class Evaluator:
                 seconds=round(behind, 1),
                 reference=reference,
                 owner=self.owner,
-                reason="this process's clock is behind"
-                if behind > 0
-                else "this process's clock is ahead",
+                reason="this process's clock is behind" if behind > 0 else "this process's clock is ahead",
             )
         self.clock_skew = behind
 
@@ -398,15 +394,9 @@ class Evaluator:
                     ahead if ahead > SKEW_SECONDS + 10 else 0.0,
                     "the newest counts other processes wrote",
                 )
-            windows = self._windows.get(
-                {s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now, marks
-            )
-            recents = self._windows.recent(
-                {s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine}
-            )
-            baselines = self._baselines.get(
-                {s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks
-            )
+            windows = self._windows.get({s: (*spans[s].window, settings[s].bucket_seconds) for s in mine}, now, marks)
+            recents = self._windows.recent({s: (*spans[s].recent, settings[s].bucket_seconds) for s in mine})
+            baselines = self._baselines.get({s: (*spans[s].baseline, BASELINE_ROLLUP) for s in mine}, now, marks)
         except Exception as exc:
             self.errors.report("store.read", exc)
             self._store_down = True
@@ -474,15 +464,11 @@ class Evaluator:
             )
             current = {i.id: i for i in outcome.open_now}
             current.update((t.incident.id, t.incident) for t in transitions)
-            return transitions + self.tracker.remind(
-                site, current.values(), now, settings, quiet=quiet
-            )
+            return transitions + self.tracker.remind(site, current.values(), now, settings, quiet=quiet)
         except StaleLease:
             # Paused past the lease (a slow probe, a frozen VM): another process leads the
             # site now and has judged it since. This pass ends for the site without effect.
-            log.warning(
-                "nextmonth_health.stale_pass", site=site, token=outcome.token, owner=self.owner
-            )
+            log.warning("nextmonth_health.stale_pass", site=site, token=outcome.token, owner=self.owner)
             self._windows.forget([site])
             self._baselines.forget([site])
             return []
@@ -490,9 +476,7 @@ class Evaluator:
             self.errors.report("incidents.apply", exc)
             return []
 
-    def _failed(
-        self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]
-    ) -> None:
+    def _failed(self, site: str, check: Check, exc: BaseException, failures: list[CheckFailure]) -> None:
         self.errors.report(f"check.{check.name}", exc)
         failures.append(CheckFailure(site, check.name, f"{type(exc).__name__}: {exc}"))
 
@@ -578,9 +562,7 @@ def _own(check: Check, site: str, result: Iterable[Reading] | None) -> Sequence[
     readings = list(result or ())
     for reading in readings:
         if not isinstance(reading, Reading):
-            raise TypeError(
-                f"check {check.name!r} returned {type(reading).__name__}, not a Reading"
-            )
+            raise TypeError(f"check {check.name!r} returned {type(reading).__name__}, not a Reading")
         if reading.check != check.name or reading.site != site:
             raise ValueError(
                 f"check {check.name!r} returned a reading for check {reading.check!r} of site {reading.site!r}"

@@ -135,14 +135,7 @@ def _beta_cf(a: float, b: float, x: float) -> float:
 
 def _log_beta_prefactor(a: float, b: float, x: float) -> float:
     """log of x^a (1-x)^b / (a B(a, b)) without ever forming the huge gammas."""
-    return (
-        math.lgamma(a + b)
-        - math.lgamma(a)
-        - math.lgamma(b)
-        + a * math.log(x)
-        + b * math.log1p(-x)
-        - math.log(a)
-    )
+    return math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x) - math.log(a)
 
 
 def _betainc(a: float, b: float, x: float) -> float:
@@ -218,13 +211,7 @@ def beta_binomial_sf(k: int, n: int, a: float, b: float) -> float:
     log_norm = math.lgamma(n + 1) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) - math.lgamma(n + a + b)
 
     def log_pmf(x: int) -> float:
-        return (
-            log_norm
-            - math.lgamma(x + 1)
-            - math.lgamma(n - x + 1)
-            + math.lgamma(x + a)
-            + math.lgamma(n - x + b)
-        )
+        return log_norm - math.lgamma(x + 1) - math.lgamma(n - x + 1) + math.lgamma(x + a) + math.lgamma(n - x + b)
 
     mean = n * a / (a + b)
     upper = k > mean

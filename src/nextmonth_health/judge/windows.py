@@ -119,9 +119,7 @@ class Window:
         return sum(n for index, n in self.hist.items() if index > slot)
 
     def __repr__(self) -> str:
-        return (
-            f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
-        )
+        return f"Window({self.signal!r}, {self.start}..{self.end}, total={self.total}, bad={self.bad})"
 
 
 #: A writer's clock may run ahead of the evaluator's (hosts drift; a VM resumes behind):
@@ -275,9 +273,7 @@ class SiteView:
 
     def _window(self, signal: str, keys: Keys, seconds: float | None) -> Window:
         if seconds is None and self._read_window is not None:  # what checks ask most
-            return Window(
-                signal, self._window_start, self.end, _pick(self._read_window, signal, keys)
-            )
+            return Window(signal, self._window_start, self.end, _pick(self._read_window, signal, keys))
         span = self.settings.window_seconds if seconds is None else seconds
         start = self.end - span
         if start == self._recent_start and self._read_recent is not None:
@@ -318,9 +314,7 @@ class SiteView:
             return Window(signal, start, end, _pick(self._read_baseline, signal, keys))
         rows = self._coarse.get(signal)
         if rows is None:
-            rows = self._coarse[signal] = self._store.read_rollup(
-                self.site, signal, BASELINE_ROLLUP, start, end
-            )
+            rows = self._coarse[signal] = self._store.read_rollup(self.site, signal, BASELINE_ROLLUP, start, end)
         wanted = _wanted(keys)
         return Window(signal, start, end, [b for b in rows if wanted is None or b.key in wanted])
 
@@ -342,9 +336,7 @@ class SiteView:
             return self.users(*parts) if health.is_problem else 0
         if health.is_problem or health is Health.ELEVATED:
             s = self.settings
-            since = max(
-                incident.opened_at.timestamp() - s.window_seconds, self.end - s.history_seconds
-            )
+            since = max(incident.opened_at.timestamp() - s.window_seconds, self.end - s.history_seconds)
             return self.users(*parts, seconds=self.end - since)
         return 0
 
@@ -367,10 +359,7 @@ class SiteView:
         lost their session. Exact up to 512 users, estimated within a few percent beyond.
         """
         span = self.settings.window_seconds if seconds is None else seconds
-        wanted = [
-            (signal, None if keys is None else sorted(_wanted(keys) or ()), bad)
-            for signal, keys, bad in parts
-        ]
+        wanted = [(signal, None if keys is None else sorted(_wanted(keys) or ()), bad) for signal, keys, bad in parts]
         start = self.end - span
         start -= start % self.settings.bucket_seconds
         return self._store.window_users(self.site, wanted, start, self._until)

@@ -138,15 +138,10 @@ class ApiErrorCheck:
                 return False
             if incident is not None:  # judged against the frozen usual ratio
                 return past_line(w.bad, w.total, reference, alpha)
-            return (
-                ratio_tail(w.bad, w.total, baseline.bad, baseline.total, floor=s.api_error_ratio)
-                < alpha
-            )
+            return ratio_tail(w.bad, w.total, baseline.bad, baseline.total, floor=s.api_error_ratio) < alpha
 
         recovery = max(s.api_error_recovery_ratio, 1.5 * reference)
-        spike = next(
-            (w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)), None
-        )
+        spike = next((w for w, alpha in ((recent, at_recent), (window, at_window)) if shows(w, alpha)), None)
         hurt = UsersOf(REQUEST, keys, bad_only=True)
         severe = (
             spike is not None

@@ -112,9 +112,7 @@ class CinematicRenderer:
         if self._settings_for is not None:
             override = self._settings_for(incident.site).notice_overrides.get(incident.area, {})
             title, message = override.get("title", title), override.get("message", message)
-        return Notice(
-            area=incident.area, site=incident.site, title=title, message=message, severity=incident.severity
-        )
+        return Notice(area=incident.area, site=incident.site, title=title, message=message, severity=incident.severity)
 
 
 @hookimpl

@@ -54,18 +54,14 @@ class PageLoadCheck:
         incident = view.incident(self.name, key)
         p75 = window.quantile(0.75)
         # The last minute cannot show slow loads the five minutes around it do not hold.
-        quiet = incident is None and (
-            p75 is None or window.above(s.page_load_slow_seconds) < s.page_load_min_samples
-        )
+        quiet = incident is None and (p75 is None or window.above(s.page_load_slow_seconds) < s.page_load_min_samples)
         recent = window if quiet else view.recent(signal, pages)
 
         at_recent, at_window = split_alpha(s.line_alpha, s)
 
         def shows(w: Window, alpha: float) -> bool:
             n = w.samples
-            return n >= s.page_load_min_samples and past_line(
-                w.above(s.page_load_slow_seconds), n, _ABOVE_P75, alpha
-            )
+            return n >= s.page_load_min_samples and past_line(w.above(s.page_load_slow_seconds), n, _ABOVE_P75, alpha)
 
         spike = (
             None
@@ -76,11 +72,7 @@ class PageLoadCheck:
             )
         )
         # Users are counted only when the time alone would matter: it costs a store read.
-        if (
-            spike is not None
-            and incident is None
-            and view.users((signal, pages, False)) < s.page_load_min_users
-        ):
+        if spike is not None and incident is None and view.users((signal, pages, False)) < s.page_load_min_users:
             spike = None
         health = verdict(
             open_incident=incident is not None,
@@ -92,11 +84,8 @@ class PageLoadCheck:
                 LENIENT_ALPHA,
             ),
             spike=spike is not None,
-            severe=spike is not None
-            and (spike.quantile(0.75) or 0.0) > s.page_load_critical_seconds,
-            quiet=p75 is None
-            or window.samples < s.page_load_min_samples
-            or p75 < s.page_load_recovery_seconds,
+            severe=spike is not None and (spike.quantile(0.75) or 0.0) > s.page_load_critical_seconds,
+            quiet=p75 is None or window.samples < s.page_load_min_samples or p75 < s.page_load_recovery_seconds,
         )
         hurt = UsersOf(signal, pages, bad_only=signal == PAGE_LOAD)
         yield Reading(

@@ -148,28 +148,21 @@ class SessionFailureCheck:
         if incident is None:
             calm = False
         elif learning:
-            calm = not past_line(
-                recent_logins.bad, recent_logins.total, s.session_learning_ratio, LENIENT_ALPHA
-            )
+            calm = not past_line(recent_logins.bad, recent_logins.total, s.session_learning_ratio, LENIENT_ALPHA)
         else:
             calm = poisson_sf(recent, s.session_recovery_factor * expected_recent) >= LENIENT_ALPHA
         severe = (
             spike is not None
             and not learning
             and (
-                (
-                    spike.count >= 2 * s.session_min_count
-                    and spike.count >= s.session_critical_factor * spike.expected
-                )
+                (spike.count >= 2 * s.session_min_count and spike.count >= s.session_critical_factor * spike.expected)
                 # Or sign-in itself is broken: most attempts fail, whatever the usual count.
                 or any(
-                    past_line(w.bad, w.total, s.session_learning_ratio, LENIENT_ALPHA)
-                    for w in (recent_logins, logins)
+                    past_line(w.bad, w.total, s.session_learning_ratio, LENIENT_ALPHA) for w in (recent_logins, logins)
                 )
             )
             # People, not one account hammered: more people hurt than failures usually come.
-            and poisson_sf(view.users(*_HURT, seconds=spike.tries.end - spike.tries.start), spike.expected)
-            < s.alpha
+            and poisson_sf(view.users(*_HURT, seconds=spike.tries.end - spike.tries.start), spike.expected) < s.alpha
         )
         health = verdict(
             open_incident=incident is not None,

@@ -39,9 +39,7 @@ class UploadFailureCheck:
         window = view.window(UPLOAD)
         incident = view.incident(self.name, "")
         # The last minute cannot show what the five minutes around it do not hold.
-        quiet = incident is None and (
-            window.bad < s.upload_min_failures or window.total < s.upload_min_attempts
-        )
+        quiet = incident is None and (window.bad < s.upload_min_failures or window.total < s.upload_min_attempts)
         recent = window if quiet else view.recent(UPLOAD)
 
         at_recent, at_window = split_alpha(s.line_alpha, s)

@@ -340,7 +340,10 @@ class Recorder:
                         type(outcome) is not bool
                         or type(key) is not str
                         or len(key) > known.max_key_length
-                        or (amount is not None and not ((type(amount) is float or type(amount) is int) and 0 <= amount <= _MAX_SIZE))
+                        or (
+                            amount is not None
+                            and not ((type(amount) is float or type(amount) is int) and 0 <= amount <= _MAX_SIZE)
+                        )
                     ):
                         invalid += 1
                         continue

@@ -69,7 +69,9 @@ def parse_route(text: Any, *, where: str = "routes") -> tuple[str | None, str]:
     if not path.startswith("/"):
         if method is None:
             raise ConfigError(f"{where}: {text!r} must start with '/' (did you mean '/{text}'?); a route is {_EXAMPLE}")
-        raise ConfigError(f"{where}: {text!r}: the path after the method must start with '/', e.g. 'POST /payments/webhook'")
+        raise ConfigError(
+            f"{where}: {text!r}: the path after the method must start with '/', e.g. 'POST /payments/webhook'"
+        )
     if method is not None and method not in METHODS:
         if method.upper() in METHODS:
             hint = f"write the method in capitals: '{method.upper()} {path}'"

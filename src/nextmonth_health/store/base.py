@@ -21,7 +21,18 @@ import attrs
 
 from ..values import Alert, Incident, MaintenanceWindow, Silence
 
-__all__ = ["FIVE_MINUTE_RETENTION", "LATE_WRITE_SECONDS", "BatchId", "Fence", "Lookup", "SiteSums", "Store", "StoredBucket", "SumBucket", "site_lease"]
+__all__ = [
+    "FIVE_MINUTE_RETENTION",
+    "LATE_WRITE_SECONDS",
+    "BatchId",
+    "Fence",
+    "Lookup",
+    "SiteSums",
+    "Store",
+    "StoredBucket",
+    "SumBucket",
+    "site_lease",
+]
 
 #: A recorder's write, as :meth:`Store.write` is told it: (the recorder's id, its number).
 BatchId = tuple[str, int]

@@ -256,7 +256,11 @@ class MemoryStore(Store):
         """From the running sums: a pass costs the same however many buckets its windows span."""
         found: dict[str, dict[str, list[Bucket]]] = {}
         for site, by_signal in self.sums(sites, start, end, width=width).items():
-            found[site] = {signal: rows for signal in signals if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())}
+            found[site] = {
+                signal: rows
+                for signal in signals
+                if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())
+            }
         return found
 
     def sums(
@@ -306,7 +310,11 @@ class MemoryStore(Store):
                     return stored
             elif incident.is_open:
                 for rival in self._incidents.values():
-                    if rival.is_open and (rival.site, rival.check, rival.key) == (incident.site, incident.check, incident.key):
+                    if rival.is_open and (rival.site, rival.check, rival.key) == (
+                        incident.site,
+                        incident.check,
+                        incident.key,
+                    ):
                         return rival
             self._incidents[incident.id] = incident
             return incident

@@ -747,7 +747,9 @@ class SQLiteStore(Store):
     def note_evaluations(self, sites: Sequence[str], at: float) -> None:
         if sites:
             rows = [(site, at) for site in sites]
-            self._write(lambda conn: conn.executemany("INSERT OR REPLACE INTO evaluations (site, at) VALUES (?, ?)", rows))
+            self._write(
+                lambda conn: conn.executemany("INSERT OR REPLACE INTO evaluations (site, at) VALUES (?, ?)", rows)
+            )
 
     def last_evaluations(self) -> dict[str, datetime]:
         return {site: timestamp(at) for site, at in self._read("SELECT site, at FROM evaluations")}
@@ -847,7 +849,9 @@ class SQLiteStore(Store):
                     "ON CONFLICT (name) DO UPDATE SET generation = generation + 1",
                     (name,),
                 )
-                return int(conn.execute("SELECT generation FROM session_generations WHERE name = ?", (name,)).fetchone()[0])
+                return int(
+                    conn.execute("SELECT generation FROM session_generations WHERE name = ?", (name,)).fetchone()[0]
+                )
 
             return self._write(work)
         rows = self._read("SELECT generation FROM session_generations WHERE name = ?", (name,))
@@ -871,7 +875,9 @@ class SQLiteStore(Store):
     def release_lease(self, name: str, owner: str) -> None:
         # The row stays, expired, with its token: the next holder's must be greater.
         self._write(
-            lambda conn: conn.execute("UPDATE leases SET owner = '', expires = 0 WHERE name = ? AND owner = ?", (name, owner))
+            lambda conn: conn.execute(
+                "UPDATE leases SET owner = '', expires = 0 WHERE name = ? AND owner = ?", (name, owner)
+            )
         )
 
     def trim(

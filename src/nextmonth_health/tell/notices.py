@@ -153,9 +153,11 @@ class NoticeBoard:
         if notice is None:
             notice = self._ask(
                 incident,
-                lambda renderer: render(window, incident)
-                if (render := getattr(renderer, "render_maintenance", None)) is not None
-                else None,
+                lambda renderer: (
+                    render(window, incident)
+                    if (render := getattr(renderer, "render_maintenance", None)) is not None
+                    else None
+                ),
             )
             notice = notice or planned_notice(incident)
             self._remember(key, notice)

@@ -91,11 +91,7 @@ def _text(name: str, value: object, limit: int = _MAX_REASON) -> str:
 
 
 def _span(seconds: object, what: str) -> float:
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-    ):
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
         raise ValueError(f"{what} must be a number of seconds, got {seconds!r}")
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"{what} must be more than 0 seconds and at most a week, got {seconds!r}")
@@ -124,18 +120,12 @@ def new_window(
     starts = created if start is None else _aware(start, "start")
     if (end is None) == (duration is None):
         raise ValueError("give the window an end or a duration (one of them)")
-    ends = (
-        starts + timedelta(seconds=_span(duration, "duration"))
-        if end is None
-        else _aware(end, "end")
-    )
+    ends = starts + timedelta(seconds=_span(duration, "duration")) if end is None else _aware(end, "end")
     if ends <= created:
         raise ValueError(f"the window ends before now ({ends.isoformat()}): nothing to plan")
     _span((ends - starts).total_seconds(), "the window (end - start)")
     if area is not None and (not isinstance(area, str) or not area.strip() or len(area) > 100):
-        raise ValueError(
-            f"area must be an area's name (e.g. 'uploads'), or None for the whole site, got {area!r}"
-        )
+        raise ValueError(f"area must be an area's name (e.g. 'uploads'), or None for the whole site, got {area!r}")
     return MaintenanceWindow(
         id=uuid.uuid4().hex,
         site=site,

@@ -113,6 +113,7 @@ async def run_passes(monitor: Monitor, n: int, *, tick: float | None = None) -> 
         clock.advance(step)
     return Passes(evaluations)
 
+
 @contextlib.contextmanager
 def capture_logs(logger: str = "nextmonth_health") -> Iterator[list[dict[str, Any]]]:
     """Collect the events logged under ``logger`` (every level) while the block runs.

@@ -68,9 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 pass
         with receiver.lock:
-            receiver.received.append(
-                Received(time.monotonic(), self.command, path, query, dict(self.headers), body)
-            )
+            receiver.received.append(Received(time.monotonic(), self.command, path, query, dict(self.headers), body))
             reply = receiver.script.popleft() if receiver.script else receiver.routes.get(path, receiver.default)
         if reply.delay:
             receiver.released.wait(reply.delay)
@@ -112,7 +110,12 @@ class HttpReceiver:
         return f"{host!s}:{port}"
 
     def route(
-        self, path: str, status: int = 200, *, headers: Mapping[str, str] | None = None, delay: float = 0.0,
+        self,
+        path: str,
+        status: int = 200,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
         body: bytes = b"ok",
     ) -> None:
         """Answer every request for ``path`` this way (until changed), after any scripted replies."""

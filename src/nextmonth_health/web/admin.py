@@ -297,9 +297,13 @@ def _detail_json(app: HealthApp, incident: Incident) -> tuple[Any, Planned, dict
 def incident_page(app: HealthApp, request: Request) -> Response:
     incident = find_incident(app.monitor, request.params.get("id", ""))
     if incident is None:
-        return app.error(request, 404, "No such incident",
-                         "This incident is not kept any more (resolved ones go after 24 hours), or never was.",
-                         json_message="no such incident")
+        return app.error(
+            request,
+            404,
+            "No such incident",
+            "This incident is not kept any more (resolved ones go after 24 hours), or never was.",
+            json_message="no such incident",
+        )
     detail, planned, data = _detail_json(app, incident)
     now = timestamp(app.monitor.clock.now())
     return _page(
@@ -347,7 +351,9 @@ def api_alerts(app: HealthApp, request: Request) -> Response:
 def api_incidents(app: HealthApp, request: Request) -> Response:
     site = _site_arg(request)
     incidents = app.monitor.incidents(site, include_resolved=request.arg("resolved", "1") != "0")
-    return Response.json({"site": site, "incidents": [incident_json(i, app.monitor, app.admin_prefix) for i in incidents]})
+    return Response.json(
+        {"site": site, "incidents": [incident_json(i, app.monitor, app.admin_prefix) for i in incidents]}
+    )
 
 
 def api_trends(app: HealthApp, request: Request) -> Response:
@@ -358,8 +364,9 @@ def api_trends(app: HealthApp, request: Request) -> Response:
         series = trends.trend_series(app.monitor, site, check, range_)
     except ValueError as exc:
         return Response.json({"error": str(exc)}, status=400)
-    return json_page(request, {"site": site, "range": range_, "series": [s.as_json() for s in series]},
-                     headers=(_as_of(app),))
+    return json_page(
+        request, {"site": site, "range": range_, "series": [s.as_json() for s in series]}, headers=(_as_of(app),)
+    )
 
 
 # Acknowledging -------------------------------------------------------------------------------------------
@@ -409,8 +416,9 @@ def form_ack(app: HealthApp, request: Request) -> Response:
     status, alert, fields = _acknowledge(app, request)
     if alert is None:
         message = _ACK_ERRORS[status]
-        return app.error(request, status, "That did not go through", message[0].upper() + message[1:] + ".",
-                         json_message=message)
+        return app.error(
+            request, status, "That did not go through", message[0].upper() + message[1:] + ".", json_message=message
+        )
     back = fields.get("back", "")
     if back.startswith(app.admin_prefix + "/incidents/") and back.count("/") == app.admin_prefix.count("/") + 2:
         return redirect(incident_url(app.admin_prefix, back.rsplit("/", 1)[1]))
@@ -497,7 +505,7 @@ def form_silence(app: HealthApp, request: Request) -> Response:
 
 
 def form_lift(app: HealthApp, request: Request) -> Response:
-    """"Lift" a silence, on the dashboard or an incident's page."""
+    """ "Lift" a silence, on the dashboard or an incident's page."""
     status, fields = _posted(app, request)
     if status != 200:
         return _form_refused(app, request, status, _REFUSED[status])
@@ -526,8 +534,7 @@ def _api_body(app: HealthApp, request: Request) -> tuple[Response | None, dict[s
 
 def _listed(app: HealthApp, request: Request, name: str, items: list[dict[str, Any]]) -> Response:
     token, cookie = csrf_token(app, request)
-    return Response.json({"site": _site_arg(request), "csrf": token, name: items},
-                         headers=(cookie,) if cookie else ())
+    return Response.json({"site": _site_arg(request), "csrf": token, name: items}, headers=(cookie,) if cookie else ())
 
 
 def api_maintenance(app: HealthApp, request: Request) -> Response:

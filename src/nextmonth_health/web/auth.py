@@ -59,9 +59,7 @@ def signer(secret: bytes, salt: str) -> Any:
     try:
         from itsdangerous import URLSafeTimedSerializer
     except ImportError:  # pragma: no cover - the web extra is installed in the tests
-        raise ConfigError(
-            "the admin view needs the web extra: pip install nextmonth-health[web]"
-        ) from None
+        raise ConfigError("the admin view needs the web extra: pip install nextmonth-health[web]") from None
     return URLSafeTimedSerializer(secret, salt=salt)
 
 

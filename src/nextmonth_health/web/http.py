@@ -223,9 +223,7 @@ class HealthApp:
 
     def owns(self, path: str) -> bool:
         """Whether a request path is one of the SDK's (the middleware records the others)."""
-        return any(
-            path == p or path.startswith(p + "/") for p in (self.prefix, self.admin_prefix)
-        )
+        return any(path == p or path.startswith(p + "/") for p in (self.prefix, self.admin_prefix))
 
     def is_admin(self, path: str) -> bool:
         return path == self.admin_prefix or path.startswith(self.admin_prefix + "/")
@@ -286,8 +284,14 @@ class HealthApp:
 
     def unavailable(self, request: Request) -> Response:
         """503: the store did not answer in time (or failed); a page for people, JSON for scripts."""
-        return self.error(request, 503, "The store is not answering", STORE_NOT_ANSWERING,
-                          (("retry-after", "5"),), json_message="the store is not answering")
+        return self.error(
+            request,
+            503,
+            "The store is not answering",
+            STORE_NOT_ANSWERING,
+            (("retry-after", "5"),),
+            json_message="the store is not answering",
+        )
 
     def error(
         self,
@@ -301,15 +305,17 @@ class HealthApp:
     ) -> Response:
         """An error answer: a small page for a browser under the admin prefix, else JSON."""
         if request.wants_html and self.is_admin(request.path):
-            return Response(status, message_page(self.admin_prefix, title, message),
-                            (("content-type", "text/html; charset=utf-8"), *headers))
+            return Response(
+                status,
+                message_page(self.admin_prefix, title, message),
+                (("content-type", "text/html; charset=utf-8"), *headers),
+            )
         return Response.json({"error": json_message or message}, status=status, headers=headers)
 
     def _handle(self, request: Request) -> Response:
         found = self._route(request.path)
         if found is None:
-            return self.error(request, 404, "Not found", "There is nothing at this address.",
-                              json_message="not found")
+            return self.error(request, 404, "Not found", "There is nothing at this address.", json_message="not found")
         route, params = found
         if request.method not in route.methods:
             return Response(405, b"", (("allow", ", ".join(route.methods)),))
@@ -338,15 +344,25 @@ class HealthApp:
                 self.throttle.failed(request.client, now)
             return self.sign_in_first(request)
         if not verdict:
-            return self.error(request, 403, "Not for this account",
-                              "You are signed in, but not as an admin of this site.", json_message="forbidden")
+            return self.error(
+                request,
+                403,
+                "Not for this account",
+                "You are signed in, but not as an admin of this site.",
+                json_message="forbidden",
+            )
         return None
 
     def too_many(self, request: Request, wait: int) -> Response:
         """429: too many wrong tokens from this client; try again in ``wait`` seconds."""
-        return self.error(request, 429, "Too many attempts",
-                          f"Too many wrong tokens from here. Try again in {wait} seconds.",
-                          (("retry-after", str(wait)),), json_message="too many attempts")
+        return self.error(
+            request,
+            429,
+            "Too many attempts",
+            f"Too many wrong tokens from here. Try again in {wait} seconds.",
+            (("retry-after", str(wait)),),
+            json_message="too many attempts",
+        )
 
     def sign_in_first(self, request: Request) -> Response:
         """401 for scripts; a browser asking for a page goes to the sign-in page instead,
@@ -357,9 +373,13 @@ class HealthApp:
             location = f"{self.admin_prefix}{sign_in}?next={quote(target, safe='/')}"
             return Response(303, b"", (("location", location),))
         if request.wants_html:
-            return Response(401, message_page(self.admin_prefix, "Sign in first",
-                                              "Sign in to the site as an admin, then open this page again."),
-                            (("content-type", "text/html; charset=utf-8"), ("www-authenticate", "Bearer")))
+            return Response(
+                401,
+                message_page(
+                    self.admin_prefix, "Sign in first", "Sign in to the site as an admin, then open this page again."
+                ),
+                (("content-type", "text/html; charset=utf-8"), ("www-authenticate", "Bearer")),
+            )
         return Response.json({"error": "sign in required"}, status=401, headers=(("www-authenticate", "Bearer"),))
 
 

@@ -93,36 +93,55 @@ def timeline(incident: Incident, alert: Alert | None) -> tuple[Event, ...]:
     i = incident
     opened_critical = i.escalated_at is not None and i.escalated_at == i.opened_at
     events = [
-        Event(i.opened_at, "opened",
-              "Opened as critical: the admin is alerted." if opened_critical
-              else "Opened as degraded: visitors in this area see the calm notice."),
+        Event(
+            i.opened_at,
+            "opened",
+            "Opened as critical: the admin is alerted."
+            if opened_critical
+            else "Opened as degraded: visitors in this area see the calm notice.",
+        ),
     ]
     if i.escalated_at is not None and not opened_critical:
         events.append(Event(i.escalated_at, "escalated", "Became critical: the admin is alerted."))
     if alert is not None:
         joined = alert.incident_id != i.id
-        events.append(Event(
-            alert.created_at, "alerted",
-            "Joined the alert already open for this area." if joined else "Alert raised in the admin panel.",
-        ))
+        events.append(
+            Event(
+                alert.created_at,
+                "alerted",
+                "Joined the alert already open for this area." if joined else "Alert raised in the admin panel.",
+            )
+        )
         told = alert.notified_at
         if told is not None and told != alert.created_at:
-            events.append(Event(told, "notified",
-                                f"Latest reminder sent to email and webhooks ({alert.reminders} so far)." if alert.reminders
-                                else "Sent to email and webhooks once the maintenance or silence holding it ended."))
+            events.append(
+                Event(
+                    told,
+                    "notified",
+                    f"Latest reminder sent to email and webhooks ({alert.reminders} so far)."
+                    if alert.reminders
+                    else "Sent to email and webhooks once the maintenance or silence holding it ended.",
+                )
+            )
         if alert.acknowledged_at is not None:
-            events.append(Event(alert.acknowledged_at, "acknowledged",
-                                "Acknowledged (marked as read) by an admin."))
+            events.append(Event(alert.acknowledged_at, "acknowledged", "Acknowledged (marked as read) by an admin."))
     moments = {e.at for e in events} | {i.resolved_at}
     if i.updated_at not in moments:
-        events.append(Event(i.updated_at, "updated",
-                            f"Latest update: {_people(i.affected_users)} hurt since it opened."))
+        events.append(
+            Event(i.updated_at, "updated", f"Latest update: {_people(i.affected_users)} hurt since it opened.")
+        )
     if i.recovering_since is not None and i.is_open:
-        events.append(Event(i.recovering_since, "recovering",
-                            "Recovering: readings healthy since, waiting out the cool-down."))
+        events.append(
+            Event(i.recovering_since, "recovering", "Recovering: readings healthy since, waiting out the cool-down.")
+        )
     if i.resolved_at is not None:
-        events.append(Event(i.resolved_at, "resolved",
-                            f"Resolved after {duration_words((i.resolved_at - i.opened_at).total_seconds())}."))
+        events.append(
+            Event(
+                i.resolved_at,
+                "resolved",
+                f"Resolved after {duration_words((i.resolved_at - i.opened_at).total_seconds())}.",
+            )
+        )
     order = ("opened", "escalated", "alerted", "notified", "updated", "acknowledged", "recovering", "resolved")
     return tuple(sorted(events, key=lambda e: (e.at, order.index(e.kind))))
 
@@ -186,8 +205,10 @@ def incident_detail(monitor: Monitor, incident: Incident) -> IncidentDetail:
     end = incident.resolved_at.timestamp() if incident.resolved_at is not None else monitor.clock.now()
     notes = []
     if measure is None:
-        notes.append("This check comes from a plugin that does not say which signal it reads, so only its "
-                      "latest value and threshold are shown.")
+        notes.append(
+            "This check comes from a plugin that does not say which signal it reads, so only its "
+            "latest value and threshold are shown."
+        )
     lines = lines_for(s, incident)
     return IncidentDetail(
         incident=incident,

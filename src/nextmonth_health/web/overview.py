@@ -90,10 +90,30 @@ class SiteSection:
             "worst": self.worst,
             "open": len(self.open),
             "unread": self.unread,
-            "alerts": [[a.incident_id, a.is_active, unread(a), a.affected_users, a.acknowledged_at is not None,
-                        a.notified_at is not None, a.reminders] for a in self.alerts],
-            "incidents": [[i.id, i.status.value, i.severity.value, i.affected_users, i.affected_now,
-                           i.recovering_since is not None, i.maintenance_id] for i in (*self.open, *self.resolved)],
+            "alerts": [
+                [
+                    a.incident_id,
+                    a.is_active,
+                    unread(a),
+                    a.affected_users,
+                    a.acknowledged_at is not None,
+                    a.notified_at is not None,
+                    a.reminders,
+                ]
+                for a in self.alerts
+            ],
+            "incidents": [
+                [
+                    i.id,
+                    i.status.value,
+                    i.severity.value,
+                    i.affected_users,
+                    i.affected_now,
+                    i.recovering_since is not None,
+                    i.maintenance_id,
+                ]
+                for i in (*self.open, *self.resolved)
+            ],
         }
 
 

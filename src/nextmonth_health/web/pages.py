@@ -56,9 +56,7 @@ def html_page(template: str, code: int = 200, headers: tuple[tuple[str, str], ..
     return Response(code, body.encode(), (("content-type", "text/html; charset=utf-8"), *headers))
 
 
-def json_page(
-    request: Request, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
-) -> Response:
+def json_page(request: Request, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     """JSON with a strong ETag; a bodiless 304 when the caller already has this answer."""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
     etag = etag_for(body)

@@ -213,8 +213,9 @@ def _seconds_field(name: str, value: str) -> float | None:
 def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                         f"send {', '.join(allowed)}")
+        raise ValueError(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; send {', '.join(allowed)}"
+        )
 
 
 def window_from_form(fields: Mapping[str, str]) -> dict[str, Any]:

@@ -114,7 +114,13 @@ class PublicEndpoints:
             body = json.dumps(
                 {
                     "notices": [
-                        {"area": n.area, "title": n.title, "message": n.message, "severity": n.severity.value, "kind": n.kind}
+                        {
+                            "area": n.area,
+                            "title": n.title,
+                            "message": n.message,
+                            "severity": n.severity.value,
+                            "kind": n.kind,
+                        }
                         for n in app.monitor.notices(area, site=site)
                     ]
                 },
@@ -362,9 +368,7 @@ class HealthMiddlewareBase:
         self._site = None if callable(site) else site
         self._record = monitor.record_request
         #: Whether any route names a method: only then is a request recorded with its own.
-        self._methods = any(
-            s.route_table.has_methods for s in (monitor.settings, *monitor.site_settings.values())
-        )
+        self._methods = any(s.route_table.has_methods for s in (monitor.settings, *monitor.site_settings.values()))
         self._report = monitor.errors.report
         #: Count the people behind anonymous requests (see :mod:`nextmonth_health.record.visitors`).
         self._visitors = count_visitors

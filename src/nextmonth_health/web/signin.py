@@ -52,8 +52,13 @@ def safe_next(app: HealthApp, target: str | None) -> str:
 def sign_in(app: HealthApp, request: Request) -> Response:
     authorize = app.authorize
     if not isinstance(authorize, TokenAuthorizer):
-        return app.error(request, 404, "Not here", "Sign in through the site itself.",
-                         json_message="sign in through the host application")
+        return app.error(
+            request,
+            404,
+            "Not here",
+            "Sign in through the site itself.",
+            json_message="sign in through the host application",
+        )
     target = request.arg("next")
     if request.method == "GET":
         if authorize.identity(request) is not None:
@@ -64,8 +69,14 @@ def sign_in(app: HealthApp, request: Request) -> Response:
     now = app.monitor.clock.now()
     wait = app.throttle.retry_after(request.client, now)
     if wait:
-        return _form(app, request, target, f"Too many wrong tokens from here. Try again in {wait} seconds.",
-                     status=429, headers=(("retry-after", str(wait)),))
+        return _form(
+            app,
+            request,
+            target,
+            f"Too many wrong tokens from here. Try again in {wait} seconds.",
+            status=429,
+            headers=(("retry-after", str(wait)),),
+        )
     if fields is None or not check_csrf(app, request, fields.get(CSRF_FIELD)):
         return _form(app, request, target, "The form expired. Please try again.", status=403)
     token = fields.get("token", "")
@@ -102,8 +113,12 @@ def sign_out(app: HealthApp, request: Request) -> Response:
     if not isinstance(authorize, TokenAuthorizer) or fields is None:
         return app.error(request, 404, "Not found", "There is nothing at this address.", json_message="not found")
     if not check_csrf(app, request, request.headers.get(CSRF_HEADER) or fields.get(CSRF_FIELD)):
-        return app.error(request, 403, "That did not go through",
-                         "Missing or invalid CSRF token; reload the page and try again.",
-                         json_message="missing or invalid CSRF token")
+        return app.error(
+            request,
+            403,
+            "That did not go through",
+            "Missing or invalid CSRF token; reload the page and try again.",
+            json_message="missing or invalid CSRF token",
+        )
     cleared = authorize.sign_out(request, app.admin_prefix)
     return redirect(app.admin_prefix + "/signin", ("set-cookie", cleared))

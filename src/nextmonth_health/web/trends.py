@@ -216,24 +216,55 @@ def measures(settings: Settings) -> list[Measure]:
     """What the dashboard charts for a site with these settings, in order."""
     s = settings
     out = [
-        Measure("api_errors", route, f"API error ratio on {route}", "ratio", "ratio",
-                ((sig.REQUEST, (route,)),), s.api_error_critical_ratio, "critical line")
+        Measure(
+            "api_errors",
+            route,
+            f"API error ratio on {route}",
+            "ratio",
+            "ratio",
+            ((sig.REQUEST, (route,)),),
+            s.api_error_critical_ratio,
+            "critical line",
+        )
         for route in s.critical_routes
     ]
     pages = s.dashboard_pages
     key = pages[0] if len(pages) == 1 else ",".join(pages)
     out.append(
-        Measure("dashboard_load", key, f"Dashboard load time (p75) on {key}", "seconds", "p75",
-                ((sig.PAGE_LOAD, pages),), s.page_load_slow_seconds, "notice line",
-                fallback=((sig.REQUEST, pages),))
+        Measure(
+            "dashboard_load",
+            key,
+            f"Dashboard load time (p75) on {key}",
+            "seconds",
+            "p75",
+            ((sig.PAGE_LOAD, pages),),
+            s.page_load_slow_seconds,
+            "notice line",
+            fallback=((sig.REQUEST, pages),),
+        )
     )
     out.append(
-        Measure("session_failures", "", "Session failures (failed sign-ins and expiries)", "per 5 min",
-                "per5min", ((sig.LOGIN, None), (sig.SESSION_EXPIRED, None)), None)
+        Measure(
+            "session_failures",
+            "",
+            "Session failures (failed sign-ins and expiries)",
+            "per 5 min",
+            "per5min",
+            ((sig.LOGIN, None), (sig.SESSION_EXPIRED, None)),
+            None,
+        )
     )
     out.append(
-        Measure("upload_failures", "", "Upload failure ratio", "ratio", "ratio", ((sig.UPLOAD, None),),
-                s.upload_failure_ratio, "notice line")
+        Measure(
+            "upload_failures",
+            "",
+            "Upload failure ratio",
+            "ratio",
+            "ratio",
+            ((sig.UPLOAD, None),),
+            s.upload_failure_ratio,
+            "notice line",
+        )
     )
     return out
 
@@ -241,8 +272,16 @@ def measures(settings: Settings) -> list[Measure]:
 def measure_for(settings: Settings, check: str, key: str) -> Measure | None:
     """The measure behind a bundled check's reading for ``key`` (None for other checks)."""
     if check == "api_errors" and key == "*":
-        return Measure("api_errors", "*", "API error ratio across the site", "ratio", "ratio",
-                       ((sig.REQUEST, None),), settings.api_error_critical_ratio, "critical line")
+        return Measure(
+            "api_errors",
+            "*",
+            "API error ratio across the site",
+            "ratio",
+            "ratio",
+            ((sig.REQUEST, None),),
+            settings.api_error_critical_ratio,
+            "critical line",
+        )
     return next((m for m in measures(settings) if m.check == check and (m.key == key or check != "api_errors")), None)
 
 
@@ -291,7 +330,9 @@ class Reads:
         return out
 
 
-def _parts_for(measure: Measure, reads: Reads, width: int, start: int, end: int) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+def _parts_for(
+    measure: Measure, reads: Reads, width: int, start: int, end: int
+) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
     """The measure's parts, or its fallback when they hold no values over the span."""
     if not measure.fallback:
         return measure.parts
@@ -331,7 +372,9 @@ def _slots(now: float, range_: str, fine_from: int) -> list[tuple[int, int]]:
     return slots
 
 
-def _points(measure: Measure, reads: Reads, slots: list[tuple[int, int]], fine_from: int, end: int) -> tuple[Point, ...]:
+def _points(
+    measure: Measure, reads: Reads, slots: list[tuple[int, int]], fine_from: int, end: int
+) -> tuple[Point, ...]:
     start = slots[0][0]
     hourly_end = max((s + HOUR for s, span in slots if span == HOUR), default=start)
     parts = _parts_for(measure, reads, HOUR, start, end)
@@ -359,8 +402,10 @@ def _points(measure: Measure, reads: Reads, slots: list[tuple[int, int]], fine_f
 def _resolution_note(slots: list[tuple[int, int]], fine_from: int, range_: str, history: int) -> str:
     if range_ != "24h" or slots[0][1] == FIVE_MINUTES:
         return ""
-    return (f"Five-minute points from {clock_time(fine_from)} UTC, hourly before: the store keeps "
-            f"five-minute detail for {history // 3600 if history % 3600 == 0 else round(history / 3600, 1)} hours.")
+    return (
+        f"Five-minute points from {clock_time(fine_from)} UTC, hourly before: the store keeps "
+        f"five-minute detail for {history // 3600 if history % 3600 == 0 else round(history / 3600, 1)} hours."
+    )
 
 
 def trend_series(
@@ -395,15 +440,27 @@ def trend_series(
         if check is not None and measure.check != check:
             continue
         shades = tuple(
-            shade_of(i) for i in incidents
-            if i.check == measure.check and (i.key == measure.key or measure.check != "api_errors")
+            shade_of(i)
+            for i in incidents
+            if i.check == measure.check
+            and (i.key == measure.key or measure.check != "api_errors")
             and (i.resolved_at is None or i.resolved_at.timestamp() >= slots[0][0])
         )
         out.append(
-            Series(measure.check, measure.key, measure.title, measure.unit, range_, measure.threshold,
-                   _points(measure, reads, slots, fine_from, end), measure.threshold_label,
-                   start=slots[0][0], end=now, shades=shades,
-                   note=_resolution_note(slots, fine_from, range_, _fine_retention(monitor, site)))
+            Series(
+                measure.check,
+                measure.key,
+                measure.title,
+                measure.unit,
+                range_,
+                measure.threshold,
+                _points(measure, reads, slots, fine_from, end),
+                measure.threshold_label,
+                start=slots[0][0],
+                end=now,
+                shades=shades,
+                note=_resolution_note(slots, fine_from, range_, _fine_retention(monitor, site)),
+            )
         )
     return out
 
@@ -443,8 +500,9 @@ def readings_around(monitor: Monitor, incident: Incident, measure: Measure, read
     points: list[Point] = []
     if start < raw_from:
         hour_end = min(_floor(raw_from, HOUR) + HOUR, end)
-        hourly = reads.merged(_parts_for(measure, reads, HOUR, _floor(start, HOUR), hour_end), HOUR,
-                              _floor(start, HOUR), hour_end)
+        hourly = reads.merged(
+            _parts_for(measure, reads, HOUR, _floor(start, HOUR), hour_end), HOUR, _floor(start, HOUR), hour_end
+        )
         for t in range(_floor(start, HOUR), hour_end, HOUR):
             value, total = measure.value(hourly.get(t, {}), HOUR)
             points.append(Point(t, HOUR, value, None, total))
@@ -465,13 +523,25 @@ def readings_around(monitor: Monitor, incident: Incident, measure: Measure, read
     baseline = incident.threshold if measure.check in ("api_errors", "session_failures") else None
     note = ""
     if points and points[0].span == HOUR:
-        note = ("Before " + clock_time(raw_from) + " UTC the store keeps hourly totals only, so those hours "
-                "are shown as hourly values.")
+        note = (
+            "Before " + clock_time(raw_from) + " UTC the store keeps hourly totals only, so those hours "
+            "are shown as hourly values."
+        )
     return Series(
-        measure.check, measure.key, measure.title, measure.unit, "incident", measure.threshold,
-        tuple(points), measure.threshold_label, start=points[0].start if points else start,
+        measure.check,
+        measure.key,
+        measure.title,
+        measure.unit,
+        "incident",
+        measure.threshold,
+        tuple(points),
+        measure.threshold_label,
+        start=points[0].start if points else start,
         end=max(end, points[-1].end) if points else end,
-        shades=(shade_of(incident),), baseline=baseline, x_at="end", note=note,
+        shades=(shade_of(incident),),
+        baseline=baseline,
+        x_at="end",
+        note=note,
     )
 
 
@@ -624,8 +694,7 @@ def _time_ticks(start: float, end: float, range_: str) -> list[tuple[float, str]
     if range_ == "7d":
         day = 86_400
         return [
-            (t, datetime.fromtimestamp(t, UTC).strftime("%a"))
-            for t in range(_floor(start, day) + day, int(end), day)
+            (t, datetime.fromtimestamp(t, UTC).strftime("%a")) for t in range(_floor(start, day) + day, int(end), day)
         ]
     length = end - start
     every = next((e for e in (600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200) if length / e <= 5), 86_400)
@@ -680,7 +749,9 @@ def render_svg(series: Series) -> str:
         )
     for frac in (0.5, 1.0):
         gy = _n(y(top * frac))
-        parts.append(f'<line class="trend-grid" x1="0" y1="{gy}" x2="{_UNITS_W}" y2="{gy}" stroke="{_GRID}" stroke-width="1" {_CRISP}/>')
+        parts.append(
+            f'<line class="trend-grid" x1="0" y1="{gy}" x2="{_UNITS_W}" y2="{gy}" stroke="{_GRID}" stroke-width="1" {_CRISP}/>'
+        )
     parts.append(
         f'<line class="trend-base" x1="0" y1="{_UNITS_H}" x2="{_UNITS_W}" y2="{_UNITS_H}" stroke="#cfd6de" stroke-width="1" {_CRISP}/>'
     )
@@ -756,4 +827,3 @@ def render_svg(series: Series) -> str:
     parts.extend(labels)
     parts.append("</svg>")
     return "".join(parts)
-

@@ -75,8 +75,14 @@ class SlowQueue:
             slow = window.samples >= 5 and wait is not None and wait > options.wait_seconds
             status = Health.DEGRADED if slow else Health.OK
             yield Reading(
-                check=self.name, site=view.site, key=queue, area=options.area, status=status,
-                subject=f"Jobs waiting on the {queue} queue", value=wait, threshold=options.wait_seconds,
+                check=self.name,
+                site=view.site,
+                key=queue,
+                area=options.area,
+                status=status,
+                subject=f"Jobs waiting on the {queue} queue",
+                value=wait,
+                threshold=options.wait_seconds,
                 affected_users=view.affected(status, self.name, queue, UsersOf(QUEUE_WAIT, queue)),
             )
 
@@ -91,7 +97,9 @@ class QueueWords:
         if incident.check != SlowQueue.name:
             return None  # someone else's incident: the next renderer words it
         return Notice(
-            area=incident.area, site=incident.site, severity=incident.severity,
+            area=incident.area,
+            site=incident.site,
+            severity=incident.severity,
             title="Confirmations are running late",
             message="Your request has reached us; its confirmation may take longer than usual to arrive.",
         )

@@ -103,7 +103,9 @@ def _probe(where: str, entry: Any, default_area: str) -> Probe:
         dsn = path
         default_name = os.path.basename(path)
     else:
-        raise option_error(where, f"dsn must start with postgresql://, postgres:// or sqlite:///, got {parts.scheme or dsn!r}")
+        raise option_error(
+            where, f"dsn must start with postgresql://, postgres:// or sqlite:///, got {parts.scheme or dsn!r}"
+        )
     name = entry.get("name", default_name)
     # SQLite answers SELECT 1 without touching the file; reading the schema takes its lock.
     query = entry.get("query", "SELECT 1" if kind == "postgresql" else "SELECT count(*) FROM sqlite_master")

@@ -180,7 +180,9 @@ def _credentials(where: str, username_env: Any, password_env: Any, explicit: boo
         return None
     if not username or not password:
         have, lack = (username_env, password_env) if username else (password_env, username_env)
-        raise option_error(where, f"${have} is set but ${lack} is not: set both for SMTP AUTH, or neither to send without it")
+        raise option_error(
+            where, f"${have} is set but ${lack} is not: set both for SMTP AUTH, or neither to send without it"
+        )
     return Credentials(username, password)
 
 
@@ -189,12 +191,16 @@ def parse_config(raw: Any, where: str = f"plugin_settings[{SETTINGS_KEY!r}]") ->
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise option_error(where, f"must be a mapping of options such as {{'url': ..., 'from': ..., 'to': ...}}, got {raw!r}")
+        raise option_error(
+            where, f"must be a mapping of options such as {{'url': ..., 'from': ..., 'to': ...}}, got {raw!r}"
+        )
     check_option_names(where, raw, _DEFAULTS)
     opts = {**_DEFAULTS, **raw}
     url, host, port, implicit_tls = _url(where, opts["url"], str(opts["username_env"]), str(opts["password_env"]))
     if opts["from"] is None:
-        raise option_error(where, "from is required: the sender address your SMTP server accepts, e.g. 'health@example.com'")
+        raise option_error(
+            where, "from is required: the sender address your SMTP server accepts, e.g. 'health@example.com'"
+        )
     sender, sender_address = _address(where, "from", opts["from"])
     to = opts["to"]
     if isinstance(to, str):

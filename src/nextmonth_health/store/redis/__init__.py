@@ -59,9 +59,7 @@ from ...errors import ConfigError
 try:
     import redis  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ConfigError(
-        "the redis:// store needs the redis package: pip install 'nextmonth-health[redis]'"
-    ) from exc
+    raise ConfigError("the redis:// store needs the redis package: pip install 'nextmonth-health[redis]'") from exc
 
 from .codec import StoredUsers
 from .options import DEFAULT_HISTORY, DEFAULT_PREFIX, DEFAULT_TIMEOUT, DEFAULT_TREND

@@ -62,9 +62,7 @@ def script_sources() -> dict[str, str]:
     sources = {name: "".join(map(lua, parts)) for name, parts in SCRIPT_FILES.items()}
     loop = lua(BATCH_LOOP)
     for name in BATCHABLE:
-        sources[f"batched:{name}"] = (
-            "local function call(KEYS, ARGV)\n" + sources[name] + "end\n" + loop
-        )
+        sources[f"batched:{name}"] = "local function call(KEYS, ARGV)\n" + sources[name] + "end\n" + loop
     return sources
 
 
@@ -158,9 +156,7 @@ def _plan(cls: type[ScriptCall]) -> tuple[tuple[str, str, str], ...]:
     plan = _PLANS.get(cls)
     if plan is None:
         fields = attrs.fields(cls)  # type: ignore[arg-type]
-        plan = _PLANS[cls] = tuple(
-            (f.name, f.metadata["part"], f.metadata["shape"]) for f in fields
-        )
+        plan = _PLANS[cls] = tuple((f.name, f.metadata["part"], f.metadata["shape"]) for f in fields)
     return plan
 
 

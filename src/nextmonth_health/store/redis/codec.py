@@ -78,9 +78,7 @@ def unescape_field(key: bytes) -> str:
     return unquote(text) if "%" in text else text
 
 
-def write_lines(
-    signals: Sequence[str], buckets: Sequence[Bucket], inexact: Callable[[Bucket], None]
-) -> bytes:
+def write_lines(signals: Sequence[str], buckets: Sequence[Bucket], inexact: Callable[[Bucket], None]) -> bytes:
     """The buckets of one write script call, a line each (see ``write.lua``), each signal as
     its number (from 1) in ``signals``; ``inexact`` hears of a bucket whose users came as an
     estimate, not exact hashes (its users are sent as none)."""
@@ -110,9 +108,7 @@ def _numbers(bucket: Bucket) -> str:
     return " ".join(map(str, parts))
 
 
-def bucket_series(
-    site: str, signal: str, first: int, fields: dict[bytes, bytes]
-) -> Iterable[tuple[Bucket, bytes]]:
+def bucket_series(site: str, signal: str, first: int, fields: dict[bytes, bytes]) -> Iterable[tuple[Bucket, bytes]]:
     """One signal's series in the hash of the bucket (or roll-up) starting at ``first``, by
     key, each with its counts field as stored (see ``write.lua``)."""
     head = encode(escape(signal)) + b"\t"
@@ -215,9 +211,7 @@ class StoredUsers(DistinctCounter):
 
     @property
     def _regs(self) -> bytearray:  # type: ignore[override]
-        raise TypeError(
-            "the users of a Redis bucket stay in Redis: count them with RedisStore.count_users"
-        )
+        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
 
     def exact_items(self) -> None:
         return None
@@ -235,9 +229,7 @@ class StoredUsers(DistinctCounter):
     update = add  # type: ignore[assignment]
 
     def merge(self, other: DistinctCounter) -> None:
-        raise TypeError(
-            "the users of a Redis bucket stay in Redis: count them with RedisStore.count_users"
-        )
+        raise TypeError("the users of a Redis bucket stay in Redis: count them with RedisStore.count_users")
 
     def copy(self) -> StoredUsers:
         return self

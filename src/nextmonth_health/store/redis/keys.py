@@ -31,9 +31,7 @@ class Keys:
 
     def site(self, site: str, *parts: str) -> bytes:
         """A key of ``site``: ``<prefix>:{<site>}:<part>:…``."""
-        return ":".join((self.prefix, "{" + escape(site) + "}", *parts)).encode(
-            "utf-8", "surrogatepass"
-        )
+        return ":".join((self.prefix, "{" + escape(site) + "}", *parts)).encode("utf-8", "surrogatepass")
 
     def users(self, site: str, signal: str, start: int, key: str) -> list[bytes]:
         """The keys of a series' users in one raw bucket: see :data:`.codec.USER_KINDS`."""
@@ -42,9 +40,7 @@ class Keys:
 
     def alert_hashes(self, site: str) -> AlertHashes:
         """The site's alerts' JSON, then a hash per part kept apart (:data:`.codec.ALERT_PARTS`)."""
-        return AlertHashes(
-            self.site(site, "alerts"), *(self.site(site, "alerts", part) for part in ALERT_PARTS)
-        )
+        return AlertHashes(self.site(site, "alerts"), *(self.site(site, "alerts", part) for part in ALERT_PARTS))
 
     def lease(self, name: str) -> bytes:
         """A site's lease lives in the site's slot, so a fenced incident write checks its

@@ -85,11 +85,7 @@ class StoreOptions:
             connect_url=connect_url,
             shown_url=redacted(url),
             timeout=positive("timeout", timeout, options.get("timeout"), DEFAULT_TIMEOUT),
-            history_seconds=int(
-                positive("history", history_seconds, options.get("history"), DEFAULT_HISTORY)
-            ),
-            trend_seconds=int(
-                positive("trend", trend_seconds, options.get("trend"), DEFAULT_TREND)
-            ),
+            history_seconds=int(positive("history", history_seconds, options.get("history"), DEFAULT_HISTORY)),
+            trend_seconds=int(positive("trend", trend_seconds, options.get("trend"), DEFAULT_TREND)),
             prefix=prefix,
         )

@@ -36,9 +36,7 @@ class PlannedHash(Generic[P]):
 
     def read(self, site: str | None) -> list[P]:
         found = [loads(self.kind, doc) for doc in self.scripts.client.hvals(self.key)]
-        return sorted(
-            (p for p in found if site is None or p.site == site), key=lambda p: (p.starts_at, p.id)
-        )
+        return sorted((p for p in found if site is None or p.site == site), key=lambda p: (p.starts_at, p.id))
 
     def end(self, planned_id: str, at: datetime) -> P | None:
         """Read, then replace only if unchanged (``replace_planned.lua``), again on what

@@ -114,9 +114,7 @@ class RedisStore(Store):
         self._client = client if client is not None else self._connect()
         self._scripts = ScriptRunner(self._client)
         trend = self.trend_seconds
-        self._maintenance = PlannedHash(
-            self._scripts, self._keys.maintenance, MaintenanceWindow, trend
-        )
+        self._maintenance = PlannedHash(self._scripts, self._keys.maintenance, MaintenanceWindow, trend)
         self._silences = PlannedHash(self._scripts, self._keys.silences, Silence, trend)
         #: Bucket deltas whose users came as an estimate rather than exact hashes (only
         #: possible when something other than the recorder writes): counted, not unioned.
@@ -217,9 +215,7 @@ class RedisStore(Store):
             buckets.append(bucket)
         return buckets
 
-    def read_rollup(
-        self, site: str, signal: str, width: int, start: float, end: float
-    ) -> list[Bucket]:
+    def read_rollup(self, site: str, signal: str, width: int, start: float, end: float) -> list[Bucket]:
         if width not in ROLLUP_WIDTHS:
             raise ValueError(f"no roll-ups {width} seconds wide are kept; widths: {ROLLUP_WIDTHS}")
         return [bucket for bucket, _ in self._read_series(site, signal, width, start, end)]
@@ -250,9 +246,7 @@ class RedisStore(Store):
         signals: Sequence[str] = SIGNALS,
     ) -> dict[str, dict[str, list[Bucket]]]:
         """One script call per site, all in one round trip; users are left out (see the base class)."""
-        return CountsBucket.grouped(
-            sites, self.read_rows(sites, start, end, width=width, signals=signals)
-        )
+        return CountsBucket.grouped(sites, self.read_rows(sites, start, end, width=width, signals=signals))
 
     def read_rows(
         self,
@@ -276,11 +270,7 @@ class RedisStore(Store):
             calls.append(ReadMany(prefix + b"ti", prefix, low, high, index, kind, escaped))
         reader = RowReader(names)
         replies = self._scripts.run(calls, batch=True)
-        return [
-            row
-            for site, reply in zip(sites, replies, strict=True)
-            for row in reader.rows(site, reply)
-        ]
+        return [row for site, reply in zip(sites, replies, strict=True) for row in reader.rows(site, reply)]
 
     def decode_hist(self, hist: Any) -> Counter[int]:
         return CountsBucket.decode_hist(hist)
@@ -301,9 +291,7 @@ class RedisStore(Store):
             else:
                 users = self._keys.users(bucket.site, bucket.signal, int(bucket.start), bucket.key)
                 keys.append((users[2], users[3]) if bad else (users[0], users[1]))
-        [count] = self._scripts.run(
-            [CountUsers(self._keys.site(cells[0][0].site, "scratch"), keys)]
-        )
+        [count] = self._scripts.run([CountUsers(self._keys.site(cells[0][0].site, "scratch"), keys)])
         return int(count)
 
     def window_users(
@@ -315,15 +303,11 @@ class RedisStore(Store):
     ) -> int:
         """Counted in Redis in one call, without reading the buckets back."""
         sent = [
-            WindowUsers.part(
-                encode(escape(signal)), bad, None if keys is None else [encode(k) for k in keys]
-            )
+            WindowUsers.part(encode(escape(signal)), bad, None if keys is None else [encode(k) for k in keys])
             for signal, keys, bad in parts
         ]
         low, high = repr(float(start)), f"({float(end)!r}"
-        call = WindowUsers(
-            self._keys.site(site, "scratch"), self._keys.site(site) + b":", low, high, sent
-        )
+        call = WindowUsers(self._keys.site(site, "scratch"), self._keys.site(site) + b":", low, high, sent)
         [count] = self._scripts.run([call])
         return int(count)
 
@@ -356,9 +340,7 @@ class RedisStore(Store):
         site = incident.site
         doc = dumps(incident)
         if fence is not None and fence[0] != site_lease(site):
-            raise ValueError(
-                f"an incident of {site!r} is fenced by its site's lease, not {fence[0]!r}"
-            )
+            raise ValueError(f"an incident of {site!r} is fenced by its site's lease, not {fence[0]!r}")
         save = SaveIncident(
             incidents=self._keys.site(site, "incidents"),
             open=self._keys.site(site, "open"),
@@ -402,10 +384,7 @@ class RedisStore(Store):
                     not open_only
                     and (
                         resolved_since is None
-                        or (
-                            incident.resolved_at is not None
-                            and incident.resolved_at >= resolved_since
-                        )
+                        or (incident.resolved_at is not None and incident.resolved_at >= resolved_since)
                     )
                 ):
                     found.append(incident)
@@ -413,10 +392,7 @@ class RedisStore(Store):
 
     def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
         replies = self._scripts.run(
-            [
-                OpenIncidents(self._keys.site(site, "incidents"), self._keys.site(site, "open"))
-                for site in sites
-            ],
+            [OpenIncidents(self._keys.site(site, "incidents"), self._keys.site(site, "open")) for site in sites],
             batch=True,
         )
         found: dict[str, list[Incident]] = {}
@@ -432,9 +408,7 @@ class RedisStore(Store):
             id=encode(alert.incident_id),
             doc=dumps(alert),
             created_at=repr(alert.created_at.timestamp()),
-            acknowledged_at=None
-            if alert.acknowledged_at is None
-            else repr(alert.acknowledged_at.timestamp()),
+            acknowledged_at=None if alert.acknowledged_at is None else repr(alert.acknowledged_at.timestamp()),
             notified_at=None if alert.notified_at is None else repr(alert.notified_at.timestamp()),
             reminders=int(alert.reminders),
             ttl=self.trend_seconds,
@@ -605,9 +579,7 @@ class RedisStore(Store):
             )
             for site in sites
         ]
-        calls += [
-            TrimPlanned(key, resolved) for key in (self._keys.maintenance, self._keys.silences)
-        ]
+        calls += [TrimPlanned(key, resolved) for key in (self._keys.maintenance, self._keys.silences)]
         gone = self._scripts.run(calls)[: len(sites)]
         ids = [incident_id for found in gone for incident_id in found]
         for i in range(0, len(ids), 500):
