@@ -154,7 +154,7 @@ def _redis_works(url: str) -> str:
     try:
         from nextmonth_health.signals import REQUEST, Bucket
         from nextmonth_health.store.redis import RedisStore
-    except Exception as exc:  # noqa: BLE001 - a broken store is n/a, not a crash
+    except Exception as exc:  # a broken store is n/a, not a crash
         return f"redis store not importable ({type(exc).__name__}: {exc})"
     try:
         store = RedisStore(url)
@@ -168,7 +168,7 @@ def _redis_works(url: str) -> str:
         finally:
             store._client.flushdb()  # our private server
             store.close()
-    except Exception as exc:  # noqa: BLE001 - likewise
+    except Exception as exc:  # likewise
         return f"redis store does not work ({type(exc).__name__}: {exc})"
     return ""
 

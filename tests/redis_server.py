@@ -123,7 +123,7 @@ class RedisServer:
         self.kill()
         self.start()
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -141,7 +141,7 @@ class LocalCluster:
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.nodes = [RedisServer(cluster_dir=directory) for _ in range(size)]
 
-    def __enter__(self) -> LocalCluster:
+    def __enter__(self) -> Self:
         try:
             for node in self.nodes:
                 node.start()

@@ -11,9 +11,9 @@ from datetime import timedelta
 import attrs
 import pytest
 
+from nextmonth_health.errors import StaleLease
 from nextmonth_health.signals import LOGIN, REQUEST, UPLOAD, Bucket
 from nextmonth_health.sketch import user_hash
-from nextmonth_health.errors import StaleLease
 from nextmonth_health.store import Store
 from nextmonth_health.store.base import site_lease
 from nextmonth_health.testing import START

@@ -14,7 +14,7 @@ from nextmonth_health.store import SQLiteStore, Store, open_store
 from nextmonth_health.store.base import SiteSums
 from nextmonth_health.testing import START
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
+from .redis_server import RedisServer
 
 T0 = int(START)
 STEP = 10

@@ -19,7 +19,6 @@ import attrs
 import pytest
 
 import nextmonth_health as nmh
-from nextmonth_health.hooks import manager as plugin_manager
 from nextmonth_health.hooks import specs as hookspecs
 from nextmonth_health.settings import MONITOR_WIDE, Settings
 
@@ -35,7 +34,7 @@ def read(path: Path) -> str:
 
 def section(text: str, heading: str) -> str:
     """The body of a ``## heading`` section, up to the next level-2 heading."""
-    match = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    match = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert match, f"no '## {heading}' section"
     return match.group(1)
 
@@ -57,7 +56,7 @@ def literal(value: Any) -> str:
 
 
 def code_blocks(text: str, language: str = "python") -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.M | re.S)
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
 
 
 # Settings and Monitor arguments -------------------------------------------------------
@@ -243,7 +242,7 @@ def test_readme_has_the_two_commands() -> None:
 def test_makefile_has_the_readme_targets() -> None:
     makefile = read(ROOT / "Makefile")
     for target in ("demo", "test", "bench"):
-        assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no {target} target"
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), f"Makefile has no {target} target"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -257,7 +256,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_make_test_gets_what_the_tests_need_first() -> None:
     makefile = read(ROOT / "Makefile")
-    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe, "no test target"
     lines = [line.strip().lstrip("@") for line in recipe.group(1).splitlines()]
     assert lines[0] == ".ci/test-deps" and "pytest" in lines[-1], lines
@@ -282,6 +281,7 @@ def run_test_deps(tools: list[str], tmp: Path) -> subprocess.CompletedProcess[st
     as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
     return subprocess.run(
         [*as_user, "/usr/bin/env", "-i", f"PATH={folder / 'bin'}", "bash", str(script)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
@@ -334,9 +334,9 @@ PAGES = [README, *sorted(DOCS.glob("*.md"))]
 _ELEMENT = re.compile(
     r"^```(?P<info>[^\n`]*)\n(?P<code>.*?)^```[ \t]*$"
     r"|^<!--[ \t]*invisible-code-block:[ \t]*python[ \t]*\n(?P<hidden>.*?)^-->[ \t]*$",
-    re.M | re.S,
+    re.MULTILINE | re.DOTALL,
 )
-_MARK = re.compile(r"<!--\s*(?P<kind>illustrative|tested-by|output)\b:?\s*(?P<text>.*?)\s*-->\s*\Z", re.S)
+_MARK = re.compile(r"<!--\s*(?P<kind>illustrative|tested-by|output)\b:?\s*(?P<text>.*?)\s*-->\s*\Z", re.DOTALL)
 _RUNNER = """
 import contextlib, io, json, sys, traceback
 blocks = json.load(sys.stdin)
@@ -361,6 +361,7 @@ def python_in(
     """This interpreter run with ``args`` in ``cwd``; its finished process, output as text."""
     return subprocess.run(
         [sys.executable, *args],
+        check=False,
         input=stdin,
         cwd=cwd,
         env=env,
@@ -430,7 +431,7 @@ def test_every_code_block_is_run_or_says_why_not() -> None:
         elif block.mark == "tested-by":
             path, _, test = block.note.partition("::")
             assert (ROOT / path).is_file() and re.search(
-                rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.M
+                rf"^(async )?def {re.escape(test)}\(", read(ROOT / path), re.MULTILINE
             ), f"{block.name}: no test {block.note}"
         elif block.mark == "output":
             page = [b for b in ALL_BLOCKS if b.page == block.page and b.line < block.line]

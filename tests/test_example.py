@@ -16,6 +16,7 @@ def test_scripted_incident_tells_the_whole_story() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     result = subprocess.run(
         [sys.executable, str(EXAMPLE)],
+        check=False,
         cwd=EXAMPLE.parent.parent,
         env=env,
         capture_output=True,

@@ -63,7 +63,9 @@ print(json.dumps({
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
+    result = subprocess.run(
+        args, check=False, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300
+    )
     assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout}{result.stderr}"
     return result
 
@@ -143,7 +145,7 @@ def test_the_guide_shows_the_example_as_it_is() -> None:
         r"<!-- tested-by: tests/test_example_plugin.py::test_the_guide_shows_the_example_as_it_is -->\n"
         r"```\w*\n(?P<code>.*?)^```$",
         GUIDE.read_text(encoding="utf-8"),
-        re.M | re.S,
+        re.MULTILINE | re.DOTALL,
     )
     files = sorted(
         str(p.relative_to(EXAMPLE)) for p in EXAMPLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts

@@ -24,7 +24,7 @@ import pytest
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import Store, open_store
 
-from .redis_server import RedisServer, free_port, redis_db, redis_server  # noqa: F401 (fixtures)
+from .redis_server import RedisServer, free_port
 
 pytest.importorskip("gunicorn")
 

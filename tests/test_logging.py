@@ -43,6 +43,7 @@ def host(setup: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
         [sys.executable, "-c", code],
+        check=False,
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -17,8 +17,8 @@ import pytest
 import nextmonth_health as nmh
 from nextmonth_health import Notice, Reading, Severity, hookimpl
 from nextmonth_health.plugins.cinematic import DEFAULT, TEMPLATES
-from nextmonth_health.tell.quiet import PLANNED_MESSAGE, PLANNED_TITLE, PLANNED_TITLES
 from nextmonth_health.settings import DEFAULT_ROUTES, Settings
+from nextmonth_health.tell.quiet import PLANNED_MESSAGE, PLANNED_TITLE, PLANNED_TITLES
 from nextmonth_health.testing import FakeClock
 
 pytestmark = pytest.mark.anyio

@@ -117,7 +117,7 @@ def test_the_public_face_names_only_what_exists() -> None:
 def test_the_reference_table_lists_exactly_what_the_public_face_exports() -> None:
     """docs/plugins.md's "What a plugin imports" table is the module's ``__all__``, no more."""
     docs = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-    match = re.search(r"^## What a plugin imports$(.*?)^### ", docs, re.M | re.S)
+    match = re.search(r"^## What a plugin imports$(.*?)^### ", docs, re.MULTILINE | re.DOTALL)
     assert match
     rows = [line for line in match.group(1).splitlines() if line.startswith("| `")]
     documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -12,7 +12,8 @@ from nextmonth_health import ConfigError, Reading, hookimpl
 from nextmonth_health.settings import DEFAULT_ROUTES
 from nextmonth_health.testing import FakeClock, capture_logs
 
-from .test_plugins import Dist, RegistersChecks, RegistersRoutes, make_dist  # noqa: F401  (fixture)
+from .dists import Dist
+from .test_plugins import RegistersChecks, RegistersRoutes
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ class PaymentWebhooks:
     """A third party's check on a route no host lists by default, declared on the check."""
 
     name = "payment_webhooks"
-    routes = {"POST /payments/webhook": "payments"}
+    routes: ClassVar[dict[str, str]] = {"POST /payments/webhook": "payments"}
 
     def evaluate(self, view: nmh.SiteView) -> list[Reading]:
         window = view.window("request", "POST /payments/webhook")
@@ -67,7 +68,7 @@ def test_the_hosts_routes_win_where_they_meet_a_plugins():
 
 def test_among_plugins_the_later_declaration_wins_and_checks_come_after_hooks():
     class ReAreas(PaymentWebhooks):
-        routes = {"POST /payments/webhook": "webhooks"}
+        routes: ClassVar[dict[str, str]] = {"POST /payments/webhook": "webhooks"}
 
     monitor = build(RegistersRoutes({"POST /payments/webhook": "payments"}), RegistersChecks(ReAreas()))
     assert monitor.settings.routes["POST /payments/webhook"] == "webhooks"
@@ -80,7 +81,7 @@ def test_a_replaced_checks_routes_are_not_watched():
         routes = None
 
     monitor = build(RegistersChecks(PaymentWebhooks()), RegistersChecks(Replacement()))
-    assert [c for c in monitor.checks if c.name == "payment_webhooks"][0].routes is None
+    assert next(c for c in monitor.checks if c.name == "payment_webhooks").routes is None
     assert "POST /payments/webhook" not in monitor.settings.routes
 
 
@@ -138,7 +139,7 @@ def test_an_in_code_plugins_bad_route_fails_fast_naming_the_plugin(plugin: Any, 
 
 def test_a_checks_bad_routes_fail_fast_naming_the_check():
     class Lowercase(PaymentWebhooks):
-        routes = {"post /payments/webhook": "payments"}
+        routes: ClassVar[dict[str, str]] = {"post /payments/webhook": "payments"}
 
     with pytest.raises(
         ConfigError,

@@ -28,7 +28,7 @@ from nextmonth_health.signals import SIGNALS
 from nextmonth_health.store import MemoryStore, SQLiteStore
 from nextmonth_health.testing import START, FakeClock, capture_logs
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -14,11 +14,12 @@ import inspect
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pluggy
 import pytest
 
@@ -28,6 +29,8 @@ from nextmonth_health.hooks import specs as hookspecs
 from nextmonth_health.hooks.manager import ENTRY_POINT_GROUP, PluginFailure
 from nextmonth_health.plugins.cinematic import TEMPLATES
 from nextmonth_health.testing import FakeClock, capture_logs
+
+from .dists import Dist
 
 pytestmark = pytest.mark.anyio
 
@@ -493,32 +496,6 @@ def test_the_manager_uses_real_pluggy_validation():
 # Installed plugins: real distributions on sys.path.
 
 
-Dist = Callable[..., Path]
-
-
-@pytest.fixture
-def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dist]:
-    """Build a throwaway installed distribution: modules plus a ``.dist-info``."""
-    modules: list[str] = []
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def make(dist: str, entry_points: dict[str, str], sources: dict[str, str]) -> Path:
-        for module, source in sources.items():
-            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
-            modules.append(module)
-        info = tmp_path / f"{dist.replace('-', '_')}-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
-        (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")
-        importlib.invalidate_caches()
-        return info
-
-    yield make
-    for module in modules:
-        sys.modules.pop(module, None)
-
-
 def check_module(check_name: str, status: str = "degraded") -> str:
     return f"""
         from nextmonth_health import Reading, hookimpl
@@ -836,7 +813,7 @@ def test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as(make_dist:
     marker = (
         "<!-- tested-by: tests/test_plugins.py::test_the_docs_show_what_an_installed_misspelt_hook_is_reported_as -->"
     )
-    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)\n```", docs, re.S)
+    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)\n```", docs, re.DOTALL)
     make_dist(
         "acme-health",
         {"acme": "acme_health"},
@@ -970,7 +947,7 @@ class AsyncCheck:
     timeout = None
 
     async def evaluate(self, view: nmh.SiteView) -> list[Reading]:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return [
             Reading(
                 check=self.name,

@@ -14,7 +14,7 @@ from nextmonth_health.record.routes import METHODS, RouteTable, parse_route, spl
 from nextmonth_health.settings import DEFAULT_ROUTES
 from nextmonth_health.testing import FakeClock
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
+from .redis_server import RedisServer
 
 TABLE = {
     "/payments": "payments",

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 import pytest
-from nextmonth_health.testing import capture_logs
 
 import nextmonth_health as nmh
-from nextmonth_health import Severity, Transition, TransitionKind, hookimpl
 import nextmonth_health.store.memory
-from nextmonth_health.testing import FakeClock
+from nextmonth_health import Severity, Transition, TransitionKind, hookimpl
+from nextmonth_health.testing import FakeClock, capture_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -225,7 +225,7 @@ async def test_an_async_sink_receives_transitions(fake_clock, internal_errors):
             self.received: list[Transition] = []
 
         async def send(self, transition: Transition) -> None:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             self.received.append(transition)
 
     sink = AsyncSink()

@@ -43,7 +43,7 @@ class TestPoissonSf:
 
     @pytest.mark.parametrize("mu", [0.5, 3.0, 12.5, 40.0])
     def test_matches_direct_sum(self, mu: float) -> None:
-        for k in range(0, 60):
+        for k in range(60):
             ref = _poisson_sf_direct(k, mu)
             if ref > 1e-9:
                 assert poisson_sf(k, mu) == pytest.approx(ref, rel=1e-8), k
@@ -90,7 +90,7 @@ class TestBinomialSf:
 
     @pytest.mark.parametrize(("n", "p"), [(1, 0.3), (10, 0.1), (37, 0.5), (60, 0.93), (200, 0.02)])
     def test_matches_direct_sum(self, n: int, p: float) -> None:
-        for k in range(0, n + 2):
+        for k in range(n + 2):
             ref = _binomial_sf_direct(k, n, p)
             if ref > 1e-9:
                 assert binomial_sf(k, n, p) == pytest.approx(ref, rel=1e-8), k

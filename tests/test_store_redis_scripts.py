@@ -11,7 +11,7 @@ import pytest
 from nextmonth_health.store.redis import calls
 from nextmonth_health.store.redis.pipeline import ScriptRunner
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401  (fixtures)
+from .redis_server import RedisServer
 
 
 def shipped() -> set[str]:

@@ -17,14 +17,13 @@ import pytest
 
 import nextmonth_health as nmh
 from nextmonth_health import asgi, wsgi
+from nextmonth_health.record.visitors import DAY
 from nextmonth_health.signals import REQUEST
 from nextmonth_health.store import SQLiteStore
 from nextmonth_health.testing import FakeClock
-from nextmonth_health.record.visitors import DAY
 from nextmonth_health.web.http import TrustedProxies
 
-from .redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
-from .web.conftest import serve_wsgi  # noqa: F401 (a fixture)
+from .redis_server import RedisServer
 
 ADDRESS = "203.0.113.7"
 AGENT = b"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"

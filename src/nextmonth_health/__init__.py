@@ -7,16 +7,17 @@
 
 from __future__ import annotations
 
-from .judge.checks import Check
 from .clock import Clock, SystemClock
 from .errors import ConfigError, NextMonthHealthError, StaleLease, StoreError
 from .hooks.specs import hookimpl
-from .monitor import Monitor, MonitorStatus
-from .tell.notices import MessageRenderer
+from .judge.checks import Check
 from .judge.runner import CheckFailure, Evaluation
+from .judge.windows import SiteView
+from .monitor import Monitor, MonitorStatus
 from .settings import Settings
-from .tell.sinks import AlertSink
 from .store import Store
+from .tell.notices import MessageRenderer
+from .tell.sinks import AlertSink
 from .values import (
     Alert,
     Health,
@@ -30,7 +31,6 @@ from .values import (
     Transition,
     TransitionKind,
 )
-from .judge.windows import SiteView
 
 __version__ = "0.1.0"
 
@@ -53,10 +53,10 @@ __all__ = [
     "Notice",
     "Reading",
     "Settings",
-    "SiteView",
-    "StaleLease",
     "Severity",
     "Silence",
+    "SiteView",
+    "StaleLease",
     "Store",
     "StoreError",
     "SystemClock",

@@ -19,24 +19,24 @@ import anyio.from_thread
 import attrs
 from attrs import frozen
 
-from .tell import quiet
 from . import signals as sig
-from .judge.checks import Check
 from .clock import Clock, SystemClock
 from .errors import ConfigError, ErrorReporter
 from .forking import ForkGate
-from .judge.incidents import IncidentTracker
-from .logs import get_logger
-from .tell.notices import MessageRenderer, NoticeBoard
 from .hooks.manager import PluginFailure, collect, get_plugin_manager, strict_mode
+from .judge.checks import Check
+from .judge.incidents import IncidentTracker
+from .judge.runner import Evaluation, Evaluator
+from .judge.windows import SiteView
+from .logs import get_logger
 from .record.recorder import FIELDS, Recorder
 from .record.routes import check_routes, registered_routes, warn_unwatched
-from .judge.runner import Evaluation, Evaluator
 from .settings import Settings, build_settings
-from .tell.sinks import AlertSink, Delivery
 from .store import Store, check_reads_signals, open_store
+from .tell import quiet
+from .tell.notices import MessageRenderer, NoticeBoard
+from .tell.sinks import AlertSink, Delivery
 from .values import Alert, Incident, MaintenanceWindow, Notice, Silence, timestamp
-from .judge.windows import SiteView
 
 __all__ = ["Monitor", "MonitorStatus"]
 

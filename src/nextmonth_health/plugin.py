@@ -92,7 +92,7 @@ __all__ = [
     "reaches_people",
     "resolution_message",
     "split_alpha",
-    "verdict",
     "to_dict",
+    "verdict",
     "whole_option",
 ]

@@ -49,8 +49,7 @@ def _hll_add(regs: bytearray, h: int) -> None:
     h &= _MASK64
     idx = h >> _RANK_BITS
     rank = _RANK_BITS + 1 - (h & _RANK_MASK).bit_length()
-    if rank > regs[idx]:
-        regs[idx] = rank
+    regs[idx] = max(regs[idx], rank)
 
 
 def _sigma(x: float) -> float:
@@ -145,8 +144,7 @@ class DistinctCounter:
             h &= _MASK64
             idx = h >> _RANK_BITS
             rank = _RANK_BITS + 1 - (h & _RANK_MASK).bit_length()
-            if rank > regs[idx]:
-                regs[idx] = rank
+            regs[idx] = max(regs[idx], rank)
 
     def merge(self, other: DistinctCounter) -> None:
         """Fold ``other`` into this counter in place (set union / register max)."""

@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 
-from ..redis_server import redis_db, redis_server  # noqa: F401 (fixtures, for shared_store)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

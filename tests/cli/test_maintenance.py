@@ -31,7 +31,7 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
     listed = run("maintenance", "list", "--store", store, "--json")
     assert [w["id"] for w in json.loads(listed.stdout)["windows"]] == [window["id"]], listed.stderr
     text = run("maintenance", "list", "--store", store).stdout.splitlines()
-    assert text[0].split() == "ID SITE AREA FROM (UTC) UNTIL (UTC) STATE REASON".split()
+    assert text[0].split() == ["ID", "SITE", "AREA", "FROM", "(UTC)", "UNTIL", "(UTC)", "STATE", "REASON"]
     assert text[1].startswith(window["id"][:8] + "  acme-studio  uploads") and text[1].endswith(
         "running  Deploying v2.3"
     )

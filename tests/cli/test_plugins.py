@@ -199,7 +199,7 @@ def test_a_misspelt_hook_and_a_missing_decorator_are_broken_and_the_rest_still_l
 def test_the_docs_show_what_a_misspelt_hook_looks_like(run: Run, site_packages: dict[str, str]) -> None:
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     marker = "<!-- tested-by: tests/cli/test_plugins.py::test_the_docs_show_what_a_misspelt_hook_looks_like -->"
-    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)^```", docs, re.M | re.S)
+    [shown] = re.findall(rf"{re.escape(marker)}\n```text\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
     result = run("plugins", env={**site_packages, "NEXTMONTH_HEALTH_LOAD_PLUGINS": "typo"})
     assert result.returncode == 1
     assert shown in result.stdout

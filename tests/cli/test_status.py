@@ -18,7 +18,7 @@ from nextmonth_health.store import open_store
 from nextmonth_health.testing import FakeClock
 from nextmonth_health.values import timestamp
 
-from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
+from ..redis_server import RedisServer
 from .conftest import Run, cli_env, one_line_error
 
 

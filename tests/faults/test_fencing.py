@@ -20,8 +20,6 @@ import nextmonth_health as nmh
 from nextmonth_health.store import MemoryStore
 from nextmonth_health.testing import FakeClock
 
-from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
-
 pytestmark = pytest.mark.anyio
 
 

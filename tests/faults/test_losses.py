@@ -17,7 +17,7 @@ import pytest
 import nextmonth_health as nmh
 from nextmonth_health.testing import FakeClock
 
-from ..redis_server import RedisServer, SilentServer, durable_redis, silent_server  # noqa: F401 (fixtures)
+from ..redis_server import RedisServer, SilentServer
 
 
 def record(monitor: nmh.Monitor, n: int) -> None:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
-
 WORKER = Path(__file__).with_name("evaluator.py")
 
 

@@ -21,7 +21,7 @@ import pytest
 import nextmonth_health as nmh
 from nextmonth_health.testing import START, FakeClock
 
-from ..redis_server import RedisServer, redis_db, redis_server  # noqa: F401 (fixtures)
+from ..redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -7,6 +7,7 @@ is missing the tests fail with the command that installs it, rather than skippin
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -75,10 +76,8 @@ def page(browser: Any, request: pytest.FixtureRequest, artifacts: Path) -> Itera
         yield page
     finally:
         name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
-        try:
+        with contextlib.suppress(Exception):  # the page may be gone; the screenshot is only a record
             page.screenshot(path=str(artifacts / f"{name}.png"))
-        except Exception:  # the page may already be gone; the screenshot is only a record
-            pass
         context.close()
 
 
@@ -107,30 +106,3 @@ def serve_asgi() -> Iterator[Callable[[Any], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(10)
-
-
-@pytest.fixture
-def serve_wsgi() -> Iterator[Callable[[Any], str]]:
-    """Start a WSGI app under a real threaded wsgiref server on 127.0.0.1; returns its base URL."""
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-    from socketserver import ThreadingMixIn
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class Threaded(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    servers: list[Any] = []
-
-    def start(app: Any) -> str:
-        server = make_server("127.0.0.1", 0, app, server_class=Threaded, handler_class=Quiet)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()

@@ -30,7 +30,7 @@ from nextmonth_health.web import HealthApp, Request
 from nextmonth_health.web.admin import admin_routes
 from nextmonth_health.web.auth import token_authorizer
 
-from ..redis_server import RedisServer, SilentServer, silent_server  # noqa: F401 (fixtures)
+from ..redis_server import RedisServer, SilentServer
 
 PREFIX = "/admin/system-health"
 TOKEN = "hung-store-token-0123456789"
@@ -162,7 +162,7 @@ def test_a_frozen_redis_costs_the_host_nothing_and_admins_get_a_clear_503(
 
 def test_a_wsgi_worker_gives_up_on_a_hung_store_after_the_deadline(
     silent_server: SilentServer,
-    internal_errors: Callable[[Any], Any],  # noqa: F811
+    internal_errors: Callable[[Any], Any],
 ) -> None:
     monitor = nmh.Monitor("acme", store=silent_server.url(timeout=5), clock=FakeClock(), load_entrypoints=False)
     swallowed = internal_errors(monitor)

@@ -103,7 +103,7 @@ def test_the_page_tells_what_happened_when(app: HealthApp, story: tuple[nmh.Moni
 
 
 def test_the_json_twin_has_it_all_with_an_etag(app: HealthApp, story: tuple[nmh.Monitor, FakeClock, Incident]) -> None:
-    m, _, incident = story
+    _m, _, incident = story
     response = get(app, f"/api/incidents/{incident.id}")
     assert response.status == 200 and response.header("etag")
     body = json.loads(response.body)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import httpx
@@ -644,7 +644,7 @@ class WebhookCheck:
     """A third party's check whose route no host lists: it declares it, method and all."""
 
     name = "webhook_failures"
-    routes = {"POST /payments/webhook": "payments"}
+    routes: ClassVar[dict[str, str]] = {"POST /payments/webhook": "payments"}
 
     def evaluate(self, view: nmh.SiteView) -> list[nmh.Reading]:
         window = view.window("request", "POST /payments/webhook")

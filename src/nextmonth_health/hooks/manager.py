@@ -27,11 +27,11 @@ from typing import Any
 import pluggy
 from attrs import frozen
 
-from . import specs as hookspecs
 from ..errors import ConfigError
 from ..logs import get_logger
-from .validation import hook_problems
 from ..plugins import DEFAULT_PLUGINS
+from . import specs as hookspecs
+from .validation import hook_problems
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginFailure", "get_plugin_manager", "load_entrypoints"]
 

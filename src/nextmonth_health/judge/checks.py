@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from .windows import SiteView
 from ..values import Reading
+from .windows import SiteView
 
 __all__ = ["Check"]
 

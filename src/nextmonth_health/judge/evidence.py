@@ -29,8 +29,8 @@ from __future__ import annotations
 from typing import Final
 
 from ..settings import Settings
-from .stats import past_line
 from ..values import Health
+from .stats import past_line
 from .windows import Keys, SiteView, Window
 
 __all__ = ["LENIENT_ALPHA", "reaches_people", "split_alpha", "verdict"]

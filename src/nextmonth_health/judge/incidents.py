@@ -27,18 +27,18 @@ from datetime import datetime
 
 import attrs
 
-from ..tell.alerts import alert_for
 from ..errors import ErrorReporter
-from ..tell.quiet import NONE, Quiet
 from ..settings import Settings
 from ..store.base import Fence, Store
+from ..tell.alerts import alert_for
+from ..tell.quiet import NONE, Quiet
 from ..values import (
     SITE_AREA,
+    Alert,
     Health,
     Incident,
     IncidentStatus,
     Reading,
-    Alert,
     Severity,
     Transition,
     TransitionKind,

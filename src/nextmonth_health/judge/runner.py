@@ -20,27 +20,27 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import anyio
 from attrs import field, frozen
 
-from .cache import BucketCache, Span
 from ..clock import SystemClock
 from ..errors import StaleLease
 from ..logs import get_logger
-from ..tell.quiet import NONE, Quiet
 from ..signals import SIGNALS
 from ..store.base import FIVE_MINUTE_RETENTION, SiteSums, Store, site_lease
+from ..tell.quiet import NONE, Quiet
 from ..values import Incident, Reading, Transition, TransitionKind, timestamp
+from .cache import BucketCache, Span
 from .windows import BASELINE_ROLLUP, SiteView
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .checks import Check
     from ..clock import Clock
     from ..errors import ErrorReporter
     from ..forking import ForkGate
-    from .incidents import IncidentTracker
     from ..record.recorder import Recorder
     from ..settings import Settings
     from ..tell.sinks import AlertSink, Delivery
+    from .checks import Check
+    from .incidents import IncidentTracker
 
 __all__ = ["CheckFailure", "Evaluation", "Evaluator"]
 

@@ -22,13 +22,17 @@ Texts = Mapping[Severity, tuple[str, str]]
 DEFAULT: Texts = {
     Severity.DEGRADED: (
         "A quick refresh in progress",
-        "We're refreshing part of the system to ensure optimal performance. "
-        "Please retry shortly — everything's under active care.",
+        (
+            "We're refreshing part of the system to ensure optimal performance. "
+            "Please retry shortly — everything's under active care."
+        ),
     ),
     Severity.CRITICAL: (
         "We're on it",
-        "Part of the system is getting our full attention right now. "
-        "Please give it a little while and try again — everything's under active care.",
+        (
+            "Part of the system is getting our full attention right now. "
+            "Please give it a little while and try again — everything's under active care."
+        ),
     ),
 }
 
@@ -37,61 +41,81 @@ TEMPLATES: Mapping[str, Texts] = MappingProxyType(
         "uploads": {
             Severity.DEGRADED: (
                 "Uploads are catching their breath",
-                "We're refreshing part of the system to keep your uploads smooth. "
-                "Please retry shortly — everything's under active care.",
+                (
+                    "We're refreshing part of the system to keep your uploads smooth. "
+                    "Please retry shortly — everything's under active care."
+                ),
             ),
             Severity.CRITICAL: (
                 "Uploads are in careful hands",
-                "We're giving uploads our full attention right now. "
-                "Please try again in a little while — everything's under active care.",
+                (
+                    "We're giving uploads our full attention right now. "
+                    "Please try again in a little while — everything's under active care."
+                ),
             ),
         },
         "bookings": {
             Severity.DEGRADED: (
                 "Bookings are catching their breath",
-                "We're refreshing part of the system to keep bookings flowing. "
-                "Please retry shortly — everything's under active care.",
+                (
+                    "We're refreshing part of the system to keep bookings flowing. "
+                    "Please retry shortly — everything's under active care."
+                ),
             ),
             Severity.CRITICAL: (
                 "Bookings are in careful hands",
-                "We're giving bookings our full attention right now. "
-                "Please try again in a little while — everything's under active care.",
+                (
+                    "We're giving bookings our full attention right now. "
+                    "Please try again in a little while — everything's under active care."
+                ),
             ),
         },
         "portal": {
             Severity.DEGRADED: (
                 "The portal is taking a moment",
-                "We're refreshing part of the portal to ensure optimal performance. "
-                "Please retry shortly — everything's under active care.",
+                (
+                    "We're refreshing part of the portal to ensure optimal performance. "
+                    "Please retry shortly — everything's under active care."
+                ),
             ),
             Severity.CRITICAL: (
                 "The portal is in careful hands",
-                "We're giving the portal our full attention right now. "
-                "Please come back in a little while — everything's under active care.",
+                (
+                    "We're giving the portal our full attention right now. "
+                    "Please come back in a little while — everything's under active care."
+                ),
             ),
         },
         "login": {
             Severity.DEGRADED: (
                 "Signing in is taking a moment",
-                "We're refreshing the way you sign in to keep it smooth. "
-                "If you were signed out, please sign in again shortly — everything's under active care.",
+                (
+                    "We're refreshing the way you sign in to keep it smooth. "
+                    "If you were signed out, please sign in again shortly — everything's under active care."
+                ),
             ),
             Severity.CRITICAL: (
                 "Signing in is in careful hands",
-                "We're giving sign-in our full attention right now. "
-                "Please try again in a little while — everything's under active care.",
+                (
+                    "We're giving sign-in our full attention right now. "
+                    "Please try again in a little while — everything's under active care."
+                ),
             ),
         },
         "dashboard": {
             Severity.DEGRADED: (
                 "Your dashboard is warming up",
-                "We're refreshing part of the system to ensure optimal performance. "
-                "Pages may take a moment longer — everything's under active care.",
+                (
+                    "We're refreshing part of the system to ensure optimal performance. "
+                    "Pages may take a moment longer — everything's under active care."
+                ),
             ),
             Severity.CRITICAL: (
                 "Your dashboard is in careful hands",
-                "We're giving the dashboard our full attention to bring back its usual pace. "
-                "Thank you for your patience — everything's under active care.",
+                (
+                    "We're giving the dashboard our full attention to bring back its usual pace. "
+                    "Thank you for your patience — everything's under active care."
+                ),
             ),
         },
     }

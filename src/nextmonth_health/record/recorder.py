@@ -24,11 +24,11 @@ from typing import Any
 from .. import signals as sig
 from ..errors import ErrorReporter
 from ..logs import get_logger
-from .routes import split_request
 from ..settings import Settings
 from ..signals import Bucket
 from ..sketch import user_hash
 from ..store.base import BatchId, Store
+from .routes import split_request
 from .visitors import DAY, VisitorKeys
 
 __all__ = ["Recorder"]

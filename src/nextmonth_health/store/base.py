@@ -13,12 +13,12 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Self, TypeVar
+
+import attrs
 
 from ..signals import SIGNALS, Bucket, hist_add
 from ..sketch import DistinctCounter
-import attrs
-
 from ..values import Alert, Incident, MaintenanceWindow, Silence
 
 __all__ = [
@@ -452,7 +452,7 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections and files."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

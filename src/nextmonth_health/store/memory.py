@@ -206,8 +206,10 @@ class MemoryStore(Store):
 
     def caveats(self) -> tuple[str, ...]:
         return (
-            "memory:// keeps incidents and alerts in this process only: a restart forgets them,"
-            " and every worker process has its own; use sqlite:// or redis:// to keep and share them",
+            (
+                "memory:// keeps incidents and alerts in this process only: a restart forgets them,"
+                " and every worker process has its own; use sqlite:// or redis:// to keep and share them"
+            ),
         )
 
     def _rows(self, table: _Table, site: str, signal: str, start: float, end: float) -> list[Bucket]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .quiet import planned_notice
 from ..values import SITE_AREA, Incident, MaintenanceWindow, Notice, timestamp
+from .quiet import planned_notice
 
 if TYPE_CHECKING:
     from ..clock import Clock

@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import START, FakeClock
 from ..hooks.specs import hookimpl
-from .loopback import HttpReceiver, Received, Reply, serve_loopback
 from ..values import Transition
+from .loopback import HttpReceiver, Received, Reply, serve_loopback
 
 if TYPE_CHECKING:
-    from ..monitor import Monitor
     from ..judge.runner import Evaluation
+    from ..monitor import Monitor
 
 __all__ = [
     "START",

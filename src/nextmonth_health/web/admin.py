@@ -43,8 +43,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..tell.alerts import incident_url
 from ..codec import to_dict
+from ..tell.alerts import incident_url
 from ..values import Alert, Incident, timestamp
 from . import trends
 from .auth import TokenAuthorizer

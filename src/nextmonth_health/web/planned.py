@@ -172,7 +172,7 @@ def _text(name: str, value: object, default: str = "") -> str:
     if value is None:
         return default
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {value!r}")
+        raise ValueError(f"{name} must be text, got {value!r}")  # noqa: TRY004  (bad input: a 400, as every field)
     return value
 
 
@@ -183,7 +183,9 @@ def _moment(name: str, value: object, *, utc_if_naive: bool) -> datetime | None:
         return None
     example = "2026-01-05T09:00:00Z"
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a date and time in ISO 8601 with a time zone (e.g. {example}), got {value!r}")
+        raise ValueError(  # noqa: TRY004  (bad input: a 400, as every field)
+            f"{name} must be a date and time in ISO 8601 with a time zone (e.g. {example}), got {value!r}"
+        )
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -729,12 +729,16 @@ def render_svg(series: Series) -> str:
 
     text = summary(series)
     parts = [
-        f'<svg class="trend" width="100%" height="{HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg" '
-        f'data-check="{_esc(series.check)}" data-range="{_esc(series.range)}">',
+        (
+            f'<svg class="trend" width="100%" height="{HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg" '
+            f'data-check="{_esc(series.check)}" data-range="{_esc(series.range)}">'
+        ),
         f"<title>{_esc(series.title)} — {_esc(series.range)}</title>",
         f"<desc>{_esc(text)}</desc>",
-        f'<svg class="trend-plot" x="0" y="{_TOP}" width="100%" height="{_PLOT}" '
-        f'viewBox="0 0 {_UNITS_W} {_UNITS_H}" preserveAspectRatio="none" overflow="visible">',
+        (
+            f'<svg class="trend-plot" x="0" y="{_TOP}" width="100%" height="{_PLOT}" '
+            f'viewBox="0 0 {_UNITS_W} {_UNITS_H}" preserveAspectRatio="none" overflow="visible">'
+        ),
     ]
     for shade in series.shades:
         left = max(0.0, x(shade.start))

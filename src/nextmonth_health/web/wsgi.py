@@ -20,6 +20,7 @@ already runs it; :meth:`~nextmonth_health.Monitor.stop` runs at exit and flushes
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from time import perf_counter
@@ -262,15 +263,14 @@ class DjangoRouteMiddleware:
 
     def __call__(self, request: Any) -> Any:
         response = self.get_response(request)
-        try:
+        # Never let the SDK break a response: on any failure the path is recorded instead.
+        with contextlib.suppress(Exception):
             match = getattr(request, "resolver_match", None)
             if match is not None and match.route:
                 request.META[ROUTE_KEY] = "/" + match.route.lstrip("^").rstrip("$")
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:
                 request.META[USER_KEY] = str(user.pk)
-        except Exception:  # never let the SDK break a response; the path is recorded instead
-            pass
         return response
 
 

@@ -34,9 +34,11 @@ def persistence_caveats(client: Any, shown_url: str) -> tuple[str, ...]:
         return ()
     if aof == "no" and save == "":
         return (
-            f"Redis at {shown_url} keeps nothing on disk (appendonly no, no save points):"
-            " a restart forgets open incidents and alerts, and the next pass opens and"
-            " alerts them again; set appendonly yes",
+            (
+                f"Redis at {shown_url} keeps nothing on disk (appendonly no, no save points):"
+                " a restart forgets open incidents and alerts, and the next pass opens and"
+                " alerts them again; set appendonly yes"
+            ),
         )
     return ()
 
