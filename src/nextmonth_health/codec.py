@@ -1,11 +1,12 @@
 """One JSON shape for the value types, both ways.
 
 Incidents, alerts, transitions, maintenance windows and silences leave the process as
-plain JSON-able dicts — in the Redis store, the admin view's API, the command line's
-``--json`` and the webhook's body — and some come back. Each did its own turning into JSON
+plain JSON-able dicts — in the SQLite and Redis stores, the admin view's API, the command
+line's ``--json`` and the webhook's body — and some come back. Each did its own turning into JSON
 before; they drifted (a field one had and another lacked, a datetime found by looking for
 ``"datetime"`` in a type's name). Here it is done once, from the attrs fields: datetimes
-as ISO 8601 in UTC (``2026-01-05T09:00:00+00:00``), enums as their values, tuples as lists, nested value types as dicts.
+as ISO 8601 in UTC (``2026-01-05T09:00:00+00:00``), enums as their values, tuples as
+lists, nested value types as dicts.
 Reading back ignores keys it does not know and fills missing ones from the defaults, so
 data written by an older or newer version still reads.
 """

@@ -38,7 +38,6 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import json
 import os
@@ -54,6 +53,7 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
+from ..codec import from_dict, to_dict
 from ..errors import ConfigError, StaleLease, StoreError
 from ..logs import get_logger
 from ..signals import SIGNALS, Bucket, hist_add
@@ -67,6 +67,7 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 P = TypeVar("P", MaintenanceWindow, Silence)
+V = TypeVar("V", Incident, Alert, MaintenanceWindow, Silence)
 
 #: The file ``sqlite://`` (no path) opens, relative to the working directory.
 DEFAULT_FILE: Final = "nextmonth-health.db"
@@ -683,7 +684,7 @@ class SQLiteStore(Store):
             select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
             found = conn.execute(f"{select} WHERE id = ?", (incident.id,)).fetchone()
             if found is not None:
-                stored = Incident(**_fields(found, _INCIDENT_FIELDS))
+                stored = _value(Incident, found, _INCIDENT_FIELDS)
                 if incident.is_open and not stored.is_open:
                     return stored
             elif incident.is_open:
@@ -692,7 +693,7 @@ class SQLiteStore(Store):
                     (incident.site, incident.check, incident.key, incident.id),
                 ).fetchone()
                 if rival is not None:
-                    return Incident(**_fields(rival, _INCIDENT_FIELDS))
+                    return _value(Incident, rival, _INCIDENT_FIELDS)
             conn.execute(_SAVE_INCIDENT, row)
             return incident
 
@@ -715,7 +716,7 @@ class SQLiteStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._read(sql + " ORDER BY opened_at DESC, id DESC", params)
-        return [Incident(**_fields(row, _INCIDENT_FIELDS)) for row in rows]
+        return [_value(Incident, row, _INCIDENT_FIELDS) for row in rows]
 
     def open_incidents(self, sites: Sequence[str]) -> dict[str, list[Incident]]:
         found: dict[str, list[Incident]] = {site: [] for site in sites}
@@ -727,7 +728,7 @@ class SQLiteStore(Store):
                     chunk,
                 )
                 for row in rows:
-                    incident = Incident(**_fields(row, _INCIDENT_FIELDS))
+                    incident = _value(Incident, row, _INCIDENT_FIELDS)
                     found[incident.site].append(incident)
         return found
 
@@ -742,7 +743,7 @@ class SQLiteStore(Store):
             sql += " WHERE site = ?"
             params = (site,)
         rows = self._read(sql + " ORDER BY created_at DESC, incident_id DESC", params)
-        return [Alert(**_fields(row, _ALERT_FIELDS)) for row in rows]
+        return [_value(Alert, row, _ALERT_FIELDS) for row in rows]
 
     def note_evaluations(self, sites: Sequence[str], at: float) -> None:
         if sites:
@@ -761,7 +762,7 @@ class SQLiteStore(Store):
                 (_seconds(at), incident_id),
             )
             row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE incident_id = ?", (incident_id,)).fetchone()
-            return None if row is None else Alert(**_fields(row, _ALERT_FIELDS))
+            return None if row is None else _value(Alert, row, _ALERT_FIELDS)
 
         return self._write(work)
 
@@ -774,7 +775,7 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> Alert | None:
             row = conn.execute(_MARK_NOTIFIED, args).fetchone()
-            return None if row is None else Alert(**_fields(row, _ALERT_FIELDS))
+            return None if row is None else _value(Alert, row, _ALERT_FIELDS)
 
         return self._write(work)
 
@@ -810,7 +811,7 @@ class SQLiteStore(Store):
         if site is not None:
             sql += " WHERE site = ?"
             params = (site,)
-        return [kind(**_fields(row, fields)) for row in self._read(sql + " ORDER BY starts_at, id", params)]
+        return [_value(kind, row, fields) for row in self._read(sql + " ORDER BY starts_at, id", params)]
 
     def _end_planned(self, table: str, fields: _Fields, kind: type[P], planned_id: str, at: datetime) -> P | None:
         """In one transaction, so that an end never undoes a change saved meanwhile (the
@@ -824,7 +825,7 @@ class SQLiteStore(Store):
                 (seconds, planned_id, seconds),
             )
             row = conn.execute(f"SELECT {columns} FROM {table} WHERE id = ?", (planned_id,)).fetchone()
-            return None if row is None else kind(**_fields(row, fields))
+            return None if row is None else _value(kind, row, fields)
 
         return self._write(work)
 
@@ -1180,25 +1181,16 @@ def _seconds(moment: datetime | None) -> float | None:
 
 
 def _row(value: Incident | Alert | MaintenanceWindow | Silence, fields: _Fields) -> tuple[Any, ...]:
-    row: list[Any] = []
-    for _, attribute, kind in fields:
-        item = getattr(value, attribute)
-        if kind == _TIME:
-            item = _seconds(item)
-        elif kind == _IDS:
-            item = json.dumps(list(item))
-        elif isinstance(item, enum.Enum):
-            item = item.value
-        row.append(item)
-    return tuple(row)
+    """A value as its table's row: the codec's shape (times as Unix seconds, which the
+    queries compare), lists of ids as JSON text."""
+    data = to_dict(value, epoch=True)
+    return tuple(json.dumps(data[attribute]) if kind == _IDS else data[attribute] for _, attribute, kind in fields)
 
 
-def _fields(row: Sequence[Any], fields: _Fields) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for item, (_, attribute, kind) in zip(row, fields, strict=True):
-        if kind == _TIME:
-            item = None if item is None else timestamp(item)
-        elif kind == _IDS:
-            item = tuple(json.loads(item))
-        found[attribute] = item
-    return found
+def _value(cls: type[V], row: Sequence[Any], fields: _Fields) -> V:
+    """The value a row of its table holds, read back through the codec."""
+    data = {
+        attribute: json.loads(item) if kind == _IDS and item is not None else item
+        for item, (_, attribute, kind) in zip(row, fields, strict=True)
+    }
+    return from_dict(cls, data)
