@@ -260,7 +260,18 @@ def test_make_test_gets_what_the_tests_need_first() -> None:
     assert recipe, "no test target"
     lines = [line.strip().lstrip("@") for line in recipe.group(1).splitlines()]
     assert lines[0] == ".ci/test-deps" and "pytest" in lines[-1], lines
+    assert any(line.endswith(" lint") for line in lines), "make test must run the gates"
     assert os.access(ROOT / ".ci" / "test-deps", os.X_OK)
+
+
+def test_make_lint_holds_the_lint_format_and_type_gates() -> None:
+    """CI runs ``make test``, which runs these: a gate left out here goes unheld."""
+    recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", read(ROOT / "Makefile"), re.MULTILINE)
+    assert recipe, "no lint target"
+    lines = [line.strip() for line in recipe.group(1).splitlines()]
+    assert lines == ["$(BIN)/ruff check .", "$(BIN)/ruff format --check .", "$(BIN)/mypy"]
+    pins = read(ROOT / "pyproject.toml")
+    assert re.search(r'"ruff==[\d.]+"', pins) and re.search(r'"mypy==[\d.]+"', pins), "the gates' versions are pinned"
 
 
 def run_test_deps(tools: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
