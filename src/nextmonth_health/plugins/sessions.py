@@ -20,7 +20,7 @@ when it is over.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 from ..plugin import (
@@ -28,6 +28,7 @@ from ..plugin import (
     LOGIN,
     REQUEST,
     SESSION_EXPIRED,
+    Check,
     Health,
     Reading,
     SiteView,
@@ -81,6 +82,7 @@ class SessionFailureCheck:
     name = "session_failures"
     interval: float | None = None
     timeout: float | None = None
+    routes: Mapping[str, str] | None = None
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
@@ -204,5 +206,5 @@ class SessionFailureCheck:
 
 
 @hookimpl
-def register_health_checks(register):  # type: ignore[no-untyped-def]
+def register_health_checks(register: Callable[[Check], None]) -> None:
     register(SessionFailureCheck())
