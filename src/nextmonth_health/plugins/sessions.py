@@ -69,7 +69,7 @@ class _Expect:
 class _Spike(NamedTuple):
     """Failures that stood out: how many, how many were expected, over which attempts."""
 
-    count: int
+    failures: int  # not ``count``: that name is tuple.count
     expected: float
     tries: Window
 
@@ -91,7 +91,7 @@ class SessionFailureCheck:
         incident = view.incident(self.name, "")
         if incident is None and count < s.session_min_count:
             # The common case: too few failures to show anything, in either window.
-            detail = {"failed_logins": logins.bad, "expired_sessions": expiries.total}
+            detail: dict[str, object] = {"failed_logins": logins.bad, "expired_sessions": expiries.total}
             yield self._reading(view, Health.OK, count, None, detail)
             return
         floor = float(s.session_floor)
@@ -157,7 +157,10 @@ class SessionFailureCheck:
             spike is not None
             and not learning
             and (
-                (spike.count >= 2 * s.session_min_count and spike.count >= s.session_critical_factor * spike.expected)
+                (
+                    spike.failures >= 2 * s.session_min_count
+                    and spike.failures >= s.session_critical_factor * spike.expected
+                )
                 # Or sign-in itself is broken: most attempts fail, whatever the usual count.
                 or any(
                     past_line(w.bad, w.total, s.session_learning_ratio, LENIENT_ALPHA) for w in (recent_logins, logins)
