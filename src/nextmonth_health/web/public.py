@@ -381,7 +381,12 @@ class HealthMiddlewareBase:
         self._owns_loop = False
         self._start_lock = threading.Lock()
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
+
+        def after_in_child() -> None:
+            if (m := me()) is not None:
+                m._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=after_in_child)
 
     def _after_fork_in_child(self) -> None:
         """A forked worker makes sure of its own loop at its first request."""
