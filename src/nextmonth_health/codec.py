@@ -66,7 +66,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     seconds). Unknown keys are ignored and
     missing ones take their defaults; a missing required one raises :class:`ValueError`."""
     kwargs = {}
-    for name, kind in _fields(cls):
+    kind_of: type = cls  # what _fields' cache keys on; mypy cannot see that type[T] is hashable
+    for name, kind in _fields(kind_of):
         if name in data:
             kwargs[name] = _in(kind, data[name])
     try:

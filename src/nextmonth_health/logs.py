@@ -32,7 +32,7 @@ __all__ = ["Event", "get_logger"]
 _META = frozenset({"event", "level", "logger", "timestamp", "exc_info", "stack_info"})
 
 
-class Event(dict):  # type: ignore[type-arg]
+class Event(dict[str, Any]):
     """An event's fields, as a ``logging`` record's ``msg``: reads as one line of text."""
 
     __slots__ = ()

@@ -191,10 +191,19 @@ class Monitor:
         self._watched: tuple[float | None, int, float] = (None, 0, self.clock.now())
         self._said_overdue = False
         me = weakref.ref(self)
+
+        def after_in_parent() -> None:
+            if (m := me()) is not None:
+                m.fork_gate.after_fork_in_parent()
+
+        def after_in_child() -> None:
+            if (m := me()) is not None:
+                m._after_fork_in_child()
+
         os.register_at_fork(
             before=lambda: (m := me()) is not None and m.fork_gate.before_fork(),
-            after_in_parent=lambda: (m := me()) is not None and m.fork_gate.after_fork_in_parent(),
-            after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child(),
+            after_in_parent=after_in_parent,
+            after_in_child=after_in_child,
         )
 
     def _after_fork_in_child(self) -> None:
@@ -453,7 +462,12 @@ class Monitor:
             self._future = portal.start_task_soon(self.run)
             if not self._stops_at_exit:
                 me = weakref.ref(self)
-                atexit.register(lambda: (m := me()) is not None and m.stop())
+
+                def stop_at_exit() -> None:
+                    if (m := me()) is not None:
+                        m.stop()
+
+                atexit.register(stop_at_exit)
                 self._stops_at_exit = True
 
     def stop(self) -> None:
@@ -628,6 +642,7 @@ class Monitor:
     def status(self) -> MonitorStatus:
         """The monitor's own health: drops, internal errors, sink backlog, last pass."""
         last = self.evaluator.last_evaluation
+        plugins: tuple[AlertSink | Check, ...] = (*self.sinks, *self.checks)
         return MonitorStatus(
             site=self.site,
             store=self.store.url,
@@ -646,9 +661,7 @@ class Monitor:
             last_evaluation=None if last is None else timestamp(last),
             evaluation_overdue=self.overdue(),
             plugin_failures=self.plugin_failures,
-            plugin_stats={
-                obj.name: stats for obj in (*self.sinks, *self.checks) if (stats := _stats_of(obj)) is not None
-            },
+            plugin_stats={obj.name: stats for obj in plugins if (stats := _stats_of(obj)) is not None},
         )
 
 

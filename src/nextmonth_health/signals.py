@@ -90,7 +90,8 @@ def hist_value(index: int) -> float:
     """A representative value of a slot (its geometric midpoint)."""
     if index <= 0:
         return _HIST_BASE
-    return _HIST_BASE * _HIST_GAMMA ** (index - 0.5)
+    step: float = _HIST_GAMMA ** (index - 0.5)  # float ** float is typed Any
+    return _HIST_BASE * step
 
 
 def hist_add(hist: Counter[int], other: Mapping[int, int]) -> None:

@@ -9,7 +9,7 @@ holds and JSON stays plain.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -94,6 +94,11 @@ def _health(value: Health | str) -> Health:
 
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
+
+
+def _ids(ids: Iterable[str]) -> tuple[str, ...]:
+    # A typed ``tuple``: with the bare builtin the attrs plugin types the argument Iterable[_T_co].
+    return tuple(ids)
 
 
 def timestamp(seconds: float) -> datetime:
@@ -183,7 +188,7 @@ class Alert:
     affected_users: int = 0
     resolved_at: datetime | None = None
     acknowledged_at: datetime | None = None
-    incident_ids: tuple[str, ...] = field(default=(), converter=tuple)
+    incident_ids: tuple[str, ...] = field(default=(), converter=_ids)
     notified_at: datetime | None = None
     reminders: int = 0
 

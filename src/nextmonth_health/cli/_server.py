@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import anyio
@@ -84,10 +84,10 @@ def _server(app: Any, *, verbose: int) -> Any:
 
 async def serve_until_signal(
     app: Any,
-    sock: socket.socket,
+    sock: socket.socket | None,
     *,
     verbose: int = 0,
-    background: tuple[Callable[[], Awaitable[None]], ...] = (),
+    background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = (),
     on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` with ``background`` tasks until SIGINT or SIGTERM.

@@ -339,7 +339,7 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes] | None, int | None]:
     size = os.fstat(raw.fileno()).st_size
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw)), raw, size  # type: ignore[arg-type]
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw)), raw, size
     return raw, raw, size
 
 

@@ -117,10 +117,10 @@ class IncidentTracker:
         at = timestamp(now)
         by_key = {(i.check, i.key): i for i in open_now}
         if quiet.windows:
-            for key, incident in by_key.items():
-                window = quiet.maintenance_for(incident, at)
-                if window is not None and incident.maintenance_id is None:
-                    by_key[key] = self._save(attrs.evolve(incident, maintenance_id=window.id), fence)
+            for check_key, held in by_key.items():
+                window = quiet.maintenance_for(held, at)
+                if window is not None and held.maintenance_id is None:
+                    by_key[check_key] = self._save(attrs.evolve(held, maintenance_id=window.id), fence)
         transitions: list[Transition] = []
         seen: set[tuple[str, str]] = set()
         for reading in readings:

@@ -24,7 +24,7 @@ than an incident of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import attrs
 
@@ -32,6 +32,7 @@ from ..plugin import (
     LENIENT_ALPHA,
     REQUEST,
     SITE_AREA,
+    Check,
     Health,
     Reading,
     SiteView,
@@ -53,6 +54,7 @@ class ApiErrorCheck:
     name = "api_errors"
     interval: float | None = None
     timeout: float | None = None
+    routes: Mapping[str, str] | None = None
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
@@ -192,5 +194,5 @@ def _less(whole: Window, parts: Sequence[Window]) -> Window:
 
 
 @hookimpl
-def register_health_checks(register):  # type: ignore[no-untyped-def]
+def register_health_checks(register: Callable[[Check], None]) -> None:
     register(ApiErrorCheck())

@@ -8,11 +8,11 @@ was lost, that a fix is done); a test holds every template here to that. A site 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..plugin import Incident, Notice, Settings, Severity, hookimpl
+from ..plugin import Incident, MessageRenderer, Notice, Settings, Severity, hookimpl
 
 if TYPE_CHECKING:
     from ..plugin import Monitor
@@ -126,7 +126,7 @@ class CinematicRenderer:
     """Speaks for every area: the site's overrides first, then the bundled words."""
 
     name = "cinematic"
-    areas = None
+    areas: Collection[str] | None = None
 
     def __init__(self, settings_for: Callable[[str], Settings] | None = None) -> None:
         self._settings_for = settings_for
@@ -140,5 +140,5 @@ class CinematicRenderer:
 
 
 @hookimpl
-def register_message_renderers(register, monitor: Monitor) -> None:  # type: ignore[no-untyped-def]
+def register_message_renderers(register: Callable[[MessageRenderer], None], monitor: Monitor) -> None:
     register(CinematicRenderer(monitor.settings_for))

@@ -5,7 +5,9 @@ Raised alerts are warnings, everything else info, on the ``nextmonth_health.inci
 
 from __future__ import annotations
 
-from ..plugin import Transition, TransitionKind, get_logger, hookimpl, resolution_message
+from collections.abc import Callable
+
+from ..plugin import AlertSink, Transition, TransitionKind, get_logger, hookimpl, resolution_message
 
 log = get_logger("nextmonth_health.incidents")
 
@@ -33,5 +35,5 @@ class LogSink:
 
 
 @hookimpl
-def register_alert_sinks(register) -> None:  # type: ignore[no-untyped-def]
+def register_alert_sinks(register: Callable[[AlertSink], None]) -> None:
     register(LogSink())

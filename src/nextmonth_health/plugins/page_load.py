@@ -16,12 +16,13 @@ one slow client (or one forged beacon stream) from opening an incident.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from ..plugin import (
     LENIENT_ALPHA,
     PAGE_LOAD,
     REQUEST,
+    Check,
     Reading,
     SiteView,
     UsersOf,
@@ -40,6 +41,7 @@ class PageLoadCheck:
     name = "dashboard_load"
     interval: float | None = None
     timeout: float | None = None
+    routes: Mapping[str, str] | None = None
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
@@ -104,5 +106,5 @@ class PageLoadCheck:
 
 
 @hookimpl
-def register_health_checks(register):  # type: ignore[no-untyped-def]
+def register_health_checks(register: Callable[[Check], None]) -> None:
     register(PageLoadCheck())

@@ -20,7 +20,7 @@ when it is over.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 from ..plugin import (
@@ -28,6 +28,7 @@ from ..plugin import (
     LOGIN,
     REQUEST,
     SESSION_EXPIRED,
+    Check,
     Health,
     Reading,
     SiteView,
@@ -68,7 +69,7 @@ class _Expect:
 class _Spike(NamedTuple):
     """Failures that stood out: how many, how many were expected, over which attempts."""
 
-    count: int
+    failures: int  # not ``count``: that name is tuple.count
     expected: float
     tries: Window
 
@@ -81,6 +82,7 @@ class SessionFailureCheck:
     name = "session_failures"
     interval: float | None = None
     timeout: float | None = None
+    routes: Mapping[str, str] | None = None
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
@@ -89,7 +91,7 @@ class SessionFailureCheck:
         incident = view.incident(self.name, "")
         if incident is None and count < s.session_min_count:
             # The common case: too few failures to show anything, in either window.
-            detail = {"failed_logins": logins.bad, "expired_sessions": expiries.total}
+            detail: dict[str, object] = {"failed_logins": logins.bad, "expired_sessions": expiries.total}
             yield self._reading(view, Health.OK, count, None, detail)
             return
         floor = float(s.session_floor)
@@ -155,7 +157,10 @@ class SessionFailureCheck:
             spike is not None
             and not learning
             and (
-                (spike.count >= 2 * s.session_min_count and spike.count >= s.session_critical_factor * spike.expected)
+                (
+                    spike.failures >= 2 * s.session_min_count
+                    and spike.failures >= s.session_critical_factor * spike.expected
+                )
                 # Or sign-in itself is broken: most attempts fail, whatever the usual count.
                 or any(
                     past_line(w.bad, w.total, s.session_learning_ratio, LENIENT_ALPHA) for w in (recent_logins, logins)
@@ -204,5 +209,5 @@ class SessionFailureCheck:
 
 
 @hookimpl
-def register_health_checks(register):  # type: ignore[no-untyped-def]
+def register_health_checks(register: Callable[[Check], None]) -> None:
     register(SessionFailureCheck())

@@ -12,11 +12,12 @@ when it is over: no longer clearly above ``upload_recovery_ratio``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from ..plugin import (
     LENIENT_ALPHA,
     UPLOAD,
+    Check,
     Reading,
     SiteView,
     UsersOf,
@@ -33,6 +34,7 @@ class UploadFailureCheck:
     name = "upload_failures"
     interval: float | None = None
     timeout: float | None = None
+    routes: Mapping[str, str] | None = None
 
     def evaluate(self, view: SiteView) -> Iterator[Reading]:
         s = view.settings
@@ -94,5 +96,5 @@ class UploadFailureCheck:
 
 
 @hookimpl
-def register_health_checks(register):  # type: ignore[no-untyped-def]
+def register_health_checks(register: Callable[[Check], None]) -> None:
     register(UploadFailureCheck())

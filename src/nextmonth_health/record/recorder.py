@@ -503,7 +503,8 @@ class _Site:
     )
 
     def __init__(self, settings: Settings | None, routes: dict[str, str], *, counted: bool) -> None:
-        self.settings = settings  # type: ignore[assignment]
+        # None only for _REFUSED, whose events are dropped before anything reads its settings.
+        self.settings: Settings = settings  # type: ignore[assignment]
         self.routes = routes
         self.counted = counted
         #: The cell each route's (or signal's) last event fell in.

@@ -541,10 +541,11 @@ class StoredBucket(Bucket):
     """
 
     __slots__ = ("_blobs",)
+    _blobs: tuple[Any, Any, Any]
 
-    hist = _lazy_slot("hist", 0, "decode_hist")  # type: ignore[assignment]
-    users = _lazy_slot("users", 1, "decode_users")  # type: ignore[assignment]
-    bad_users = _lazy_slot("bad_users", 2, "decode_users")  # type: ignore[assignment]
+    hist = _lazy_slot("hist", 0, "decode_hist")
+    users = _lazy_slot("users", 1, "decode_users")
+    bad_users = _lazy_slot("bad_users", 2, "decode_users")
 
     @staticmethod
     def decode_hist(blob: Any) -> Counter[int]:
@@ -557,7 +558,7 @@ class StoredBucket(Bucket):
     @classmethod
     def of(
         cls, site: str, signal: str, key: str, start: int, total: int, bad: int, blobs: tuple[Any, Any, Any]
-    ) -> StoredBucket:
+    ) -> Self:
         """A bucket with its counts, and its other parts as the store keeps them (``blobs``)."""
         bucket = cls.__new__(cls)  # skip the empty parts __init__ builds
         bucket.site = site

@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -33,13 +33,13 @@ class _SeriesSum(SumBucket):
     __slots__ = ()
 
     @staticmethod
-    def decode_hist(source: tuple[Series, _Span]) -> Counter[int]:
+    def decode_hist(source: tuple[Series, _Span]) -> Counter[int]:  # type: ignore[override]  # fed only its own blobs
         series, span = source
         with span.lock:
             return series.merged_hist(span.start, span.end)
 
-    @property  # type: ignore[override]
-    def hist(self) -> Counter[int]:
+    @property
+    def hist(self) -> Counter[int]:  # type: ignore[override]  # read-only by design: the series keeps it
         """Not kept on the bucket: finding it unset would cost an exception, and a
         window asks once (later asks cost no merge: the series keeps its histogram)."""
         return self.decode_hist(self._blobs[0])
@@ -261,7 +261,8 @@ class MemoryStore(Store):
             found[site] = {
                 signal: rows
                 for signal in signals
-                if (by_key := by_signal.get(signal)) is not None and (rows := by_key.values())
+                # A _SiteSums' signals are _SignalSums, whose values() is a list.
+                if (by_key := by_signal.get(signal)) is not None and (rows := cast("list[Bucket]", by_key.values()))
             }
         return found
 

@@ -67,7 +67,7 @@ def _unpack_hist(part: Hist) -> Counter[int]:
 
 
 def _pack_newest_hist(hist: Hist) -> bytes | None:
-    return hist if hist is None or type(hist) is bytes else _pack_hist(hist)
+    return hist if hist is None or isinstance(hist, bytes) else _pack_hist(hist)
 
 
 def _pack_users(users: Users) -> Packed:

@@ -580,7 +580,7 @@ class SQLiteStore(Store):
         starts = {
             site: (low, high)
             for site, (low, high) in starts.items()
-            if (seen := noted.get(site)) is None or high > seen or low < seen - LATE_WRITE_SECONDS
+            if (last := noted.get(site)) is None or high > last or low < last - LATE_WRITE_SECONDS
         }
 
         def work(conn: sqlite3.Connection) -> None:

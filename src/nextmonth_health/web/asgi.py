@@ -32,12 +32,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from .http import Request, Response, TrustedProxies, clean_user
 from .public import HealthMiddlewareBase
+
+if TYPE_CHECKING:
+    from .public import Who
 
 __all__ = ["HealthMiddleware", "default_route", "default_user", "visitor"]
 
@@ -57,17 +60,22 @@ def default_route(scope: Scope) -> str:
     its raw path; the recorder folds paths into the configured routes either way.
     """
     route = scope.get("route")
+    path: str  # the scope and the route are untyped
     if route is None:
-        return scope["path"]
+        path = scope["path"]
+        return path
     kind = type(route)
     if kind not in _PLAIN_ROUTES:
         if kind in _OTHER_ROUTES or type(getattr(route, "path", None)) is not str or hasattr(route, "routes"):
             _OTHER_ROUTES.add(kind)
-            return scope["path"]
+            path = scope["path"]
+            return path
         _PLAIN_ROUTES.add(kind)
     if "app_root_path" in scope:  # routed through a Mount
-        return scope.get("root_path", "")[len(scope["app_root_path"]) :] + route.path
-    return route.path  # type: ignore[no-any-return]
+        path = scope.get("root_path", "")[len(scope["app_root_path"]) :] + route.path
+        return path
+    path = route.path
+    return path
 
 
 #: Route classes seen: those that carry a template in ``.path`` (a Route), and the others
@@ -225,7 +233,7 @@ class HealthMiddleware(HealthMiddlewareBase):
     def _finish(self, scope: Scope, status: int, duration: float) -> None:
         try:
             route = self._route(scope)
-            user = self._user(scope)
+            user: Who = self._user(scope)
             if user is not None and (type(user) is not str or not 0 < len(user) <= 200):
                 user = clean_user(user)
             site = self._site if self._site_of is None else self._site_of(scope)

@@ -44,7 +44,12 @@ class Deadline:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (d := me()) is not None and d._after_fork_in_child())
+
+        def after_in_child() -> None:
+            if (d := me()) is not None:
+                d._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=after_in_child)
 
     def _after_fork_in_child(self) -> None:
         # The parent's threads do not exist in a forked worker: start afresh.

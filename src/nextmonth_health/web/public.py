@@ -30,6 +30,12 @@ from .limits import TokenBuckets
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
+    #: Who a middleware records a request for: a user, an anonymous visitor (address and
+    #: user agent, hashed by the recorder), or nobody.
+    Who = str | tuple[str, str] | tuple[str, bytes] | None
+    #: Monitor.record_request as the middlewares call it: route, status, duration, who, site.
+    RecordRequest = Callable[[str, int, float, Who, str | None], None]
+
 __all__ = ["PublicEndpoints", "SessionBudget", "TokenBuckets", "build_health_app"]
 
 log = get_logger(__name__)
@@ -366,7 +372,8 @@ class HealthMiddlewareBase:
         self._defaults = user is None and route is None and not callable(site)
         self._site_of = site if callable(site) else None
         self._site = None if callable(site) else site
-        self._record = monitor.record_request
+        # Monitor.record_request takes a visitor too, which its public signature leaves out.
+        self._record: RecordRequest = monitor.record_request  # type: ignore[assignment]  # a visitor as the user
         #: Whether any route names a method: only then is a request recorded with its own.
         self._methods = any(s.route_table.has_methods for s in (monitor.settings, *monitor.site_settings.values()))
         self._report = monitor.errors.report
@@ -381,7 +388,12 @@ class HealthMiddlewareBase:
         self._owns_loop = False
         self._start_lock = threading.Lock()
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (m := me()) is not None and m._after_fork_in_child())
+
+        def after_in_child() -> None:
+            if (m := me()) is not None:
+                m._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=after_in_child)
 
     def _after_fork_in_child(self) -> None:
         """A forked worker makes sure of its own loop at its first request."""

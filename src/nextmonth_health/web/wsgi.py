@@ -30,7 +30,10 @@ from .http import Request, Response, TrustedProxies, clean_user
 from .public import HealthMiddlewareBase
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import InputStream
+
     from ..monitor import Monitor
+    from .public import Who
 
 __all__ = [
     "ROUTE_KEY",
@@ -109,7 +112,7 @@ class HealthMiddleware(HealthMiddlewareBase):
     def _finish(self, environ: Environ, status: int, duration: float) -> None:
         try:
             route = self._route(environ)
-            user = self._user(environ)
+            user: Who = self._user(environ)
             if user is not None and (type(user) is not str or not 0 < len(user) <= 200):
                 user = clean_user(user)
             site = self._site if self._site_of is None else self._site_of(environ)
@@ -188,7 +191,7 @@ def _phrase(status: int) -> str:
 
 
 def _read_body(environ: Environ, length: int | None, limit: int) -> bytes | None:
-    stream = environ.get("wsgi.input")
+    stream: InputStream | None = environ.get("wsgi.input")
     if stream is None:
         return b""
     if length is None:
