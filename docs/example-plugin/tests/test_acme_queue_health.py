@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import acme_queue_health
 import pytest
 
+import acme_queue_health
 import nextmonth_health as nmh
 
 pytestmark = pytest.mark.anyio
