@@ -47,14 +47,18 @@ def test_a_window_added_by_one_process_is_listed_by_another_and_honoured_by_a_mo
         assert [w["id"] for w in site["maintenance"]] == [window["id"]]
         assert {i["maintenance_id"] for i in site["open_incidents"]} == {window["id"]}
         assert [n["kind"] for n in site["notices"]] == ["maintenance"]
+        assert [a["held"] for a in site["alerts"]] == ["alert not sent (held by maintenance)"]
         out = run("status", "--store", store).stdout
         assert "  Maintenance (1 running, 0 upcoming):" in out and "[during maintenance]" in out
+        assert "(active, alert not sent (held by maintenance))" in out, "the alert says why Rob got no email"
 
         ended = run("maintenance", "end", "--store", store, window["id"][:6])
         assert ended.returncode == 0, ended.stderr
         assert f"Maintenance {window['id'][:8]} at acme-studio ended at " in ended.stdout
         watched.fault(30)
         assert watched.told() == ["reminded"], "the fault outlived the window: told once, as the first alert"
+        [site] = json.loads(run("status", "--store", store, "--json").stdout)["sites"]
+        assert [a["held"] for a in site["alerts"]] == [None], "told now"
         assert watched.monitor.notices("uploads")[0].kind == "care", "no planned work any more"
     assert json.loads(run("maintenance", "list", "--store", store, "--json").stdout)["windows"] == []
     [gone] = json.loads(run("maintenance", "list", "--all", "--store", store, "--json").stdout)["windows"]

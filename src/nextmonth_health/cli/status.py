@@ -20,6 +20,7 @@ import click
 from ..codec import to_dict
 from ..errors import ConfigError, is_store_error
 from ..values import Alert, Incident
+from ..web.planned import Marks, Planned
 from ._common import (
     CliError,
     build_monitor,
@@ -60,8 +61,14 @@ def _incident(i: Incident, silenced: bool) -> dict[str, Any]:
     return {**to_dict(i), "silenced": silenced}
 
 
-def _alert(a: Alert) -> dict[str, Any]:
-    return {**to_dict(a), "active": a.is_active, "acknowledged": a.acknowledged_at is not None}
+def _alert(a: Alert, marks: Marks | None) -> dict[str, Any]:
+    """An alert as ``--json`` shows it; ``held``: why it has not gone out (as the admin view says)."""
+    return {
+        **to_dict(a),
+        "active": a.is_active,
+        "acknowledged": a.acknowledged_at is not None,
+        "held": None if marks is None else marks.held_words,
+    }
 
 
 def _human(moment: str | None) -> str:
@@ -160,6 +167,8 @@ def _status(as_json: bool) -> int:
                     )
             alerts = monitor.alerts(site)
             silences = monitor.silences(site)
+            planned = Planned.of(monitor.maintenance(site), silences)
+            by_id = {i.id: i for i in recent}
             report.append(
                 {
                     "site": site,
@@ -168,7 +177,10 @@ def _status(as_json: bool) -> int:
                     "notices": notices,
                     "maintenance": [window_json(w, now) for w in monitor.maintenance(site)],
                     "silences": [silence_json(s, now) for s in silences],
-                    "alerts": [_alert(a) for a in alerts],
+                    "alerts": [
+                        _alert(a, planned.marks(by_id[a.incident_id], a, now) if a.incident_id in by_id else None)
+                        for a in alerts
+                    ],
                     "resolved_recently": len(recent) - len(open_now),
                     "learning": monitor.learning(site),
                 }
@@ -229,6 +241,8 @@ def _status(as_json: bool) -> int:
             for a in alerts:
                 text = " ".join(a["message"].split("\n"))
                 shown = "active" if a["active"] else f"resolved {_human(a['resolved_at'])}"
+                if a["held"]:
+                    shown += f", {a['held']}"
                 click.echo(f"    {a['incident_id'][: short['alerts']]}  {_human(a['created_at'])} ({shown})  {text}")
         if entry["resolved_recently"]:
             click.echo(f"  Resolved in the last 24 h: {plural(entry['resolved_recently'], 'incident')}")

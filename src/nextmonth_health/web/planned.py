@@ -90,6 +90,16 @@ class Marks:
     def __bool__(self) -> bool:
         return bool(self.during_maintenance or self.silence or self.held or self.reminders)
 
+    @property
+    def held_words(self) -> str | None:
+        """Why the alert has not gone out, as the admin view and ``status`` say it."""
+        by = "maintenance" if self.held == "maintenance" else "a silence"
+        if self.never_sent:
+            return f"alert never sent (held by {by})"
+        if self.held == "ended":
+            return "alert not sent yet (it goes out on the next check)"
+        return None if self.held is None else f"alert not sent (held by {by})"
+
 
 @frozen
 class Planned:
